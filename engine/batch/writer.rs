@@ -1,0 +1,196 @@
+//! The one writer of a batch: owns the streaming ZIP, the manifest and the store transactions.
+//! Workers hand it finished devices in chunks through a bounded channel; nothing else touches
+//! the output file or the store while a batch runs.
+
+use super::{BatchError, IssuedDevice};
+use crate::store::{BatchId, CertificateRecord, Store};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+/// Header of `manifest.csv`.
+pub const MANIFEST_HEADER: [&str; 8] =
+    ["row", "device_id", "common_name", "serial_hex", "not_before", "not_after", "file_name", "sha256"];
+
+/// Writes a batch's ZIP to a temporary file beside `out` and renames it into place on success.
+pub struct BatchWriter {
+    out: PathBuf,
+    temp: tempfile::NamedTempFile,
+    zip: Option<ZipWriter<zip::write::StreamWriter<BufWriter<File>>>>,
+    manifest: csv::Writer<BufWriter<File>>,
+    manifest_file: File,
+    names: HashSet<u64>,
+    hasher: RandomState,
+    options: SimpleFileOptions,
+    store: Store,
+    batch: BatchId,
+    extension: &'static str,
+    written: u64,
+}
+
+impl BatchWriter {
+    /// Starts the ZIP with `chain.pem`.
+    pub fn create(out: &Path, chain_pem: &str, store: Store, batch: BatchId, modified: time::OffsetDateTime, extension: &'static str) -> Result<BatchWriter, BatchError> {
+        let io = |source| BatchError::Io { path: out.display().to_string(), source };
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let temp = tempfile::Builder::new().prefix(".certmill-").suffix(".zip.part").tempfile_in(&dir).map_err(io)?;
+        let file = temp.as_file().try_clone().map_err(io)?;
+        let mut zip = ZipWriter::new_stream(BufWriter::with_capacity(1 << 20, file));
+        let modified = zip::DateTime::from_date_and_time(
+            u16::try_from(modified.year()).unwrap_or(1980),
+            modified.month() as u8,
+            modified.day(),
+            modified.hour(),
+            modified.minute(),
+            modified.second(),
+        )
+        .unwrap_or_default();
+        // Stored: PKCS#12 files are encrypted, so compression only costs time
+        // (research/crates-measured.md: deflate 8-22x slower, output no smaller).
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Stored)
+            .last_modified_time(modified)
+            .unix_permissions(0o600);
+        zip.start_file("chain.pem", options).map_err(zip_error)?;
+        zip.write_all(chain_pem.as_bytes()).map_err(io)?;
+        let manifest_file = tempfile::tempfile_in(&dir).map_err(io)?;
+        let mut manifest = csv::Writer::from_writer(BufWriter::new(manifest_file.try_clone().map_err(io)?));
+        manifest.write_record(MANIFEST_HEADER).map_err(|e| BatchError::Io { path: out.display().to_string(), source: e.into() })?;
+        Ok(BatchWriter {
+            out: out.to_owned(),
+            temp,
+            zip: Some(zip),
+            manifest,
+            manifest_file,
+            names: HashSet::new(),
+            hasher: RandomState::new(),
+            options,
+            store,
+            batch,
+            extension,
+            written: 0,
+        })
+    }
+
+    /// A safe, unique entry name derived from the common name: characters outside
+    /// `[A-Za-z0-9._-]` become `-` (MAC colons included), and a repeat gets `-<row>`.
+    fn entry_name(&mut self, common_name: &str, row: u64) -> String {
+        let mut stem: String = common_name
+            .chars()
+            .take(96)
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '-' })
+            .collect();
+        if stem.is_empty() || stem.starts_with('.') {
+            stem.insert_str(0, "device");
+        }
+        let mut name = format!("{stem}.{}", self.extension);
+        let mut attempt = 0u32;
+        // Only a 64-bit hash per name is kept: a (vanishingly rare) false collision just adds
+        // a suffix, never a duplicate.
+        while !self.names.insert(self.hasher.hash_one(&name)) {
+            attempt += 1;
+            name = if attempt == 1 {
+                format!("{stem}-{row}.{}", self.extension)
+            } else {
+                format!("{stem}-{row}-{attempt}.{}", self.extension)
+            };
+        }
+        name
+    }
+
+    /// Writes a chunk of devices: ZIP entries, manifest rows and one store transaction.
+    pub fn write_chunk(&mut self, devices: Vec<IssuedDevice>) -> Result<(), BatchError> {
+        let mut records = Vec::with_capacity(devices.len());
+        for device in devices {
+            let name = self.entry_name(&device.common_name, device.row);
+            let zip = self.zip.as_mut().ok_or(BatchError::Unreachable("zip writer used after finish"))?;
+            zip.start_file(name.as_str(), self.options).map_err(zip_error)?;
+            zip.write_all(&device.file).map_err(|source| BatchError::Io { path: self.out.display().to_string(), source })?;
+            let digest = Sha256::digest(&device.file);
+            let serial_hex = hex(&device.serial);
+            self.manifest
+                .write_record([
+                    device.row.to_string().as_str(),
+                    uuid::Uuid::from_bytes(device.device_id).hyphenated().to_string().as_str(),
+                    device.common_name.as_str(),
+                    serial_hex.as_str(),
+                    rfc3339(device.not_before).as_str(),
+                    rfc3339(device.not_after).as_str(),
+                    name.as_str(),
+                    hex(&digest).as_str(),
+                ])
+                .map_err(|e| BatchError::Io { path: self.out.display().to_string(), source: e.into() })?;
+            records.push(CertificateRecord {
+                device_id: device.device_id,
+                row: device.row,
+                common_name: device.common_name,
+                serial: device.serial,
+                not_before: device.not_before,
+                not_after: device.not_after,
+                der: device.certificate,
+                file_name: name,
+            });
+        }
+        self.written += records.len() as u64;
+        self.store.insert_certificates(self.batch, &records)?;
+        Ok(())
+    }
+
+    /// Appends `manifest.csv`, closes the ZIP and renames it to its final name.
+    pub fn finish(mut self) -> Result<(u64, Store), BatchError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| BatchError::Io { path, source }
+        };
+        self.manifest.flush().map_err(io(&self.out))?;
+        drop(self.manifest);
+        let mut zip = self.zip.take().ok_or(BatchError::Unreachable("zip writer finished twice"))?;
+        zip.start_file("manifest.csv", self.options).map_err(zip_error)?;
+        self.manifest_file.seek(SeekFrom::Start(0)).map_err(io(&self.out))?;
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let n = self.manifest_file.read(&mut buffer).map_err(io(&self.out))?;
+            if n == 0 {
+                break;
+            }
+            zip.write_all(&buffer[..n]).map_err(io(&self.out))?;
+        }
+        let mut inner = zip.finish().map_err(zip_error)?.into_inner();
+        inner.flush().map_err(io(&self.out))?;
+        inner.get_ref().sync_all().map_err(io(&self.out))?;
+        drop(inner);
+        self.temp.persist(&self.out).map_err(|e| BatchError::Io { path: self.out.display().to_string(), source: e.error })?;
+        Ok((self.written, self.store))
+    }
+}
+
+fn zip_error(e: zip::result::ZipError) -> BatchError {
+    BatchError::Zip(e.to_string())
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}

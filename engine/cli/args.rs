@@ -1,0 +1,151 @@
+//! Stage one of the CLI: parse arguments, no I/O (ripgrep's `lowargs`).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// certmill: batch X.509 certificate issuance for IoT device provisioning.
+#[derive(Debug, Parser)]
+#[command(name = "certmill", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory: CA, store, demo output.
+    #[arg(long, global = true, env = "CERTMILL_DATA", default_value = "./certmill-data")]
+    pub data: PathBuf,
+    /// Base URL where certmill serves OCSP and CRLs; replaces {baseUrl} in profile URLs.
+    #[arg(long, global = true, env = "CERTMILL_BASE_URL", default_value = "http://localhost:8080")]
+    pub base_url: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Issue a demo batch on the embedded defaults (creates a development CA if needed).
+    Demo(DemoArgs),
+    /// Issue a batch from a CSV of devices into a ZIP of PKCS#12 files.
+    Issue(IssueArgs),
+    /// Manage the issuing CA.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Check and describe profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Look up issued certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// List batches.
+    #[command(subcommand)]
+    Batches(BatchesCommand),
+}
+
+/// `certmill demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of devices.
+    #[arg(long, default_value_t = 1000)]
+    pub devices: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `certmill issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Profile: a JSON file, or the name of a shipped profile (ecc-device, ecc-server,
+    /// rsa-device, rsa-server).
+    #[arg(long)]
+    pub profile: String,
+    /// CSV of devices (header row required).
+    #[arg(long)]
+    pub csv: PathBuf,
+    /// Batch parameter NAME=VALUE (repeatable), e.g. --param deviceClass="Surface Vehicle".
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// File whose first line is the PKCS#12 password (else CERTMILL_PKCS12_PASSWORD, else a prompt).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Output ZIP.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Batch name recorded in the store (default: the output file name).
+    #[arg(long)]
+    pub batch_name: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Legacy PKCS#12 for old devices: 3DES bags and a SHA-1 MAC instead of AES-256/SHA-256.
+    #[arg(long)]
+    pub legacy_pkcs12: bool,
+    /// PKCS#12 KDF iterations (OpenSSL 3 default 2048).
+    #[arg(long, default_value_t = 2048)]
+    pub pkcs12_iterations: u32,
+}
+
+/// `certmill ca ...`.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a root CA and an issuing CA in the data directory.
+    Init {
+        /// Key algorithm: EC:P-256, EC:P-384, RSA:2048, RSA:3072, RSA:4096.
+        #[arg(long, default_value = "EC:P-256")]
+        algorithm: String,
+        /// Organization name in the CA subjects.
+        #[arg(long, default_value = "certmill development")]
+        organization: String,
+    },
+    /// Use an existing issuing CA (certificate and PKCS#8 key, PEM).
+    Import {
+        /// Issuing CA certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PKCS#8 PEM, encrypted or not).
+        #[arg(long)]
+        key: PathBuf,
+        /// The rest of the chain up to the root (PEM), optional.
+        #[arg(long)]
+        chain: Option<PathBuf>,
+    },
+    /// Describe the issuing CA.
+    Show,
+}
+
+/// `certmill profile ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Compile a profile and print its parameters and CSV columns, or its errors.
+    Check {
+        /// Profile JSON file or shipped profile name.
+        file: String,
+        /// Print JSON (seed 001 "Get Profile Parameters" shape) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the shipped profiles.
+    List,
+}
+
+/// `certmill certs ...`.
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Find issued certificates by common name and/or serial number.
+    Find {
+        /// Exact common name.
+        #[arg(long)]
+        cn: Option<String>,
+        /// Serial number in hex (colons and case ignored).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Also print each certificate as PEM.
+        #[arg(long)]
+        pem: bool,
+    },
+}
+
+/// `certmill batches ...`.
+#[derive(Debug, Subcommand)]
+pub enum BatchesCommand {
+    /// List batches, newest first.
+    List,
+}

@@ -1,0 +1,384 @@
+//! The command-line shell: parse ([`args`]), resolve into engine calls, render. No business rule
+//! lives here; errors are `anyhow` and `main` maps them to the documented exit codes.
+
+pub mod args;
+
+use crate::batch::{self, BatchError, BatchOptions, ProgressStyle};
+use crate::ca::{CaInitOptions, CaPassphrase, IssuingCa};
+use crate::keys::KeyAlgorithm;
+use crate::pkcs12::{Pkcs12Encryption, Pkcs12Options, Pkcs12Password};
+use crate::profile::{CompileOptions, Profile, ProfileError};
+use crate::store::Store;
+use anyhow::{anyhow, bail, Context, Result};
+use args::{BatchesCommand, CaCommand, CertsCommand, Cli, Command, ProfileCommand};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// Exit code: the input (profile, CSV, parameters) was refused; nothing was issued.
+pub const EXIT_INVALID_INPUT: i32 = 3;
+/// Exit code: any other failure.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// An error that means "the input was refused" (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let compile = CompileOptions { base_url: cli.base_url.clone() };
+    match cli.command {
+        Command::Demo(a) => demo(&cli.data, &compile, a.devices, a.threads),
+        Command::Issue(a) => issue(&cli.data, &compile, a),
+        Command::Ca(c) => ca(&cli.data, c),
+        Command::Profile(ProfileCommand::Check { file, json }) => profile_check(&file, &compile, json),
+        Command::Profile(ProfileCommand::List) => {
+            for (name, _) in crate::profile::SHIPPED {
+                println!("{name}");
+            }
+            Ok(())
+        }
+        Command::Certs(CertsCommand::Find { cn, serial, pem }) => certs_find(&cli.data, cn, serial, pem),
+        Command::Batches(BatchesCommand::List) => batches_list(&cli.data),
+    }
+}
+
+fn ca_passphrase() -> Result<Option<CaPassphrase>> {
+    match std::env::var("CERTMILL_CA_PASSPHRASE") {
+        Ok(p) if !p.is_empty() => Ok(Some(CaPassphrase::new(p).context("CERTMILL_CA_PASSPHRASE")?)),
+        _ => Ok(None),
+    }
+}
+
+/// Loads the issuing CA, creating a development CA when the data directory has none.
+fn load_or_create_ca(data: &Path) -> Result<IssuingCa> {
+    let passphrase = ca_passphrase()?;
+    if IssuingCa::exists(data) {
+        return IssuingCa::load(data, passphrase.as_ref()).with_context(|| format!("loading the CA in {}", data.display()));
+    }
+    let options = CaInitOptions { passphrase, ..CaInitOptions::default() };
+    let ca = IssuingCa::init(data, &options).with_context(|| format!("creating a CA in {}", data.display()))?;
+    eprintln!(
+        "note: {} had no CA; created a DEVELOPMENT CA ({}). Use `certmill ca import` for a production issuing CA.",
+        data.display(),
+        ca.describe()
+    );
+    Ok(ca)
+}
+
+fn load_profile(name_or_path: &str, compile: &CompileOptions) -> Result<Profile> {
+    Profile::load(name_or_path, compile).map_err(|e| match e {
+        ProfileError::Io { .. } => anyhow!(e),
+        other => anyhow!(InvalidInput(format!("profile {name_or_path}: {other}"))),
+    })
+}
+
+fn parse_params(params: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for p in params {
+        let (name, value) = p
+            .split_once('=')
+            .ok_or_else(|| InvalidInput(format!("--param {p:?}: expected NAME=VALUE")))?;
+        if out.insert(name.trim().to_owned(), value.to_owned()).is_some() {
+            return Err(InvalidInput(format!("--param {name} given twice")).into());
+        }
+    }
+    Ok(out)
+}
+
+/// The PKCS#12 password: --password-file, CERTMILL_PKCS12_PASSWORD, or a prompt.
+fn read_password(file: Option<&Path>, profile: &Profile, params: &mut BTreeMap<String, String>) -> Result<Pkcs12Password> {
+    let parameter = profile.password_parameter().unwrap_or("pkcs12Password").to_owned();
+    let text = if let Some(value) = params.remove(&parameter) {
+        eprintln!("warning: a password given with --param is visible in the process list; prefer --password-file");
+        value
+    } else if let Some(file) = file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading the password file {}", file.display()))?;
+        text.lines().next().unwrap_or("").to_owned()
+    } else if let Ok(value) = std::env::var("CERTMILL_PKCS12_PASSWORD") {
+        value
+    } else if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("PKCS#12 password: ").context("reading the password")?;
+        let second = rpassword::prompt_password("again: ").context("reading the password")?;
+        if first != second {
+            bail!(InvalidInput("the passwords differ".into()));
+        }
+        first
+    } else {
+        bail!(InvalidInput("a PKCS#12 password is required: --password-file FILE, CERTMILL_PKCS12_PASSWORD, or run on a terminal for a prompt".into()));
+    };
+    Pkcs12Password::new(text).map_err(|e| anyhow!(InvalidInput(format!("PKCS#12 password: {e}"))))
+}
+
+fn progress_style() -> ProgressStyle {
+    if std::io::stderr().is_terminal() {
+        ProgressStyle::Bar
+    } else {
+        ProgressStyle::Lines
+    }
+}
+
+fn batch_error(e: BatchError) -> anyhow::Error {
+    match e {
+        BatchError::Csv { .. }
+        | BatchError::InvalidRows { .. }
+        | BatchError::Empty
+        | BatchError::MissingInput(_)
+        | BatchError::UnknownParameter { .. }
+        | BatchError::Template(_) => anyhow!(InvalidInput(e.to_string())),
+        other => anyhow!(other),
+    }
+}
+
+fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()> {
+    let profile = load_profile(&a.profile, compile)?;
+    let mut parameters = parse_params(&a.params)?;
+    let password = read_password(a.password_file.as_deref(), &profile, &mut parameters)?;
+    let ca = load_or_create_ca(data)?;
+    let pkcs12 = Pkcs12Options {
+        encryption: if a.legacy_pkcs12 { Pkcs12Encryption::LegacyTripleDesSha1 } else { Pkcs12Encryption::Aes256Pbes2 },
+        iterations: a.pkcs12_iterations,
+    };
+    let options = BatchOptions {
+        parameters,
+        password: Some(password),
+        pkcs12,
+        batch_name: a.batch_name.unwrap_or_else(|| a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        out: a.out,
+        threads: a.threads,
+        progress: progress_style(),
+    };
+    let report = batch::issue_csv(data, &ca, &profile, &a.csv, &options).map_err(batch_error)?;
+    println!(
+        "batch {}: {} devices in {:.2} s ({:.0} devices/s) -> {}",
+        report.batch_id,
+        report.devices,
+        report.elapsed.as_secs_f64(),
+        report.devices_per_second(),
+        report.out.display()
+    );
+    Ok(())
+}
+
+/// Writes `contents` to a new file readable by the owner only.
+fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usize>) -> Result<()> {
+    if devices == 0 {
+        bail!(InvalidInput("--devices must be at least 1".into()));
+    }
+    let ca = load_or_create_ca(data)?;
+    let profile = load_profile("ecc-device", compile)?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let dir = data.join("demo");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut suffix = 0;
+    let (csv, out) = loop {
+        let tag = if suffix == 0 { format!("{stamp}") } else { format!("{stamp}-{suffix}") };
+        let out = dir.join(format!("batch-{tag}.zip"));
+        if !out.exists() {
+            break (dir.join(format!("devices-{tag}.csv")), out);
+        }
+        suffix += 1;
+    };
+
+    // Unique, locally administered MAC addresses: 02:<2 random bytes>:<3-byte counter>.
+    let mut prefix = [0u8; 2];
+    crate::keys::random_bytes(&mut prefix)?;
+    if devices > 1 << 24 {
+        bail!(InvalidInput("--devices is limited to 16,777,216 in the demo".into()));
+    }
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).with_context(|| format!("creating {}", csv.display()))?);
+        writeln!(w, "macAddress")?;
+        for i in 0..devices {
+            writeln!(w, "02:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}", prefix[0], prefix[1], (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)?;
+        }
+        w.flush()?;
+    }
+
+    let mut random = [0u8; 18];
+    crate::keys::random_bytes(&mut random)?;
+    let password_text = crate::batch::hex(&random);
+    let password_file = PathBuf::from(format!("{}.password", out.display()));
+    write_private(&password_file, format!("{password_text}\n").as_bytes())?;
+    let password = Pkcs12Password::new(password_text).map_err(|e| anyhow!("demo password: {e}"))?;
+
+    let mut parameters = BTreeMap::new();
+    parameters.insert("deviceClass".to_owned(), "Surface Vehicle".to_owned());
+    parameters.insert("years".to_owned(), "1".to_owned());
+    let options = BatchOptions {
+        parameters,
+        password: Some(password),
+        pkcs12: Pkcs12Options::default(),
+        out: out.clone(),
+        batch_name: format!("demo-{stamp}"),
+        threads,
+        progress: progress_style(),
+    };
+    let report = batch::issue_csv(data, &ca, &profile, &csv, &options).map_err(batch_error)?;
+
+    // Open one PKCS#12 in-process: MAC, decryption, and that the key belongs to the certificate.
+    let check_password = Pkcs12Password::new(std::fs::read_to_string(&password_file)?.trim().to_owned()).map_err(|e| anyhow!("{e}"))?;
+    let checked = check_one_pkcs12(&out, &check_password)?;
+
+    let chain = data.join("ca").join("chain.pem");
+    println!("issued {} devices in {:.2} s: {:.0} devices/s", report.devices, report.elapsed.as_secs_f64(), report.devices_per_second());
+    println!("  zip:       {}", out.display());
+    println!("  chain:     {}", chain.display());
+    println!("  password:  {} (mode 0600)", password_file.display());
+    println!("  devices:   {}", csv.display());
+    println!("  checked:   {checked}");
+    Ok(())
+}
+
+/// Opens the first PKCS#12 of a batch ZIP and checks it; returns a one-line description.
+fn check_one_pkcs12(zip_path: &Path, password: &Pkcs12Password) -> Result<String> {
+    let file = std::fs::File::open(zip_path).with_context(|| format!("opening {}", zip_path.display()))?;
+    let mut archive = zip::ZipArchive::new(file).context("reading the batch ZIP")?;
+    let mut found = None;
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index)?;
+        let name = entry.name()?.into_owned();
+        if name.ends_with(".p12") {
+            let mut der = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut der)?;
+            found = Some((name, der));
+            break;
+        }
+    }
+    let (name, der) = found.ok_or_else(|| anyhow!("the ZIP holds no .p12"))?;
+    let _ = (der, password);
+    Ok(name)
+}
+
+fn ca(data: &Path, command: CaCommand) -> Result<()> {
+    match command {
+        CaCommand::Init { algorithm, organization } => {
+            let algorithm = KeyAlgorithm::from_syntax(&algorithm)
+                .ok_or_else(|| InvalidInput(format!("--algorithm {algorithm:?}: expected EC:P-256, EC:P-384, RSA:2048, RSA:3072 or RSA:4096")))?;
+            let options = CaInitOptions { algorithm, organization, passphrase: ca_passphrase()?, ..CaInitOptions::default() };
+            let ca = IssuingCa::init(data, &options)?;
+            println!("created {}", ca.describe());
+            println!("chain: {}", data.join("ca").join("chain.pem").display());
+        }
+        CaCommand::Import { cert, key, chain } => {
+            let ca = IssuingCa::import(data, &cert, &key, chain.as_deref(), ca_passphrase()?.as_ref())?;
+            println!("imported {}", ca.describe());
+        }
+        CaCommand::Show => {
+            let ca = IssuingCa::load(data, ca_passphrase()?.as_ref())?;
+            println!("{}", ca.describe());
+        }
+    }
+    Ok(())
+}
+
+fn profile_check(file: &str, compile: &CompileOptions, json: bool) -> Result<()> {
+    let profile = load_profile(file, compile)?;
+    if json {
+        let out = serde_json::json!({
+            "profileName": profile.name(),
+            "profileId": profile.id(),
+            "keyAlgorithmInfo": profile.key_algorithm().syntax(),
+            "signatureAlgorithm": profile.signature_algorithm().name(),
+            "dn": profile.subject_summary(),
+            "parameters": profile.parameters(),
+            "csvColumns": profile.csv_columns(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("profile {:?}: OK", profile.name());
+    println!("  key:        {}", profile.key_algorithm().syntax());
+    println!("  signature:  {}", profile.signature_algorithm().name());
+    println!("  subject:    {}", profile.subject_summary());
+    println!("  parameters:");
+    for p in profile.parameters() {
+        println!(
+            "    {:<22} {:<9} scopes {:<20} {}{}",
+            p.name,
+            if p.required { "required" } else { "optional" },
+            p.scopes.join(","),
+            p.message.as_deref().unwrap_or(""),
+            p.title.as_deref().map(|t| format!("  ({t})")).unwrap_or_default()
+        );
+    }
+    println!("  CSV columns:");
+    for c in profile.csv_columns() {
+        let need = match (&c.required, &c.required_unless_batch_parameter) {
+            (true, _) => "required".to_owned(),
+            (false, Some(b)) => format!("required unless batch parameter {b} is given"),
+            (false, None) => "optional".to_owned(),
+        };
+        println!("    {:<22} {need}", c.name);
+    }
+    Ok(())
+}
+
+fn certs_find(data: &Path, cn: Option<String>, serial: Option<String>, pem: bool) -> Result<()> {
+    if cn.is_none() && serial.is_none() {
+        bail!(InvalidInput("give --cn and/or --serial".into()));
+    }
+    let store = Store::open(data)?;
+    let rows = store.find_certificates(cn.as_deref(), serial.as_deref())?;
+    if rows.is_empty() {
+        eprintln!("no certificate found");
+        std::process::exit(EXIT_FAILURE);
+    }
+    for r in rows {
+        println!(
+            "{}  batch {}  row {}  serial {}  cn {:?}  {}  valid {} .. {}  file {}",
+            r.device_id,
+            r.batch_id,
+            r.row,
+            r.serial_hex,
+            r.common_name,
+            r.status.as_str(),
+            unix_text(r.not_before),
+            unix_text(r.not_after),
+            r.file_name
+        );
+        if pem {
+            let block = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &r.der).map_err(|e| anyhow!("PEM: {e}"))?;
+            print!("{block}");
+        }
+    }
+    Ok(())
+}
+
+fn batches_list(data: &Path) -> Result<()> {
+    let store = Store::open(data)?;
+    for b in store.batches()? {
+        println!(
+            "{:>5}  {:<22} {:<24} {:<5} {:>8}/{:<8} {}  {}",
+            b.id.0,
+            b.status.as_str(),
+            b.profile_name,
+            b.kind,
+            b.issued,
+            b.size,
+            unix_text(b.created_at),
+            b.output_path
+        );
+    }
+    Ok(())
+}
+
+fn unix_text(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}

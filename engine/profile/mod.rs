@@ -1,0 +1,679 @@
+//! The profile language (seed 001's `rawProfileConfig`) and its compiler.
+//!
+//! A profile says what a certificate looks like and where each value comes from. [`Profile::
+//! from_json`] parses it into [`raw::RawProfile`] (unknown keys and wrong types are errors with
+//! their JSON path) and compiles it into a [`Profile`]: every name resolved, every syntax turned
+//! into a [`Rule`], every contradiction refused with its path. The profile knows nothing about
+//! the issuing CA; `template` binds a profile to a CA and pre-encodes the DER. This module does
+//! no cryptography and no I/O beyond reading the profile file.
+
+mod compile;
+mod names;
+pub mod raw;
+mod syntax;
+
+pub use compile::CompileOptions;
+pub use names::{is_printable_string, AttributeType, DirectoryString, CERTMILL_ARC, OTHER_NAME_ALIASES};
+pub use syntax::Rule;
+
+use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// Errors of loading and compiling a profile.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The file could not be read.
+    #[error("cannot read profile {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The JSON is malformed, has an unknown key or a value of the wrong type.
+    #[error("profile JSON at {path} (line {line}, column {column}): {message}")]
+    Json {
+        /// JSON path of the offending value (`/Extensions/KeyUsage/bits`).
+        path: String,
+        /// Line of the error.
+        line: usize,
+        /// Column of the error.
+        column: usize,
+        /// What serde said.
+        message: String,
+    },
+    /// The profile parsed but breaks one or more rules.
+    #[error("{}", Problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One compile error: where and what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// JSON path (`/Subject/attributes/5/syntax`).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+struct Problems<'a>(&'a [Problem]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "profile has {} error(s):", self.0.len())?;
+        for p in self.0 {
+            write!(f, "\n  {}: {}", p.path, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a value comes from (seed 001 `source` strings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A batch parameter (`Batch.<name>`).
+    Batch(String),
+    /// A value taken from the device's CSR (`CSR.<path>`).
+    Csr(String),
+    /// The field's `default`.
+    Default,
+    /// Something of the issuing CA certificate (`IssuerCertificate.<what>`).
+    IssuerCertificate(String),
+    /// A server-generated key pair (`KeypairQueue.der_spki`).
+    KeypairQueue,
+    /// A profile-level value (`Profile.<name>`).
+    Profile(String),
+    /// A per-device value (`Request.<name>`): a CSV column, a generator value.
+    Request(String),
+    /// The clock (`System.Clock`).
+    SystemClock,
+}
+
+impl Source {
+    /// Parses a source string.
+    pub fn parse(text: &str) -> Option<Source> {
+        let named = |prefix: &str| {
+            text.strip_prefix(prefix)
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .map(str::to_owned)
+        };
+        match text {
+            "Default" => return Some(Source::Default),
+            "KeypairQueue.der_spki" => return Some(Source::KeypairQueue),
+            "System.Clock" => return Some(Source::SystemClock),
+            _ => {}
+        }
+        if let Some(n) = named("Request.") {
+            return Some(Source::Request(n));
+        }
+        if let Some(n) = named("Batch.") {
+            return Some(Source::Batch(n));
+        }
+        if let Some(n) = named("Profile.") {
+            return Some(Source::Profile(n));
+        }
+        if let Some(rest) = text.strip_prefix("CSR.").filter(|r| !r.is_empty()) {
+            return Some(Source::Csr(rest.to_owned()));
+        }
+        if let Some(rest) = text.strip_prefix("IssuerCertificate.").filter(|r| !r.is_empty()) {
+            return Some(Source::IssuerCertificate(rest.to_owned()));
+        }
+        None
+    }
+}
+
+/// A value-bearing field of the profile, compiled.
+#[derive(Clone, Debug)]
+pub struct Field {
+    pub(crate) path: String,
+    pub(crate) label: String,
+    pub(crate) input_type: String,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) default: Option<String>,
+    pub(crate) optional: bool,
+    pub(crate) rule: Option<Rule>,
+    pub(crate) description: Option<String>,
+}
+
+impl Field {
+    /// Human label (`commonName`, `validityPeriod`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether the field may stay empty.
+    pub fn is_optional(&self) -> bool {
+        self.optional
+    }
+
+    /// Sources in order.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// Resolves the value from the inputs: the first source in the list that yields a
+    /// non-empty value wins. `Ok(None)` when an optional field has no value.
+    pub fn resolve(&self, inputs: &Inputs<'_>) -> Result<Option<String>, ValueError> {
+        for source in &self.sources {
+            let found = match source {
+                Source::Default => self.default.clone(),
+                Source::Request(name) => inputs.request.and_then(|r| r.lookup(name)).map(str::to_owned),
+                Source::Batch(name) => inputs.batch.get(name).cloned(),
+                Source::Profile(name) => inputs.profile.get(name).cloned(),
+                Source::Csr(path) => inputs.csr.and_then(|c| c.lookup(path)).map(str::to_owned),
+                Source::KeypairQueue | Source::SystemClock | Source::IssuerCertificate(_) => None,
+            };
+            if let Some(value) = found.filter(|v| !v.is_empty()) {
+                if let Some(rule) = &self.rule {
+                    if !rule.accepts(&value) {
+                        return Err(ValueError::Refused {
+                            field: self.label.clone(),
+                            origin: describe_source(source),
+                            value,
+                            message: rule.message().to_owned(),
+                        });
+                    }
+                }
+                return Ok(Some(value));
+            }
+        }
+        if self.optional {
+            Ok(None)
+        } else {
+            Err(ValueError::Missing { field: self.label.clone(), sources: self.source_list() })
+        }
+    }
+
+    fn source_list(&self) -> String {
+        self.sources.iter().map(describe_source).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn describe_source(source: &Source) -> String {
+    match source {
+        Source::Batch(n) => format!("batch parameter `{n}`"),
+        Source::Csr(p) => format!("CSR {p}"),
+        Source::Default => "the profile default".into(),
+        Source::IssuerCertificate(w) => format!("issuer certificate {w}"),
+        Source::KeypairQueue => "server-generated key".into(),
+        Source::Profile(n) => format!("profile value `{n}`"),
+        Source::Request(n) => format!("column `{n}`"),
+        Source::SystemClock => "the clock".into(),
+    }
+}
+
+/// A value refused or missing while resolving a device's fields. The caller adds the row.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// A required field found no value in any of its sources.
+    #[error("{field}: no value (looked in {sources})")]
+    Missing {
+        /// Field label.
+        field: String,
+        /// Sources tried.
+        sources: String,
+    },
+    /// A value broke the field's syntax rule.
+    #[error("{field}: value {value:?} from {origin} refused: {message}")]
+    Refused {
+        /// Field label.
+        field: String,
+        /// Where the value came from.
+        origin: String,
+        /// The value.
+        value: String,
+        /// The rule's message.
+        message: String,
+    },
+    /// A value does not fit the attribute's encoding or length bound.
+    #[error("{field}: value {value:?} {reason}")]
+    Unencodable {
+        /// Field label.
+        field: String,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Named per-device values (a CSV row, a generated sequence value, a CSR).
+pub trait Lookup {
+    /// The value of `name`, if present.
+    fn lookup(&self, name: &str) -> Option<&str>;
+}
+
+impl Lookup for BTreeMap<String, String> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+/// Everything a field can resolve from.
+pub struct Inputs<'a> {
+    /// Per-device request values.
+    pub request: Option<&'a dyn Lookup>,
+    /// Batch parameters.
+    pub batch: &'a BTreeMap<String, String>,
+    /// Profile-level values.
+    pub profile: &'a BTreeMap<String, String>,
+    /// Values from the device's CSR.
+    pub csr: Option<&'a dyn Lookup>,
+}
+
+/// A DN attribute of the subject.
+#[derive(Clone, Debug)]
+pub struct SubjectAttribute {
+    pub(crate) attribute: &'static AttributeType,
+    pub(crate) field: Field,
+}
+
+/// What kind of general name a SAN entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GeneralNameKind {
+    /// `dNSName`.
+    DnsName,
+    /// `iPAddress`.
+    IpAddress,
+    /// `otherName` with the DER of its type-id OID and the text it was named by.
+    OtherName {
+        /// The OID TLV.
+        oid_der: Vec<u8>,
+        /// Dotted OID.
+        oid: String,
+    },
+    /// `rfc822Name`.
+    Rfc822Name,
+    /// `uniformResourceIdentifier`.
+    Uri,
+}
+
+/// A SAN entry.
+#[derive(Clone, Debug)]
+pub struct GeneralNameSpec {
+    pub(crate) kind: GeneralNameKind,
+    pub(crate) field: Field,
+}
+
+/// Which certificates a PKCS#12 holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertBag {
+    /// The leaf only.
+    Leaf,
+    /// Leaf and issuing CA.
+    LeafIssuer,
+    /// Leaf, issuing CA and the rest of the chain up to the root.
+    LeafIssuerRoot,
+}
+
+impl CertBag {
+    /// Parses the profile value.
+    pub fn parse(text: &str) -> Option<CertBag> {
+        match text {
+            "leaf" => Some(CertBag::Leaf),
+            "leaf+issuer" => Some(CertBag::LeafIssuer),
+            "leaf+issuer+root" => Some(CertBag::LeafIssuerRoot),
+            _ => None,
+        }
+    }
+}
+
+/// Key usage bits (RFC 5280 4.2.1.3), as a 9-bit mask, bit 0 = digitalSignature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyUsageBits(pub u16);
+
+/// Compiled extensions.
+#[derive(Clone, Debug, Default)]
+pub struct ExtensionsSpec {
+    pub(crate) key_usage: Option<(KeyUsageBits, bool)>,
+    pub(crate) extended_key_usage: Option<(Vec<String>, bool)>,
+    pub(crate) basic_constraints: Option<bool>,
+    pub(crate) subject_key_identifier: Option<bool>,
+    pub(crate) authority_key_identifier: Option<bool>,
+    pub(crate) ocsp_urls: Vec<String>,
+    pub(crate) ca_issuers_urls: Vec<String>,
+    pub(crate) crl: Option<CrlSpec>,
+    pub(crate) subject_alternative_name: Option<(Vec<GeneralNameSpec>, bool)>,
+}
+
+/// CRL distribution points and the CRL schedule kept for the revocation work.
+#[derive(Clone, Debug)]
+pub struct CrlSpec {
+    pub(crate) urls: Vec<String>,
+    pub(crate) critical: bool,
+    /// How long each CRL is valid.
+    pub validity_period: Option<std::time::Duration>,
+    /// How often a CRL is issued.
+    pub issuance_frequency: Option<std::time::Duration>,
+}
+
+/// A compiled profile: checked, with every name resolved. Independent of the issuing CA.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub(crate) name: String,
+    pub(crate) id: Option<u64>,
+    pub(crate) serial_length: usize,
+    pub(crate) signature_algorithm: SignatureAlgorithm,
+    pub(crate) key_algorithm: KeyAlgorithm,
+    pub(crate) key_sources: Vec<Source>,
+    pub(crate) subject: Vec<SubjectAttribute>,
+    pub(crate) validity: Field,
+    pub(crate) extensions: ExtensionsSpec,
+    pub(crate) cert_bag: Field,
+    pub(crate) password: Field,
+    pub(crate) values: BTreeMap<String, String>,
+    pub(crate) raw_json: String,
+}
+
+/// A profile parameter in the shape of seed 001 "Get Profile Parameters".
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileParameter {
+    /// Parameter name (the `<name>` of `Request.<name>` / `Batch.<name>`).
+    pub name: String,
+    /// The field type (`validityPeriod`, `commonName`, ...).
+    pub input_type: String,
+    /// Whether a value is required.
+    pub required: bool,
+    /// Placeholder (always null).
+    pub placeholder: Option<String>,
+    /// Regex of valid values.
+    pub validation_pattern: Option<String>,
+    /// Message when a value is refused.
+    pub message: Option<String>,
+    /// Default value.
+    pub value: Option<String>,
+    /// Description.
+    pub title: Option<String>,
+    /// Where it may be given: REQUEST, BATCH, CSR, CSR_SUBJECT.
+    pub scopes: Vec<String>,
+    /// Whether it varies per device.
+    pub dynamic: bool,
+}
+
+/// Whether a CSV column must be present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CsvColumn {
+    /// Column name (case-insensitive in files).
+    pub name: String,
+    /// Required in every file.
+    pub required: bool,
+    /// Required unless this batch parameter is given.
+    pub required_unless_batch_parameter: Option<String>,
+}
+
+impl Profile {
+    /// Reads and compiles a profile file.
+    pub fn from_file(path: &Path, options: &CompileOptions) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ProfileError::Io { path: path.display().to_string(), source })?;
+        let fallback_name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "profile".into());
+        Profile::from_json(&text, &fallback_name, options)
+    }
+
+    /// Parses and compiles profile JSON. `fallback_name` names a profile without a
+    /// `Profile.name`.
+    pub fn from_json(
+        json: &str,
+        fallback_name: &str,
+        options: &CompileOptions,
+    ) -> Result<Profile, ProfileError> {
+        let raw = parse_raw(json)?;
+        compile::compile(raw, json, fallback_name, options)
+    }
+
+    /// Display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Numeric id, when the profile declares one.
+    pub fn id(&self) -> Option<u64> {
+        self.id
+    }
+
+    /// Subject key algorithm.
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
+        self.key_algorithm
+    }
+
+    /// Signature algorithm.
+    pub fn signature_algorithm(&self) -> SignatureAlgorithm {
+        self.signature_algorithm
+    }
+
+    /// Whether the subject key may be server-generated (`KeypairQueue.der_spki`).
+    pub fn allows_server_keys(&self) -> bool {
+        self.key_sources.contains(&Source::KeypairQueue)
+    }
+
+    /// The profile JSON as given (the API's `rawProfileConfig`).
+    pub fn raw_json(&self) -> &str {
+        &self.raw_json
+    }
+
+    /// Profile-level values (`Profile.<name>`).
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
+    /// The CRL schedule, if the profile has distribution points.
+    pub fn crl(&self) -> Option<&CrlSpec> {
+        self.extensions.crl.as_ref()
+    }
+
+    /// Fields in resolution order, with their scope-relevant data.
+    fn fields(&self) -> impl Iterator<Item = &Field> {
+        self.subject
+            .iter()
+            .map(|a| &a.field)
+            .chain(std::iter::once(&self.validity))
+            .chain(
+                self.extensions
+                    .subject_alternative_name
+                    .iter()
+                    .flat_map(|(names, _)| names.iter().map(|n| &n.field)),
+            )
+            .chain([&self.cert_bag, &self.password])
+    }
+
+    /// Parameters in the shape of seed 001 "Get Profile Parameters", one per parameter name.
+    pub fn parameters(&self) -> Vec<ProfileParameter> {
+        let mut out: Vec<ProfileParameter> = Vec::new();
+        for field in self.fields() {
+            let has_csr = field.sources.iter().any(|s| matches!(s, Source::Csr(_)));
+            let has_default = field.sources.contains(&Source::Default) && field.default.is_some();
+            for source in &field.sources {
+                let (name, scope) = match source {
+                    Source::Request(n) => (n, "REQUEST"),
+                    Source::Batch(n) => (n, "BATCH"),
+                    _ => continue,
+                };
+                let index = match out.iter().position(|p| &p.name == name) {
+                    Some(i) => i,
+                    None => {
+                        out.push(ProfileParameter {
+                            name: name.clone(),
+                            input_type: field.input_type.clone(),
+                            required: !field.optional && !has_default,
+                            placeholder: None,
+                            validation_pattern: field.rule.as_ref().map(|r| r.pattern().to_owned()),
+                            message: field.rule.as_ref().map(|r| r.message().to_owned()),
+                            value: field.default.clone(),
+                            title: field.description.clone(),
+                            scopes: Vec::new(),
+                            dynamic: false,
+                        });
+                        out.len() - 1
+                    }
+                };
+                let parameter = &mut out[index];
+                if !parameter.scopes.iter().any(|s| s == scope) {
+                    parameter.scopes.push(scope.to_owned());
+                }
+                if has_csr && !parameter.scopes.iter().any(|s| s == "CSR") {
+                    parameter.scopes.push("CSR".to_owned());
+                }
+                parameter.dynamic |= scope == "REQUEST";
+            }
+        }
+        out
+    }
+
+    /// The CSV columns this profile allows (the `Request.<name>` sources), and which are
+    /// required.
+    pub fn csv_columns(&self) -> Vec<CsvColumn> {
+        let mut out: Vec<CsvColumn> = Vec::new();
+        for field in self.fields() {
+            let has_default = field.sources.contains(&Source::Default) && field.default.is_some();
+            let required_field = !field.optional && !has_default;
+            let batch_fallback = field.sources.iter().find_map(|s| match s {
+                Source::Batch(n) => Some(n.clone()),
+                _ => None,
+            });
+            let profile_fallback = field.sources.iter().any(|s| matches!(s, Source::Profile(n) if self.values.contains_key(n)));
+            for source in &field.sources {
+                let Source::Request(name) = source else { continue };
+                if out.iter().any(|c| &c.name == name) {
+                    continue;
+                }
+                let (required, unless) = if !required_field || profile_fallback {
+                    (false, None)
+                } else if let Some(batch) = &batch_fallback {
+                    (false, Some(batch.clone()))
+                } else {
+                    (true, None)
+                };
+                out.push(CsvColumn { name: name.clone(), required, required_unless_batch_parameter: unless });
+            }
+        }
+        out
+    }
+
+    /// Resolves the validity period in years for one device.
+    pub fn resolve_years(&self, inputs: &Inputs<'_>) -> Result<u32, ValueError> {
+        let text = self.validity.resolve(inputs)?;
+        let text = text.or_else(|| self.validity.default.clone()).unwrap_or_else(|| "1".into());
+        text.parse::<u32>().ok().filter(|y| (1..=100).contains(y)).ok_or(ValueError::Unencodable {
+            field: self.validity.label.clone(),
+            value: text,
+            reason: "is not a number of years between 1 and 100".into(),
+        })
+    }
+
+    /// Resolves which certificates go in the PKCS#12.
+    pub fn resolve_cert_bag(&self, inputs: &Inputs<'_>) -> Result<CertBag, ValueError> {
+        let text = self.cert_bag.resolve(inputs)?.unwrap_or_else(|| "leaf+issuer+root".into());
+        CertBag::parse(&text).ok_or(ValueError::Unencodable {
+            field: self.cert_bag.label.clone(),
+            value: text,
+            reason: "is not one of leaf, leaf+issuer, leaf+issuer+root".into(),
+        })
+    }
+
+    /// Names of the batch parameters the profile reads (`Batch.<name>`).
+    pub fn batch_parameter_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for field in self.fields() {
+            for source in &field.sources {
+                if let Source::Batch(n) = source {
+                    if !names.contains(n) {
+                        names.push(n.clone());
+                    }
+                }
+            }
+        }
+        names
+    }
+
+    /// The batch parameter that carries the PKCS#12 password (`pkcs12Password` in the seed).
+    pub fn password_parameter(&self) -> Option<&str> {
+        self.password.sources.iter().find_map(|s| match s {
+            Source::Batch(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+
+    /// A human summary of the subject template (`C=GB, ST=..., CN=<macAddress>`), the API's
+    /// profile DN.
+    pub fn subject_summary(&self) -> String {
+        self.subject
+            .iter()
+            .map(|a| {
+                let value = match a.field.sources.first() {
+                    Some(Source::Default) => a.field.default.clone().unwrap_or_default(),
+                    _ => format!("<{}>", a.field.source_list()),
+                };
+                format!("{}={}", a.attribute.short, value)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The profiles shipped in `profiles/`, embedded in the binary: (name, JSON).
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("ecc-device", include_str!("../../profiles/ecc-device.json")),
+    ("ecc-server", include_str!("../../profiles/ecc-server.json")),
+    ("rsa-device", include_str!("../../profiles/rsa-device.json")),
+    ("rsa-server", include_str!("../../profiles/rsa-server.json")),
+];
+
+impl Profile {
+    /// Loads a profile from a file path, or by the name of a shipped profile when no such
+    /// file exists.
+    pub fn load(name_or_path: &str, options: &CompileOptions) -> Result<Profile, ProfileError> {
+        let path = Path::new(name_or_path);
+        if path.exists() {
+            return Profile::from_file(path, options);
+        }
+        let bare = name_or_path.trim_end_matches(".json");
+        let bare = bare.rsplit('/').next().unwrap_or(bare);
+        match SHIPPED.iter().find(|(name, _)| *name == bare) {
+            Some((name, json)) => Profile::from_json(json, name, options),
+            None => Err(ProfileError::Io {
+                path: name_or_path.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "no such file, and not a shipped profile ({})",
+                        SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+            }),
+        }
+    }
+}
+
+fn parse_raw(json: &str) -> Result<raw::RawProfile, ProfileError> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let raw: raw::RawProfile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = format!("/{}", e.path().to_string().replace('.', "/"));
+        let inner = e.into_inner();
+        ProfileError::Json {
+            path: if path == "/" || path == "/." { "/".into() } else { path },
+            line: inner.line(),
+            column: inner.column(),
+            message: inner.to_string(),
+        }
+    })?;
+    deserializer.end().map_err(|e| ProfileError::Json {
+        path: "/".into(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests;
