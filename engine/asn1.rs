@@ -233,13 +233,16 @@ mod tests {
             assert_eq!(oid_big(dotted), oid(dotted), "{dotted}");
         }
         // X.690 8.19.4: the first two arcs merge as 40 * 2 + 999 = 1079 = 0x437.
-        assert_eq!(oid_big("2.999.1").unwrap(), vec![OBJECT_IDENTIFIER, 3, 0x88, 0x37, 0x01]);
+        assert_eq!(
+            oid_big("2.999.1").unwrap(),
+            vec![OBJECT_IDENTIFIER, 3, 0x88, 0x37, 0x01]
+        );
         // 2.25.<UUID> from X.667 (the standard's example UUID). Expected bytes: what
         // `openssl asn1parse` prints back as the same dotted text.
         let encoded = oid_big("2.25.329800735698586629295641978511506172918").unwrap();
         let expected = [
-            0x06, 0x14, 0x69, 0x83, 0xf0, 0x9d, 0xa7, 0xeb, 0xcf, 0xde, 0xe0, 0xc7, 0xa1, 0xa7, 0xb2,
-            0xc0, 0x94, 0x8c, 0xc8, 0xf9, 0xd7, 0x76,
+            0x06, 0x14, 0x69, 0x83, 0xf0, 0x9d, 0xa7, 0xeb, 0xcf, 0xde, 0xe0, 0xc7, 0xa1, 0xa7,
+            0xb2, 0xc0, 0x94, 0x8c, 0xc8, 0xf9, 0xd7, 0x76,
         ];
         assert_eq!(encoded, expected);
         for bad in ["", "1", "3.1", "1.40", "1.2.03", "1..2", "1.2.x"] {

@@ -12,7 +12,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            let code = if error.downcast_ref::<certmill::cli::InvalidInput>().is_some() {
+            let code = if error
+                .downcast_ref::<certmill::cli::InvalidInput>()
+                .is_some()
+            {
                 certmill::cli::EXIT_INVALID_INPUT
             } else {
                 certmill::cli::EXIT_FAILURE

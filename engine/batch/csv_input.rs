@@ -40,7 +40,11 @@ pub struct Record {
 
 impl CsvLayout {
     /// Reads the header, matches it against the profile's columns and the batch parameters.
-    pub fn open(path: &Path, profile: &Profile, batch: &BTreeMap<String, String>) -> Result<(CsvLayout, RecordReader), BatchError> {
+    pub fn open(
+        path: &Path,
+        profile: &Profile,
+        batch: &BTreeMap<String, String>,
+    ) -> Result<(CsvLayout, RecordReader), BatchError> {
         let mut reader = RecordReader::open(path)?;
         let headers = reader
             .inner
@@ -48,7 +52,11 @@ impl CsvLayout {
             .map_err(|e| csv_error(path, e))?
             .clone();
         if headers.is_empty() || (headers.len() == 1 && headers.get(0) == Some("")) {
-            return Err(BatchError::Csv { path: path.display().to_string(), row: None, message: "no header row: the first record must name the columns".into() });
+            return Err(BatchError::Csv {
+                path: path.display().to_string(),
+                row: None,
+                message: "no header row: the first record must name the columns".into(),
+            });
         }
         let known: Vec<CsvColumn> = profile.csv_columns();
         let mut columns: Vec<(String, usize)> = Vec::new();
@@ -57,44 +65,74 @@ impl CsvLayout {
             let header = header.trim();
             match known.iter().find(|c| c.name.eq_ignore_ascii_case(header)) {
                 Some(column) if columns.iter().any(|(n, _)| n == &column.name) => {
-                    problems.push(format!("column {} {header:?} repeats column {:?}", index + 1, column.name));
+                    problems.push(format!(
+                        "column {} {header:?} repeats column {:?}",
+                        index + 1,
+                        column.name
+                    ));
                 }
                 Some(column) => columns.push((column.name.clone(), index)),
                 None => problems.push(format!(
                     "column {} {header:?} is not a parameter of profile {:?} (allowed: {})",
                     index + 1,
                     profile.name(),
-                    known.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    known
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             }
         }
         for column in &known {
             let present = columns.iter().any(|(n, _)| n == &column.name);
             let needed = column.required
-                || column.required_unless_batch_parameter.as_ref().is_some_and(|b| !batch.contains_key(b));
+                || column
+                    .required_unless_batch_parameter
+                    .as_ref()
+                    .is_some_and(|b| !batch.contains_key(b));
             if needed && !present {
                 let hint = match &column.required_unless_batch_parameter {
                     Some(b) => format!(" (or give batch parameter {b})"),
                     None => String::new(),
                 };
-                problems.push(format!("required column {:?} is missing{hint}", column.name));
+                problems.push(format!(
+                    "required column {:?} is missing{hint}",
+                    column.name
+                ));
             }
         }
         if !problems.is_empty() {
-            return Err(BatchError::Csv { path: path.display().to_string(), row: None, message: format!("header: {}", problems.join("; ")) });
+            return Err(BatchError::Csv {
+                path: path.display().to_string(),
+                row: None,
+                message: format!("header: {}", problems.join("; ")),
+            });
         }
-        Ok((CsvLayout { path: path.to_owned(), columns }, reader))
+        Ok((
+            CsvLayout {
+                path: path.to_owned(),
+                columns,
+            },
+            reader,
+        ))
     }
 
     /// A lookup over one record.
     pub fn row<'a>(&'a self, record: &'a csv::StringRecord) -> CsvRow<'a> {
-        CsvRow { layout: self, record }
+        CsvRow {
+            layout: self,
+            record,
+        }
     }
 
     /// Reopens the file positioned after the header, for the issuing pass.
     pub fn reopen(&self) -> Result<RecordReader, BatchError> {
         let mut reader = RecordReader::open(&self.path)?;
-        reader.inner.headers().map_err(|e| csv_error(&self.path, e))?;
+        reader
+            .inner
+            .headers()
+            .map_err(|e| csv_error(&self.path, e))?;
         Ok(reader)
     }
 }
@@ -109,12 +147,18 @@ pub struct RecordReader {
 
 impl RecordReader {
     fn open(path: &Path) -> Result<RecordReader, BatchError> {
-        let file = File::open(path).map_err(|source| BatchError::Io { path: path.display().to_string(), source })?;
+        let file = File::open(path).map_err(|source| BatchError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut buffered = BufReader::with_capacity(1 << 16, file);
         // A UTF-8 byte order mark is tolerated (seed: ASCII or UTF-8).
         let has_bom = buffered
             .fill_buf()
-            .map_err(|source| BatchError::Io { path: path.display().to_string(), source })?
+            .map_err(|source| BatchError::Io {
+                path: path.display().to_string(),
+                source,
+            })?
             .starts_with(b"\xEF\xBB\xBF");
         if has_bom {
             buffered.consume(3);
@@ -124,7 +168,12 @@ impl RecordReader {
             .flexible(false)
             .trim(csv::Trim::All)
             .from_reader(buffered);
-        Ok(RecordReader { path: path.to_owned(), inner, row: 0, record: csv::StringRecord::new() })
+        Ok(RecordReader {
+            path: path.to_owned(),
+            inner,
+            row: 0,
+            record: csv::StringRecord::new(),
+        })
     }
 
     /// The next record, or `None` at the end.
@@ -137,11 +186,18 @@ impl RecordReader {
                 if self.record.len() == 1 && self.record.get(0) == Some("") {
                     return self.next_record();
                 }
-                Ok(Some(Record { row: self.row, fields: self.record.clone() }))
+                Ok(Some(Record {
+                    row: self.row,
+                    fields: self.record.clone(),
+                }))
             }
             Err(e) => {
                 self.row += 1;
-                Err(BatchError::Csv { path: self.path.display().to_string(), row: Some(self.row), message: describe_csv_error(&e) })
+                Err(BatchError::Csv {
+                    path: self.path.display().to_string(),
+                    row: Some(self.row),
+                    message: describe_csv_error(&e),
+                })
             }
         }
     }
@@ -149,18 +205,30 @@ impl RecordReader {
 
 fn describe_csv_error(e: &csv::Error) -> String {
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, pos } => format!(
+        csv::ErrorKind::UnequalLengths {
+            expected_len,
+            len,
+            pos,
+        } => format!(
             "record has {len} fields but the header has {expected_len}{}",
-            pos.as_ref().map(|p| format!(" (line {})", p.line())).unwrap_or_default()
+            pos.as_ref()
+                .map(|p| format!(" (line {})", p.line()))
+                .unwrap_or_default()
         ),
         csv::ErrorKind::Utf8 { pos, .. } => format!(
             "not valid UTF-8{}",
-            pos.as_ref().map(|p| format!(" (line {})", p.line())).unwrap_or_default()
+            pos.as_ref()
+                .map(|p| format!(" (line {})", p.line()))
+                .unwrap_or_default()
         ),
         _ => e.to_string(),
     }
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> BatchError {
-    BatchError::Csv { path: path.display().to_string(), row: None, message: describe_csv_error(&e) }
+    BatchError::Csv {
+        path: path.display().to_string(),
+        row: None,
+        message: describe_csv_error(&e),
+    }
 }

@@ -1,20 +1,22 @@
 //! Batches: inputs → validated devices → rayon workers (key, template, signature, PKCS#12) →
 //! one writer (streaming ZIP + manifest + store).
 //!
-//! The flow, numbered as in `docs/ISSUANCE.md`:
-//! 1. every input row is resolved and checked against the profile before any key exists; up to
+//! The flow, numbered as in `docs/ISSUANCE.md` (steps 0 and 1 are the profile and template):
+//! 2. every input row is resolved and checked against the profile before any key exists; up to
 //!    100 errors are reported with their row and nothing is written;
-//! 2. the batch is recorded in the store;
-//! 3. rows are read again in chunks; workers generate the key, draw the serial, fill the
+//! 3. the batch is recorded in the store;
+//! 4. rows are read again in chunks; workers generate the key, draw the serial, fill the
 //!    template, have the CA sign and pack the PKCS#12;
-//! 4. the writer appends each chunk to the ZIP and the manifest and records its certificates
+//! 5. the writer appends each chunk to the ZIP and the manifest and records its certificates
 //!    in one transaction;
-//! 5. the ZIP is renamed into place and the batch marked Ready For Download.
+//! 6. the ZIP is renamed into place and the batch marked Ready For Download.
 //!
 //! Memory stays flat: at most two chunks are in flight, the ZIP and the manifest stream to
 //! temporary files. This module orchestrates; it holds no crypto of its own.
 
 mod csv_input;
+
+pub use csv_input::CsvLayout;
 mod writer;
 
 pub use writer::{hex, MANIFEST_HEADER};
@@ -147,7 +149,11 @@ impl fmt::Display for RowErrors<'_> {
             write!(f, "\n  row {}: {}", e.row, e.error)?;
         }
         if self.total > self.errors.len() as u64 {
-            write!(f, "\n  ... and {} more", self.total - self.errors.len() as u64)?;
+            write!(
+                f,
+                "\n  ... and {} more",
+                self.total - self.errors.len() as u64
+            )?;
         }
         Ok(())
     }
@@ -234,7 +240,8 @@ fn issue_device(
     pkcs12_options: &Pkcs12Options,
 ) -> Result<IssuedDevice, BatchError> {
     let profile = template.profile();
-    let key = keys::generate(profile.key_algorithm()).map_err(|source| BatchError::Key { row, source })?;
+    let key = keys::generate(profile.key_algorithm())
+        .map_err(|source| BatchError::Key { row, source })?;
     let mut serial = vec![0u8; profile.serial_length];
     let mut device_id = [0u8; 16];
     keys::random_bytes(&mut serial).map_err(|source| BatchError::Key { row, source })?;
@@ -245,9 +252,13 @@ fn issue_device(
     if serial[0] == 0 {
         serial[0] = 1;
     }
-    let device_id = *uuid::Builder::from_random_bytes(device_id).as_uuid().as_bytes();
+    let device_id = *uuid::Builder::from_random_bytes(device_id)
+        .as_uuid()
+        .as_bytes();
     let tbs = template.tbs_certificate(&prepared, &serial, key.spki_der(), key.public_key_bits());
-    let signature = ca.sign(template.signature_algorithm(), &tbs).map_err(|source| BatchError::Sign { row, source })?;
+    let signature = ca
+        .sign(template.signature_algorithm(), &tbs)
+        .map_err(|source| BatchError::Sign { row, source })?;
     let certificate = template.certificate(&tbs, &signature);
     let chain = ca.chain_der();
     let extra = match prepared.cert_bag {
@@ -258,8 +269,14 @@ fn issue_device(
     let mut certs: Vec<&[u8]> = Vec::with_capacity(1 + extra);
     certs.push(&certificate);
     certs.extend(chain[..extra].iter().map(Vec::as_slice));
-    let file = pkcs12::build(key.pkcs8_der(), &certs, &prepared.common_name, password, pkcs12_options)
-        .map_err(|source| BatchError::Pkcs12 { row, source })?;
+    let file = pkcs12::build(
+        key.pkcs8_der(),
+        &certs,
+        &prepared.common_name,
+        password,
+        pkcs12_options,
+    )
+    .map_err(|source| BatchError::Pkcs12 { row, source })?;
     Ok(IssuedDevice {
         row,
         device_id,
@@ -272,7 +289,10 @@ fn issue_device(
     })
 }
 
-fn check_parameters(profile: &Profile, parameters: &BTreeMap<String, String>) -> Result<(), BatchError> {
+fn check_parameters(
+    profile: &Profile,
+    parameters: &BTreeMap<String, String>,
+) -> Result<(), BatchError> {
     let known = profile.batch_parameter_names();
     for name in parameters.keys() {
         if !known.contains(name) {
@@ -284,6 +304,50 @@ fn check_parameters(profile: &Profile, parameters: &BTreeMap<String, String>) ->
         }
     }
     Ok(())
+}
+
+/// Step 2 for a CSV: reads the header and every record and resolves each device's values
+/// against `template`. Returns the layout and the number of devices, or every refused row
+/// (up to [`MAX_LISTED_ERRORS`] listed). Generates no key and writes nothing.
+pub fn validate_csv(
+    template: &Template,
+    csv_path: &Path,
+    parameters: &BTreeMap<String, String>,
+) -> Result<(csv_input::CsvLayout, u64), BatchError> {
+    let profile = template.profile();
+    let (layout, mut reader) = csv_input::CsvLayout::open(csv_path, profile, parameters)?;
+    let mut errors = Vec::new();
+    let mut failed = 0u64;
+    let mut total = 0u64;
+    while let Some(record) = reader.next_record()? {
+        total += 1;
+        let row = layout.row(&record.fields);
+        let inputs = Inputs {
+            request: Some(&row),
+            batch: parameters,
+            profile: profile.values(),
+            csr: None,
+        };
+        if let Err(error) = template.prepare(&inputs) {
+            failed += 1;
+            if errors.len() < MAX_LISTED_ERRORS {
+                errors.push(RowError {
+                    row: record.row,
+                    error,
+                });
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(BatchError::InvalidRows {
+            errors,
+            total: failed,
+        });
+    }
+    if total == 0 {
+        return Err(BatchError::Empty);
+    }
+    Ok((layout, total))
 }
 
 /// Issues a CSV batch with server-generated keys into a ZIP of PKCS#12 files.
@@ -306,36 +370,16 @@ pub fn issue_csv(
     })?;
     let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
 
-    // 1. Validate every row before any key is generated.
+    // 2. Validate every row before any key is generated.
     let started = Instant::now();
-    let (layout, mut reader) = csv_input::CsvLayout::open(csv_path, profile, &options.parameters)?;
-    let profile_values = profile.values();
-    let mut errors = Vec::new();
-    let mut failed = 0u64;
-    let mut total = 0u64;
-    while let Some(record) = reader.next_record()? {
-        total += 1;
-        let row = layout.row(&record.fields);
-        let inputs = Inputs { request: Some(&row), batch: &options.parameters, profile: profile_values, csr: None };
-        if let Err(error) = template.prepare(&inputs) {
-            failed += 1;
-            if errors.len() < MAX_LISTED_ERRORS {
-                errors.push(RowError { row: record.row, error });
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(BatchError::InvalidRows { errors, total: failed });
-    }
-    if total == 0 {
-        return Err(BatchError::Empty);
-    }
+    let (layout, total) = validate_csv(&template, csv_path, &options.parameters)?;
     let validation = started.elapsed();
 
-    // 2. Record the batch.
+    // 3. Record the batch.
     let store = Store::open(data_dir)?;
     let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
-    let parameters_json = serde_json::to_string(&options.parameters).unwrap_or_else(|_| "{}".into());
+    let parameters_json =
+        serde_json::to_string(&options.parameters).unwrap_or_else(|_| "{}".into());
     let out_text = options.out.display().to_string();
     let batch = store.create_batch(&NewBatch {
         batch_name: &options.batch_name,
@@ -347,12 +391,21 @@ pub fn issue_csv(
         output_path: &out_text,
     })?;
 
-    let result = run_issuing(&template, ca, &layout, options, password, store, batch, total);
+    let result = run_issuing(
+        &template, ca, &layout, options, password, store, batch, total,
+    );
     let store = Store::open(data_dir)?;
     match result {
         Ok(devices) => {
+            // 6. Finished: the ZIP is in place.
             store.set_batch_status(batch, BatchStatus::ReadyForDownload, None)?;
-            Ok(BatchReport { batch_id: batch, devices, elapsed: started.elapsed() - validation, validation, out: options.out.clone() })
+            Ok(BatchReport {
+                batch_id: batch,
+                devices,
+                elapsed: started.elapsed() - validation,
+                validation,
+                out: options.out.clone(),
+            })
         }
         Err(e) => {
             store.set_batch_status(batch, BatchStatus::Broken, Some(&e.to_string()))?;
@@ -378,12 +431,19 @@ fn run_issuing(
         .thread_name(|i| format!("certmill-worker-{i}"))
         .build()
         .map_err(|_| BatchError::Unreachable("cannot start the worker pool"))?;
-    let writer = writer::BatchWriter::create(&options.out, &ca.chain_pem(), store, batch, template.not_before(), "p12")?;
+    let writer = writer::BatchWriter::create(
+        &options.out,
+        &ca.chain_pem(),
+        store,
+        batch,
+        template.not_before(),
+        "p12",
+    )?;
     let (sender, receiver) = crossbeam_channel::bounded::<Vec<IssuedDevice>>(2);
     let progress = Progress::new(options.progress, total);
 
     std::thread::scope(|scope| {
-        // 4. The writer: one thread owns the ZIP and the store.
+        // 5. The writer: one thread owns the ZIP and the store.
         let writer_thread = scope.spawn(move || -> Result<u64, BatchError> {
             let mut writer = writer;
             for chunk in receiver {
@@ -392,21 +452,35 @@ fn run_issuing(
             Ok(writer.finish()?.0)
         });
 
-        // 3. Read, prepare and issue chunk by chunk.
+        // 4. Read, prepare and issue chunk by chunk.
         let produce = || -> Result<(), BatchError> {
             let mut reader = layout.reopen()?;
             let profile_values = profile.values();
             loop {
                 let mut chunk = Vec::with_capacity(CHUNK);
                 while chunk.len() < CHUNK {
-                    let Some(record) = reader.next_record()? else { break };
+                    let Some(record) = reader.next_record()? else {
+                        break;
+                    };
                     let row = layout.row(&record.fields);
-                    let inputs = Inputs { request: Some(&row), batch: &options.parameters, profile: profile_values, csr: None };
-                    // Validated in step 1; a change between passes (the file edited meanwhile)
+                    let inputs = Inputs {
+                        request: Some(&row),
+                        batch: &options.parameters,
+                        profile: profile_values,
+                        csr: None,
+                    };
+                    // Validated in step 2; a change between passes (the file edited meanwhile)
                     // is still caught here, with its row.
-                    let prepared = template
-                        .prepare(&inputs)
-                        .map_err(|error| BatchError::InvalidRows { errors: vec![RowError { row: record.row, error }], total: 1 })?;
+                    let prepared =
+                        template
+                            .prepare(&inputs)
+                            .map_err(|error| BatchError::InvalidRows {
+                                errors: vec![RowError {
+                                    row: record.row,
+                                    error,
+                                }],
+                                total: 1,
+                            })?;
                     chunk.push((record.row, prepared));
                 }
                 if chunk.is_empty() {
@@ -416,7 +490,9 @@ fn run_issuing(
                 let issued: Result<Vec<IssuedDevice>, BatchError> = pool.install(|| {
                     chunk
                         .into_par_iter()
-                        .map(|(row, prepared)| issue_device(template, ca, row, prepared, password, &options.pkcs12))
+                        .map(|(row, prepared)| {
+                            issue_device(template, ca, row, prepared, password, &options.pkcs12)
+                        })
                         .collect()
                 });
                 if sender.send(issued?).is_err() {
@@ -428,7 +504,9 @@ fn run_issuing(
         };
         let produced = produce();
         drop(sender);
-        let written = writer_thread.join().map_err(|_| BatchError::Unreachable("the writer thread panicked"))?;
+        let written = writer_thread
+            .join()
+            .map_err(|_| BatchError::Unreachable("the writer thread panicked"))?;
         progress.finish();
         produced?;
         written
@@ -447,12 +525,19 @@ impl Progress {
     fn new(style: ProgressStyle, total: u64) -> Progress {
         let bar = (style == ProgressStyle::Bar).then(|| {
             let bar = indicatif::ProgressBar::new(total);
-            if let Ok(s) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} devices  {per_sec}  eta {eta}") {
+            if let Ok(s) = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} devices  {per_sec}  eta {eta}",
+            ) {
                 bar.set_style(s);
             }
             bar
         });
-        Progress { bar, lines: style == ProgressStyle::Lines, total, done: 0.into() }
+        Progress {
+            bar,
+            lines: style == ProgressStyle::Lines,
+            total,
+            done: 0.into(),
+        }
     }
 
     fn advance(&self, n: u64) {

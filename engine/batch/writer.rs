@@ -14,8 +14,16 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 /// Header of `manifest.csv`.
-pub const MANIFEST_HEADER: [&str; 8] =
-    ["row", "device_id", "common_name", "serial_hex", "not_before", "not_after", "file_name", "sha256"];
+pub const MANIFEST_HEADER: [&str; 8] = [
+    "row",
+    "device_id",
+    "common_name",
+    "serial_hex",
+    "not_before",
+    "not_after",
+    "file_name",
+    "sha256",
+];
 
 /// Writes a batch's ZIP to a temporary file beside `out` and renames it into place on success.
 pub struct BatchWriter {
@@ -35,14 +43,28 @@ pub struct BatchWriter {
 
 impl BatchWriter {
     /// Starts the ZIP with `chain.pem`.
-    pub fn create(out: &Path, chain_pem: &str, store: Store, batch: BatchId, modified: time::OffsetDateTime, extension: &'static str) -> Result<BatchWriter, BatchError> {
-        let io = |source| BatchError::Io { path: out.display().to_string(), source };
+    pub fn create(
+        out: &Path,
+        chain_pem: &str,
+        store: Store,
+        batch: BatchId,
+        modified: time::OffsetDateTime,
+        extension: &'static str,
+    ) -> Result<BatchWriter, BatchError> {
+        let io = |source| BatchError::Io {
+            path: out.display().to_string(),
+            source,
+        };
         let dir = match out.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let temp = tempfile::Builder::new().prefix(".certmill-").suffix(".zip.part").tempfile_in(&dir).map_err(io)?;
+        let temp = tempfile::Builder::new()
+            .prefix(".certmill-")
+            .suffix(".zip.part")
+            .tempfile_in(&dir)
+            .map_err(io)?;
         let file = temp.as_file().try_clone().map_err(io)?;
         let mut zip = ZipWriter::new_stream(BufWriter::with_capacity(1 << 20, file));
         let modified = zip::DateTime::from_date_and_time(
@@ -63,8 +85,14 @@ impl BatchWriter {
         zip.start_file("chain.pem", options).map_err(zip_error)?;
         zip.write_all(chain_pem.as_bytes()).map_err(io)?;
         let manifest_file = tempfile::tempfile_in(&dir).map_err(io)?;
-        let mut manifest = csv::Writer::from_writer(BufWriter::new(manifest_file.try_clone().map_err(io)?));
-        manifest.write_record(MANIFEST_HEADER).map_err(|e| BatchError::Io { path: out.display().to_string(), source: e.into() })?;
+        let mut manifest =
+            csv::Writer::from_writer(BufWriter::new(manifest_file.try_clone().map_err(io)?));
+        manifest
+            .write_record(MANIFEST_HEADER)
+            .map_err(|e| BatchError::Io {
+                path: out.display().to_string(),
+                source: e.into(),
+            })?;
         Ok(BatchWriter {
             out: out.to_owned(),
             temp,
@@ -87,7 +115,13 @@ impl BatchWriter {
         let mut stem: String = common_name
             .chars()
             .take(96)
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .collect();
         if stem.is_empty() || stem.starts_with('.') {
             stem.insert_str(0, "device");
@@ -112,15 +146,26 @@ impl BatchWriter {
         let mut records = Vec::with_capacity(devices.len());
         for device in devices {
             let name = self.entry_name(&device.common_name, device.row);
-            let zip = self.zip.as_mut().ok_or(BatchError::Unreachable("zip writer used after finish"))?;
-            zip.start_file(name.as_str(), self.options).map_err(zip_error)?;
-            zip.write_all(&device.file).map_err(|source| BatchError::Io { path: self.out.display().to_string(), source })?;
+            let zip = self
+                .zip
+                .as_mut()
+                .ok_or(BatchError::Unreachable("zip writer used after finish"))?;
+            zip.start_file(name.as_str(), self.options)
+                .map_err(zip_error)?;
+            zip.write_all(&device.file)
+                .map_err(|source| BatchError::Io {
+                    path: self.out.display().to_string(),
+                    source,
+                })?;
             let digest = Sha256::digest(&device.file);
             let serial_hex = hex(&device.serial);
             self.manifest
                 .write_record([
                     device.row.to_string().as_str(),
-                    uuid::Uuid::from_bytes(device.device_id).hyphenated().to_string().as_str(),
+                    uuid::Uuid::from_bytes(device.device_id)
+                        .hyphenated()
+                        .to_string()
+                        .as_str(),
                     device.common_name.as_str(),
                     serial_hex.as_str(),
                     rfc3339(device.not_before).as_str(),
@@ -128,7 +173,10 @@ impl BatchWriter {
                     name.as_str(),
                     hex(&digest).as_str(),
                 ])
-                .map_err(|e| BatchError::Io { path: self.out.display().to_string(), source: e.into() })?;
+                .map_err(|e| BatchError::Io {
+                    path: self.out.display().to_string(),
+                    source: e.into(),
+                })?;
             records.push(CertificateRecord {
                 device_id: device.device_id,
                 row: device.row,
@@ -153,12 +201,21 @@ impl BatchWriter {
         };
         self.manifest.flush().map_err(io(&self.out))?;
         drop(self.manifest);
-        let mut zip = self.zip.take().ok_or(BatchError::Unreachable("zip writer finished twice"))?;
-        zip.start_file("manifest.csv", self.options).map_err(zip_error)?;
-        self.manifest_file.seek(SeekFrom::Start(0)).map_err(io(&self.out))?;
+        let mut zip = self
+            .zip
+            .take()
+            .ok_or(BatchError::Unreachable("zip writer finished twice"))?;
+        zip.start_file("manifest.csv", self.options)
+            .map_err(zip_error)?;
+        self.manifest_file
+            .seek(SeekFrom::Start(0))
+            .map_err(io(&self.out))?;
         let mut buffer = vec![0u8; 1 << 16];
         loop {
-            let n = self.manifest_file.read(&mut buffer).map_err(io(&self.out))?;
+            let n = self
+                .manifest_file
+                .read(&mut buffer)
+                .map_err(io(&self.out))?;
             if n == 0 {
                 break;
             }
@@ -168,7 +225,10 @@ impl BatchWriter {
         inner.flush().map_err(io(&self.out))?;
         inner.get_ref().sync_all().map_err(io(&self.out))?;
         drop(inner);
-        self.temp.persist(&self.out).map_err(|e| BatchError::Io { path: self.out.display().to_string(), source: e.error })?;
+        self.temp.persist(&self.out).map_err(|e| BatchError::Io {
+            path: self.out.display().to_string(),
+            source: e.error,
+        })?;
         Ok((self.written, self.store))
     }
 }
@@ -191,6 +251,9 @@ pub fn hex(bytes: &[u8]) -> String {
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }

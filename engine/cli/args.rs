@@ -8,10 +8,20 @@ use std::path::PathBuf;
 #[command(name = "certmill", version, about, long_about = None)]
 pub struct Cli {
     /// Data directory: CA, store, demo output.
-    #[arg(long, global = true, env = "CERTMILL_DATA", default_value = "./certmill-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "CERTMILL_DATA",
+        default_value = "./certmill-data"
+    )]
     pub data: PathBuf,
     /// Base URL where certmill serves OCSP and CRLs; replaces {baseUrl} in profile URLs.
-    #[arg(long, global = true, env = "CERTMILL_BASE_URL", default_value = "http://localhost:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "CERTMILL_BASE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub base_url: String,
     /// What to do.
     #[command(subcommand)]

@@ -5,7 +5,7 @@ pub mod args;
 
 use crate::batch::{self, BatchError, BatchOptions, ProgressStyle};
 use crate::ca::{CaInitOptions, CaPassphrase, IssuingCa};
-use crate::keys::KeyAlgorithm;
+use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
 use crate::pkcs12::{Pkcs12Encryption, Pkcs12Options, Pkcs12Password};
 use crate::profile::{CompileOptions, Profile, ProfileError};
 use crate::store::Store;
@@ -27,38 +27,59 @@ pub struct InvalidInput(pub String);
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let compile = CompileOptions { base_url: cli.base_url.clone() };
+    let compile = CompileOptions {
+        base_url: cli.base_url.clone(),
+    };
     match cli.command {
         Command::Demo(a) => demo(&cli.data, &compile, a.devices, a.threads),
         Command::Issue(a) => issue(&cli.data, &compile, a),
         Command::Ca(c) => ca(&cli.data, c),
-        Command::Profile(ProfileCommand::Check { file, json }) => profile_check(&file, &compile, json),
+        Command::Profile(ProfileCommand::Check { file, json }) => {
+            profile_check(&file, &compile, json)
+        }
         Command::Profile(ProfileCommand::List) => {
             for (name, _) in crate::profile::SHIPPED {
                 println!("{name}");
             }
             Ok(())
         }
-        Command::Certs(CertsCommand::Find { cn, serial, pem }) => certs_find(&cli.data, cn, serial, pem),
+        Command::Certs(CertsCommand::Find { cn, serial, pem }) => {
+            certs_find(&cli.data, cn, serial, pem)
+        }
         Command::Batches(BatchesCommand::List) => batches_list(&cli.data),
     }
 }
 
 fn ca_passphrase() -> Result<Option<CaPassphrase>> {
     match std::env::var("CERTMILL_CA_PASSPHRASE") {
-        Ok(p) if !p.is_empty() => Ok(Some(CaPassphrase::new(p).context("CERTMILL_CA_PASSPHRASE")?)),
+        Ok(p) if !p.is_empty() => Ok(Some(
+            CaPassphrase::new(p).context("CERTMILL_CA_PASSPHRASE")?,
+        )),
         _ => Ok(None),
     }
 }
 
-/// Loads the issuing CA, creating a development CA when the data directory has none.
-fn load_or_create_ca(data: &Path) -> Result<IssuingCa> {
+/// Loads the issuing CA, creating a development CA whose key fits `profile` when the data
+/// directory has none.
+fn load_or_create_ca(data: &Path, profile: &Profile) -> Result<IssuingCa> {
     let passphrase = ca_passphrase()?;
     if IssuingCa::exists(data) {
-        return IssuingCa::load(data, passphrase.as_ref()).with_context(|| format!("loading the CA in {}", data.display()));
+        return IssuingCa::load(data, passphrase.as_ref())
+            .with_context(|| format!("loading the CA in {}", data.display()));
     }
-    let options = CaInitOptions { passphrase, ..CaInitOptions::default() };
-    let ca = IssuingCa::init(data, &options).with_context(|| format!("creating a CA in {}", data.display()))?;
+    let algorithm = match profile.signature_algorithm() {
+        SignatureAlgorithm::EcdsaWithSha256 => KeyAlgorithm::EcP256,
+        SignatureAlgorithm::EcdsaWithSha384 => KeyAlgorithm::EcP384,
+        SignatureAlgorithm::Sha256WithRsaEncryption
+        | SignatureAlgorithm::Sha384WithRsaEncryption => KeyAlgorithm::Rsa3072,
+    };
+    let options = CaInitOptions {
+        algorithm,
+        passphrase,
+        ..CaInitOptions::default()
+    };
+    let ca = IssuingCa::init(data, &options)
+        .with_context(|| format!("creating a CA in {}", data.display()))?;
     eprintln!(
         "note: {} had no CA; created a DEVELOPMENT CA ({}). Use `certmill ca import` for a production issuing CA.",
         data.display(),
@@ -80,7 +101,10 @@ fn parse_params(params: &[String]) -> Result<BTreeMap<String, String>> {
         let (name, value) = p
             .split_once('=')
             .ok_or_else(|| InvalidInput(format!("--param {p:?}: expected NAME=VALUE")))?;
-        if out.insert(name.trim().to_owned(), value.to_owned()).is_some() {
+        if out
+            .insert(name.trim().to_owned(), value.to_owned())
+            .is_some()
+        {
             return Err(InvalidInput(format!("--param {name} given twice")).into());
         }
     }
@@ -88,18 +112,27 @@ fn parse_params(params: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 /// The PKCS#12 password: --password-file, CERTMILL_PKCS12_PASSWORD, or a prompt.
-fn read_password(file: Option<&Path>, profile: &Profile, params: &mut BTreeMap<String, String>) -> Result<Pkcs12Password> {
-    let parameter = profile.password_parameter().unwrap_or("pkcs12Password").to_owned();
+fn read_password(
+    file: Option<&Path>,
+    profile: &Profile,
+    params: &mut BTreeMap<String, String>,
+) -> Result<Pkcs12Password> {
+    let parameter = profile
+        .password_parameter()
+        .unwrap_or("pkcs12Password")
+        .to_owned();
     let text = if let Some(value) = params.remove(&parameter) {
         eprintln!("warning: a password given with --param is visible in the process list; prefer --password-file");
         value
     } else if let Some(file) = file {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading the password file {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the password file {}", file.display()))?;
         text.lines().next().unwrap_or("").to_owned()
     } else if let Ok(value) = std::env::var("CERTMILL_PKCS12_PASSWORD") {
         value
     } else if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("PKCS#12 password: ").context("reading the password")?;
+        let first =
+            rpassword::prompt_password("PKCS#12 password: ").context("reading the password")?;
         let second = rpassword::prompt_password("again: ").context("reading the password")?;
         if first != second {
             bail!(InvalidInput("the passwords differ".into()));
@@ -135,16 +168,25 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
     let profile = load_profile(&a.profile, compile)?;
     let mut parameters = parse_params(&a.params)?;
     let password = read_password(a.password_file.as_deref(), &profile, &mut parameters)?;
-    let ca = load_or_create_ca(data)?;
+    let ca = load_or_create_ca(data, &profile)?;
     let pkcs12 = Pkcs12Options {
-        encryption: if a.legacy_pkcs12 { Pkcs12Encryption::LegacyTripleDesSha1 } else { Pkcs12Encryption::Aes256Pbes2 },
+        encryption: if a.legacy_pkcs12 {
+            Pkcs12Encryption::LegacyTripleDesSha1
+        } else {
+            Pkcs12Encryption::Aes256Pbes2
+        },
         iterations: a.pkcs12_iterations,
     };
     let options = BatchOptions {
         parameters,
         password: Some(password),
         pkcs12,
-        batch_name: a.batch_name.unwrap_or_else(|| a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        batch_name: a.batch_name.unwrap_or_else(|| {
+            a.out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
         out: a.out,
         threads: a.threads,
         progress: progress_style(),
@@ -170,7 +212,8 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents).with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -178,14 +221,18 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
     if devices == 0 {
         bail!(InvalidInput("--devices must be at least 1".into()));
     }
-    let ca = load_or_create_ca(data)?;
     let profile = load_profile("ecc-device", compile)?;
+    let ca = load_or_create_ca(data, &profile)?;
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let dir = data.join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut suffix = 0;
     let (csv, out) = loop {
-        let tag = if suffix == 0 { format!("{stamp}") } else { format!("{stamp}-{suffix}") };
+        let tag = if suffix == 0 {
+            format!("{stamp}")
+        } else {
+            format!("{stamp}-{suffix}")
+        };
         let out = dir.join(format!("batch-{tag}.zip"));
         if !out.exists() {
             break (dir.join(format!("devices-{tag}.csv")), out);
@@ -197,13 +244,25 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
     let mut prefix = [0u8; 2];
     crate::keys::random_bytes(&mut prefix)?;
     if devices > 1 << 24 {
-        bail!(InvalidInput("--devices is limited to 16,777,216 in the demo".into()));
+        bail!(InvalidInput(
+            "--devices is limited to 16,777,216 in the demo".into()
+        ));
     }
     {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).with_context(|| format!("creating {}", csv.display()))?);
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(&csv).with_context(|| format!("creating {}", csv.display()))?,
+        );
         writeln!(w, "macAddress")?;
         for i in 0..devices {
-            writeln!(w, "02:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}", prefix[0], prefix[1], (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)?;
+            writeln!(
+                w,
+                "02:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
+                prefix[0],
+                prefix[1],
+                (i >> 16) & 0xff,
+                (i >> 8) & 0xff,
+                i & 0xff
+            )?;
         }
         w.flush()?;
     }
@@ -230,11 +289,18 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
     let report = batch::issue_csv(data, &ca, &profile, &csv, &options).map_err(batch_error)?;
 
     // Open one PKCS#12 in-process: MAC, decryption, and that the key belongs to the certificate.
-    let check_password = Pkcs12Password::new(std::fs::read_to_string(&password_file)?.trim().to_owned()).map_err(|e| anyhow!("{e}"))?;
+    let check_password =
+        Pkcs12Password::new(std::fs::read_to_string(&password_file)?.trim().to_owned())
+            .map_err(|e| anyhow!("{e}"))?;
     let checked = check_one_pkcs12(&out, &check_password)?;
 
     let chain = data.join("ca").join("chain.pem");
-    println!("issued {} devices in {:.2} s: {:.0} devices/s", report.devices, report.elapsed.as_secs_f64(), report.devices_per_second());
+    println!(
+        "issued {} devices in {:.2} s: {:.0} devices/s",
+        report.devices,
+        report.elapsed.as_secs_f64(),
+        report.devices_per_second()
+    );
     println!("  zip:       {}", out.display());
     println!("  chain:     {}", chain.display());
     println!("  password:  {} (mode 0600)", password_file.display());
@@ -245,7 +311,8 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
 
 /// Opens the first PKCS#12 of a batch ZIP and checks it; returns a one-line description.
 fn check_one_pkcs12(zip_path: &Path, password: &Pkcs12Password) -> Result<String> {
-    let file = std::fs::File::open(zip_path).with_context(|| format!("opening {}", zip_path.display()))?;
+    let file =
+        std::fs::File::open(zip_path).with_context(|| format!("opening {}", zip_path.display()))?;
     let mut archive = zip::ZipArchive::new(file).context("reading the batch ZIP")?;
     let mut found = None;
     for index in 0..archive.len() {
@@ -259,22 +326,39 @@ fn check_one_pkcs12(zip_path: &Path, password: &Pkcs12Password) -> Result<String
         }
     }
     let (name, der) = found.ok_or_else(|| anyhow!("the ZIP holds no .p12"))?;
-    let _ = (der, password);
-    Ok(name)
+    let opened = crate::pkcs12::open(&der, password).with_context(|| format!("opening {name}"))?;
+    Ok(format!(
+        "{name} opens with the password: MAC valid, key matches its certificate, {} certificate(s)",
+        opened.certificates.len()
+    ))
 }
 
 fn ca(data: &Path, command: CaCommand) -> Result<()> {
     match command {
-        CaCommand::Init { algorithm, organization } => {
+        CaCommand::Init {
+            algorithm,
+            organization,
+        } => {
             let algorithm = KeyAlgorithm::from_syntax(&algorithm)
                 .ok_or_else(|| InvalidInput(format!("--algorithm {algorithm:?}: expected EC:P-256, EC:P-384, RSA:2048, RSA:3072 or RSA:4096")))?;
-            let options = CaInitOptions { algorithm, organization, passphrase: ca_passphrase()?, ..CaInitOptions::default() };
+            let options = CaInitOptions {
+                algorithm,
+                organization,
+                passphrase: ca_passphrase()?,
+                ..CaInitOptions::default()
+            };
             let ca = IssuingCa::init(data, &options)?;
             println!("created {}", ca.describe());
             println!("chain: {}", data.join("ca").join("chain.pem").display());
         }
         CaCommand::Import { cert, key, chain } => {
-            let ca = IssuingCa::import(data, &cert, &key, chain.as_deref(), ca_passphrase()?.as_ref())?;
+            let ca = IssuingCa::import(
+                data,
+                &cert,
+                &key,
+                chain.as_deref(),
+                ca_passphrase()?.as_ref(),
+            )?;
             println!("imported {}", ca.describe());
         }
         CaCommand::Show => {
@@ -312,7 +396,10 @@ fn profile_check(file: &str, compile: &CompileOptions, json: bool) -> Result<()>
             if p.required { "required" } else { "optional" },
             p.scopes.join(","),
             p.message.as_deref().unwrap_or(""),
-            p.title.as_deref().map(|t| format!("  ({t})")).unwrap_or_default()
+            p.title
+                .as_deref()
+                .map(|t| format!("  ({t})"))
+                .unwrap_or_default()
         );
     }
     println!("  CSV columns:");
@@ -351,7 +438,8 @@ fn certs_find(data: &Path, cn: Option<String>, serial: Option<String>, pem: bool
             r.file_name
         );
         if pem {
-            let block = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &r.der).map_err(|e| anyhow!("PEM: {e}"))?;
+            let block = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &r.der)
+                .map_err(|e| anyhow!("PEM: {e}"))?;
             print!("{block}");
         }
     }
@@ -379,6 +467,9 @@ fn batches_list(data: &Path) -> Result<()> {
 fn unix_text(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }

@@ -5,14 +5,17 @@
 //! `macData`. The default [`Pkcs12Encryption::Aes256Pbes2`] matches OpenSSL 3's defaults (PBES2,
 //! PBKDF2-HMAC-SHA256, AES-256-CBC, SHA-256 MAC); [`Pkcs12Encryption::LegacyTripleDesSha1`] is
 //! for old devices and still opens in OpenSSL 3 without `-legacy` (3DES, never RC2). The three
-//! key derivations of the default format run in one interleaved loop (see [`kdf`]), which is
+//! key derivations of the default format run in one interleaved loop (module `kdf`), which is
 //! where a device's time goes.
 //!
-//! It does not parse PKCS#12 files, check that the key matches the leaf certificate, or decode
-//! the key and certificates beyond checking that each is a single DER `SEQUENCE`: callers hand
-//! it what they just generated and signed. Salts and IVs come from `aws_lc_rs::rand`.
+//! [`build`] does not check that the key matches the leaf certificate or decode the key and
+//! certificates beyond checking that each is a single DER `SEQUENCE`: callers hand it what they
+//! just generated and signed. Salts and IVs come from `aws_lc_rs::rand`. [`open`] reads a
+//! PKCS#12 back (ours or OpenSSL's): MAC, decryption, and the key checked against the leaf.
 
 mod kdf;
+mod open;
+pub use open::{open, OpenedPkcs12};
 
 use core::num::NonZeroU32;
 
@@ -31,7 +34,7 @@ use crate::asn1::{
     tlv, tlv_parts, BMP_STRING, INTEGER, NULL, OCTET_STRING, SEQUENCE, SET,
 };
 
-/// A PKCS#12 password. Debug prints "Pkcs12Password(<redacted>)"; zeroized on drop.
+/// A PKCS#12 password. Debug prints `"Pkcs12Password(<redacted>)"`; zeroized on drop.
 pub struct Pkcs12Password(zeroize::Zeroizing<String>);
 
 /// Longest accepted password, in UTF-8 bytes.
@@ -41,7 +44,8 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 const MAX_FRIENDLY_NAME_UNITS: usize = 1024;
 
 impl Pkcs12Password {
-    /// Rejects an empty password or one longer than 1024 bytes or containing NUL/control chars, with Pkcs12Error::InvalidPassword(reason).
+    /// Rejects an empty password, one longer than 1024 bytes of UTF-8, or one containing NUL or
+    /// another control character, with [`Pkcs12Error::InvalidPassword`].
     pub fn new(password: String) -> Result<Self, Pkcs12Error> {
         // Wrapped first, so a rejected password is zeroized too.
         let password = Zeroizing::new(password);
@@ -77,10 +81,14 @@ impl core::fmt::Debug for Pkcs12Password {
 /// How the bags are encrypted and the MAC computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Pkcs12Encryption {
-    /// OpenSSL 3 defaults: PBES2 + PBKDF2-HMAC-SHA256 + AES-256-CBC for the key bag and the certificate bag, SHA-256 MAC; 2048 iterations each.
+    /// OpenSSL 3 defaults: PBES2 + PBKDF2-HMAC-SHA256 + AES-256-CBC for the key bag and the
+    /// certificate bag, SHA-256 MAC; 2048 iterations each.
     #[default]
     Aes256Pbes2,
-    /// For old devices: pbeWithSHAAnd3-KeyTripleDES-CBC for both bags (NOT RC2, so OpenSSL 3 opens it without -legacy), HMAC-SHA1 MAC with the PKCS#12 KDF on SHA-1; 2048 iterations.
+    /// For old devices: pbeWithSHAAnd3-KeyTripleDES-CBC for both bags (not RC2, so OpenSSL 3
+    /// opens it without `-legacy`), HMAC-SHA1 MAC with the PKCS#12 KDF on SHA-1; 2048
+    /// iterations. About five times the cost of the default (its KDF chains are not
+    /// interleaved).
     LegacyTripleDesSha1,
 }
 
@@ -177,10 +185,18 @@ impl core::fmt::Display for FriendlyNameDefect {
     }
 }
 
-/// Errors of [`build`] and [`Pkcs12Password::new`].
+/// Errors of [`build`], [`open`] and [`Pkcs12Password::new`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Pkcs12Error {
+    /// [`open`]: a bag's ciphertext is not a whole number of cipher blocks or its padding is
+    /// wrong, although the MAC matched: the file was damaged before its MAC was computed, or its
+    /// bags were encrypted under another password than its MAC.
+    #[error("could not decrypt the {what}: wrong length or padding")]
+    DecryptionFailed {
+        /// Which encrypted structure: `"encrypted SafeContents"` or `"pkcs8ShroudedKeyBag"`.
+        what: &'static str,
+    },
     /// `certs[index]` is not exactly one DER `SEQUENCE`.
     #[error("certificate {index} (0 is the leaf) is not one DER SEQUENCE: {defect}")]
     InvalidCertificate {
@@ -201,12 +217,63 @@ pub enum Pkcs12Error {
         /// What the DER check found, with its byte offset.
         defect: der::Error,
     },
+    /// [`open`]: an iteration count in the file is above the limit (10,000,000), which bounds
+    /// the work a hostile file can demand before its MAC is checked.
+    #[error("{what} iteration count {iterations} is above the limit of {limit}")]
+    IterationsAboveLimit {
+        /// Whose count: `"MAC"`, `"PBKDF2"` or `"pbeWithSHAAnd3-KeyTripleDES-CBC"`.
+        what: &'static str,
+        /// The count in the file.
+        iterations: u32,
+        /// The highest accepted count.
+        limit: u32,
+    },
+    /// [`open`]: the private key is not the key of the leaf certificate (the certificate whose
+    /// localKeyId is the key bag's), or no certificate holds its public key.
+    #[error("the private key does not belong to the leaf certificate")]
+    KeyMismatch,
+    /// [`open`]: the MAC does not match: the password is wrong, or the file was altered.
+    #[error("PKCS#12 MAC mismatch: wrong password, or the file was altered")]
+    MacMismatch,
+    /// [`open`]: a structure is not the DER that RFC 7292 (or PKCS #8, X.509) prescribes.
+    #[error("malformed PKCS#12 {what}: {defect}")]
+    Malformed {
+        /// The structure, e.g. `"macData"`, `"SafeBag"`, `"certificate"`.
+        what: &'static str,
+        /// What the DER parser found, at a byte offset into the file (into the plaintext for
+        /// decrypted SafeContents; into the key or certificate for those).
+        defect: der::Error,
+    },
+    /// [`open`]: the file holds more than one private key bag.
+    #[error("the PKCS#12 holds {count} private keys; exactly one is supported")]
+    MultiplePrivateKeys {
+        /// How many keyBags and pkcs8ShroudedKeyBags it holds.
+        count: usize,
+    },
+    /// [`open`]: the file holds no X.509 certificate bag.
+    #[error("the PKCS#12 holds no X.509 certificate")]
+    NoCertificateBag,
     /// `certs` is empty: a PKCS#12 needs at least the leaf certificate.
     #[error("no certificate given: certs[0] must be the leaf certificate")]
     NoCertificates,
+    /// [`open`]: the file holds no keyBag or pkcs8ShroudedKeyBag.
+    #[error("the PKCS#12 holds no private key")]
+    NoPrivateKey,
     /// The system random generator failed to produce salts and IVs.
     #[error("the random generator failed to produce PKCS#12 salts and IVs")]
     Random,
+    /// [`open`]: aws-lc-rs rejected the private key (not a valid P-256, P-384 or RSA PKCS#8
+    /// key, or an EC key whose embedded public key is not its own).
+    #[error("the private key was rejected: {0}")]
+    RejectedPrivateKey(#[source] aws_lc_rs::error::KeyRejected),
+    /// [`open`]: an algorithm or content type [`open`] does not implement.
+    #[error("unsupported {what}: OID {oid}")]
+    UnsupportedAlgorithm {
+        /// Where it appears, e.g. `"MAC digest"`, `"bag encryption"`, `"PBKDF2 PRF"`.
+        what: &'static str,
+        /// Its object identifier.
+        oid: ObjectIdentifier,
+    },
     /// `Pkcs12Options::iterations` is 0.
     #[error("PKCS#12 iteration count is 0; it must be at least 1")]
     ZeroIterations,
@@ -246,12 +313,15 @@ mod oids {
     pub(super) const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
 }
 
-/// Builds the DER of a PFX holding the private key (PKCS#8 PrivateKeyInfo DER, unencrypted input) in a pkcs8ShroudedKeyBag
-/// and the certificates (DER; `certs[0]` is the leaf, the rest the chain in order) in one encrypted SafeContents,
-/// like `openssl pkcs12 -export` of OpenSSL 3: authSafe = [ EncryptedData(cert bags), Data(shrouded key bag) ], macData.
-/// The leaf cert bag and the key bag carry localKeyId (SHA-1 of the leaf certificate DER, as OpenSSL does) and friendlyName (BMPString) = friendly_name;
-/// chain cert bags carry no attributes. Salts (8 bytes for MAC salt like OpenSSL; 16 bytes for PBES2 salts) and IVs are fresh random per call
-/// (use `aws_lc_rs::rand::fill`).
+/// Builds the DER of a PFX holding the private key (PKCS#8 PrivateKeyInfo DER, unencrypted
+/// input) in a pkcs8ShroudedKeyBag and the certificates (DER; `certs[0]` is the leaf, the rest
+/// the chain in order) in one encrypted SafeContents, like `openssl pkcs12 -export` of OpenSSL 3:
+/// authSafe = [ EncryptedData(cert bags), Data(shrouded key bag) ], macData.
+///
+/// The leaf cert bag and the key bag carry localKeyId (SHA-1 of the leaf certificate DER, as
+/// OpenSSL does) and friendlyName (BMPString) = `friendly_name`; chain cert bags carry no
+/// attributes. Salts (8 bytes for the MAC salt, like OpenSSL; 16 bytes for PBES2 salts) and IVs
+/// are fresh from `aws_lc_rs::rand` on every call.
 ///
 /// An empty `friendly_name` writes no friendlyName attribute (localKeyId stays). The legacy
 /// format uses 8-byte salts for its bags, as OpenSSL does.
@@ -323,11 +393,8 @@ pub fn build(
     // MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }
     // (RFC 7292 §4); the MAC covers the content octets of the authSafe `Data`.
     let (digest_oid, mac) = match &sealed.mac_key {
-        MacKey::Sha1(key) => (&oids::SHA1, hmac_tag::<Hmac<Sha1>>(&key[..], &auth_safe)),
-        MacKey::Sha256(key) => (
-            &oids::SHA256,
-            hmac_tag::<Hmac<Sha256>>(&key[..], &auth_safe),
-        ),
+        MacKey::Sha1(key) => (&oids::SHA1, hmac_tag::<Hmac<Sha1>, 20>(key, &auth_safe)),
+        MacKey::Sha256(key) => (&oids::SHA256, hmac_tag::<Hmac<Sha256>, 32>(key, &auth_safe)),
     };
     let digest_algorithm = tlv_parts(SEQUENCE, &[&oid_const(digest_oid), &[NULL, 0]]);
     let digest_info = tlv_parts(SEQUENCE, &[&digest_algorithm, &tlv(OCTET_STRING, &mac)]);
@@ -502,12 +569,14 @@ fn pkcs12_pbe_algorithm(salt: &[u8], iterations: NonZeroU32) -> Vec<u8> {
     tlv_parts(SEQUENCE, &[&oid_const(&oids::PBE_SHA1_3DES), &params])
 }
 
-/// HMAC tag over `message` with a key of at most 64 bytes (the MAC keys are 20 or 32).
-fn hmac_tag<M: Mac + KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
+/// HMAC tag over `message` with an `N`-byte key, `N` at most the 64-byte block of SHA-1 and
+/// SHA-256 (the MAC keys are 20 or 32 bytes).
+fn hmac_tag<M: Mac + KeyInit, const N: usize>(key: &[u8; N], message: &[u8]) -> Vec<u8> {
+    const { assert!(N <= 64, "HMAC key longer than the SHA-1/SHA-256 block") };
     // RFC 2104 pads a key shorter than the block with zeros, so handing HMAC the zero-padded
     // 64-byte block is the same key, through the infallible `KeyInit::new`.
     let mut block = Zeroizing::new([0u8; 64]);
-    block[..key.len()].copy_from_slice(key);
+    block[..N].copy_from_slice(key);
     let mut mac = <M as KeyInit>::new(GenericArray::from_slice(&block[..]));
     mac.update(message);
     mac.finalize().into_bytes().to_vec()

@@ -22,7 +22,9 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { base_url: "http://localhost:8080".into() }
+        CompileOptions {
+            base_url: "http://127.0.0.1:8080".into(),
+        }
     }
 }
 
@@ -45,7 +47,10 @@ struct Compiler {
 
 impl Compiler {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.into(), message: message.into() });
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn sources(&mut self, path: &str, list: Option<&OneOrMany>) -> Vec<Source> {
@@ -82,7 +87,10 @@ impl Compiler {
             sources.push(Source::Default);
         }
         for (i, source) in sources.iter().enumerate() {
-            if matches!(source, Source::KeypairQueue | Source::SystemClock | Source::IssuerCertificate(_)) {
+            if matches!(
+                source,
+                Source::KeypairQueue | Source::SystemClock | Source::IssuerCertificate(_)
+            ) {
                 self.problem(
                     format!("{path}/source/{i}"),
                     format!("source {source:?} cannot give a value to {label}"),
@@ -91,23 +99,32 @@ impl Compiler {
         }
         let default = raw.default.as_ref().map(|d| d.as_text());
         if sources.contains(&Source::Default) && default.is_none() && raw.source.is_some() {
-            self.problem(format!("{path}/default"), "source `Default` is listed but no `default` value is given");
+            self.problem(
+                format!("{path}/default"),
+                "source `Default` is listed but no `default` value is given",
+            );
         }
         if sources.is_empty() && raw.source.is_some() {
             self.problem(format!("{path}/source"), "empty source list");
         }
-        let rule = raw.syntax.as_ref().and_then(|syntax| match Rule::parse(syntax) {
-            Ok(rule) => Some(rule),
-            Err(reason) => {
-                self.problem(format!("{path}/syntax"), reason);
-                None
-            }
-        });
+        let rule = raw
+            .syntax
+            .as_ref()
+            .and_then(|syntax| match Rule::parse(syntax) {
+                Ok(rule) => Some(rule),
+                Err(reason) => {
+                    self.problem(format!("{path}/syntax"), reason);
+                    None
+                }
+            });
         if let (Some(rule), Some(default)) = (&rule, &default) {
             if !rule.accepts(default) {
                 self.problem(
                     format!("{path}/default"),
-                    format!("default {default:?} breaks the field's own syntax: {}", rule.message()),
+                    format!(
+                        "default {default:?} breaks the field's own syntax: {}",
+                        rule.message()
+                    ),
                 );
             }
         }
@@ -131,11 +148,16 @@ impl Compiler {
         let valid = url.is_ascii()
             && (url.starts_with("http://") || url.starts_with("ldap://"))
             && url.len() > "http://".len()
-            && !url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+            && !url
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
         if valid {
             Some(url)
         } else {
-            self.problem(path, format!("{url:?} is not an http:// or ldap:// URL in ASCII"));
+            self.problem(
+                path,
+                format!("{url:?} is not an http:// or ldap:// URL in ASCII"),
+            );
             None
         }
     }
@@ -156,12 +178,17 @@ pub(super) fn compile(
     fallback_name: &str,
     options: &super::CompileOptions,
 ) -> Result<Profile, ProfileError> {
-    let mut c = Compiler { problems: Vec::new() };
+    let mut c = Compiler {
+        problems: Vec::new(),
+    };
 
     if let Some(version) = &raw.version {
         if version != "v3" {
             // Extensions need v3 (RFC 5280 4.1.2.1).
-            c.problem("/Version", format!("version {version:?} is not supported: certmill issues v3 only"));
+            c.problem(
+                "/Version",
+                format!("version {version:?} is not supported: certmill issues v3 only"),
+            );
         }
     }
 
@@ -172,7 +199,13 @@ pub(super) fn compile(
         c.problem("/SerialNumber/length", format!("length {serial_length} must be 9..=20 bytes (64 bits of randomness, RFC 5280 limit of 20 octets)"));
     }
     if raw.serial_number.generator != "CSPRNG" {
-        c.problem("/SerialNumber/generator", format!("generator {:?} is not supported (CSPRNG)", raw.serial_number.generator));
+        c.problem(
+            "/SerialNumber/generator",
+            format!(
+                "generator {:?} is not supported (CSPRNG)",
+                raw.serial_number.generator
+            ),
+        );
     }
 
     let signature_algorithm = SignatureAlgorithm::from_name(&raw.signature_algorithm.name);
@@ -183,23 +216,38 @@ pub(super) fn compile(
     let spki = &raw.subject_public_key_info;
     let key_algorithm = spki.syntax.as_deref().and_then(KeyAlgorithm::from_syntax);
     if key_algorithm.is_none() {
-        c.problem("/SubjectPublicKeyInfo/syntax", format!("key syntax {:?} is not one of EC:P-256, EC:P-384, RSA:2048, RSA:3072, RSA:4096", spki.syntax.as_deref().unwrap_or("")));
+        c.problem(
+            "/SubjectPublicKeyInfo/syntax",
+            format!(
+                "key syntax {:?} is not one of EC:P-256, EC:P-384, RSA:2048, RSA:3072, RSA:4096",
+                spki.syntax.as_deref().unwrap_or("")
+            ),
+        );
     }
     let key_sources = c.sources("/SubjectPublicKeyInfo", spki.source.as_ref());
     for (i, source) in key_sources.iter().enumerate() {
         let ok = matches!(source, Source::KeypairQueue)
             || matches!(source, Source::Csr(p) if p == "SubjectPublicKeyInfo");
         if !ok {
-            c.problem(format!("/SubjectPublicKeyInfo/source/{i}"), "a subject public key comes from CSR.SubjectPublicKeyInfo or KeypairQueue.der_spki");
+            c.problem(
+                format!("/SubjectPublicKeyInfo/source/{i}"),
+                "a subject public key comes from CSR.SubjectPublicKeyInfo or KeypairQueue.der_spki",
+            );
         }
     }
     if key_sources.is_empty() {
-        c.problem("/SubjectPublicKeyInfo/source", "no key source: give CSR.SubjectPublicKeyInfo and/or KeypairQueue.der_spki");
+        c.problem(
+            "/SubjectPublicKeyInfo/source",
+            "no key source: give CSR.SubjectPublicKeyInfo and/or KeypairQueue.der_spki",
+        );
     }
 
     match raw.issuer.source.to_vec().as_slice() {
         [one] if one == "IssuerCertificate.Subject" => {}
-        other => c.problem("/Issuer/source", format!("issuer source {other:?} is not supported (IssuerCertificate.Subject)")),
+        other => c.problem(
+            "/Issuer/source",
+            format!("issuer source {other:?} is not supported (IssuerCertificate.Subject)"),
+        ),
     }
 
     let mut subject = Vec::new();
@@ -211,16 +259,28 @@ pub(super) fn compile(
         };
         let Some(attribute_type) = attribute_type(kind) else {
             let known: Vec<&str> = names::ATTRIBUTE_TYPES.iter().map(|a| a.name).collect();
-            c.problem(format!("{path}/type"), format!("unknown attribute type {kind:?} (known: {})", known.join(", ")));
+            c.problem(
+                format!("{path}/type"),
+                format!(
+                    "unknown attribute type {kind:?} (known: {})",
+                    known.join(", ")
+                ),
+            );
             continue;
         };
         let field = c.field(&path, kind, kind, attribute);
         if let Some(default) = &field.default {
             if let Err(reason) = crate::template::check_attribute_value(attribute_type, default) {
-                c.problem(format!("{path}/default"), format!("default {default:?} {reason}"));
+                c.problem(
+                    format!("{path}/default"),
+                    format!("default {default:?} {reason}"),
+                );
             }
         }
-        subject.push(SubjectAttribute { attribute: attribute_type, field });
+        subject.push(SubjectAttribute {
+            attribute: attribute_type,
+            field,
+        });
     }
     if subject.is_empty() {
         c.problem("/Subject/attributes", "the subject has no attributes (an empty subject needs a critical SAN; certmill profiles name the device in the subject)");
@@ -228,8 +288,18 @@ pub(super) fn compile(
 
     let validity = match &raw.validity.period {
         Some(period) => {
-            let mut field = c.field("/Validity/period", "validityPeriod", "validityPeriod", period);
-            field.default = raw.validity.default.as_ref().map(|d| d.years.to_string()).or(field.default);
+            let mut field = c.field(
+                "/Validity/period",
+                "validityPeriod",
+                "validityPeriod",
+                period,
+            );
+            field.default = raw
+                .validity
+                .default
+                .as_ref()
+                .map(|d| d.years.to_string())
+                .or(field.default);
             if !field.sources.contains(&Source::Default) {
                 // Validity.default is the last fallback (seed: "default = 1 year").
                 field.sources.push(Source::Default);
@@ -257,7 +327,10 @@ pub(super) fn compile(
     }
     if let Some(not_before) = &raw.validity.not_before {
         if not_before.source.to_vec() != ["System.Clock"] {
-            c.problem("/Validity/notBefore/source", "notBefore comes from System.Clock");
+            c.problem(
+                "/Validity/notBefore/source",
+                "notBefore comes from System.Clock",
+            );
         }
     }
 
@@ -265,8 +338,12 @@ pub(super) fn compile(
 
     let (cert_bag, password) = match &raw.pkcs12 {
         Some(p) => (
-            p.cert_bag.as_ref().map(|f| c.field("/PKCS12/CertBag", "pkcs12CertBag", "pkcs12CertBag", f)),
-            p.password.as_ref().map(|f| c.field("/PKCS12/Password", "pkcs12Password", "pkcs12Password", f)),
+            p.cert_bag
+                .as_ref()
+                .map(|f| c.field("/PKCS12/CertBag", "pkcs12CertBag", "pkcs12CertBag", f)),
+            p.password
+                .as_ref()
+                .map(|f| c.field("/PKCS12/Password", "pkcs12Password", "pkcs12Password", f)),
         ),
         None => (None, None),
     };
@@ -282,7 +359,10 @@ pub(super) fn compile(
     });
     if let Some(default) = &cert_bag.default {
         if super::CertBag::parse(default).is_none() {
-            c.problem("/PKCS12/CertBag/default", format!("{default:?} is not leaf, leaf+issuer or leaf+issuer+root"));
+            c.problem(
+                "/PKCS12/CertBag/default",
+                format!("{default:?} is not leaf, leaf+issuer or leaf+issuer+root"),
+            );
         }
     }
     let password = password.unwrap_or_else(|| Field {
@@ -295,16 +375,28 @@ pub(super) fn compile(
         rule: None,
         description: None,
     });
-    if password.sources.iter().any(|s| !matches!(s, Source::Batch(_))) {
+    if password
+        .sources
+        .iter()
+        .any(|s| !matches!(s, Source::Batch(_)))
+    {
         // Passwords are never stored, so they can only be batch parameters.
-        c.problem("/PKCS12/Password/source", "a PKCS#12 password comes only from a Batch.<name> parameter");
+        c.problem(
+            "/PKCS12/Password/source",
+            "a PKCS#12 password comes only from a Batch.<name> parameter",
+        );
     }
 
     let (name, id, values) = match &raw.profile {
         Some(meta) => (
-            meta.name.clone().unwrap_or_else(|| fallback_name.to_owned()),
+            meta.name
+                .clone()
+                .unwrap_or_else(|| fallback_name.to_owned()),
             meta.id,
-            meta.values.iter().map(|(k, v)| (k.clone(), v.as_text())).collect(),
+            meta.values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_text()))
+                .collect(),
         ),
         None => (fallback_name.to_owned(), None, BTreeMap::new()),
     };
@@ -312,8 +404,12 @@ pub(super) fn compile(
     if !c.problems.is_empty() {
         return Err(ProfileError::Invalid(c.problems));
     }
-    let (Some(signature_algorithm), Some(key_algorithm)) = (signature_algorithm, key_algorithm) else {
-        return Err(ProfileError::Invalid(vec![Problem { path: "/".into(), message: "unreachable: algorithms missing without a problem".into() }]));
+    let (Some(signature_algorithm), Some(key_algorithm)) = (signature_algorithm, key_algorithm)
+    else {
+        return Err(ProfileError::Invalid(vec![Problem {
+            path: "/".into(),
+            message: "unreachable: algorithms missing without a problem".into(),
+        }]));
     };
     Ok(Profile {
         name,
@@ -343,7 +439,10 @@ fn compile_extensions(
 
     let is_ca = e.basic_constraints.as_ref().is_some_and(|b| b.ca);
     if is_ca {
-        c.problem("/Extensions/BasicConstraints/CA", "certmill profiles issue end-entity certificates: CA must be false");
+        c.problem(
+            "/Extensions/BasicConstraints/CA",
+            "certmill profiles issue end-entity certificates: CA must be false",
+        );
     }
     out.basic_constraints = e.basic_constraints.as_ref().map(|b| b.critical);
 
@@ -351,7 +450,11 @@ fn compile_extensions(
         let mut mask = 0u16;
         for (i, bit) in ku.bits.iter().enumerate() {
             let path = format!("/Extensions/KeyUsage/bits/{i}");
-            let alias = if bit == "contentCommitment" { "nonRepudiation" } else { bit.as_str() };
+            let alias = if bit == "contentCommitment" {
+                "nonRepudiation"
+            } else {
+                bit.as_str()
+            };
             match KEY_USAGE_BITS.iter().position(|b| *b == alias) {
                 Some(n) => {
                     if mask & (1 << n) != 0 {
@@ -359,19 +462,36 @@ fn compile_extensions(
                     }
                     mask |= 1 << n;
                 }
-                None => c.problem(path, format!("unknown key usage {bit:?} (known: {})", KEY_USAGE_BITS.join(", "))),
+                None => c.problem(
+                    path,
+                    format!(
+                        "unknown key usage {bit:?} (known: {})",
+                        KEY_USAGE_BITS.join(", ")
+                    ),
+                ),
             }
         }
-        let has = |name: &str| KEY_USAGE_BITS.iter().position(|b| *b == name).is_some_and(|n| mask & (1 << n) != 0);
+        let has = |name: &str| {
+            KEY_USAGE_BITS
+                .iter()
+                .position(|b| *b == name)
+                .is_some_and(|n| mask & (1 << n) != 0)
+        };
         if mask == 0 {
             // RFC 5280 4.2.1.3: when present, at least one bit MUST be set.
-            c.problem("/Extensions/KeyUsage/bits", "no bits: leave KeyUsage out instead (RFC 5280 4.2.1.3)");
+            c.problem(
+                "/Extensions/KeyUsage/bits",
+                "no bits: leave KeyUsage out instead (RFC 5280 4.2.1.3)",
+            );
         }
         if has("keyCertSign") || has("cRLSign") {
             c.problem("/Extensions/KeyUsage/bits", "keyCertSign/cRLSign are for CA certificates; certmill issues end-entity certificates");
         }
         if (has("encipherOnly") || has("decipherOnly")) && !has("keyAgreement") {
-            c.problem("/Extensions/KeyUsage/bits", "encipherOnly/decipherOnly need keyAgreement (RFC 5280 4.2.1.3)");
+            c.problem(
+                "/Extensions/KeyUsage/bits",
+                "encipherOnly/decipherOnly need keyAgreement (RFC 5280 4.2.1.3)",
+            );
         }
         match key_algorithm {
             // RFC 5480 3: id-ecPublicKey allows digitalSignature, nonRepudiation, keyAgreement,
@@ -400,76 +520,128 @@ fn compile_extensions(
                 .map(|(_, oid)| (*oid).to_owned())
                 .or_else(|| crate::asn1::oid_big(purpose).map(|_| purpose.clone()));
             match oid {
-                Some(oid) if oids.contains(&oid) => c.problem(path, format!("{purpose} listed twice")),
+                Some(oid) if oids.contains(&oid) => {
+                    c.problem(path, format!("{purpose} listed twice"))
+                }
                 Some(oid) => oids.push(oid),
                 None => {
                     let known: Vec<&str> = names::KEY_PURPOSES.iter().map(|(n, _)| *n).collect();
-                    c.problem(path, format!("unknown purpose {purpose:?} (known: {}, or a dotted OID)", known.join(", ")))
+                    c.problem(
+                        path,
+                        format!(
+                            "unknown purpose {purpose:?} (known: {}, or a dotted OID)",
+                            known.join(", ")
+                        ),
+                    )
                 }
             }
         }
         if oids.is_empty() {
-            c.problem("/Extensions/ExtendedKeyUsage/purposes", "no purposes: leave ExtendedKeyUsage out instead");
+            c.problem(
+                "/Extensions/ExtendedKeyUsage/purposes",
+                "no purposes: leave ExtendedKeyUsage out instead",
+            );
         }
         out.extended_key_usage = Some((oids, eku.critical));
     }
 
     if let Some(aia) = &e.authority_info_access {
         if aia.critical {
-            c.problem("/Extensions/AuthorityInfoAccess/critical", "must be non-critical (RFC 5280 4.2.2.1)");
+            c.problem(
+                "/Extensions/AuthorityInfoAccess/critical",
+                "must be non-critical (RFC 5280 4.2.2.1)",
+            );
         }
         for (i, url) in aia.ocsp_urls.iter().enumerate() {
-            if let Some(url) = c.url(format!("/Extensions/AuthorityInfoAccess/ocspURLs/{i}"), url, options) {
+            if let Some(url) = c.url(
+                format!("/Extensions/AuthorityInfoAccess/ocspURLs/{i}"),
+                url,
+                options,
+            ) {
                 out.ocsp_urls.push(url);
             }
         }
         for (i, url) in aia.ca_issuers_urls.iter().enumerate() {
-            if let Some(url) = c.url(format!("/Extensions/AuthorityInfoAccess/caIssuersURLs/{i}"), url, options) {
+            if let Some(url) = c.url(
+                format!("/Extensions/AuthorityInfoAccess/caIssuersURLs/{i}"),
+                url,
+                options,
+            ) {
                 out.ca_issuers_urls.push(url);
             }
         }
         if aia.ocsp_urls.is_empty() && aia.ca_issuers_urls.is_empty() {
-            c.problem("/Extensions/AuthorityInfoAccess", "no ocspURLs and no caIssuersURLs");
+            c.problem(
+                "/Extensions/AuthorityInfoAccess",
+                "no ocspURLs and no caIssuersURLs",
+            );
         }
     }
 
     if let Some(crl) = &e.crl_distribution_points {
         let mut urls = Vec::new();
         for (i, url) in crl.distribution_point_urls.iter().enumerate() {
-            if let Some(url) = c.url(format!("/Extensions/CRLDistributionPoints/distributionPointURLs/{i}"), url, options) {
+            if let Some(url) = c.url(
+                format!("/Extensions/CRLDistributionPoints/distributionPointURLs/{i}"),
+                url,
+                options,
+            ) {
                 urls.push(url);
             }
         }
         if crl.distribution_point_urls.is_empty() {
-            c.problem("/Extensions/CRLDistributionPoints/distributionPointURLs", "no URLs");
+            c.problem(
+                "/Extensions/CRLDistributionPoints/distributionPointURLs",
+                "no URLs",
+            );
         }
         let validity_period = crl.validity_period.as_deref().and_then(|text| {
             parse_duration(text).or_else(|| {
-                c.problem("/Extensions/CRLDistributionPoints/validityPeriod", format!("{text:?} is not a duration like \"4 days\" or \"12 hours\""));
+                c.problem(
+                    "/Extensions/CRLDistributionPoints/validityPeriod",
+                    format!("{text:?} is not a duration like \"4 days\" or \"12 hours\""),
+                );
                 None
             })
         });
         let issuance_frequency = crl.issuance_frequency.as_deref().and_then(|text| {
             parse_duration(text).or_else(|| {
-                c.problem("/Extensions/CRLDistributionPoints/issuanceFrequency", format!("{text:?} is not a duration like \"4 days\" or \"12 hours\""));
+                c.problem(
+                    "/Extensions/CRLDistributionPoints/issuanceFrequency",
+                    format!("{text:?} is not a duration like \"4 days\" or \"12 hours\""),
+                );
                 None
             })
         });
         if let (Some(v), Some(f)) = (validity_period, issuance_frequency) {
             if f > v {
-                c.problem("/Extensions/CRLDistributionPoints/issuanceFrequency", "CRLs issued less often than they stay valid would leave gaps");
+                c.problem(
+                    "/Extensions/CRLDistributionPoints/issuanceFrequency",
+                    "CRLs issued less often than they stay valid would leave gaps",
+                );
             }
         }
-        out.crl = Some(CrlSpec { urls, critical: crl.critical, validity_period, issuance_frequency });
+        out.crl = Some(CrlSpec {
+            urls,
+            critical: crl.critical,
+            validity_period,
+            issuance_frequency,
+        });
     }
 
     if let Some(aki) = &e.authority_key_identifier {
         if aki.critical {
-            c.problem("/Extensions/AuthorityKeyIdentifier/critical", "must be non-critical (RFC 5280 4.2.1.1)");
+            c.problem(
+                "/Extensions/AuthorityKeyIdentifier/critical",
+                "must be non-critical (RFC 5280 4.2.1.1)",
+            );
         }
         if let Some(source) = &aki.key_identifier {
             if source.source.to_vec() != ["IssuerCertificate.SubjectKeyIdentifier"] {
-                c.problem("/Extensions/AuthorityKeyIdentifier/keyIdentifier/source", "the key identifier comes from IssuerCertificate.SubjectKeyIdentifier");
+                c.problem(
+                    "/Extensions/AuthorityKeyIdentifier/keyIdentifier/source",
+                    "the key identifier comes from IssuerCertificate.SubjectKeyIdentifier",
+                );
             }
         }
         out.authority_key_identifier = Some(aki.critical);
@@ -477,7 +649,10 @@ fn compile_extensions(
 
     if let Some(ski) = &e.subject_key_identifier {
         if ski.critical {
-            c.problem("/Extensions/SubjectKeyIdentifier/critical", "must be non-critical (RFC 5280 4.2.1.2)");
+            c.problem(
+                "/Extensions/SubjectKeyIdentifier/critical",
+                "must be non-critical (RFC 5280 4.2.1.2)",
+            );
         }
         out.subject_key_identifier = Some(ski.critical);
     }
@@ -501,10 +676,16 @@ fn compile_extensions(
                             // An explicit dotted OID works too.
                             alias.contains('.').then(|| alias.to_owned())
                         });
-                        match oid.as_deref().and_then(|o| crate::asn1::oid_big(o).map(|der| (o.to_owned(), der))) {
-                            Some((oid, oid_der)) => Some(GeneralNameKind::OtherName { oid_der, oid }),
+                        match oid
+                            .as_deref()
+                            .and_then(|o| crate::asn1::oid_big(o).map(|der| (o.to_owned(), der)))
+                        {
+                            Some((oid, oid_der)) => {
+                                Some(GeneralNameKind::OtherName { oid_der, oid })
+                            }
                             None => {
-                                let known: Vec<&str> = names::OTHER_NAME_ALIASES.iter().map(|(n, _)| *n).collect();
+                                let known: Vec<&str> =
+                                    names::OTHER_NAME_ALIASES.iter().map(|(n, _)| *n).collect();
                                 c.problem(format!("{path}/type"), format!("unknown otherName {alias:?} (known aliases: {}; or otherName:<dotted OID>)", known.join(", ")));
                                 None
                             }
@@ -522,7 +703,10 @@ fn compile_extensions(
             }
         }
         if san.general_names.is_empty() {
-            c.problem("/Extensions/SubjectAlternativeName/generalNames", "no general names: leave SubjectAlternativeName out instead");
+            c.problem(
+                "/Extensions/SubjectAlternativeName/generalNames",
+                "no general names: leave SubjectAlternativeName out instead",
+            );
         }
         out.subject_alternative_name = Some((specs, san.critical));
     }
@@ -554,8 +738,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("4 days"), Some(Duration::from_secs(4 * 86_400)));
-        assert_eq!(parse_duration("12 hours"), Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(
+            parse_duration("4 days"),
+            Some(Duration::from_secs(4 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("12 hours"),
+            Some(Duration::from_secs(12 * 3600))
+        );
         assert_eq!(parse_duration("1 day"), Some(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("0 days"), None);
         assert_eq!(parse_duration("4 fortnights"), None);

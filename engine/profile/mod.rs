@@ -13,7 +13,9 @@ pub mod raw;
 mod syntax;
 
 pub use compile::CompileOptions;
-pub use names::{is_printable_string, AttributeType, DirectoryString, CERTMILL_ARC, OTHER_NAME_ALIASES};
+pub use names::{
+    is_printable_string, AttributeType, DirectoryString, CERTMILL_ARC, OTHER_NAME_ALIASES,
+};
 pub use syntax::Rule;
 
 use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
@@ -98,7 +100,9 @@ impl Source {
     pub fn parse(text: &str) -> Option<Source> {
         let named = |prefix: &str| {
             text.strip_prefix(prefix)
-                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .filter(|n| {
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
                 .map(str::to_owned)
         };
         match text {
@@ -119,7 +123,10 @@ impl Source {
         if let Some(rest) = text.strip_prefix("CSR.").filter(|r| !r.is_empty()) {
             return Some(Source::Csr(rest.to_owned()));
         }
-        if let Some(rest) = text.strip_prefix("IssuerCertificate.").filter(|r| !r.is_empty()) {
+        if let Some(rest) = text
+            .strip_prefix("IssuerCertificate.")
+            .filter(|r| !r.is_empty())
+        {
             return Some(Source::IssuerCertificate(rest.to_owned()));
         }
         None
@@ -140,6 +147,11 @@ pub struct Field {
 }
 
 impl Field {
+    /// JSON path of the field in the profile (`/Subject/attributes/5`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// Human label (`commonName`, `validityPeriod`).
     pub fn label(&self) -> &str {
         &self.label
@@ -161,7 +173,10 @@ impl Field {
         for source in &self.sources {
             let found = match source {
                 Source::Default => self.default.clone(),
-                Source::Request(name) => inputs.request.and_then(|r| r.lookup(name)).map(str::to_owned),
+                Source::Request(name) => inputs
+                    .request
+                    .and_then(|r| r.lookup(name))
+                    .map(str::to_owned),
                 Source::Batch(name) => inputs.batch.get(name).cloned(),
                 Source::Profile(name) => inputs.profile.get(name).cloned(),
                 Source::Csr(path) => inputs.csr.and_then(|c| c.lookup(path)).map(str::to_owned),
@@ -184,12 +199,19 @@ impl Field {
         if self.optional {
             Ok(None)
         } else {
-            Err(ValueError::Missing { field: self.label.clone(), sources: self.source_list() })
+            Err(ValueError::Missing {
+                field: self.label.clone(),
+                sources: self.source_list(),
+            })
         }
     }
 
     fn source_list(&self) -> String {
-        self.sources.iter().map(describe_source).collect::<Vec<_>>().join(", ")
+        self.sources
+            .iter()
+            .map(describe_source)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -411,8 +433,10 @@ pub struct CsvColumn {
 impl Profile {
     /// Reads and compiles a profile file.
     pub fn from_file(path: &Path, options: &CompileOptions) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ProfileError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let fallback_name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -540,9 +564,14 @@ impl Profile {
                 Source::Batch(n) => Some(n.clone()),
                 _ => None,
             });
-            let profile_fallback = field.sources.iter().any(|s| matches!(s, Source::Profile(n) if self.values.contains_key(n)));
+            let profile_fallback = field
+                .sources
+                .iter()
+                .any(|s| matches!(s, Source::Profile(n) if self.values.contains_key(n)));
             for source in &field.sources {
-                let Source::Request(name) = source else { continue };
+                let Source::Request(name) = source else {
+                    continue;
+                };
                 if out.iter().any(|c| &c.name == name) {
                     continue;
                 }
@@ -553,7 +582,11 @@ impl Profile {
                 } else {
                     (true, None)
                 };
-                out.push(CsvColumn { name: name.clone(), required, required_unless_batch_parameter: unless });
+                out.push(CsvColumn {
+                    name: name.clone(),
+                    required,
+                    required_unless_batch_parameter: unless,
+                });
             }
         }
         out
@@ -562,17 +595,25 @@ impl Profile {
     /// Resolves the validity period in years for one device.
     pub fn resolve_years(&self, inputs: &Inputs<'_>) -> Result<u32, ValueError> {
         let text = self.validity.resolve(inputs)?;
-        let text = text.or_else(|| self.validity.default.clone()).unwrap_or_else(|| "1".into());
-        text.parse::<u32>().ok().filter(|y| (1..=100).contains(y)).ok_or(ValueError::Unencodable {
-            field: self.validity.label.clone(),
-            value: text,
-            reason: "is not a number of years between 1 and 100".into(),
-        })
+        let text = text
+            .or_else(|| self.validity.default.clone())
+            .unwrap_or_else(|| "1".into());
+        text.parse::<u32>()
+            .ok()
+            .filter(|y| (1..=100).contains(y))
+            .ok_or(ValueError::Unencodable {
+                field: self.validity.label.clone(),
+                value: text,
+                reason: "is not a number of years between 1 and 100".into(),
+            })
     }
 
     /// Resolves which certificates go in the PKCS#12.
     pub fn resolve_cert_bag(&self, inputs: &Inputs<'_>) -> Result<CertBag, ValueError> {
-        let text = self.cert_bag.resolve(inputs)?.unwrap_or_else(|| "leaf+issuer+root".into());
+        let text = self
+            .cert_bag
+            .resolve(inputs)?
+            .unwrap_or_else(|| "leaf+issuer+root".into());
         CertBag::parse(&text).ok_or(ValueError::Unencodable {
             field: self.cert_bag.label.clone(),
             value: text,
@@ -646,7 +687,11 @@ impl Profile {
                     std::io::ErrorKind::NotFound,
                     format!(
                         "no such file, and not a shipped profile ({})",
-                        SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        SHIPPED
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ),
             }),
@@ -656,16 +701,21 @@ impl Profile {
 
 fn parse_raw(json: &str) -> Result<raw::RawProfile, ProfileError> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    let raw: raw::RawProfile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = format!("/{}", e.path().to_string().replace('.', "/"));
-        let inner = e.into_inner();
-        ProfileError::Json {
-            path: if path == "/" || path == "/." { "/".into() } else { path },
-            line: inner.line(),
-            column: inner.column(),
-            message: inner.to_string(),
-        }
-    })?;
+    let raw: raw::RawProfile =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = format!("/{}", e.path().to_string().replace('.', "/"));
+            let inner = e.into_inner();
+            ProfileError::Json {
+                path: if path == "/" || path == "/." {
+                    "/".into()
+                } else {
+                    path
+                },
+                line: inner.line(),
+                column: inner.column(),
+                message: inner.to_string(),
+            }
+        })?;
     deserializer.end().map_err(|e| ProfileError::Json {
         path: "/".into(),
         line: e.line(),

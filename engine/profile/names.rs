@@ -31,27 +31,120 @@ pub struct AttributeType {
 
 /// Attribute types (RFC 5280 4.1.2.4 and Appendix A.1, RFC 4519, RFC 4524).
 pub const ATTRIBUTE_TYPES: &[AttributeType] = &[
-    at("businessCategory", "businessCategory", "2.5.4.15", DirectoryString::Utf8, 128),
+    at(
+        "businessCategory",
+        "businessCategory",
+        "2.5.4.15",
+        DirectoryString::Utf8,
+        128,
+    ),
     at("commonName", "CN", "2.5.4.3", DirectoryString::Utf8, 64),
-    AttributeType { exact_len: Some(2), ..at("countryName", "C", "2.5.4.6", DirectoryString::Printable, 2) },
-    at("dnQualifier", "dnQualifier", "2.5.4.46", DirectoryString::Printable, 64),
-    at("domainComponent", "DC", "0.9.2342.19200300.100.1.25", DirectoryString::Ia5, 63),
-    at("emailAddress", "emailAddress", "1.2.840.113549.1.9.1", DirectoryString::Ia5, 255),
-    at("generationQualifier", "generationQualifier", "2.5.4.44", DirectoryString::Utf8, 64),
+    AttributeType {
+        exact_len: Some(2),
+        ..at("countryName", "C", "2.5.4.6", DirectoryString::Printable, 2)
+    },
+    at(
+        "dnQualifier",
+        "dnQualifier",
+        "2.5.4.46",
+        DirectoryString::Printable,
+        64,
+    ),
+    at(
+        "domainComponent",
+        "DC",
+        "0.9.2342.19200300.100.1.25",
+        DirectoryString::Ia5,
+        63,
+    ),
+    at(
+        "emailAddress",
+        "emailAddress",
+        "1.2.840.113549.1.9.1",
+        DirectoryString::Ia5,
+        255,
+    ),
+    at(
+        "generationQualifier",
+        "generationQualifier",
+        "2.5.4.44",
+        DirectoryString::Utf8,
+        64,
+    ),
     at("givenName", "GN", "2.5.4.42", DirectoryString::Utf8, 64),
-    at("initials", "initials", "2.5.4.43", DirectoryString::Utf8, 64),
+    at(
+        "initials",
+        "initials",
+        "2.5.4.43",
+        DirectoryString::Utf8,
+        64,
+    ),
     at("localityName", "L", "2.5.4.7", DirectoryString::Utf8, 128),
-    at("organizationIdentifier", "organizationIdentifier", "2.5.4.97", DirectoryString::Utf8, 64),
-    at("organizationName", "O", "2.5.4.10", DirectoryString::Utf8, 64),
-    at("organizationalUnitName", "OU", "2.5.4.11", DirectoryString::Utf8, 64),
-    at("postalCode", "postalCode", "2.5.4.17", DirectoryString::Utf8, 40),
-    at("pseudonym", "pseudonym", "2.5.4.65", DirectoryString::Utf8, 128),
-    at("serialNumber", "serialNumber", "2.5.4.5", DirectoryString::Printable, 64),
-    at("stateOrProvinceName", "ST", "2.5.4.8", DirectoryString::Utf8, 128),
-    at("streetAddress", "street", "2.5.4.9", DirectoryString::Utf8, 128),
+    at(
+        "organizationIdentifier",
+        "organizationIdentifier",
+        "2.5.4.97",
+        DirectoryString::Utf8,
+        64,
+    ),
+    at(
+        "organizationName",
+        "O",
+        "2.5.4.10",
+        DirectoryString::Utf8,
+        64,
+    ),
+    at(
+        "organizationalUnitName",
+        "OU",
+        "2.5.4.11",
+        DirectoryString::Utf8,
+        64,
+    ),
+    at(
+        "postalCode",
+        "postalCode",
+        "2.5.4.17",
+        DirectoryString::Utf8,
+        40,
+    ),
+    at(
+        "pseudonym",
+        "pseudonym",
+        "2.5.4.65",
+        DirectoryString::Utf8,
+        128,
+    ),
+    at(
+        "serialNumber",
+        "serialNumber",
+        "2.5.4.5",
+        DirectoryString::Printable,
+        64,
+    ),
+    at(
+        "stateOrProvinceName",
+        "ST",
+        "2.5.4.8",
+        DirectoryString::Utf8,
+        128,
+    ),
+    at(
+        "streetAddress",
+        "street",
+        "2.5.4.9",
+        DirectoryString::Utf8,
+        128,
+    ),
     at("surname", "SN", "2.5.4.4", DirectoryString::Utf8, 64),
     at("title", "title", "2.5.4.12", DirectoryString::Utf8, 64),
-    at("userId", "UID", "0.9.2342.19200300.100.1.1", DirectoryString::Utf8, 256),
+    at(
+        "userId",
+        "UID",
+        "0.9.2342.19200300.100.1.1",
+        DirectoryString::Utf8,
+        256,
+    ),
 ];
 
 const fn at(
@@ -61,7 +154,14 @@ const fn at(
     encoding: DirectoryString,
     max_len: usize,
 ) -> AttributeType {
-    AttributeType { name, short, oid, encoding, max_len, exact_len: None }
+    AttributeType {
+        name,
+        short,
+        oid,
+        encoding,
+        max_len,
+        exact_len: None,
+    }
 }
 
 /// Looks an attribute type up by its profile name.
@@ -99,14 +199,17 @@ pub const OTHER_NAME_ALIASES: &[(&str, &str)] = &[(
 
 /// Looks an otherName alias up.
 pub fn other_name_oid(alias: &str) -> Option<&'static str> {
-    OTHER_NAME_ALIASES.iter().find(|(name, _)| *name == alias).map(|(_, oid)| *oid)
+    OTHER_NAME_ALIASES
+        .iter()
+        .find(|(name, _)| *name == alias)
+        .map(|(_, oid)| *oid)
 }
 
 /// Whether `value` fits `PrintableString` (X.680 41.4).
 pub fn is_printable_string(value: &str) -> bool {
-    value.bytes().all(|b| {
-        b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b)
-    })
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b))
 }
 
 #[cfg(test)]
@@ -116,7 +219,11 @@ mod tests {
     #[test]
     fn tables_have_valid_oids_and_unique_names() {
         for attribute in ATTRIBUTE_TYPES {
-            assert!(crate::asn1::oid(attribute.oid).is_some(), "{}", attribute.name);
+            assert!(
+                crate::asn1::oid(attribute.oid).is_some(),
+                "{}",
+                attribute.name
+            );
             assert_eq!(attribute_type(attribute.name).unwrap().oid, attribute.oid);
         }
         for (name, oid) in KEY_PURPOSES {

@@ -55,7 +55,11 @@ impl Rule {
             return Ok(Rule {
                 pattern: format!(
                     "^({}){{1}}$",
-                    values.iter().map(|v| regex::escape(v)).collect::<Vec<_>>().join("|")
+                    values
+                        .iter()
+                        .map(|v| regex::escape(v))
+                        .collect::<Vec<_>>()
+                        .join("|")
                 ),
                 message: format!("Valid values: {}", values.join(",")),
                 kind: RuleKind::Strings(values),
@@ -81,9 +85,10 @@ impl Rule {
     pub fn accepts(&self, value: &str) -> bool {
         match &self.kind {
             RuleKind::MacAddress => is_mac_address(value),
-            RuleKind::Integers(values) => {
-                value.parse::<i64>().map(|v| values.contains(&v)).unwrap_or(false)
-            }
+            RuleKind::Integers(values) => value
+                .parse::<i64>()
+                .map(|v| values.contains(&v))
+                .unwrap_or(false),
             RuleKind::Strings(values) => values.iter().any(|v| v == value),
             RuleKind::Pattern(regex) => regex.is_match(value),
         }
@@ -161,7 +166,9 @@ mod tests {
         assert!(rule.accepts("Surface Vehicle"));
         assert!(!rule.accepts("surface vehicle"));
         assert!(!rule.accepts("Aircraft,Surface Vehicle"));
-        assert!(Regex::new(rule.pattern()).unwrap().is_match("Surface Vehicle"));
+        assert!(Regex::new(rule.pattern())
+            .unwrap()
+            .is_match("Surface Vehicle"));
     }
 
     #[test]

@@ -16,7 +16,9 @@ fn ecc_device() -> serde_json::Value {
 }
 
 fn with(mut value: serde_json::Value, pointer: &str, new: serde_json::Value) -> String {
-    *value.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer}")) = new;
+    *value
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("no {pointer}")) = new;
     value.to_string()
 }
 
@@ -25,15 +27,29 @@ fn the_seed_config_compiles_exactly_as_written() {
     let seed = include_str!("seed-ecc-device.json");
     let profile = compile(seed).unwrap();
     assert_eq!(profile.key_algorithm(), KeyAlgorithm::EcP256);
-    assert_eq!(profile.signature_algorithm(), SignatureAlgorithm::EcdsaWithSha256);
+    assert_eq!(
+        profile.signature_algorithm(),
+        SignatureAlgorithm::EcdsaWithSha256
+    );
     assert_eq!(profile.serial_length, 16);
     assert!(profile.allows_server_keys());
     let order: Vec<&str> = profile.subject.iter().map(|a| a.attribute.name).collect();
     assert_eq!(
         order,
-        ["countryName", "stateOrProvinceName", "localityName", "organizationName", "organizationalUnitName", "commonName"]
+        [
+            "countryName",
+            "stateOrProvinceName",
+            "localityName",
+            "organizationName",
+            "organizationalUnitName",
+            "commonName"
+        ]
     );
-    let (names, critical) = profile.extensions.subject_alternative_name.as_ref().unwrap();
+    let (names, critical) = profile
+        .extensions
+        .subject_alternative_name
+        .as_ref()
+        .unwrap();
     assert!(!critical);
     assert_eq!(names.len(), 1);
     assert_eq!(
@@ -44,19 +60,39 @@ fn the_seed_config_compiles_exactly_as_written() {
         }
     );
     let crl = profile.crl().unwrap();
-    assert_eq!(crl.validity_period, Some(std::time::Duration::from_secs(4 * 86_400)));
-    assert_eq!(crl.issuance_frequency, Some(std::time::Duration::from_secs(12 * 3600)));
+    assert_eq!(
+        crl.validity_period,
+        Some(std::time::Duration::from_secs(4 * 86_400))
+    );
+    assert_eq!(
+        crl.issuance_frequency,
+        Some(std::time::Duration::from_secs(12 * 3600))
+    );
     // The seed's own URLs are kept when the config says so.
-    assert_eq!(profile.extensions.ocsp_urls, ["http://ocsp.demo.iot.comodoca.com"]);
+    assert_eq!(
+        profile.extensions.ocsp_urls,
+        ["http://ocsp.demo.iot.comodoca.com"]
+    );
 }
 
 #[test]
 fn every_shipped_profile_compiles_and_points_at_the_base_url() {
-    let options = CompileOptions { base_url: "http://ca.example.test:9000/".into() };
+    let options = CompileOptions {
+        base_url: "http://ca.example.test:9000/".into(),
+    };
     for (name, json) in SHIPPED {
-        let profile = Profile::from_json(json, name, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(profile.extensions.ocsp_urls, ["http://ca.example.test:9000/ocsp"], "{name}");
-        assert_eq!(profile.crl().unwrap().urls, ["http://ca.example.test:9000/crl/issuing-ca.crl"], "{name}");
+        let profile =
+            Profile::from_json(json, name, &options).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            profile.extensions.ocsp_urls,
+            ["http://ca.example.test:9000/ocsp"],
+            "{name}"
+        );
+        assert_eq!(
+            profile.crl().unwrap().urls,
+            ["http://ca.example.test:9000/crl/issuing-ca.crl"],
+            "{name}"
+        );
         assert!(profile.id().is_some(), "{name}");
     }
 }
@@ -69,18 +105,38 @@ fn parameters_have_the_seed_shape() {
     assert_eq!(years.input_type, "validityPeriod");
     assert!(!years.required);
     assert_eq!(years.validation_pattern.as_deref(), Some("^(1|2|3){1}$"));
-    assert_eq!(years.message.as_deref(), Some("Valid integer values: 1,2,3"));
-    assert_eq!(years.title.as_deref(), Some("Certificate validity period (in years; default = 1 year)"));
+    assert_eq!(
+        years.message.as_deref(),
+        Some("Valid integer values: 1,2,3")
+    );
+    assert_eq!(
+        years.title.as_deref(),
+        Some("Certificate validity period (in years; default = 1 year)")
+    );
     assert_eq!(years.scopes, ["REQUEST", "BATCH"]);
     assert!(years.dynamic);
     let json = serde_json::to_value(years).unwrap();
-    for key in ["name", "inputType", "required", "placeholder", "validationPattern", "message", "value", "title", "scopes", "dynamic"] {
+    for key in [
+        "name",
+        "inputType",
+        "required",
+        "placeholder",
+        "validationPattern",
+        "message",
+        "value",
+        "title",
+        "scopes",
+        "dynamic",
+    ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
     let mac = parameters.iter().find(|p| p.name == "macAddress").unwrap();
     assert!(mac.required);
     assert_eq!(mac.scopes, ["REQUEST", "CSR"]);
-    let password = parameters.iter().find(|p| p.name == "pkcs12Password").unwrap();
+    let password = parameters
+        .iter()
+        .find(|p| p.name == "pkcs12Password")
+        .unwrap();
     assert_eq!(password.scopes, ["BATCH"]);
     assert!(!password.dynamic);
 }
@@ -91,7 +147,12 @@ fn csv_columns_follow_the_sources() {
     let columns = profile.csv_columns();
     let find = |n: &str| columns.iter().find(|c| c.name == n).unwrap().clone();
     assert!(find("macAddress").required);
-    assert_eq!(find("deviceClass").required_unless_batch_parameter.as_deref(), Some("deviceClass"));
+    assert_eq!(
+        find("deviceClass")
+            .required_unless_batch_parameter
+            .as_deref(),
+        Some("deviceClass")
+    );
     assert!(!find("years").required);
     assert!(!find("additionalInformation").required);
     assert_eq!(columns.len(), 4);
@@ -105,7 +166,14 @@ fn resolution_takes_the_first_source_with_a_value() {
     let mut request = BTreeMap::new();
     let empty = BTreeMap::new();
     let inputs = |r: &BTreeMap<String, String>| -> u32 {
-        profile.resolve_years(&Inputs { request: Some(r), batch: &batch, profile: &empty, csr: None }).unwrap()
+        profile
+            .resolve_years(&Inputs {
+                request: Some(r),
+                batch: &batch,
+                profile: &empty,
+                csr: None,
+            })
+            .unwrap()
     };
     assert_eq!(inputs(&request), 2, "batch value when the row has none");
     request.insert("years".to_owned(), "3".to_owned());
@@ -113,26 +181,62 @@ fn resolution_takes_the_first_source_with_a_value() {
     request.insert("years".to_owned(), String::new());
     assert_eq!(inputs(&request), 2, "an empty cell is no value");
     let none = BTreeMap::new();
-    let years = profile.resolve_years(&Inputs { request: Some(&none), batch: &none, profile: &empty, csr: None }).unwrap();
+    let years = profile
+        .resolve_years(&Inputs {
+            request: Some(&none),
+            batch: &none,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap();
     assert_eq!(years, 1, "Validity.default.years");
     request.insert("years".to_owned(), "4".to_owned());
-    let err = profile.resolve_years(&Inputs { request: Some(&request), batch: &batch, profile: &empty, csr: None }).unwrap_err();
-    assert!(err.to_string().contains("Valid integer values: 1,2,3"), "{err}");
+    let err = profile
+        .resolve_years(&Inputs {
+            request: Some(&request),
+            batch: &batch,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Valid integer values: 1,2,3"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_required_value_names_the_field() {
     let profile = compile(SHIPPED[0].1).unwrap();
     let empty = BTreeMap::new();
-    let cn = &profile.subject.iter().find(|a| a.attribute.name == "commonName").unwrap().field;
-    let err = cn.resolve(&Inputs { request: Some(&empty), batch: &empty, profile: &empty, csr: None }).unwrap_err();
-    assert!(matches!(&err, ValueError::Missing { field, .. } if field == "commonName"), "{err}");
+    let cn = &profile
+        .subject
+        .iter()
+        .find(|a| a.attribute.name == "commonName")
+        .unwrap()
+        .field;
+    let err = cn
+        .resolve(&Inputs {
+            request: Some(&empty),
+            batch: &empty,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, ValueError::Missing { field, .. } if field == "commonName"),
+        "{err}"
+    );
     assert!(err.to_string().contains("column `macAddress`"), "{err}");
 }
 
 #[test]
 fn unknown_keys_and_wrong_types_give_the_json_path() {
-    let json = with(ecc_device(), "/Extensions/KeyUsage", serde_json::json!({"bits": ["digitalSignature"], "critcal": true}));
+    let json = with(
+        ecc_device(),
+        "/Extensions/KeyUsage",
+        serde_json::json!({"bits": ["digitalSignature"], "critcal": true}),
+    );
     match compile(&json) {
         Err(ProfileError::Json { path, message, .. }) => {
             assert_eq!(path, "/Extensions/KeyUsage/critcal");
@@ -140,7 +244,11 @@ fn unknown_keys_and_wrong_types_give_the_json_path() {
         }
         other => panic!("{other:?}"),
     }
-    let json = with(ecc_device(), "/SerialNumber/length", serde_json::json!("sixteen"));
+    let json = with(
+        ecc_device(),
+        "/SerialNumber/length",
+        serde_json::json!("sixteen"),
+    );
     match compile(&json) {
         Err(ProfileError::Json { path, .. }) => assert_eq!(path, "/SerialNumber/length"),
         other => panic!("{other:?}"),
@@ -150,24 +258,96 @@ fn unknown_keys_and_wrong_types_give_the_json_path() {
 #[test]
 fn contradictions_are_compile_errors_with_paths() {
     let cases = [
-        ("/SerialNumber/length", serde_json::json!(8), "/SerialNumber/length"),
-        ("/SerialNumber/length", serde_json::json!(21), "/SerialNumber/length"),
-        ("/SignatureAlgorithm/name", serde_json::json!("md5WithRSAEncryption"), "/SignatureAlgorithm/name"),
-        ("/SubjectPublicKeyInfo/syntax", serde_json::json!("EC:P-521"), "/SubjectPublicKeyInfo/syntax"),
-        ("/Extensions/KeyUsage/bits", serde_json::json!(["digitalSignature", "keyEncipherment"]), "/Extensions/KeyUsage/bits"),
-        ("/Extensions/KeyUsage/bits", serde_json::json!(["digitalSignature", "keyCertSign"]), "/Extensions/KeyUsage/bits"),
-        ("/Extensions/KeyUsage/bits/1", serde_json::json!("keyAgreemnt"), "/Extensions/KeyUsage/bits/1"),
-        ("/Extensions/AuthorityInfoAccess/critical", serde_json::json!(true), "/Extensions/AuthorityInfoAccess/critical"),
-        ("/Extensions/AuthorityKeyIdentifier/critical", serde_json::json!(true), "/Extensions/AuthorityKeyIdentifier/critical"),
-        ("/Extensions/ExtendedKeyUsage/purposes/0", serde_json::json!("id-kp-teleport"), "/Extensions/ExtendedKeyUsage/purposes/0"),
-        ("/Extensions/SubjectAlternativeName/generalNames/0/type", serde_json::json!("otherName:NoSuchAlias"), "/Extensions/SubjectAlternativeName/generalNames/0/type"),
-        ("/Subject/attributes/0/type", serde_json::json!("favouriteColour"), "/Subject/attributes/0/type"),
-        ("/Subject/attributes/0/default", serde_json::json!("GBR"), "/Subject/attributes/0/default"),
-        ("/Subject/attributes/5/syntax", serde_json::json!("Integer:1,x"), "/Subject/attributes/5/syntax"),
-        ("/Subject/attributes/5/source/1", serde_json::json!("Request.mac-address"), "/Subject/attributes/5/source/1"),
-        ("/Validity/period/syntax", serde_json::json!("Float"), "/Validity/period/syntax"),
-        ("/Extensions/CRLDistributionPoints/validityPeriod", serde_json::json!("4 fortnights"), "/Extensions/CRLDistributionPoints/validityPeriod"),
-        ("/Extensions/CRLDistributionPoints/distributionPointURLs/0", serde_json::json!("ftp://x/crl"), "/Extensions/CRLDistributionPoints/distributionPointURLs/0"),
+        (
+            "/SerialNumber/length",
+            serde_json::json!(8),
+            "/SerialNumber/length",
+        ),
+        (
+            "/SerialNumber/length",
+            serde_json::json!(21),
+            "/SerialNumber/length",
+        ),
+        (
+            "/SignatureAlgorithm/name",
+            serde_json::json!("md5WithRSAEncryption"),
+            "/SignatureAlgorithm/name",
+        ),
+        (
+            "/SubjectPublicKeyInfo/syntax",
+            serde_json::json!("EC:P-521"),
+            "/SubjectPublicKeyInfo/syntax",
+        ),
+        (
+            "/Extensions/KeyUsage/bits",
+            serde_json::json!(["digitalSignature", "keyEncipherment"]),
+            "/Extensions/KeyUsage/bits",
+        ),
+        (
+            "/Extensions/KeyUsage/bits",
+            serde_json::json!(["digitalSignature", "keyCertSign"]),
+            "/Extensions/KeyUsage/bits",
+        ),
+        (
+            "/Extensions/KeyUsage/bits/1",
+            serde_json::json!("keyAgreemnt"),
+            "/Extensions/KeyUsage/bits/1",
+        ),
+        (
+            "/Extensions/AuthorityInfoAccess/critical",
+            serde_json::json!(true),
+            "/Extensions/AuthorityInfoAccess/critical",
+        ),
+        (
+            "/Extensions/AuthorityKeyIdentifier/critical",
+            serde_json::json!(true),
+            "/Extensions/AuthorityKeyIdentifier/critical",
+        ),
+        (
+            "/Extensions/ExtendedKeyUsage/purposes/0",
+            serde_json::json!("id-kp-teleport"),
+            "/Extensions/ExtendedKeyUsage/purposes/0",
+        ),
+        (
+            "/Extensions/SubjectAlternativeName/generalNames/0/type",
+            serde_json::json!("otherName:NoSuchAlias"),
+            "/Extensions/SubjectAlternativeName/generalNames/0/type",
+        ),
+        (
+            "/Subject/attributes/0/type",
+            serde_json::json!("favouriteColour"),
+            "/Subject/attributes/0/type",
+        ),
+        (
+            "/Subject/attributes/0/default",
+            serde_json::json!("GBR"),
+            "/Subject/attributes/0/default",
+        ),
+        (
+            "/Subject/attributes/5/syntax",
+            serde_json::json!("Integer:1,x"),
+            "/Subject/attributes/5/syntax",
+        ),
+        (
+            "/Subject/attributes/5/source/1",
+            serde_json::json!("Request.mac-address"),
+            "/Subject/attributes/5/source/1",
+        ),
+        (
+            "/Validity/period/syntax",
+            serde_json::json!("Float"),
+            "/Validity/period/syntax",
+        ),
+        (
+            "/Extensions/CRLDistributionPoints/validityPeriod",
+            serde_json::json!("4 fortnights"),
+            "/Extensions/CRLDistributionPoints/validityPeriod",
+        ),
+        (
+            "/Extensions/CRLDistributionPoints/distributionPointURLs/0",
+            serde_json::json!("ftp://x/crl"),
+            "/Extensions/CRLDistributionPoints/distributionPointURLs/0",
+        ),
         ("/Version", serde_json::json!("v1"), "/Version"),
     ];
     for (pointer, value, expected_path) in cases {
@@ -183,16 +363,29 @@ fn contradictions_are_compile_errors_with_paths() {
 fn rsa_key_usage_rules() {
     let mut rsa: serde_json::Value = serde_json::from_str(SHIPPED[2].1).unwrap();
     assert!(compile(&rsa.to_string()).is_ok());
-    *rsa.pointer_mut("/Extensions/KeyUsage/bits").unwrap() = serde_json::json!(["digitalSignature", "keyAgreement"]);
-    assert!(problems(&rsa.to_string()).iter().any(|p| p.message.contains("RSA")));
+    *rsa.pointer_mut("/Extensions/KeyUsage/bits").unwrap() =
+        serde_json::json!(["digitalSignature", "keyAgreement"]);
+    assert!(problems(&rsa.to_string())
+        .iter()
+        .any(|p| p.message.contains("RSA")));
 }
 
 #[test]
 fn explicit_other_name_oids_work() {
-    let json = with(ecc_device(), "/Extensions/SubjectAlternativeName/generalNames/0/type", serde_json::json!("otherName:1.3.6.1.4.1.99999.1"));
+    let json = with(
+        ecc_device(),
+        "/Extensions/SubjectAlternativeName/generalNames/0/type",
+        serde_json::json!("otherName:1.3.6.1.4.1.99999.1"),
+    );
     let profile = compile(&json).unwrap();
-    let (names, _) = profile.extensions.subject_alternative_name.as_ref().unwrap();
-    assert!(matches!(&names[0].kind, GeneralNameKind::OtherName { oid, .. } if oid == "1.3.6.1.4.1.99999.1"));
+    let (names, _) = profile
+        .extensions
+        .subject_alternative_name
+        .as_ref()
+        .unwrap();
+    assert!(
+        matches!(&names[0].kind, GeneralNameKind::OtherName { oid, .. } if oid == "1.3.6.1.4.1.99999.1")
+    );
 }
 
 #[test]
@@ -209,5 +402,8 @@ fn load_finds_shipped_profiles_by_name() {
     assert_eq!(profile.name(), "ECC Device Certificate");
     let profile = Profile::load("profiles/rsa-server.json", &CompileOptions::default()).unwrap();
     assert_eq!(profile.name(), "RSA Server Certificate");
-    assert!(matches!(Profile::load("nope", &CompileOptions::default()), Err(ProfileError::Io { .. })));
+    assert!(matches!(
+        Profile::load("nope", &CompileOptions::default()),
+        Err(ProfileError::Io { .. })
+    ));
 }

@@ -323,7 +323,7 @@ pub enum StoreError {
     /// A database operation failed.
     #[error("database error while {action}")]
     Database {
-        /// What was being done, e.g. "recording certificates of batch 7" (static part only).
+        /// What was being done, e.g. "recording certificates".
         action: &'static str,
         /// Cause.
         #[source]
@@ -920,6 +920,8 @@ fn explain_insert_failure(
             source: error,
         };
     }
+    // A lookup that itself fails counts as "not this key": the caller then gets the original
+    // constraint error as a Database error, which loses no information.
     let exists = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> bool {
         tx.prepare_cached(sql)
             .and_then(|mut select| select.exists(values))

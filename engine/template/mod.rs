@@ -9,10 +9,10 @@
 
 use crate::asn1::{self, push_header, push_tlv, tlv, tlv_len, tlv_parts};
 use crate::ca::IssuingCa;
+use crate::keys::SignatureAlgorithm;
 use crate::profile::{
     AttributeType, CertBag, DirectoryString, GeneralNameKind, Inputs, Profile, ValueError,
 };
-use crate::keys::SignatureAlgorithm;
 use sha1::{Digest, Sha1};
 use time::OffsetDateTime;
 
@@ -21,7 +21,9 @@ use time::OffsetDateTime;
 #[non_exhaustive]
 pub enum TemplateError {
     /// The profile's signature algorithm cannot be made with the issuing CA's key.
-    #[error("profile signature algorithm {signature} cannot be made with the issuing CA's {key} key")]
+    #[error(
+        "profile signature algorithm {signature} cannot be made with the issuing CA's {key} key"
+    )]
     AlgorithmMismatch {
         /// Profile signature algorithm.
         signature: &'static str,
@@ -106,7 +108,14 @@ fn uri(url: &str) -> Vec<u8> {
 
 /// Encodes a time as RFC 5280 4.1.2.5 requires: UTCTime through 2049, GeneralizedTime after.
 fn encode_time(t: OffsetDateTime) -> Vec<u8> {
-    let (y, mo, d, h, mi, s) = (t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second());
+    let (y, mo, d, h, mi, s) = (
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    );
     if (1950..2050).contains(&y) {
         let text = format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100);
         tlv(asn1::UTC_TIME, text.as_bytes())
@@ -136,22 +145,30 @@ pub fn check_attribute_value(attribute: &AttributeType, value: &str) -> Result<(
     }
     if let Some(exact) = attribute.exact_len {
         if chars != exact {
-            return Err(format!("must be exactly {exact} characters for {}", attribute.name));
+            return Err(format!(
+                "must be exactly {exact} characters for {}",
+                attribute.name
+            ));
         }
     }
     if chars > attribute.max_len {
-        return Err(format!("is longer than {} characters, the upper bound for {} (RFC 5280 Appendix A.1)", attribute.max_len, attribute.name));
+        return Err(format!(
+            "is longer than {} characters, the upper bound for {} (RFC 5280 Appendix A.1)",
+            attribute.max_len, attribute.name
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err("contains control characters".into());
     }
     match attribute.encoding {
-        DirectoryString::Printable if !crate::profile::is_printable_string(value) => {
-            Err(format!("has characters outside PrintableString, which {} requires", attribute.name))
-        }
-        DirectoryString::Ia5 if !value.is_ascii() => {
-            Err(format!("has non-ASCII characters, but {} is an IA5String", attribute.name))
-        }
+        DirectoryString::Printable if !crate::profile::is_printable_string(value) => Err(format!(
+            "has characters outside PrintableString, which {} requires",
+            attribute.name
+        )),
+        DirectoryString::Ia5 if !value.is_ascii() => Err(format!(
+            "has non-ASCII characters, but {} is an IA5String",
+            attribute.name
+        )),
         _ => Ok(()),
     }
 }
@@ -178,12 +195,17 @@ fn encode_general_name(kind: &GeneralNameKind, value: &str) -> Result<Vec<u8>, S
                         && label.len() <= 63
                         && !label.starts_with('-')
                         && !label.ends_with('-')
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 });
             if ok {
                 Ok(tlv(asn1::context_primitive(2), value.as_bytes()))
             } else {
-                Err("is not a DNS name (letters, digits and hyphens in dot-separated labels)".into())
+                Err(
+                    "is not a DNS name (letters, digits and hyphens in dot-separated labels)"
+                        .into(),
+                )
             }
         }
         GeneralNameKind::IpAddress => match value.parse::<std::net::IpAddr>() {
@@ -193,8 +215,12 @@ fn encode_general_name(kind: &GeneralNameKind, value: &str) -> Result<Vec<u8>, S
         },
         GeneralNameKind::Rfc822Name => {
             let ok = value.is_ascii()
-                && value.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
-                && !value.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+                && value
+                    .split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+                && !value
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
             if ok {
                 Ok(tlv(asn1::context_primitive(1), value.as_bytes()))
             } else {
@@ -204,9 +230,15 @@ fn encode_general_name(kind: &GeneralNameKind, value: &str) -> Result<Vec<u8>, S
         GeneralNameKind::Uri => {
             let ok = value.is_ascii()
                 && value.split_once(':').is_some_and(|(scheme, rest)| {
-                    !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) && !rest.is_empty()
+                    !scheme.is_empty()
+                        && scheme
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                        && !rest.is_empty()
                 })
-                && !value.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+                && !value
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
             if ok {
                 Ok(tlv(asn1::context_primitive(6), value.as_bytes()))
             } else {
@@ -220,14 +252,21 @@ fn encode_general_name(kind: &GeneralNameKind, value: &str) -> Result<Vec<u8>, S
             // otherName ::= [0] { type-id OID, value [0] EXPLICIT UTF8String }.
             let utf8 = tlv(asn1::UTF8_STRING, value.as_bytes());
             let explicit = tlv(asn1::context_constructed(0), &utf8);
-            Ok(tlv_parts(asn1::context_constructed(0), &[oid_der, &explicit]))
+            Ok(tlv_parts(
+                asn1::context_constructed(0),
+                &[oid_der, &explicit],
+            ))
         }
     }
 }
 
 impl Template {
     /// Binds `profile` to `issuer`, with `now` as every certificate's notBefore.
-    pub fn new(profile: &Profile, issuer: &IssuingCa, now: OffsetDateTime) -> Result<Template, TemplateError> {
+    pub fn new(
+        profile: &Profile,
+        issuer: &IssuingCa,
+        now: OffsetDateTime,
+    ) -> Result<Template, TemplateError> {
         let signature_algorithm = profile.signature_algorithm();
         if !signature_algorithm.fits(issuer.key_algorithm()) {
             return Err(TemplateError::AlgorithmMismatch {
@@ -237,28 +276,47 @@ impl Template {
         }
         let now = now.replace_nanosecond(0).unwrap_or(now);
         if now.unix_timestamp() >= issuer.not_after_unix() {
-            return Err(TemplateError::IssuerExpired { at: now.to_string(), not_after: issuer.not_after_unix() });
+            return Err(TemplateError::IssuerExpired {
+                at: now.to_string(),
+                not_after: issuer.not_after_unix(),
+            });
         }
         let e = &profile.extensions;
         let mut head = Vec::new();
         if let Some((bits, critical)) = e.key_usage {
-            head.extend(extension(OID_KEY_USAGE, critical, &key_usage_bit_string(bits.0)));
+            head.extend(extension(
+                OID_KEY_USAGE,
+                critical,
+                &key_usage_bit_string(bits.0),
+            ));
         }
         if let Some((oids, critical)) = &e.extended_key_usage {
             let mut purposes = Vec::new();
             for oid in oids {
                 purposes.extend(asn1::oid_big(oid).unwrap_or_default());
             }
-            head.extend(extension(OID_EXTENDED_KEY_USAGE, *critical, &tlv(asn1::SEQUENCE, &purposes)));
+            head.extend(extension(
+                OID_EXTENDED_KEY_USAGE,
+                *critical,
+                &tlv(asn1::SEQUENCE, &purposes),
+            ));
         }
         if let Some(critical) = e.basic_constraints {
             // cA FALSE is the DEFAULT, so DER omits it: an empty SEQUENCE.
-            head.extend(extension(OID_BASIC_CONSTRAINTS, critical, &[asn1::SEQUENCE, 0]));
+            head.extend(extension(
+                OID_BASIC_CONSTRAINTS,
+                critical,
+                &[asn1::SEQUENCE, 0],
+            ));
         }
         let mut tail = Vec::new();
         if let Some(critical) = e.authority_key_identifier {
             let key_id = tlv(asn1::context_primitive(0), issuer.subject_key_identifier());
-            tail.extend(extension(OID_AUTHORITY_KEY_IDENTIFIER, critical, &tlv(asn1::SEQUENCE, &key_id)));
+            tail.extend(extension(
+                OID_AUTHORITY_KEY_IDENTIFIER,
+                critical,
+                &tlv(asn1::SEQUENCE, &key_id),
+            ));
         }
         if !e.ocsp_urls.is_empty() || !e.ca_issuers_urls.is_empty() {
             let mut descriptions = Vec::new();
@@ -270,7 +328,11 @@ impl Template {
             for url in &e.ca_issuers_urls {
                 descriptions.extend(tlv_parts(asn1::SEQUENCE, &[&ca_issuers, &uri(url)]));
             }
-            tail.extend(extension(OID_AUTHORITY_INFO_ACCESS, false, &tlv(asn1::SEQUENCE, &descriptions)));
+            tail.extend(extension(
+                OID_AUTHORITY_INFO_ACCESS,
+                false,
+                &tlv(asn1::SEQUENCE, &descriptions),
+            ));
         }
         if let Some(crl) = &e.crl {
             // One DistributionPoint { distributionPoint [0] { fullName [0] { URIs } } }.
@@ -278,7 +340,11 @@ impl Template {
             let full_name = tlv(asn1::context_constructed(0), &names);
             let point_name = tlv(asn1::context_constructed(0), &full_name);
             let point = tlv(asn1::SEQUENCE, &point_name);
-            tail.extend(extension(OID_CRL_DISTRIBUTION_POINTS, crl.critical, &tlv(asn1::SEQUENCE, &point)));
+            tail.extend(extension(
+                OID_CRL_DISTRIBUTION_POINTS,
+                crl.critical,
+                &tlv(asn1::SEQUENCE, &point),
+            ));
         }
         let attribute_oids = profile
             .subject
@@ -321,11 +387,15 @@ impl Template {
         let mut common_name = None;
         let mut first_value = None;
         for (attribute, oid) in profile.subject.iter().zip(&self.attribute_oids) {
-            let Some(value) = attribute.field.resolve(inputs)? else { continue };
-            check_attribute_value(attribute.attribute, &value).map_err(|reason| ValueError::Unencodable {
-                field: attribute.field.label().to_owned(),
-                value: value.clone(),
-                reason,
+            let Some(value) = attribute.field.resolve(inputs)? else {
+                continue;
+            };
+            check_attribute_value(attribute.attribute, &value).map_err(|reason| {
+                ValueError::Unencodable {
+                    field: attribute.field.label().to_owned(),
+                    value: value.clone(),
+                    reason,
+                }
             })?;
             let encoded = encode_attribute_value(attribute.attribute, &value);
             // RelativeDistinguishedName ::= SET { AttributeTypeAndValue ::= SEQUENCE { type, value } }
@@ -346,16 +416,26 @@ impl Template {
             Some((names, critical)) => {
                 let mut encoded = Vec::new();
                 for name in names {
-                    let Some(value) = name.field.resolve(inputs)? else { continue };
-                    let der = encode_general_name(&name.kind, &value).map_err(|reason| ValueError::Unencodable {
-                        field: name.field.label().to_owned(),
-                        value: value.clone(),
-                        reason,
+                    let Some(value) = name.field.resolve(inputs)? else {
+                        continue;
+                    };
+                    let der = encode_general_name(&name.kind, &value).map_err(|reason| {
+                        ValueError::Unencodable {
+                            field: name.field.label().to_owned(),
+                            value: value.clone(),
+                            reason,
+                        }
                     })?;
                     encoded.extend(der);
                 }
                 // RFC 5280 4.2.1.6: no empty SAN; leave it out when no name has a value.
-                (!encoded.is_empty()).then(|| extension(OID_SUBJECT_ALT_NAME, *critical, &tlv(asn1::SEQUENCE, &encoded)))
+                (!encoded.is_empty()).then(|| {
+                    extension(
+                        OID_SUBJECT_ALT_NAME,
+                        *critical,
+                        &tlv(asn1::SEQUENCE, &encoded),
+                    )
+                })
             }
             None => None,
         };
@@ -386,7 +466,13 @@ impl Template {
     ///
     /// `serial` is the big-endian positive magnitude; `spki` the SubjectPublicKeyInfo DER;
     /// `public_key_bits` the subjectPublicKey bits (for the SKI).
-    pub fn tbs_certificate(&self, device: &PreparedDevice, serial: &[u8], spki: &[u8], public_key_bits: &[u8]) -> Vec<u8> {
+    pub fn tbs_certificate(
+        &self,
+        device: &PreparedDevice,
+        serial: &[u8],
+        spki: &[u8],
+        public_key_bits: &[u8],
+    ) -> Vec<u8> {
         let serial = asn1::unsigned_integer(serial);
         let not_after = encode_time(device.not_after);
         let validity_len = self.not_before_der.len() + not_after.len();
@@ -394,7 +480,11 @@ impl Template {
         let ski = self.with_subject_key_identifier.then(|| {
             // RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING value.
             let digest = Sha1::digest(public_key_bits);
-            extension(OID_SUBJECT_KEY_IDENTIFIER, false, &tlv(asn1::OCTET_STRING, &digest))
+            extension(
+                OID_SUBJECT_KEY_IDENTIFIER,
+                false,
+                &tlv(asn1::OCTET_STRING, &digest),
+            )
         });
         let extensions_len = self.extensions_head.len()
             + ski.as_ref().map_or(0, Vec::len)
@@ -409,7 +499,11 @@ impl Template {
             + tlv_len(validity_len)
             + device.subject_der.len()
             + spki.len()
-            + if extensions_len > 0 { tlv_len(tlv_len(extensions_len)) } else { 0 };
+            + if extensions_len > 0 {
+                tlv_len(tlv_len(extensions_len))
+            } else {
+                0
+            };
 
         let mut out = Vec::with_capacity(tlv_len(body_len));
         push_header(&mut out, asn1::SEQUENCE, body_len);
@@ -423,7 +517,11 @@ impl Template {
         out.extend_from_slice(&device.subject_der);
         out.extend_from_slice(spki);
         if extensions_len > 0 {
-            push_header(&mut out, asn1::context_constructed(3), tlv_len(extensions_len));
+            push_header(
+                &mut out,
+                asn1::context_constructed(3),
+                tlv_len(extensions_len),
+            );
             push_header(&mut out, asn1::SEQUENCE, extensions_len);
             out.extend_from_slice(&self.extensions_head);
             if let Some(ski) = &ski {

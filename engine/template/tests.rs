@@ -12,23 +12,45 @@ struct Fixture {
 
 fn fixture(algorithm: crate::keys::KeyAlgorithm) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let options = CaInitOptions { algorithm, ..CaInitOptions::default() };
+    let options = CaInitOptions {
+        algorithm,
+        ..CaInitOptions::default()
+    };
     let ca = IssuingCa::init(dir.path(), &options).unwrap();
     Fixture { _dir: dir, ca }
 }
 
 fn profile(name: &str) -> Profile {
-    Profile::load(name, &CompileOptions { base_url: "http://certmill.test".into() }).unwrap()
+    Profile::load(
+        name,
+        &CompileOptions {
+            base_url: "http://certmill.test".into(),
+        },
+    )
+    .unwrap()
 }
 
 fn row(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Issues one certificate through the template and returns its DER.
-fn issue(template: &Template, ca: &IssuingCa, request: &BTreeMap<String, String>, batch: &BTreeMap<String, String>) -> (Vec<u8>, crate::keys::GeneratedKey) {
+fn issue(
+    template: &Template,
+    ca: &IssuingCa,
+    request: &BTreeMap<String, String>,
+    batch: &BTreeMap<String, String>,
+) -> (Vec<u8>, crate::keys::GeneratedKey) {
     let empty = BTreeMap::new();
-    let inputs = Inputs { request: Some(request), batch, profile: &empty, csr: None };
+    let inputs = Inputs {
+        request: Some(request),
+        batch,
+        profile: &empty,
+        csr: None,
+    };
     let prepared = template.prepare(&inputs).unwrap();
     let key = crate::keys::generate(template.profile().key_algorithm()).unwrap();
     let serial = [0x5a; 16];
@@ -39,7 +61,11 @@ fn issue(template: &Template, ca: &IssuingCa, request: &BTreeMap<String, String>
 
 fn extension<'a>(cert: &'a Certificate, oid: &str) -> Option<&'a x509_cert::ext::Extension> {
     let oid = der::asn1::ObjectIdentifier::new(oid).unwrap();
-    cert.tbs_certificate.extensions.as_ref()?.iter().find(|e| e.extn_id == oid)
+    cert.tbs_certificate
+        .extensions
+        .as_ref()?
+        .iter()
+        .find(|e| e.extn_id == oid)
 }
 
 #[test]
@@ -48,7 +74,12 @@ fn ecc_device_certificate_matches_the_profile() {
     let now = time::macros::datetime!(2026-11-23 10:00:00 UTC);
     let template = Template::new(&profile("ecc-device"), &f.ca, now).unwrap();
     let batch = row(&[("deviceClass", "Surface Vehicle"), ("years", "2")]);
-    let (der, key) = issue(&template, &f.ca, &row(&[("macAddress", "00:1A:2B:3C:4D:5E")]), &batch);
+    let (der, key) = issue(
+        &template,
+        &f.ca,
+        &row(&[("macAddress", "00:1A:2B:3C:4D:5E")]),
+        &batch,
+    );
     let cert = Certificate::from_der(&der).unwrap();
     let tbs = &cert.tbs_certificate;
 
@@ -56,12 +87,27 @@ fn ecc_device_certificate_matches_the_profile() {
     assert_eq!(tbs.serial_number.as_bytes(), &[0x5a; 16]);
     assert_eq!(tbs.issuer.to_der().unwrap(), f.ca.subject_der());
     // RFC 4514 prints the last RDN first: the DER order is C, ST, L, O, CN as in the profile.
-    assert_eq!(tbs.subject.to_string(), "CN=00:1A:2B:3C:4D:5E,O=COMODO CA Limited,L=Salford,ST=Greater Manchester,C=GB");
-    assert_eq!(tbs.subject_public_key_info.to_der().unwrap(), key.spki_der());
-    assert_eq!(tbs.validity.not_before.to_unix_duration().as_secs() as i64, now.unix_timestamp());
+    assert_eq!(
+        tbs.subject.to_string(),
+        "CN=00:1A:2B:3C:4D:5E,O=COMODO CA Limited,L=Salford,ST=Greater Manchester,C=GB"
+    );
+    assert_eq!(
+        tbs.subject_public_key_info.to_der().unwrap(),
+        key.spki_der()
+    );
+    assert_eq!(
+        tbs.validity.not_before.to_unix_duration().as_secs() as i64,
+        now.unix_timestamp()
+    );
     let two_years = time::macros::datetime!(2028-11-23 09:59:59 UTC);
-    assert_eq!(tbs.validity.not_after.to_unix_duration().as_secs() as i64, two_years.unix_timestamp());
-    assert_eq!(cert.signature_algorithm.to_der().unwrap(), crate::keys::SignatureAlgorithm::EcdsaWithSha256.algorithm_identifier_der());
+    assert_eq!(
+        tbs.validity.not_after.to_unix_duration().as_secs() as i64,
+        two_years.unix_timestamp()
+    );
+    assert_eq!(
+        cert.signature_algorithm.to_der().unwrap(),
+        crate::keys::SignatureAlgorithm::EcdsaWithSha256.algorithm_identifier_der()
+    );
 
     // KeyUsage: critical, digitalSignature + keyAgreement.
     let ku = extension(&cert, "2.5.29.15").unwrap();
@@ -72,31 +118,58 @@ fn ecc_device_certificate_matches_the_profile() {
     // EKU clientAuth, not critical.
     let eku = extension(&cert, "2.5.29.37").unwrap();
     assert!(!eku.critical);
-    let purposes = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes()).unwrap();
-    assert_eq!(purposes.0, [der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2")]);
+    let purposes =
+        x509_cert::ext::pkix::ExtendedKeyUsage::from_der(eku.extn_value.as_bytes()).unwrap();
+    assert_eq!(
+        purposes.0,
+        [der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2")]
+    );
     // AKI = the CA's SKI.
     let aki = extension(&cert, "2.5.29.35").unwrap();
-    let aki = x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(aki.extn_value.as_bytes()).unwrap();
-    assert_eq!(aki.key_identifier.unwrap().as_bytes(), f.ca.subject_key_identifier());
+    let aki =
+        x509_cert::ext::pkix::AuthorityKeyIdentifier::from_der(aki.extn_value.as_bytes()).unwrap();
+    assert_eq!(
+        aki.key_identifier.unwrap().as_bytes(),
+        f.ca.subject_key_identifier()
+    );
     // No SKI: the seed's profile has none.
     assert!(extension(&cert, "2.5.29.14").is_none());
     // AIA OCSP at the base URL.
     let aia = extension(&cert, "1.3.6.1.5.5.7.1.1").unwrap();
-    let aia = x509_cert::ext::pkix::AuthorityInfoAccessSyntax::from_der(aia.extn_value.as_bytes()).unwrap();
+    let aia = x509_cert::ext::pkix::AuthorityInfoAccessSyntax::from_der(aia.extn_value.as_bytes())
+        .unwrap();
     assert_eq!(aia.0.len(), 1);
-    assert_eq!(aia.0[0].access_method, der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1"));
-    assert!(matches!(&aia.0[0].access_location, x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) if u.as_str() == "http://certmill.test/ocsp"));
+    assert_eq!(
+        aia.0[0].access_method,
+        der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1")
+    );
+    assert!(
+        matches!(&aia.0[0].access_location, x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) if u.as_str() == "http://certmill.test/ocsp")
+    );
     // CRL DP.
     let crl = extension(&cert, "2.5.29.31").unwrap();
-    let crl = x509_cert::ext::pkix::CrlDistributionPoints::from_der(crl.extn_value.as_bytes()).unwrap();
-    let Some(x509_cert::ext::pkix::name::DistributionPointName::FullName(names)) = &crl.0[0].distribution_point else { panic!() };
-    assert!(matches!(&names[0], x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) if u.as_str() == "http://certmill.test/crl/issuing-ca.crl"));
+    let crl =
+        x509_cert::ext::pkix::CrlDistributionPoints::from_der(crl.extn_value.as_bytes()).unwrap();
+    let Some(x509_cert::ext::pkix::name::DistributionPointName::FullName(names)) =
+        &crl.0[0].distribution_point
+    else {
+        panic!()
+    };
+    assert!(
+        matches!(&names[0], x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) if u.as_str() == "http://certmill.test/crl/issuing-ca.crl")
+    );
     // SAN: otherName AeroMACS device class = UTF8String "Surface Vehicle", byte for byte.
     let san = extension(&cert, "2.5.29.17").unwrap();
     assert!(!san.critical);
     let oid = crate::asn1::oid_big(&format!("{}.1.1", crate::profile::CERTMILL_ARC)).unwrap();
     let mut expected = vec![0x30];
-    let inner = [&[0xa0u8, (oid.len() + 2 + 2 + 15) as u8][..], &oid, &[0xa0, 17, 0x0c, 15], b"Surface Vehicle"].concat();
+    let inner = [
+        &[0xa0u8, (oid.len() + 2 + 2 + 15) as u8][..],
+        &oid,
+        &[0xa0, 17, 0x0c, 15],
+        b"Surface Vehicle",
+    ]
+    .concat();
     expected.push(inner.len() as u8);
     expected.extend(inner);
     assert_eq!(san.extn_value.as_bytes(), expected);
@@ -104,56 +177,123 @@ fn ecc_device_certificate_matches_the_profile() {
 
     // The signature verifies under the CA key.
     let ca_cert = Certificate::from_der(f.ca.certificate_der()).unwrap();
-    let ca_key = ca_cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
-    let verifier = aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1, ca_key);
-    verifier.verify(&tbs.to_der().unwrap(), cert.signature.raw_bytes()).unwrap();
+    let ca_key = ca_cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    let verifier = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        ca_key,
+    );
+    verifier
+        .verify(&tbs.to_der().unwrap(), cert.signature.raw_bytes())
+        .unwrap();
 }
 
 #[test]
 fn server_profile_has_ski_dns_and_ip_names() {
     let f = fixture(crate::keys::KeyAlgorithm::EcP256);
-    let template = Template::new(&profile("ecc-server"), &f.ca, time::OffsetDateTime::now_utc()).unwrap();
-    let request = row(&[("dnsName", "device-1.example.com"), ("ipAddress", "2001:db8::1")]);
+    let template = Template::new(
+        &profile("ecc-server"),
+        &f.ca,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let request = row(&[
+        ("dnsName", "device-1.example.com"),
+        ("ipAddress", "2001:db8::1"),
+    ]);
     let (der, key) = issue(&template, &f.ca, &request, &BTreeMap::new());
     let cert = Certificate::from_der(&der).unwrap();
     let ski = extension(&cert, "2.5.29.14").unwrap();
-    let ski = x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(ski.extn_value.as_bytes()).unwrap();
-    assert_eq!(ski.0.as_bytes(), Sha1::digest(key.public_key_bits()).as_slice());
+    let ski =
+        x509_cert::ext::pkix::SubjectKeyIdentifier::from_der(ski.extn_value.as_bytes()).unwrap();
+    assert_eq!(
+        ski.0.as_bytes(),
+        Sha1::digest(key.public_key_bits()).as_slice()
+    );
     let san = extension(&cert, "2.5.29.17").unwrap();
     let san = x509_cert::ext::pkix::SubjectAltName::from_der(san.extn_value.as_bytes()).unwrap();
-    assert!(matches!(&san.0[0], x509_cert::ext::pkix::name::GeneralName::DnsName(n) if n.as_str() == "device-1.example.com"));
-    assert!(matches!(&san.0[1], x509_cert::ext::pkix::name::GeneralName::IpAddress(ip) if ip.as_bytes() == "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets()));
+    assert!(
+        matches!(&san.0[0], x509_cert::ext::pkix::name::GeneralName::DnsName(n) if n.as_str() == "device-1.example.com")
+    );
+    assert!(
+        matches!(&san.0[1], x509_cert::ext::pkix::name::GeneralName::IpAddress(ip) if ip.as_bytes() == "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets())
+    );
 }
 
 #[test]
 fn values_are_checked_with_the_field_named() {
     let f = fixture(crate::keys::KeyAlgorithm::EcP256);
-    let template = Template::new(&profile("ecc-server"), &f.ca, time::OffsetDateTime::now_utc()).unwrap();
+    let template = Template::new(
+        &profile("ecc-server"),
+        &f.ca,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
     let empty = BTreeMap::new();
     let bad_ip = row(&[("dnsName", "a.example.com"), ("ipAddress", "300.1.1.1")]);
-    let err = template.prepare(&Inputs { request: Some(&bad_ip), batch: &empty, profile: &empty, csr: None }).unwrap_err();
-    assert!(matches!(&err, ValueError::Unencodable { field, .. } if field == "iPAddress"), "{err}");
+    let err = template
+        .prepare(&Inputs {
+            request: Some(&bad_ip),
+            batch: &empty,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, ValueError::Unencodable { field, .. } if field == "iPAddress"),
+        "{err}"
+    );
     let long_org = row(&[("dnsName", "a.example.com")]);
     let batch = row(&[("organizationName", &"x".repeat(65))]);
-    let err = template.prepare(&Inputs { request: Some(&long_org), batch: &batch, profile: &empty, csr: None }).unwrap_err();
+    let err = template
+        .prepare(&Inputs {
+            request: Some(&long_org),
+            batch: &batch,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap_err();
     assert!(err.to_string().contains("64"), "{err}");
 }
 
 #[test]
 fn validity_may_not_outlive_the_issuer() {
     let f = fixture(crate::keys::KeyAlgorithm::EcP256);
-    let ten_years_before_expiry = time::OffsetDateTime::from_unix_timestamp(f.ca.not_after_unix() - 86_400 * 365 * 2).unwrap();
+    let ten_years_before_expiry =
+        time::OffsetDateTime::from_unix_timestamp(f.ca.not_after_unix() - 86_400 * 365 * 2)
+            .unwrap();
     let template = Template::new(&profile("ecc-device"), &f.ca, ten_years_before_expiry).unwrap();
     let empty = BTreeMap::new();
-    let request = row(&[("macAddress", "00:1A:2B:3C:4D:5E"), ("deviceClass", "Aircraft"), ("years", "3")]);
-    let err = template.prepare(&Inputs { request: Some(&request), batch: &empty, profile: &empty, csr: None }).unwrap_err();
-    assert!(err.to_string().contains("after the issuing CA expires"), "{err}");
+    let request = row(&[
+        ("macAddress", "00:1A:2B:3C:4D:5E"),
+        ("deviceClass", "Aircraft"),
+        ("years", "3"),
+    ]);
+    let err = template
+        .prepare(&Inputs {
+            request: Some(&request),
+            batch: &empty,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("after the issuing CA expires"),
+        "{err}"
+    );
 }
 
 #[test]
 fn signature_algorithm_must_fit_the_issuer_key() {
     let f = fixture(crate::keys::KeyAlgorithm::EcP256);
-    match Template::new(&profile("rsa-device"), &f.ca, time::OffsetDateTime::now_utc()) {
+    match Template::new(
+        &profile("rsa-device"),
+        &f.ca,
+        time::OffsetDateTime::now_utc(),
+    ) {
         Err(TemplateError::AlgorithmMismatch { signature, key }) => {
             assert_eq!(signature, "sha256WithRSAEncryption");
             assert_eq!(key, "EC:P-256");
@@ -165,9 +305,18 @@ fn signature_algorithm_must_fit_the_issuer_key() {
 
 #[test]
 fn times_switch_to_generalized_time_in_2050() {
-    assert_eq!(encode_time(time::macros::datetime!(2049-12-31 23:59:59 UTC))[0], asn1::UTC_TIME);
-    assert_eq!(encode_time(time::macros::datetime!(2050-01-01 00:00:00 UTC)), tlv(asn1::GENERALIZED_TIME, b"20500101000000Z"));
-    assert_eq!(add_years(time::macros::datetime!(2028-02-29 12:00:00 UTC), 1), time::macros::datetime!(2029-02-28 11:59:59 UTC));
+    assert_eq!(
+        encode_time(time::macros::datetime!(2049-12-31 23:59:59 UTC))[0],
+        asn1::UTC_TIME
+    );
+    assert_eq!(
+        encode_time(time::macros::datetime!(2050-01-01 00:00:00 UTC)),
+        tlv(asn1::GENERALIZED_TIME, b"20500101000000Z")
+    );
+    assert_eq!(
+        add_years(time::macros::datetime!(2028-02-29 12:00:00 UTC), 1),
+        time::macros::datetime!(2029-02-28 11:59:59 UTC)
+    );
 }
 
 #[test]
@@ -187,7 +336,11 @@ fn shipped_profiles_issue_with_matching_cas() {
         let p = profile(name);
         let f = fixture(p.key_algorithm());
         let template = Template::new(&p, &f.ca, time::OffsetDateTime::now_utc()).unwrap();
-        let request = row(&[("macAddress", "00:1A:2B:3C:4D:5E"), ("deviceClass", "Aircraft"), ("dnsName", "d.example.com")]);
+        let request = row(&[
+            ("macAddress", "00:1A:2B:3C:4D:5E"),
+            ("deviceClass", "Aircraft"),
+            ("dnsName", "d.example.com"),
+        ]);
         let (der, _) = issue(&template, &f.ca, &request, &BTreeMap::new());
         Certificate::from_der(&der).unwrap_or_else(|e| panic!("{name}: {e}"));
     }

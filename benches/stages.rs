@@ -1,0 +1,87 @@
+//! Criterion benches of the per-device stages on their own: key generation, template fill,
+//! signing, PKCS#12 build, and profile compile. `cargo bench --bench stages`.
+
+use certmill::ca::{CaInitOptions, IssuingCa};
+use certmill::keys::{self, KeyAlgorithm};
+use certmill::pkcs12::{self, Pkcs12Options, Pkcs12Password};
+use certmill::profile::{CompileOptions, Inputs, Profile, SHIPPED};
+use certmill::template::Template;
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use std::collections::BTreeMap;
+
+fn stages(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
+    let options = CompileOptions::default();
+    let profile = Profile::load("ecc-device", &options).expect("profile");
+    let template = Template::new(&profile, &ca, time::OffsetDateTime::now_utc()).expect("template");
+    let request: BTreeMap<String, String> = [
+        ("macAddress", "00:1A:2B:3C:4D:5E"),
+        ("deviceClass", "Aircraft"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let empty = BTreeMap::new();
+    let inputs = Inputs {
+        request: Some(&request),
+        batch: &empty,
+        profile: &empty,
+        csr: None,
+    };
+    let key = keys::generate(KeyAlgorithm::EcP256).expect("key");
+    let prepared = template.prepare(&inputs).expect("prepare");
+    let serial = [0x42u8; 16];
+    let tbs = template.tbs_certificate(&prepared, &serial, key.spki_der(), key.public_key_bits());
+    let signature = ca.sign(template.signature_algorithm(), &tbs).expect("sign");
+    let certificate = template.certificate(&tbs, &signature);
+    let password = Pkcs12Password::new("bench-password".into()).expect("password");
+    let chain: Vec<&[u8]> = std::iter::once(certificate.as_slice())
+        .chain(ca.chain_der().iter().map(Vec::as_slice))
+        .collect();
+
+    c.bench_function("profile compile (ecc-device)", |b| {
+        b.iter(|| {
+            Profile::from_json(black_box(SHIPPED[0].1), "ecc-device", &options).expect("compile")
+        })
+    });
+    c.bench_function("keygen P-256", |b| {
+        b.iter(|| keys::generate(KeyAlgorithm::EcP256).expect("key"))
+    });
+    c.bench_function("keygen P-384", |b| {
+        b.iter(|| keys::generate(KeyAlgorithm::EcP384).expect("key"))
+    });
+    c.bench_function("template prepare + fill", |b| {
+        b.iter(|| {
+            let prepared = template.prepare(black_box(&inputs)).expect("prepare");
+            template.tbs_certificate(&prepared, &serial, key.spki_der(), key.public_key_bits())
+        })
+    });
+    c.bench_function("sign ecdsa-with-SHA256", |b| {
+        b.iter(|| {
+            ca.sign(template.signature_algorithm(), black_box(&tbs))
+                .expect("sign")
+        })
+    });
+    c.bench_function("pkcs12 build (OpenSSL 3 defaults)", |b| {
+        b.iter(|| {
+            pkcs12::build(
+                key.pkcs8_der(),
+                black_box(&chain),
+                "00:1A:2B:3C:4D:5E",
+                &password,
+                &Pkcs12Options::default(),
+            )
+            .expect("p12")
+        })
+    });
+    let mut rsa = c.benchmark_group("rsa");
+    rsa.sample_size(10);
+    rsa.bench_function("keygen RSA-2048", |b| {
+        b.iter(|| keys::generate(KeyAlgorithm::Rsa2048).expect("key"))
+    });
+    rsa.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

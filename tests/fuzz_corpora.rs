@@ -1,0 +1,72 @@
+//! The fuzz corpora (`fuzz/corpus/<target>/`) run as ordinary tests: every input is either
+//! accepted or refused with an error, never a panic, exactly as the fuzz targets check.
+
+use std::path::PathBuf;
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "empty corpus {}", dir.display());
+    files
+}
+
+#[test]
+fn profile_json_corpus() {
+    let mut compiled = 0;
+    for (path, bytes) in corpus("profile_json") {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let result = std::panic::catch_unwind(|| {
+            certmill::profile::Profile::from_json(
+                text,
+                "fuzz",
+                &certmill::profile::CompileOptions::default(),
+            )
+            .is_ok()
+        });
+        match result {
+            Ok(true) => compiled += 1,
+            Ok(false) => {}
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+    }
+    assert!(
+        compiled >= 2,
+        "the shipped and seed profiles in the corpus compile"
+    );
+}
+
+#[test]
+fn csv_batch_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certmill::ca::IssuingCa::init(dir.path(), &Default::default()).unwrap();
+    let profile = certmill::profile::Profile::load("ecc-device", &Default::default()).unwrap();
+    let template =
+        certmill::template::Template::new(&profile, &ca, time::OffsetDateTime::now_utc()).unwrap();
+    let mut accepted = 0;
+    for (path, bytes) in corpus("csv_batch") {
+        let input = dir.path().join("input.csv");
+        std::fs::write(&input, &bytes).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            certmill::batch::validate_csv(&template, &input, &Default::default()).is_ok()
+        }));
+        match result {
+            Ok(true) => accepted += 1,
+            Ok(false) => {}
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+    }
+    assert_eq!(accepted, 2, "good.csv and bom-quoted.csv are valid");
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the `certmill` binary against tools we did not write (openssl, keytool,
+//! Python `cryptography`, pkilint). One binary, themed modules (ripgrep's layout).
+
+#[macro_use]
+mod util;
+
+mod cli;
+mod fuzz_corpora;
+mod interop;
