@@ -12,6 +12,8 @@ mod asn1;
 pub mod batch;
 pub mod ca;
 pub mod cli;
+pub mod csr;
+pub mod generator;
 pub mod keys;
 pub mod pkcs12;
 pub mod profile;

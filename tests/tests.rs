@@ -7,3 +7,4 @@ mod util;
 mod cli;
 mod fuzz_corpora;
 mod interop;
+mod kinds;

@@ -15,16 +15,21 @@
 //! temporary files. This module orchestrates; it holds no crypto of its own.
 
 mod csv_input;
+mod input;
 
 pub use csv_input::CsvLayout;
+pub use input::{BatchInput, DeviceInput, Job, OpenInput};
 mod writer;
+mod zipstream;
 
 pub use writer::{hex, MANIFEST_HEADER};
 
 use crate::ca::{CaError, IssuingCa};
+use crate::csr::{CsrError, ParsedCsr};
+use crate::generator::GeneratorError;
 use crate::keys::{self, KeyError};
 use crate::pkcs12::{self, Pkcs12Error, Pkcs12Options, Pkcs12Password};
-use crate::profile::{CertBag, Inputs, Profile, ValueError};
+use crate::profile::{CertBag, Profile, ValueError};
 use crate::store::{BatchId, BatchStatus, NewBatch, Store, StoreError};
 use crate::template::{PreparedDevice, Template, TemplateError};
 use rayon::prelude::*;
@@ -68,6 +73,17 @@ pub enum BatchError {
         /// How many rows failed in all.
         total: u64,
     },
+    /// The CSR bundle cannot be read or breaks a limit.
+    #[error("CSR input{}: {source}", .entry.as_ref().map(|e| format!(" {e}")).unwrap_or_default())]
+    Csr {
+        /// Entry name or position, when one is at fault.
+        entry: Option<String>,
+        /// Cause.
+        source: CsrError,
+    },
+    /// The generator parameters are invalid.
+    #[error(transparent)]
+    Generator(#[from] GeneratorError),
     /// The input has no devices.
     #[error("the input has no devices")]
     Empty,
@@ -122,13 +138,30 @@ pub enum BatchError {
     Unreachable(&'static str),
 }
 
-/// A row that broke a rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A device whose input broke a rule.
+#[derive(Debug)]
 pub struct RowError {
-    /// Data row (1 = first record after the header).
+    /// 1-based position in the input.
     pub row: u64,
+    /// How the input names it ("row 3", "entry `dev-7.csr`", "device 12").
+    pub location: String,
     /// What broke.
-    pub error: ValueError,
+    pub error: DeviceError,
+}
+
+/// Why one device cannot be issued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceError {
+    /// A value is missing or refused by the profile.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// The CSR is malformed, unsupported or its signature does not verify.
+    #[error(transparent)]
+    Csr(#[from] CsrError),
+    /// An internal inconsistency.
+    #[error("internal error: {0}")]
+    Unreachable(&'static str),
 }
 
 struct RowErrors<'a> {
@@ -144,9 +177,9 @@ impl<'a> RowErrors<'a> {
 
 impl fmt::Display for RowErrors<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} row(s) refused, nothing was issued:", self.total)?;
+        write!(f, "{} device(s) refused, nothing was issued:", self.total)?;
         for e in self.errors {
-            write!(f, "\n  row {}: {}", e.row, e.error)?;
+            write!(f, "\n  {}: {}", e.location, e.error)?;
         }
         if self.total > self.errors.len() as u64 {
             write!(
@@ -230,53 +263,81 @@ impl BatchReport {
     }
 }
 
-/// Issues one device from prepared values: key, serial, TBS, signature, PKCS#12.
+/// Draws a serial: `length` CSPRNG bytes, positive and of fixed length in DER (top bit clear,
+/// first byte non-zero: 8 * length - 1 bits of randomness, less a negligible bias on the first
+/// byte).
+fn random_serial(length: usize, row: u64) -> Result<Vec<u8>, BatchError> {
+    let mut serial = vec![0u8; length];
+    keys::random_bytes(&mut serial).map_err(|source| BatchError::Key { row, source })?;
+    serial[0] &= 0x7f;
+    if serial[0] == 0 {
+        serial[0] = 1;
+    }
+    Ok(serial)
+}
+
+/// Step 4 for one device: key (generated, or the CSR's), serial, TBS, signature, and the file
+/// (PKCS#12 for a generated key, PEM certificate for a CSR).
 fn issue_device(
     template: &Template,
     ca: &IssuingCa,
     row: u64,
     prepared: PreparedDevice,
-    password: &Pkcs12Password,
+    csr: Option<&ParsedCsr>,
+    password: Option<&Pkcs12Password>,
     pkcs12_options: &Pkcs12Options,
 ) -> Result<IssuedDevice, BatchError> {
     let profile = template.profile();
-    let key = keys::generate(profile.key_algorithm())
-        .map_err(|source| BatchError::Key { row, source })?;
-    let mut serial = vec![0u8; profile.serial_length];
+    let serial = random_serial(profile.serial_length, row)?;
     let mut device_id = [0u8; 16];
-    keys::random_bytes(&mut serial).map_err(|source| BatchError::Key { row, source })?;
     keys::random_bytes(&mut device_id).map_err(|source| BatchError::Key { row, source })?;
-    // Positive and of fixed length in DER: top bit clear, first byte non-zero
-    // (8 * length - 1 bits of randomness, less a negligible bias on the first byte).
-    serial[0] &= 0x7f;
-    if serial[0] == 0 {
-        serial[0] = 1;
-    }
     let device_id = *uuid::Builder::from_random_bytes(device_id)
         .as_uuid()
         .as_bytes();
-    let tbs = template.tbs_certificate(&prepared, &serial, key.spki_der(), key.public_key_bits());
-    let signature = ca
-        .sign(template.signature_algorithm(), &tbs)
-        .map_err(|source| BatchError::Sign { row, source })?;
-    let certificate = template.certificate(&tbs, &signature);
-    let chain = ca.chain_der();
-    let extra = match prepared.cert_bag {
-        CertBag::Leaf => 0,
-        CertBag::LeafIssuer => 1.min(chain.len()),
-        CertBag::LeafIssuerRoot => chain.len(),
+    let (certificate, file) = match csr {
+        Some(csr) => {
+            let tbs =
+                template.tbs_certificate(&prepared, &serial, csr.spki_der(), csr.public_key_bits());
+            let signature = ca
+                .sign(template.signature_algorithm(), &tbs)
+                .map_err(|source| BatchError::Sign { row, source })?;
+            let certificate = template.certificate(&tbs, &signature);
+            let pem =
+                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &certificate)
+                    .map_err(|_| BatchError::Unreachable("PEM encoding of a certificate"))?;
+            (certificate, pem.into_bytes())
+        }
+        None => {
+            let password =
+                password.ok_or(BatchError::Unreachable("server key without a password"))?;
+            let key = keys::generate(profile.key_algorithm())
+                .map_err(|source| BatchError::Key { row, source })?;
+            let tbs =
+                template.tbs_certificate(&prepared, &serial, key.spki_der(), key.public_key_bits());
+            let signature = ca
+                .sign(template.signature_algorithm(), &tbs)
+                .map_err(|source| BatchError::Sign { row, source })?;
+            let certificate = template.certificate(&tbs, &signature);
+            let chain = ca.chain_der();
+            let extra = match prepared.cert_bag {
+                CertBag::Leaf => 0,
+                CertBag::LeafIssuer => 1.min(chain.len()),
+                CertBag::LeafIssuerRoot => chain.len(),
+            };
+            let mut certs: Vec<&[u8]> = Vec::with_capacity(1 + extra);
+            certs.push(&certificate);
+            certs.extend(chain[..extra].iter().map(Vec::as_slice));
+            let file = pkcs12::build(
+                key.pkcs8_der(),
+                &certs,
+                &prepared.common_name,
+                password,
+                pkcs12_options,
+            )
+            .map_err(|source| BatchError::Pkcs12 { row, source })?;
+            (certificate, file)
+        }
     };
-    let mut certs: Vec<&[u8]> = Vec::with_capacity(1 + extra);
-    certs.push(&certificate);
-    certs.extend(chain[..extra].iter().map(Vec::as_slice));
-    let file = pkcs12::build(
-        key.pkcs8_der(),
-        &certs,
-        &prepared.common_name,
-        password,
-        pkcs12_options,
-    )
-    .map_err(|source| BatchError::Pkcs12 { row, source })?;
     Ok(IssuedDevice {
         row,
         device_id,
@@ -292,51 +353,89 @@ fn issue_device(
 fn check_parameters(
     profile: &Profile,
     parameters: &BTreeMap<String, String>,
+    input: &BatchInput<'_>,
 ) -> Result<(), BatchError> {
     let known = profile.batch_parameter_names();
+    // Generator and single batches carry per-device values as batch parameters too
+    // (seed 001 `profileParams`).
+    let per_device: Vec<String> = match input {
+        BatchInput::Generator(_) | BatchInput::Single => {
+            profile.csv_columns().into_iter().map(|c| c.name).collect()
+        }
+        _ => Vec::new(),
+    };
     for name in parameters.keys() {
-        if !known.contains(name) {
+        if !known.contains(name) && !per_device.contains(name) {
+            let mut all = known.clone();
+            all.extend(per_device.iter().cloned());
             return Err(BatchError::UnknownParameter {
                 name: name.clone(),
                 profile: profile.name().to_owned(),
-                known: known.join(", "),
+                known: all.join(", "),
             });
         }
     }
     Ok(())
 }
 
-/// Step 2 for a CSV: reads the header and every record and resolves each device's values
-/// against `template`. Returns the layout and the number of devices, or every refused row
-/// (up to [`MAX_LISTED_ERRORS`] listed). Generates no key and writes nothing.
-pub fn validate_csv(
+fn worker_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, BatchError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .thread_name(|i| format!("certmill-worker-{i}"))
+        .build()
+        .map_err(|_| BatchError::Unreachable("cannot start the worker pool"))
+}
+
+/// Reads up to `CHUNK` jobs.
+fn next_chunk(
+    jobs: &mut dyn Iterator<Item = Result<Job, BatchError>>,
+) -> Result<Vec<Job>, BatchError> {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    while chunk.len() < CHUNK {
+        match jobs.next() {
+            Some(job) => chunk.push(job?),
+            None => break,
+        }
+    }
+    Ok(chunk)
+}
+
+/// Step 2: resolves and checks every device against `template`, in parallel chunks. Returns
+/// the number of devices, or every refused device (up to [`MAX_LISTED_ERRORS`] listed).
+/// Generates no key and writes nothing.
+pub fn validate(
     template: &Template,
-    csv_path: &Path,
-    parameters: &BTreeMap<String, String>,
-) -> Result<(csv_input::CsvLayout, u64), BatchError> {
-    let profile = template.profile();
-    let (layout, mut reader) = csv_input::CsvLayout::open(csv_path, profile, parameters)?;
+    input: &OpenInput<'_>,
+    pool: &rayon::ThreadPool,
+) -> Result<u64, BatchError> {
+    let mut jobs = input.jobs()?;
     let mut errors = Vec::new();
     let mut failed = 0u64;
     let mut total = 0u64;
-    while let Some(record) = reader.next_record()? {
-        total += 1;
-        let row = layout.row(&record.fields);
-        let inputs = Inputs {
-            request: Some(&row),
-            batch: parameters,
-            profile: profile.values(),
-            csr: None,
-        };
-        if let Err(error) = template.prepare(&inputs) {
-            failed += 1;
-            if errors.len() < MAX_LISTED_ERRORS {
-                errors.push(RowError {
-                    row: record.row,
-                    error,
-                });
-            }
+    loop {
+        let chunk = next_chunk(&mut jobs)?;
+        if chunk.is_empty() {
+            break;
         }
+        total += chunk.len() as u64;
+        let refused: Vec<RowError> = pool.install(|| {
+            chunk
+                .into_par_iter()
+                .filter_map(|job| {
+                    input.prepare(template, &job).err().map(|error| RowError {
+                        row: job.row,
+                        location: job.location,
+                        error,
+                    })
+                })
+                .collect()
+        });
+        failed += refused.len() as u64;
+        errors.extend(
+            refused
+                .into_iter()
+                .take(MAX_LISTED_ERRORS.saturating_sub(errors.len())),
+        );
     }
     if failed > 0 {
         return Err(BatchError::InvalidRows {
@@ -347,7 +446,18 @@ pub fn validate_csv(
     if total == 0 {
         return Err(BatchError::Empty);
     }
-    Ok((layout, total))
+    Ok(total)
+}
+
+/// Step 2 for a CSV file alone (the fuzz target's entry point).
+pub fn validate_csv(
+    template: &Template,
+    csv_path: &Path,
+    parameters: &BTreeMap<String, String>,
+) -> Result<u64, BatchError> {
+    let input = BatchInput::Csv(csv_path);
+    let open = OpenInput::open(&input, template.profile(), parameters)?;
+    validate(template, &open, &worker_pool(Some(1))?)
 }
 
 /// Issues a CSV batch with server-generated keys into a ZIP of PKCS#12 files.
@@ -358,21 +468,44 @@ pub fn issue_csv(
     csv_path: &Path,
     options: &BatchOptions,
 ) -> Result<BatchReport, BatchError> {
-    check_parameters(profile, &options.parameters)?;
-    if !profile.allows_server_keys() {
-        return Err(BatchError::MissingInput(format!(
-            "profile {:?} takes keys only from CSRs (no KeypairQueue.der_spki source): a CSV batch cannot generate keys for it",
-            profile.name()
-        )));
-    }
-    let password = options.password.as_ref().ok_or_else(|| {
-        BatchError::MissingInput("a PKCS#12 password is required: --password-file, CERTMILL_PKCS12_PASSWORD or the prompt".into())
-    })?;
-    let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
+    issue(data_dir, ca, profile, &BatchInput::Csv(csv_path), options)
+}
 
-    // 2. Validate every row before any key is generated.
+/// Issues a batch: validates every device, records the batch, issues and writes the ZIP.
+pub fn issue(
+    data_dir: &Path,
+    ca: &IssuingCa,
+    profile: &Profile,
+    input: &BatchInput<'_>,
+    options: &BatchOptions,
+) -> Result<BatchReport, BatchError> {
+    check_parameters(profile, &options.parameters, input)?;
+    let password = if input.has_csr() {
+        if !profile.allows_csr_keys() {
+            return Err(BatchError::MissingInput(format!(
+                "profile {:?} takes no key from a CSR (no CSR.SubjectPublicKeyInfo source)",
+                profile.name()
+            )));
+        }
+        None
+    } else {
+        if !profile.allows_server_keys() {
+            return Err(BatchError::MissingInput(format!(
+                "profile {:?} takes keys only from CSRs (no KeypairQueue.der_spki source): this batch cannot generate keys for it",
+                profile.name()
+            )));
+        }
+        Some(options.password.as_ref().ok_or_else(|| {
+            BatchError::MissingInput("a PKCS#12 password is required: --password-file, CERTMILL_PKCS12_PASSWORD or the prompt".into())
+        })?)
+    };
+    let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
+    let pool = worker_pool(options.threads)?;
+
+    // 2. Validate every device before any key is generated or anything signed.
     let started = Instant::now();
-    let (layout, total) = validate_csv(&template, csv_path, &options.parameters)?;
+    let open = OpenInput::open(input, profile, &options.parameters)?;
+    let total = validate(&template, &open, &pool)?;
     let validation = started.elapsed();
 
     // 3. Record the batch.
@@ -384,15 +517,16 @@ pub fn issue_csv(
     let batch = store.create_batch(&NewBatch {
         batch_name: &options.batch_name,
         profile_name: profile.name(),
-        kind: "CSV",
+        kind: input.kind(),
         size: total,
         issuer,
         parameters_json: &parameters_json,
         output_path: &out_text,
     })?;
 
+    let extension = if input.has_csr() { "crt" } else { "p12" };
     let result = run_issuing(
-        &template, ca, &layout, options, password, store, batch, total,
+        &template, ca, &open, options, password, &pool, store, batch, total, extension,
     );
     let store = Store::open(data_dir)?;
     match result {
@@ -418,26 +552,22 @@ pub fn issue_csv(
 fn run_issuing(
     template: &Template,
     ca: &IssuingCa,
-    layout: &csv_input::CsvLayout,
+    input: &OpenInput<'_>,
     options: &BatchOptions,
-    password: &Pkcs12Password,
+    password: Option<&Pkcs12Password>,
+    pool: &rayon::ThreadPool,
     store: Store,
     batch: BatchId,
     total: u64,
+    extension: &'static str,
 ) -> Result<u64, BatchError> {
-    let profile = template.profile();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.threads.unwrap_or(0))
-        .thread_name(|i| format!("certmill-worker-{i}"))
-        .build()
-        .map_err(|_| BatchError::Unreachable("cannot start the worker pool"))?;
     let writer = writer::BatchWriter::create(
         &options.out,
         &ca.chain_pem(),
         store,
         batch,
         template.not_before(),
-        "p12",
+        extension,
     )?;
     let (sender, receiver) = crossbeam_channel::bounded::<Vec<IssuedDevice>>(2);
     let progress = Progress::new(options.progress, total);
@@ -454,35 +584,9 @@ fn run_issuing(
 
         // 4. Read, prepare and issue chunk by chunk.
         let produce = || -> Result<(), BatchError> {
-            let mut reader = layout.reopen()?;
-            let profile_values = profile.values();
+            let mut jobs = input.jobs()?;
             loop {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                while chunk.len() < CHUNK {
-                    let Some(record) = reader.next_record()? else {
-                        break;
-                    };
-                    let row = layout.row(&record.fields);
-                    let inputs = Inputs {
-                        request: Some(&row),
-                        batch: &options.parameters,
-                        profile: profile_values,
-                        csr: None,
-                    };
-                    // Validated in step 2; a change between passes (the file edited meanwhile)
-                    // is still caught here, with its row.
-                    let prepared =
-                        template
-                            .prepare(&inputs)
-                            .map_err(|error| BatchError::InvalidRows {
-                                errors: vec![RowError {
-                                    row: record.row,
-                                    error,
-                                }],
-                                total: 1,
-                            })?;
-                    chunk.push((record.row, prepared));
-                }
+                let chunk = next_chunk(&mut jobs)?;
                 if chunk.is_empty() {
                     return Ok(());
                 }
@@ -490,8 +594,29 @@ fn run_issuing(
                 let issued: Result<Vec<IssuedDevice>, BatchError> = pool.install(|| {
                     chunk
                         .into_par_iter()
-                        .map(|(row, prepared)| {
-                            issue_device(template, ca, row, prepared, password, &options.pkcs12)
+                        .map(|job| {
+                            // Validated in step 2; a change between passes (the file edited
+                            // meanwhile) is still caught here, with its location.
+                            let (prepared, csr) =
+                                input.prepare(template, &job).map_err(|error| {
+                                    BatchError::InvalidRows {
+                                        errors: vec![RowError {
+                                            row: job.row,
+                                            location: job.location.clone(),
+                                            error,
+                                        }],
+                                        total: 1,
+                                    }
+                                })?;
+                            issue_device(
+                                template,
+                                ca,
+                                job.row,
+                                prepared,
+                                csr.as_deref(),
+                                password,
+                                &options.pkcs12,
+                            )
                         })
                         .collect()
                 });

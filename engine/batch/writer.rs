@@ -2,16 +2,15 @@
 //! Workers hand it finished devices in chunks through a bounded channel; nothing else touches
 //! the output file or the store while a batch runs.
 
+use super::zipstream::ZipStream;
 use super::{BatchError, IssuedDevice};
 use crate::store::{BatchId, CertificateRecord, Store};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipWriter};
 
 /// Header of `manifest.csv`.
 pub const MANIFEST_HEADER: [&str; 8] = [
@@ -29,12 +28,11 @@ pub const MANIFEST_HEADER: [&str; 8] = [
 pub struct BatchWriter {
     out: PathBuf,
     temp: tempfile::NamedTempFile,
-    zip: Option<ZipWriter<zip::write::StreamWriter<BufWriter<File>>>>,
+    zip: Option<ZipStream<BufWriter<File>>>,
     manifest: csv::Writer<BufWriter<File>>,
     manifest_file: File,
     names: HashSet<u64>,
     hasher: RandomState,
-    options: SimpleFileOptions,
     store: Store,
     batch: BatchId,
     extension: &'static str,
@@ -66,24 +64,12 @@ impl BatchWriter {
             .tempfile_in(&dir)
             .map_err(io)?;
         let file = temp.as_file().try_clone().map_err(io)?;
-        let mut zip = ZipWriter::new_stream(BufWriter::with_capacity(1 << 20, file));
-        let modified = zip::DateTime::from_date_and_time(
-            u16::try_from(modified.year()).unwrap_or(1980),
-            modified.month() as u8,
-            modified.day(),
-            modified.hour(),
-            modified.minute(),
-            modified.second(),
-        )
-        .unwrap_or_default();
-        // Stored: PKCS#12 files are encrypted, so compression only costs time
-        // (research/crates-measured.md: deflate 8-22x slower, output no smaller).
-        let options = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Stored)
-            .last_modified_time(modified)
-            .unix_permissions(0o600);
-        zip.start_file("chain.pem", options).map_err(zip_error)?;
-        zip.write_all(chain_pem.as_bytes()).map_err(io)?;
+        // Stored entries: PKCS#12 files are encrypted, so compression only costs time
+        // (research/crates-measured.md: deflate 8-22x slower, output no smaller). Our own
+        // writer spools the central directory to a file, so memory stays flat.
+        let mut zip =
+            ZipStream::new(BufWriter::with_capacity(1 << 20, file), &dir, modified).map_err(io)?;
+        zip.add("chain.pem", chain_pem.as_bytes()).map_err(io)?;
         let manifest_file = tempfile::tempfile_in(&dir).map_err(io)?;
         let mut manifest =
             csv::Writer::from_writer(BufWriter::new(manifest_file.try_clone().map_err(io)?));
@@ -101,7 +87,6 @@ impl BatchWriter {
             manifest_file,
             names: HashSet::new(),
             hasher: RandomState::new(),
-            options,
             store,
             batch,
             extension,
@@ -150,9 +135,7 @@ impl BatchWriter {
                 .zip
                 .as_mut()
                 .ok_or(BatchError::Unreachable("zip writer used after finish"))?;
-            zip.start_file(name.as_str(), self.options)
-                .map_err(zip_error)?;
-            zip.write_all(&device.file)
+            zip.add(&name, &device.file)
                 .map_err(|source| BatchError::Io {
                     path: self.out.display().to_string(),
                     source,
@@ -205,23 +188,9 @@ impl BatchWriter {
             .zip
             .take()
             .ok_or(BatchError::Unreachable("zip writer finished twice"))?;
-        zip.start_file("manifest.csv", self.options)
-            .map_err(zip_error)?;
-        self.manifest_file
-            .seek(SeekFrom::Start(0))
+        zip.add_file("manifest.csv", &mut self.manifest_file)
             .map_err(io(&self.out))?;
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let n = self
-                .manifest_file
-                .read(&mut buffer)
-                .map_err(io(&self.out))?;
-            if n == 0 {
-                break;
-            }
-            zip.write_all(&buffer[..n]).map_err(io(&self.out))?;
-        }
-        let mut inner = zip.finish().map_err(zip_error)?.into_inner();
+        let mut inner = zip.finish().map_err(io(&self.out))?;
         inner.flush().map_err(io(&self.out))?;
         inner.get_ref().sync_all().map_err(io(&self.out))?;
         drop(inner);
@@ -231,10 +200,6 @@ impl BatchWriter {
         })?;
         Ok((self.written, self.store))
     }
-}
-
-fn zip_error(e: zip::result::ZipError) -> BatchError {
-    BatchError::Zip(e.to_string())
 }
 
 /// Lower-case hex.

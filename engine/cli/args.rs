@@ -33,8 +33,12 @@ pub struct Cli {
 pub enum Command {
     /// Issue a demo batch on the embedded defaults (creates a development CA if needed).
     Demo(DemoArgs),
-    /// Issue a batch from a CSV of devices into a ZIP of PKCS#12 files.
+    /// Issue a batch (CSV, CSRs, a generator sequence, or one device) into a ZIP.
     Issue(IssueArgs),
+    /// Show the values the first device of a generator batch would get, without issuing.
+    Preview(PreviewArgs),
+    /// List the generators and their parameters.
+    Generators,
     /// Manage the issuing CA.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -60,6 +64,24 @@ pub struct DemoArgs {
     pub threads: Option<usize>,
 }
 
+/// Where the devices come from: exactly one of these.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DeviceSource {
+    /// CSV of devices (header row required); keys are generated.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// CSRs: a PEM bundle or a ZIP of .csr/.pem/.der files; the devices' own keys are signed.
+    #[arg(long)]
+    pub csr: Option<PathBuf>,
+    /// Generator for batch serialization: decimal (0), hex (1) or mac (2); needs --count.
+    #[arg(long, requires = "count")]
+    pub generator: Option<String>,
+    /// One device from the --param values alone (a factory station's single request).
+    #[arg(long)]
+    pub single: bool,
+}
+
 /// `certmill issue`.
 #[derive(Debug, Args)]
 pub struct IssueArgs {
@@ -67,10 +89,14 @@ pub struct IssueArgs {
     /// rsa-device, rsa-server).
     #[arg(long)]
     pub profile: String,
-    /// CSV of devices (header row required).
+    /// Where the devices come from.
+    #[command(flatten)]
+    pub source: DeviceSource,
+    /// Devices in a generator batch.
     #[arg(long)]
-    pub csv: PathBuf,
-    /// Batch parameter NAME=VALUE (repeatable), e.g. --param deviceClass="Surface Vehicle".
+    pub count: Option<u64>,
+    /// Parameter NAME=VALUE (repeatable): profile parameters (--param deviceClass="Surface
+    /// Vehicle") and, for --generator, the generator's own (startValue, increment, width).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// File whose first line is the PKCS#12 password (else CERTMILL_PKCS12_PASSWORD, else a prompt).
@@ -91,6 +117,29 @@ pub struct IssueArgs {
     /// PKCS#12 KDF iterations (OpenSSL 3 default 2048).
     #[arg(long, default_value_t = 2048)]
     pub pkcs12_iterations: u32,
+}
+
+/// `certmill preview`: the generator arguments of `certmill issue`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Profile file or shipped profile name.
+    #[arg(long)]
+    pub profile: String,
+    /// Generator: decimal (0), hex (1) or mac (2).
+    #[arg(long)]
+    pub generator: String,
+    /// Devices in the batch (checked for overflow).
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+    /// Parameter NAME=VALUE (repeatable), as for `certmill issue`.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Ignored (accepted so an issue command line can be reused as is).
+    #[arg(long, hide = true)]
+    pub out: Option<PathBuf>,
+    /// Ignored (accepted so an issue command line can be reused as is).
+    #[arg(long, hide = true)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// `certmill ca ...`.

@@ -3,8 +3,10 @@
 
 pub mod args;
 
-use crate::batch::{self, BatchError, BatchOptions, ProgressStyle};
+use crate::batch::{self, BatchError, BatchInput, BatchOptions, ProgressStyle};
 use crate::ca::{CaInitOptions, CaPassphrase, IssuingCa};
+use crate::csr::{CsrBundle, CsrLimits};
+use crate::generator::{GeneratorKind, Sequence};
 use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
 use crate::pkcs12::{Pkcs12Encryption, Pkcs12Options, Pkcs12Password};
 use crate::profile::{CompileOptions, Profile, ProfileError};
@@ -33,6 +35,12 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(a) => demo(&cli.data, &compile, a.devices, a.threads),
         Command::Issue(a) => issue(&cli.data, &compile, a),
+        Command::Preview(a) => preview(&compile, a),
+        Command::Generators => {
+            let all: Vec<_> = GeneratorKind::ALL.iter().map(|g| g.info()).collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            Ok(())
+        }
         Command::Ca(c) => ca(&cli.data, c),
         Command::Profile(ProfileCommand::Check { file, json }) => {
             profile_check(&file, &compile, json)
@@ -159,15 +167,73 @@ fn batch_error(e: BatchError) -> anyhow::Error {
         | BatchError::Empty
         | BatchError::MissingInput(_)
         | BatchError::UnknownParameter { .. }
+        | BatchError::Csr { .. }
+        | BatchError::Generator(_)
         | BatchError::Template(_) => anyhow!(InvalidInput(e.to_string())),
         other => anyhow!(other),
     }
 }
 
+/// Splits `--param` values into the generator's own parameters and the profile's.
+fn split_generator_params(
+    kind: GeneratorKind,
+    params: BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let own: Vec<&str> = kind.parameters().iter().map(|p| p.name).collect();
+    params
+        .into_iter()
+        .partition(|(name, _)| own.contains(&name.as_str()))
+}
+
+fn generator_error(e: crate::generator::GeneratorError) -> anyhow::Error {
+    anyhow!(InvalidInput(e.to_string()))
+}
+
 fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()> {
     let profile = load_profile(&a.profile, compile)?;
     let mut parameters = parse_params(&a.params)?;
-    let password = read_password(a.password_file.as_deref(), &profile, &mut parameters)?;
+    let mut sequence = None;
+    if let Some(generator) = &a.source.generator {
+        let kind = GeneratorKind::find(generator).map_err(generator_error)?;
+        let (own, rest) = split_generator_params(kind, parameters);
+        parameters = rest;
+        let count = a
+            .count
+            .ok_or_else(|| InvalidInput("--generator needs --count".into()))?;
+        sequence = Some(Sequence::new(kind, &own, count).map_err(generator_error)?);
+    } else if a.count.is_some() {
+        bail!(InvalidInput("--count is for --generator batches".into()));
+    }
+    let bundle = match &a.source.csr {
+        Some(path) => Some(
+            CsrBundle::open(path, &CsrLimits::default())
+                .map_err(|e| anyhow!(InvalidInput(format!("{}: {e}", path.display()))))?,
+        ),
+        None => None,
+    };
+    let input = if let Some(csv) = &a.source.csv {
+        BatchInput::Csv(csv)
+    } else if let Some(bundle) = &bundle {
+        BatchInput::Csr(bundle)
+    } else if let Some(sequence) = &sequence {
+        BatchInput::Generator(sequence)
+    } else {
+        BatchInput::Single
+    };
+    let password = if input.has_csr() {
+        if a.password_file.is_some() {
+            eprintln!(
+                "note: a CSR batch has no private keys and no PKCS#12: --password-file is not used"
+            );
+        }
+        None
+    } else {
+        Some(read_password(
+            a.password_file.as_deref(),
+            &profile,
+            &mut parameters,
+        )?)
+    };
     let ca = load_or_create_ca(data, &profile)?;
     let pkcs12 = Pkcs12Options {
         encryption: if a.legacy_pkcs12 {
@@ -179,7 +245,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
     };
     let options = BatchOptions {
         parameters,
-        password: Some(password),
+        password,
         pkcs12,
         batch_name: a.batch_name.unwrap_or_else(|| {
             a.out
@@ -191,7 +257,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         threads: a.threads,
         progress: progress_style(),
     };
-    let report = batch::issue_csv(data, &ca, &profile, &a.csv, &options).map_err(batch_error)?;
+    let report = batch::issue(data, &ca, &profile, &input, &options).map_err(batch_error)?;
     println!(
         "batch {}: {} devices in {:.2} s ({:.0} devices/s) -> {}",
         report.batch_id,
@@ -200,6 +266,16 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         report.devices_per_second(),
         report.out.display()
     );
+    Ok(())
+}
+
+fn preview(compile: &CompileOptions, a: args::PreviewArgs) -> Result<()> {
+    let profile = load_profile(&a.profile, compile)?;
+    let kind = GeneratorKind::find(&a.generator).map_err(generator_error)?;
+    let (own, rest) = split_generator_params(kind, parse_params(&a.params)?);
+    let sequence = Sequence::new(kind, &own, a.count).map_err(generator_error)?;
+    let shown = crate::generator::preview(&profile, &rest, &sequence);
+    println!("{}", serde_json::to_string_pretty(&shown)?);
     Ok(())
 }
 

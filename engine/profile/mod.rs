@@ -480,6 +480,11 @@ impl Profile {
         self.key_sources.contains(&Source::KeypairQueue)
     }
 
+    /// Whether the subject key may come from a CSR (`CSR.SubjectPublicKeyInfo`).
+    pub fn allows_csr_keys(&self) -> bool {
+        self.key_sources.iter().any(|s| matches!(s, Source::Csr(_)))
+    }
+
     /// The profile JSON as given (the API's `rawProfileConfig`).
     pub fn raw_json(&self) -> &str {
         &self.raw_json
@@ -634,6 +639,19 @@ impl Profile {
             }
         }
         names
+    }
+
+    /// Whether parameter `name` is read by a field with an enumerated syntax
+    /// (`Integer:1,2,3`, `String:a,b`): such values are chosen, never generated.
+    pub fn is_enumerated(&self, name: &str) -> bool {
+        self.fields().any(|f| {
+            f.sources
+                .iter()
+                .any(|s| matches!(s, Source::Request(n) | Source::Batch(n) if n == name))
+                && f.rule
+                    .as_ref()
+                    .is_some_and(|r| r.allowed_values().is_some())
+        })
     }
 
     /// The batch parameter that carries the PKCS#12 password (`pkcs12Password` in the seed).

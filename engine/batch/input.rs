@@ -1,0 +1,215 @@
+//! Where a batch's devices come from: CSV rows, CSRs, a generator sequence, or a single
+//! request. Each input streams its devices as [`Job`]s, any number of times (a validation pass,
+//! then the issuing pass), holding one device at a time.
+
+use super::csv_input::{CsvLayout, RecordReader};
+use super::{BatchError, DeviceError};
+use crate::csr::{CsrBundle, ParsedCsr};
+use crate::generator::{self, Sequence};
+use crate::profile::ValueError;
+use crate::profile::{Inputs, Profile};
+use crate::template::{PreparedDevice, Template};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The devices of a batch.
+pub enum BatchInput<'a> {
+    /// A CSV file, one device per record (server-generated keys).
+    Csv(&'a Path),
+    /// A bundle of CSRs, one device per request (the requester's keys).
+    Csr(&'a CsrBundle),
+    /// A generator sequence (server-generated keys).
+    Generator(&'a Sequence),
+    /// One device from the batch parameters alone (server-generated key).
+    Single,
+}
+
+impl BatchInput<'_> {
+    /// The store's batch kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BatchInput::Csv(_) => "CSV",
+            BatchInput::Csr(_) => "CSR",
+            BatchInput::Generator(_) => "GENERATOR",
+            BatchInput::Single => "SINGLE",
+        }
+    }
+
+    /// Whether devices bring their own keys (no PKCS#12 then).
+    pub fn has_csr(&self) -> bool {
+        matches!(self, BatchInput::Csr(_))
+    }
+}
+
+/// One device's raw input.
+pub enum DeviceInput {
+    /// A CSV record.
+    Record(csv::StringRecord),
+    /// Named values (generator, single request).
+    Values(BTreeMap<String, String>),
+    /// A CSR's DER, parsed and verified by the worker that prepares it.
+    Csr(Vec<u8>),
+}
+
+/// One device on its way through the pipeline.
+pub struct Job {
+    /// 1-based position in the input.
+    pub row: u64,
+    /// How the input names it: "row 3", "entry `dev-7.csr`", "device 12".
+    pub location: String,
+    /// What it brings.
+    pub input: DeviceInput,
+}
+
+/// An opened input, ready to stream its jobs.
+pub struct OpenInput<'a> {
+    input: &'a BatchInput<'a>,
+    layout: Option<CsvLayout>,
+    parameters: &'a BTreeMap<String, String>,
+    profile: &'a Profile,
+}
+
+impl<'a> OpenInput<'a> {
+    /// Opens the input (reads a CSV header and matches it against the profile).
+    pub fn open(
+        input: &'a BatchInput<'a>,
+        profile: &'a Profile,
+        parameters: &'a BTreeMap<String, String>,
+    ) -> Result<OpenInput<'a>, BatchError> {
+        let layout = match input {
+            BatchInput::Csv(path) => Some(CsvLayout::open(path, profile, parameters)?.0),
+            _ => None,
+        };
+        Ok(OpenInput {
+            input,
+            layout,
+            parameters,
+            profile,
+        })
+    }
+
+    /// Streams the jobs from the start.
+    pub fn jobs(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<Job, BatchError>> + '_>, BatchError> {
+        match self.input {
+            BatchInput::Csv(_) => {
+                let layout = self
+                    .layout
+                    .as_ref()
+                    .ok_or(BatchError::Unreachable("CSV input without a layout"))?;
+                let reader = layout.reopen()?;
+                Ok(Box::new(CsvJobs { reader }))
+            }
+            BatchInput::Generator(sequence) => {
+                let profile = self.profile;
+                let parameters = self.parameters;
+                Ok(Box::new((0..sequence.len()).map(move |i| {
+                    let values = generator::device_values(profile, parameters, &sequence.value(i));
+                    Ok(Job {
+                        row: i + 1,
+                        location: format!("device {} ({})", i + 1, sequence.value(i)),
+                        input: DeviceInput::Values(values),
+                    })
+                })))
+            }
+            BatchInput::Single => Ok(Box::new(std::iter::once(Ok(Job {
+                row: 1,
+                location: "the request".into(),
+                input: DeviceInput::Values(self.parameters.clone()),
+            })))),
+            BatchInput::Csr(bundle) => {
+                let entries = bundle.entries().map_err(|e| BatchError::Csr {
+                    entry: None,
+                    source: e,
+                })?;
+                Ok(Box::new(entries.enumerate().map(|(i, entry)| {
+                    let entry = entry.map_err(|e| BatchError::Csr {
+                        entry: Some(format!("#{}", i + 1)),
+                        source: e,
+                    })?;
+                    Ok(Job {
+                        row: i as u64 + 1,
+                        location: format!("entry `{}`", entry.name),
+                        input: DeviceInput::Csr(entry.der),
+                    })
+                })))
+            }
+        }
+    }
+
+    /// Resolves and checks one job's values against the template; a CSR is parsed and its
+    /// signature verified here (proof of possession), on the worker.
+    pub fn prepare(
+        &self,
+        template: &Template,
+        job: &Job,
+    ) -> Result<(PreparedDevice, Option<Box<ParsedCsr>>), DeviceError> {
+        let profile = template.profile();
+        let prepared = match &job.input {
+            DeviceInput::Record(record) => {
+                // A CSV job only exists when the layout does.
+                let layout = self
+                    .layout
+                    .as_ref()
+                    .ok_or(DeviceError::Unreachable("CSV record without a layout"))?;
+                let row = layout.row(record);
+                template.prepare(&Inputs {
+                    request: Some(&row),
+                    batch: self.parameters,
+                    profile: profile.values(),
+                    csr: None,
+                })
+            }
+            DeviceInput::Values(values) => template.prepare(&Inputs {
+                request: Some(values),
+                batch: self.parameters,
+                profile: profile.values(),
+                csr: None,
+            }),
+            DeviceInput::Csr(der) => {
+                let csr = ParsedCsr::from_der(der).map_err(DeviceError::Csr)?;
+                if csr.key_algorithm() != profile.key_algorithm() {
+                    return Err(DeviceError::Value(ValueError::Unencodable {
+                        field: "SubjectPublicKeyInfo".into(),
+                        value: csr.key_algorithm().syntax().into(),
+                        reason: format!(
+                            "is not the profile's key type {}",
+                            profile.key_algorithm().syntax()
+                        ),
+                    }));
+                }
+                let prepared = template
+                    .prepare(&Inputs {
+                        request: None,
+                        batch: self.parameters,
+                        profile: profile.values(),
+                        csr: Some(&csr),
+                    })
+                    .map_err(DeviceError::Value)?;
+                return Ok((prepared, Some(Box::new(csr))));
+            }
+        };
+        Ok((prepared.map_err(DeviceError::Value)?, None))
+    }
+}
+
+struct CsvJobs {
+    reader: RecordReader,
+}
+
+impl Iterator for CsvJobs {
+    type Item = Result<Job, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.reader.next_record() {
+            Ok(Some(record)) => Some(Ok(Job {
+                row: record.row,
+                location: format!("row {}", record.row),
+                input: DeviceInput::Record(record.fields),
+            })),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}

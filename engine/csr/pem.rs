@@ -1,0 +1,306 @@
+//! PEM certificate-request blocks (RFC 7468 section 7), read line by line with bounded memory.
+//!
+//! Text outside `-----BEGIN CERTIFICATE REQUEST-----` / `-----BEGIN NEW CERTIFICATE
+//! REQUEST-----` blocks is ignored; inside a block only base64 lines are allowed (RFC 7468's
+//! strict grammar: no headers). Lines may end in LF or CRLF and may be of any width.
+
+use std::fmt;
+use std::io::BufRead;
+
+/// What is wrong with a PEM block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PemDefect {
+    /// A line inside the block is not base64, or the base64 does not decode (bad padding, bad
+    /// length).
+    BadBase64,
+    /// The block holds no data.
+    EmptyBlock,
+    /// The END line's label differs from the BEGIN line's.
+    MismatchedEnd,
+    /// A ZIP entry holds more than one CSR block.
+    MultipleBlocks,
+    /// A ZIP entry looks like PEM but holds no CSR block.
+    NoBlock,
+    /// The block has no END line (the file ends, or another BEGIN line comes first).
+    Unterminated,
+}
+
+impl fmt::Display for PemDefect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PemDefect::BadBase64 => "bad base64 in PEM block",
+            PemDefect::EmptyBlock => "empty PEM block",
+            PemDefect::MismatchedEnd => "END line does not match the BEGIN line",
+            PemDefect::MultipleBlocks => "more than one CERTIFICATE REQUEST block",
+            PemDefect::NoBlock => "no CERTIFICATE REQUEST block",
+            PemDefect::Unterminated => "PEM block has no END line",
+        })
+    }
+}
+
+const LABELS: [&[u8]; 2] = [b"CERTIFICATE REQUEST", b"NEW CERTIFICATE REQUEST"];
+
+/// A decoded block.
+pub(super) struct Block {
+    /// 1-based block number in the text.
+    pub(super) number: usize,
+    /// The DER.
+    pub(super) der: Vec<u8>,
+}
+
+/// A failure while scanning.
+pub(super) enum ScanError {
+    /// Reading failed.
+    Io(std::io::Error),
+    /// Block `number` breaks at `line`.
+    Defect {
+        number: usize,
+        line: u64,
+        defect: PemDefect,
+    },
+    /// Block `number` grew beyond the per-CSR limit after `bytes` bytes.
+    TooLarge { number: usize, bytes: u64 },
+}
+
+/// Streams CSR blocks out of text, one line in memory at a time.
+pub(super) struct Scanner<R> {
+    reader: R,
+    /// Longest block, in bytes of PEM text (BEGIN and END lines included).
+    max_block_bytes: usize,
+    line: u64,
+    blocks: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> Scanner<R> {
+    pub(super) fn new(reader: R, max_block_bytes: usize) -> Self {
+        Scanner {
+            reader,
+            max_block_bytes,
+            line: 0,
+            blocks: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// 1-based number of the last line read.
+    pub(super) fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// The next block, `None` at the end of the text.
+    pub(super) fn next_block(&mut self) -> Result<Option<Block>, ScanError> {
+        // Outside a block: look for a BEGIN line, skipping everything else.
+        let label = loop {
+            match self.read_line()? {
+                None => return Ok(None),
+                Some(false) => continue, // overlong junk line
+                Some(true) => {}
+            }
+            if let Some(label) = marker(trim(&self.buf), b"BEGIN") {
+                if LABELS.contains(&label) {
+                    break label.to_vec();
+                }
+            }
+        };
+        self.blocks += 1;
+        let number = self.blocks;
+        let begin_line = self.line;
+        let mut bytes = self.buf.len() as u64;
+        let mut base64 = Vec::new();
+        loop {
+            match self.read_line()? {
+                None => {
+                    return Err(ScanError::Defect {
+                        number,
+                        line: begin_line,
+                        defect: PemDefect::Unterminated,
+                    })
+                }
+                Some(false) => {
+                    // A line longer than the whole limit: the block is at least that large.
+                    return Err(ScanError::TooLarge {
+                        number,
+                        bytes: bytes.saturating_add(self.max_block_bytes as u64 + 1),
+                    });
+                }
+                Some(true) => {}
+            }
+            bytes = bytes.saturating_add(self.buf.len() as u64);
+            if bytes > self.max_block_bytes as u64 {
+                return Err(ScanError::TooLarge { number, bytes });
+            }
+            let line = trim(&self.buf);
+            let defect = |defect| ScanError::Defect {
+                number,
+                line: self.line,
+                defect,
+            };
+            if marker(line, b"BEGIN").is_some() {
+                return Err(ScanError::Defect {
+                    number,
+                    line: begin_line,
+                    defect: PemDefect::Unterminated,
+                });
+            }
+            if let Some(end) = marker(line, b"END") {
+                if end != label.as_slice() {
+                    return Err(defect(PemDefect::MismatchedEnd));
+                }
+                if base64.is_empty() {
+                    return Err(defect(PemDefect::EmptyBlock));
+                }
+                let der = decode_base64(&base64).ok_or_else(|| defect(PemDefect::BadBase64))?;
+                return Ok(Some(Block { number, der }));
+            }
+            if !line.iter().all(|&b| is_base64_symbol(b)) {
+                return Err(defect(PemDefect::BadBase64));
+            }
+            base64.extend_from_slice(line);
+        }
+    }
+
+    /// Reads one line into `buf` (without its terminator). `Some(false)`: the line was longer
+    /// than the block limit and was skipped without being kept; `None`: end of text.
+    fn read_line(&mut self) -> Result<Option<bool>, ScanError> {
+        self.buf.clear();
+        let mut kept = true;
+        let mut any = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ScanError::Io(e)),
+            };
+            if available.is_empty() {
+                break;
+            }
+            any = true;
+            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..i], i + 1),
+                None => (available, available.len()),
+            };
+            if kept && self.buf.len() + chunk.len() <= self.max_block_bytes {
+                self.buf.extend_from_slice(chunk);
+            } else {
+                kept = false;
+                self.buf.clear();
+            }
+            let newline = done > chunk.len();
+            self.reader.consume(done);
+            if newline {
+                break;
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        self.line += 1;
+        Ok(Some(kept))
+    }
+}
+
+/// The label of a `-----<kind> <label>-----` line.
+fn marker<'a>(line: &'a [u8], kind: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.strip_prefix(b"-----")?.strip_prefix(kind)?;
+    let rest = rest.strip_prefix(b" ")?;
+    rest.strip_suffix(b"-----")
+}
+
+fn trim(line: &[u8]) -> &[u8] {
+    line.trim_ascii()
+}
+
+fn is_base64_symbol(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+}
+
+fn base64_value(b: u8) -> Option<u32> {
+    Some(match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => return None,
+    } as u32)
+}
+
+/// Decodes padded standard base64 (RFC 4648 section 4), refusing non-canonical trailing bits.
+fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
+    if text.is_empty() || text.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let quads = text.len() / 4;
+    for (i, quad) in text.chunks_exact(4).enumerate() {
+        let padding = quad.iter().rev().take_while(|&&b| b == b'=').count();
+        if padding > 2 || (padding > 0 && i + 1 != quads) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &b in &quad[..4 - padding] {
+            n = (n << 6) | base64_value(b)?;
+        }
+        n <<= 6 * padding as u32;
+        let bytes = n.to_be_bytes();
+        match padding {
+            0 => out.extend_from_slice(&bytes[1..4]),
+            1 if bytes[3] == 0 => out.extend_from_slice(&bytes[1..3]),
+            2 if bytes[2] == 0 && bytes[3] == 0 => out.push(bytes[1]),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Whether `content` is to be read as PEM text rather than DER: a DER request starts with a
+/// SEQUENCE tag, which no PEM text (with or without leading notes) does.
+pub(super) fn looks_like_pem(content: &[u8]) -> bool {
+    content.first() != Some(&0x30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_and_refuses_garbage() {
+        assert_eq!(decode_base64(b"TWFu").unwrap(), b"Man");
+        assert_eq!(decode_base64(b"TWE=").unwrap(), b"Ma");
+        assert_eq!(decode_base64(b"TQ==").unwrap(), b"M");
+        assert_eq!(decode_base64(b"TWFuTQ==").unwrap(), b"ManM");
+        for bad in [
+            &b""[..],
+            b"TWF",
+            b"TQ=A",
+            b"T===",
+            b"TQ==TWFu",
+            b"TR==",
+            b"TWF=",
+            b"TW-u",
+        ] {
+            assert_eq!(decode_base64(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn overlong_junk_lines_are_skipped_but_overlong_blocks_are_refused() {
+        let mut text = vec![b'x'; 10_000];
+        text.extend_from_slice(b"\n-----BEGIN CERTIFICATE REQUEST-----\nTWFu\n");
+        text.extend_from_slice(b"-----END CERTIFICATE REQUEST-----\n");
+        let mut scanner = Scanner::new(&text[..], 100);
+        let block = scanner.next_block().ok().flatten().unwrap();
+        assert_eq!((block.number, block.der.as_slice()), (1, &b"Man"[..]));
+        assert!(matches!(scanner.next_block(), Ok(None)));
+
+        let mut text = b"-----BEGIN CERTIFICATE REQUEST-----\n".to_vec();
+        text.extend(std::iter::repeat_n(b'A', 10_000));
+        let mut scanner = Scanner::new(&text[..], 100);
+        assert!(matches!(
+            scanner.next_block(),
+            Err(ScanError::TooLarge { number: 1, .. })
+        ));
+    }
+}
