@@ -70,3 +70,16 @@ fn csv_batch_corpus() {
     }
     assert_eq!(accepted, 2, "good.csv and bom-quoted.csv are valid");
 }
+
+#[test]
+fn csr_der_corpus() {
+    let mut verified = 0;
+    for (path, bytes) in corpus("csr_der") {
+        match std::panic::catch_unwind(|| certmill::csr::ParsedCsr::from_der(&bytes).is_ok()) {
+            Ok(true) => verified += 1,
+            Ok(false) => {}
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+    }
+    assert_eq!(verified, 2, "the two openssl-made CSRs parse and verify");
+}

@@ -536,3 +536,82 @@ fn single_certificate_batch() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn a_csr_without_common_name_is_named_after_its_entry() {
+    let f = fixture!();
+    let mut profile: serde_json::Value =
+        serde_json::from_str(include_str!("../profiles/ecc-server.json")).unwrap();
+    profile["Subject"]["attributes"][2]["optional"] = true.into();
+    let profile_path = f.write("no-cn.json", &profile.to_string());
+    let key = f.path("k.key");
+    let csr = f.path("k.csr");
+    let made = tool(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-subj",
+            "/O=Acme",
+            "-addext",
+            "subjectAltName=DNS:station-7.factory.example.com",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+            "-outform",
+            "DER",
+        ],
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let zip_path = f.path("requests.zip");
+    {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        zip.start_file(
+            "line-2/station-7.csr",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut zip, &std::fs::read(&csr).unwrap()).unwrap();
+        zip.finish().unwrap();
+    }
+    let out = f.path("certs.zip");
+    let result = run(
+        &f,
+        &issue_args(
+            &f,
+            profile_path.to_str().unwrap(),
+            &["--csr", zip_path.to_str().unwrap()],
+            &[],
+            &out,
+        ),
+    );
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let names = unzip(&out, &f.path("out"));
+    assert_eq!(names, ["chain.pem", "station-7.crt", "manifest.csv"]);
+    let san = tool(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            f.path("out/station-7.crt").to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&san.stdout).contains("DNS:station-7.factory.example.com"));
+}

@@ -61,6 +61,26 @@ pub struct Job {
     pub input: DeviceInput,
 }
 
+impl Job {
+    /// A file name stem for a device whose subject has no commonName: the CSR entry's file
+    /// name without its extension, else `device-<row>`.
+    pub fn name_hint(&self) -> String {
+        let entry = self
+            .location
+            .strip_prefix("entry `")
+            .and_then(|l| l.strip_suffix('`'));
+        match entry {
+            Some(name) if !name.starts_with('#') => {
+                let file = name.rsplit('/').next().unwrap_or(name);
+                file.rsplit_once('.')
+                    .map_or(file, |(stem, _)| stem)
+                    .to_owned()
+            }
+            _ => format!("device-{}", self.row),
+        }
+    }
+}
+
 /// An opened input, ready to stream its jobs.
 pub struct OpenInput<'a> {
     input: &'a BatchInput<'a>,

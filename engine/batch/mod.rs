@@ -198,8 +198,10 @@ pub struct IssuedDevice {
     pub row: u64,
     /// Random UUID.
     pub device_id: [u8; 16],
-    /// Subject CN (or first subject value).
+    /// Subject CN (empty when the subject has none).
     pub common_name: String,
+    /// What the ZIP entry is named after: the CN, else the CSR entry name or `device-<row>`.
+    pub file_stem: String,
     /// Serial, big-endian positive magnitude.
     pub serial: Vec<u8>,
     /// notBefore, unix seconds.
@@ -278,46 +280,53 @@ fn random_serial(length: usize, row: u64) -> Result<Vec<u8>, BatchError> {
 
 /// Step 4 for one device: key (generated, or the CSR's), serial, TBS, signature, and the file
 /// (PKCS#12 for a generated key, PEM certificate for a CSR).
+#[allow(clippy::too_many_arguments)]
 fn issue_device(
     template: &Template,
     ca: &IssuingCa,
     row: u64,
+    name_hint: &str,
     prepared: PreparedDevice,
     csr: Option<&ParsedCsr>,
     password: Option<&Pkcs12Password>,
     pkcs12_options: &Pkcs12Options,
 ) -> Result<IssuedDevice, BatchError> {
     let profile = template.profile();
+    let file_stem = prepared
+        .common_name
+        .clone()
+        .unwrap_or_else(|| name_hint.to_owned());
     let serial = random_serial(profile.serial_length, row)?;
     let mut device_id = [0u8; 16];
     keys::random_bytes(&mut device_id).map_err(|source| BatchError::Key { row, source })?;
     let device_id = *uuid::Builder::from_random_bytes(device_id)
         .as_uuid()
         .as_bytes();
-    let (certificate, file) = match csr {
-        Some(csr) => {
-            let tbs =
-                template.tbs_certificate(&prepared, &serial, csr.spki_der(), csr.public_key_bits());
-            let signature = ca
-                .sign(template.signature_algorithm(), &tbs)
-                .map_err(|source| BatchError::Sign { row, source })?;
-            let certificate = template.certificate(&tbs, &signature);
-            let pem =
-                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &certificate)
-                    .map_err(|_| BatchError::Unreachable("PEM encoding of a certificate"))?;
-            (certificate, pem.into_bytes())
-        }
-        None => {
+    // The key: the CSR's, or a new one generated here (it lives only until its PKCS#12).
+    let generated = match csr {
+        Some(_) => None,
+        None => Some(
+            keys::generate(profile.key_algorithm())
+                .map_err(|source| BatchError::Key { row, source })?,
+        ),
+    };
+    let (spki, public_key_bits) = match (csr, &generated) {
+        (Some(csr), _) => (csr.spki_der(), csr.public_key_bits()),
+        (None, Some(key)) => (key.spki_der(), key.public_key_bits()),
+        (None, None) => return Err(BatchError::Unreachable("no key for a device")),
+    };
+    let tbs = template.tbs_certificate(&prepared, &serial, spki, public_key_bits);
+    let signature = ca
+        .sign(template.signature_algorithm(), &tbs)
+        .map_err(|source| BatchError::Sign { row, source })?;
+    let certificate = template.certificate(&tbs, &signature);
+    let file = match generated {
+        None => der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &certificate)
+            .map_err(|_| BatchError::Unreachable("PEM encoding of a certificate"))?
+            .into_bytes(),
+        Some(key) => {
             let password =
                 password.ok_or(BatchError::Unreachable("server key without a password"))?;
-            let key = keys::generate(profile.key_algorithm())
-                .map_err(|source| BatchError::Key { row, source })?;
-            let tbs =
-                template.tbs_certificate(&prepared, &serial, key.spki_der(), key.public_key_bits());
-            let signature = ca
-                .sign(template.signature_algorithm(), &tbs)
-                .map_err(|source| BatchError::Sign { row, source })?;
-            let certificate = template.certificate(&tbs, &signature);
             let chain = ca.chain_der();
             let extra = match prepared.cert_bag {
                 CertBag::Leaf => 0,
@@ -327,21 +336,21 @@ fn issue_device(
             let mut certs: Vec<&[u8]> = Vec::with_capacity(1 + extra);
             certs.push(&certificate);
             certs.extend(chain[..extra].iter().map(Vec::as_slice));
-            let file = pkcs12::build(
+            pkcs12::build(
                 key.pkcs8_der(),
                 &certs,
-                &prepared.common_name,
+                &file_stem,
                 password,
                 pkcs12_options,
             )
-            .map_err(|source| BatchError::Pkcs12 { row, source })?;
-            (certificate, file)
+            .map_err(|source| BatchError::Pkcs12 { row, source })?
         }
     };
     Ok(IssuedDevice {
         row,
         device_id,
-        common_name: prepared.common_name.clone(),
+        common_name: prepared.common_name.clone().unwrap_or_default(),
+        file_stem,
         serial,
         not_before: template.not_before().unix_timestamp(),
         not_after: prepared.not_after().unix_timestamp(),
@@ -612,6 +621,7 @@ fn run_issuing(
                                 template,
                                 ca,
                                 job.row,
+                                &job.name_hint(),
                                 prepared,
                                 csr.as_deref(),
                                 password,

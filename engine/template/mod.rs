@@ -43,9 +43,9 @@ pub enum TemplateError {
 /// Per-device values resolved, checked and encoded.
 #[derive(Clone, Debug)]
 pub struct PreparedDevice {
-    /// The subject commonName, or the first subject value when there is none (file names,
-    /// friendly names, the manifest).
-    pub common_name: String,
+    /// The subject commonName, when the subject has one (file names, friendly names, the
+    /// manifest).
+    pub common_name: Option<String>,
     subject_der: Vec<u8>,
     san_extension: Option<Vec<u8>>,
     not_after: OffsetDateTime,
@@ -385,7 +385,6 @@ impl Template {
         let profile = &self.profile;
         let mut rdns = Vec::with_capacity(256);
         let mut common_name = None;
-        let mut first_value = None;
         for (attribute, oid) in profile.subject.iter().zip(&self.attribute_oids) {
             let Some(value) = attribute.field.resolve(inputs)? else {
                 continue;
@@ -406,8 +405,6 @@ impl Template {
             rdns.extend_from_slice(&encoded);
             if attribute.attribute.name == "commonName" {
                 common_name = Some(value);
-            } else if first_value.is_none() {
-                first_value = Some(value);
             }
         }
         let subject_der = tlv(asn1::SEQUENCE, &rdns);
@@ -454,7 +451,7 @@ impl Template {
         }
         let cert_bag = profile.resolve_cert_bag(inputs)?;
         Ok(PreparedDevice {
-            common_name: common_name.or(first_value).unwrap_or_default(),
+            common_name,
             subject_der,
             san_extension,
             not_after,
