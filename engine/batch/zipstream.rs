@@ -5,13 +5,18 @@
 //! central directory at the end: about 220 bytes a device, so some 220 MB for a million-device
 //! batch. This writer appends each entry's central directory record to an unlinked temporary
 //! file (the spool) as soon as the entry is written, and copies the spool to the output when the
-//! archive is finished. Its own state is a few counters, the spool's fixed buffer and the reused
-//! name of the one streamed entry, whatever the number of entries.
+//! archive is finished. Its own state is a few counters and the spool's fixed buffer, whatever
+//! the number of entries.
+//!
+//! Every entry is complete when its local header is written: [`ZipStream::add`] takes the data
+//! in memory, [`ZipStream::add_file`] reads a file twice (CRC-32 and size, then the copy), so
+//! that an entry of any size costs a fixed buffer. No entry has a data descriptor (flag bit 3):
+//! streaming readers such as Java's `ZipInputStream` cannot read a stored entry that has one.
 //!
 //! The layout follows PKWARE's APPNOTE.TXT 6.3.x (the section numbers below are its own):
-//! method 0 (stored) only, UTF-8 names (flag bit 11), CRC-32 and sizes in the local header when
-//! the data is known up front, a data descriptor (flag bit 3) when it is not, and ZIP64 extra
-//! fields and end records once a size, an offset or the entry count outgrows the classic fields.
+//! method 0 (stored) only, UTF-8 names (flag bit 11), CRC-32 and sizes in the local header, and
+//! ZIP64 extra fields and end records once a size, an offset or the entry count outgrows the
+//! classic fields.
 //!
 //! It does not compress, encrypt, write comments or directory entries, or check for duplicate
 //! names (the caller's job). After a failed write the archive is incomplete: the writer refuses
@@ -24,8 +29,6 @@ use std::path::Path;
 
 /// 4.3.7 local file header signature.
 const LOCAL_FILE_HEADER: u32 = 0x0403_4b50;
-/// 4.3.9.3 data descriptor signature (optional in the format, written by all common tools).
-const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
 /// 4.3.12 central directory file header signature.
 const CENTRAL_FILE_HEADER: u32 = 0x0201_4b50;
 /// 4.3.14 ZIP64 end of central directory record signature.
@@ -37,8 +40,6 @@ const END_OF_CENTRAL_DIRECTORY: u32 = 0x0605_4b50;
 /// 4.5.3 ZIP64 extended information extra field header id.
 const ZIP64_EXTRA_FIELD: u16 = 0x0001;
 
-/// 4.4.4 bit 3: CRC-32 and sizes follow the data in a data descriptor.
-const FLAG_DATA_DESCRIPTOR: u16 = 1 << 3;
 /// 4.4.4 bit 11 (language encoding flag): the name is UTF-8.
 const FLAG_UTF8: u16 = 1 << 11;
 /// 4.4.5 compression method 0: stored.
@@ -62,6 +63,8 @@ const ZIP64_FROM_U16: u64 = 0xFFFF;
 const MAX_NAME_LEN: usize = 0xFFFF;
 /// Buffer of the central directory spool.
 const SPOOL_BUFFER: usize = 64 * 1024;
+/// Buffer of [`ZipStream::add_file`]'s two passes over the file.
+const FILE_BUFFER: usize = 256 * 1024;
 
 /// Why [`ZipStream`] refused a call. It travels inside an [`io::Error`], as the writer's interface
 /// is `io::Result`; [`io::Error::get_ref`] and `downcast` give it back.
@@ -79,9 +82,29 @@ pub(crate) enum ZipStreamError {
     /// An earlier write failed, so the archive is incomplete.
     #[error("the ZIP archive is incomplete after an earlier write error")]
     Broken,
-    /// `write_streamed` or `finish_streamed` without a `begin_streamed`.
-    #[error("no streamed ZIP entry is open")]
-    NoStreamedEntry,
+    /// The file given to `add_file` changed between its two passes: the local header already
+    /// holds the first pass's CRC-32 and size, so the archive is incomplete.
+    #[error(
+        "the file for ZIP entry {} changed while it was copied: {expected} bytes with CRC-32 \
+         {expected_crc32:08x} in the header, {copied} bytes with CRC-32 {copied_crc32:08x} \
+         copied{}",
+        ShortName(name),
+        if *grew { ", and more followed" } else { "" }
+    )]
+    FileChanged {
+        /// The entry's name.
+        name: String,
+        /// Size read by the first pass, written in the headers.
+        expected: u64,
+        /// CRC-32 computed by the first pass, written in the headers.
+        expected_crc32: u32,
+        /// Bytes copied by the second pass (at most `expected`).
+        copied: u64,
+        /// CRC-32 of the copied bytes.
+        copied_crc32: u32,
+        /// The file had more than `expected` bytes on the second pass.
+        grew: bool,
+    },
     /// The spool did not give back what was written to it.
     #[error("the central directory spool holds {copied} bytes, {expected} were written")]
     SpoolLength {
@@ -90,23 +113,13 @@ pub(crate) enum ZipStreamError {
         /// Bytes copied back from it.
         copied: u64,
     },
-    /// `add`, `begin_streamed` or `finish` while a streamed entry is still open.
-    #[error(
-        "ZIP entry {} is still open: call finish_streamed first",
-        ShortName(name)
-    )]
-    StreamedEntryOpen {
-        /// The open entry.
-        name: String,
-    },
 }
 
 impl From<ZipStreamError> for io::Error {
     fn from(error: ZipStreamError) -> io::Error {
         let kind = match error {
-            ZipStreamError::BadName { .. }
-            | ZipStreamError::NoStreamedEntry
-            | ZipStreamError::StreamedEntryOpen { .. } => io::ErrorKind::InvalidInput,
+            ZipStreamError::BadName { .. } => io::ErrorKind::InvalidInput,
+            ZipStreamError::FileChanged { .. } => io::ErrorKind::InvalidData,
             ZipStreamError::Broken | ZipStreamError::SpoolLength { .. } => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)
@@ -274,10 +287,10 @@ fn u32_or_marker(value: u64) -> u32 {
     }
 }
 
-/// What the headers record about one stored entry (so compressed size = uncompressed size).
+/// What the headers record about one stored entry (so compressed size = uncompressed size). Its
+/// general purpose flags are always [`FLAG_UTF8`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct EntryMeta {
-    flags: u16,
     crc32: u32,
     size: u64,
     local_header_offset: u64,
@@ -300,37 +313,34 @@ impl EntryMeta {
 
 /// 4.3.7 local file header (fixed part, 30 bytes) and its extra field; the name goes between.
 ///
-/// A streamed entry (flag bit 3) has CRC-32 and sizes zero here (4.4.4) and no ZIP64 field, as
-/// its size is not known yet; its version needed is 4.5 only if its offset already requires it.
-/// A known entry of 4 GiB or more carries a ZIP64 field with both sizes (4.5.3: "This entry in
-/// the Local header MUST include BOTH original and compressed file size fields").
+/// CRC-32 and sizes are always here (no data descriptor). An entry of 0xFFFFFFFF bytes or more
+/// has the marker in both size fields and a ZIP64 field with both sizes, uncompressed first
+/// (4.5.3: "This entry in the Local header MUST include BOTH original and compressed file size
+/// fields"). The local header has no offset field, so an entry that is ZIP64 only by its offset
+/// has no ZIP64 field here, but its version needed is 4.5 like in the central directory.
 fn local_header(
     meta: &EntryMeta,
     name_len: u16,
     modified: DosDateTime,
 ) -> (Record<30>, Record<20>) {
     let mut extra = Record::<20>::new();
-    let (crc32, size) = if meta.flags & FLAG_DATA_DESCRIPTOR != 0 {
-        (0, 0)
-    } else {
-        if meta.size >= ZIP64_FROM_U32 {
-            extra
-                .u16(ZIP64_EXTRA_FIELD)
-                .u16(16)
-                .u64(meta.size)
-                .u64(meta.size);
-        }
-        (meta.crc32, u32_or_marker(meta.size))
-    };
+    if meta.size >= ZIP64_FROM_U32 {
+        extra
+            .u16(ZIP64_EXTRA_FIELD)
+            .u16(16)
+            .u64(meta.size) // uncompressed size
+            .u64(meta.size); // compressed size
+    }
+    let size = u32_or_marker(meta.size);
     let mut fixed = Record::<30>::new();
     fixed
         .u32(LOCAL_FILE_HEADER)
         .u16(meta.version_needed())
-        .u16(meta.flags)
+        .u16(FLAG_UTF8)
         .u16(METHOD_STORED)
         .u16(modified.time)
         .u16(modified.date)
-        .u32(crc32)
+        .u32(meta.crc32)
         .u32(size) // compressed size
         .u32(size) // uncompressed size
         .u16(name_len)
@@ -365,7 +375,7 @@ fn central_header(
         .u32(CENTRAL_FILE_HEADER)
         .u16(VERSION_MADE_BY)
         .u16(meta.version_needed())
-        .u16(meta.flags)
+        .u16(FLAG_UTF8)
         .u16(METHOD_STORED)
         .u16(modified.time)
         .u16(modified.date)
@@ -380,20 +390,6 @@ fn central_header(
         .u32(EXTERNAL_ATTRIBUTES)
         .u32(u32_or_marker(meta.local_header_offset));
     (fixed, extra)
-}
-
-/// 4.3.9 data descriptor: signature, CRC-32, then both sizes on 8 bytes when the size needs ZIP64
-/// (4.3.9.2), else on 4.
-fn data_descriptor(meta: &EntryMeta) -> Record<24> {
-    let mut record = Record::<24>::new();
-    record.u32(DATA_DESCRIPTOR).u32(meta.crc32);
-    if meta.size >= ZIP64_FROM_U32 {
-        record.u64(meta.size).u64(meta.size);
-    } else {
-        let size = u32_or_marker(meta.size);
-        record.u32(size).u32(size);
-    }
-    record
 }
 
 /// The end records after a central directory of `entries` records, `size` bytes long, starting
@@ -464,14 +460,6 @@ impl Spool {
     }
 }
 
-/// The entry between `begin_streamed` and `finish_streamed`.
-struct Streamed {
-    local_header_offset: u64,
-    name_len: u16,
-    crc32: crc32fast::Hasher,
-    size: u64,
-}
-
 /// A ZIP writer for stored (uncompressed) entries whose memory does not grow with the number of
 /// entries.
 pub(crate) struct ZipStream<W: Write> {
@@ -481,9 +469,6 @@ pub(crate) struct ZipStream<W: Write> {
     spool: Spool,
     entries: u64,
     modified: DosDateTime,
-    streamed: Option<Streamed>,
-    /// The streamed entry's name; kept between entries so that its buffer is reused.
-    streamed_name: String,
     /// A write failed: the archive is incomplete.
     broken: bool,
 }
@@ -506,8 +491,6 @@ impl<W: Write> ZipStream<W> {
             },
             entries: 0,
             modified: DosDateTime::new(modified),
-            streamed: None,
-            streamed_name: String::new(),
             broken: false,
         })
     }
@@ -515,19 +498,15 @@ impl<W: Write> ZipStream<W> {
     /// Writes one complete stored entry: local header with CRC-32 and sizes, data, and its
     /// central directory record to the spool.
     pub(crate) fn add(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.check_idle()?;
+        self.check_usable()?;
         let name_len = check_name(name)?;
         let meta = EntryMeta {
-            flags: FLAG_UTF8,
             crc32: crc32fast::hash(data),
             size: data.len() as u64,
             local_header_offset: self.offset,
         };
         self.guard(|this| {
-            let (fixed, extra) = local_header(&meta, name_len, this.modified);
-            this.emit(fixed.as_bytes())?;
-            this.emit(name.as_bytes())?;
-            this.emit(extra.as_bytes())?;
+            this.emit_local_header(&meta, name, name_len)?;
             this.emit(data)?;
             this.spool.append(&meta, name, name_len, this.modified)?;
             this.entries += 1;
@@ -535,50 +514,41 @@ impl<W: Write> ZipStream<W> {
         })
     }
 
-    /// Writes one complete stored entry from a file, read twice (CRC-32 and size first, then
-    /// the copy) so the local header carries the sizes, no data descriptor is needed, and
-    /// memory stays flat however large the file is. Streaming readers that cannot handle a
-    /// data descriptor on a stored entry (Java's `ZipInputStream`) read it too.
-    pub(crate) fn add_file(&mut self, name: &str, file: &mut File) -> io::Result<()> {
-        self.check_idle()?;
+    /// Writes one complete stored entry from a file (or any seekable reader), read twice from
+    /// its start: CRC-32 and size first, then the copy. So the local header carries the CRC-32
+    /// and sizes (with a ZIP64 field from 0xFFFFFFFF bytes on), no data descriptor is needed,
+    /// and memory stays at one fixed buffer however large the file is. Streaming readers that
+    /// cannot handle a data descriptor on a stored entry (Java's `ZipInputStream`) read it too.
+    ///
+    /// The file must not change between the two passes: the copy is checked against the first
+    /// pass, and a different size or CRC-32 is a [`ZipStreamError::FileChanged`] error after
+    /// which the archive is incomplete. An error of the first pass writes nothing and leaves
+    /// the writer usable.
+    pub(crate) fn add_file<R: Read + Seek>(&mut self, name: &str, file: &mut R) -> io::Result<()> {
+        self.check_usable()?;
         let name_len = check_name(name)?;
+        let mut buffer = vec![0; FILE_BUFFER];
         file.seek(SeekFrom::Start(0))?;
-        let mut hasher = crc32fast::Hasher::new();
-        let mut buffer = vec![0u8; 1 << 16];
-        let mut size = 0u64;
-        loop {
-            let n = io::Read::read(file, &mut buffer)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-            size += n as u64;
-        }
+        let (crc32, size) = read_through(file, u64::MAX, &mut buffer, |_| Ok(()))?;
         file.seek(SeekFrom::Start(0))?;
         let meta = EntryMeta {
-            flags: FLAG_UTF8,
-            crc32: hasher.finalize(),
+            crc32,
             size,
             local_header_offset: self.offset,
         };
         self.guard(|this| {
-            let (fixed, extra) = local_header(&meta, name_len, this.modified);
-            this.emit(fixed.as_bytes())?;
-            this.emit(name.as_bytes())?;
-            this.emit(extra.as_bytes())?;
-            let mut copied = 0u64;
-            loop {
-                let n = io::Read::read(file, &mut buffer)?;
-                if n == 0 {
-                    break;
-                }
-                this.emit(&buffer[..n])?;
-                copied += n as u64;
-            }
-            if copied != size {
-                return Err(ZipStreamError::SpoolLength {
+            this.emit_local_header(&meta, name, name_len)?;
+            let (copied_crc32, copied) =
+                read_through(file, size, &mut buffer, |chunk| this.emit(chunk))?;
+            let grew = copied == size && read_through(file, 1, &mut buffer, |_| Ok(()))?.1 > 0;
+            if copied != size || copied_crc32 != crc32 || grew {
+                return Err(ZipStreamError::FileChanged {
+                    name: name.to_owned(),
                     expected: size,
+                    expected_crc32: crc32,
                     copied,
+                    copied_crc32,
+                    grew,
                 }
                 .into());
             }
@@ -588,76 +558,10 @@ impl<W: Write> ZipStream<W> {
         })
     }
 
-    /// Starts an entry whose size is not known in advance: call [`Self::write_streamed`] any
-    /// number of times, then [`Self::finish_streamed`]. Its CRC-32 and sizes go in a data
-    /// descriptor after the data (flag bit 3), with 8-byte sizes from 4 GiB on.
-    pub(crate) fn begin_streamed(&mut self, name: &str) -> io::Result<()> {
-        self.check_idle()?;
-        let name_len = check_name(name)?;
-        let meta = EntryMeta {
-            flags: FLAG_UTF8 | FLAG_DATA_DESCRIPTOR,
-            crc32: 0,
-            size: 0,
-            local_header_offset: self.offset,
-        };
-        self.streamed_name.clear();
-        self.streamed_name.push_str(name);
-        self.guard(|this| {
-            let (fixed, extra) = local_header(&meta, name_len, this.modified);
-            this.emit(fixed.as_bytes())?;
-            this.emit(name.as_bytes())?;
-            this.emit(extra.as_bytes())?;
-            this.streamed = Some(Streamed {
-                local_header_offset: meta.local_header_offset,
-                name_len,
-                crc32: crc32fast::Hasher::new(),
-                size: 0,
-            });
-            Ok(())
-        })
-    }
-
-    /// Appends `data` to the streamed entry.
-    pub(crate) fn write_streamed(&mut self, data: &[u8]) -> io::Result<()> {
-        self.check_usable()?;
-        if self.streamed.is_none() {
-            return Err(ZipStreamError::NoStreamedEntry.into());
-        }
-        self.guard(|this| {
-            this.emit(data)?;
-            if let Some(streamed) = this.streamed.as_mut() {
-                streamed.crc32.update(data);
-                streamed.size += data.len() as u64;
-            }
-            Ok(())
-        })
-    }
-
-    /// Ends the streamed entry: data descriptor, then its central directory record.
-    pub(crate) fn finish_streamed(&mut self) -> io::Result<()> {
-        self.check_usable()?;
-        let Some(streamed) = self.streamed.take() else {
-            return Err(ZipStreamError::NoStreamedEntry.into());
-        };
-        let meta = EntryMeta {
-            flags: FLAG_UTF8 | FLAG_DATA_DESCRIPTOR,
-            crc32: streamed.crc32.finalize(),
-            size: streamed.size,
-            local_header_offset: streamed.local_header_offset,
-        };
-        self.guard(|this| {
-            this.emit(data_descriptor(&meta).as_bytes())?;
-            this.spool
-                .append(&meta, &this.streamed_name, streamed.name_len, this.modified)?;
-            this.entries += 1;
-            Ok(())
-        })
-    }
-
     /// Copies the spooled central directory to the output, then the end records (ZIP64 ones
     /// when needed), flushes and returns the inner writer.
     pub(crate) fn finish(mut self) -> io::Result<W> {
-        self.check_idle()?;
+        self.check_usable()?;
         let central_directory_offset = self.offset;
         let central_directory_size = self.spool.len;
         let mut spool = self
@@ -684,15 +588,17 @@ impl<W: Write> ZipStream<W> {
         Ok(self.inner)
     }
 
-    /// Entries written so far (a streamed entry counts once finished).
-    pub(crate) fn entries(&self) -> u64 {
-        self.entries
-    }
-
     fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.inner.write_all(bytes)?;
         self.offset += bytes.len() as u64;
         Ok(())
+    }
+
+    fn emit_local_header(&mut self, meta: &EntryMeta, name: &str, name_len: u16) -> io::Result<()> {
+        let (fixed, extra) = local_header(meta, name_len, self.modified);
+        self.emit(fixed.as_bytes())?;
+        self.emit(name.as_bytes())?;
+        self.emit(extra.as_bytes())
     }
 
     /// Runs a step that writes; if it fails, the archive is incomplete and the writer refuses
@@ -710,23 +616,37 @@ impl<W: Write> ZipStream<W> {
         Ok(())
     }
 
-    /// Usable and with no streamed entry open.
-    fn check_idle(&self) -> io::Result<()> {
-        self.check_usable()?;
-        if self.streamed.is_some() {
-            return Err(ZipStreamError::StreamedEntryOpen {
-                name: self.streamed_name.clone(),
-            }
-            .into());
-        }
-        Ok(())
-    }
-
     /// Heap bytes the writer holds itself: fixed whatever the number of entries.
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
-        self.spool.writer.capacity() + self.streamed_name.capacity()
+        self.spool.writer.capacity()
     }
+}
+
+/// Reads `reader` to its end or to `limit` bytes, whichever comes first, through `buffer`, and
+/// hands each chunk to `sink`; returns the CRC-32 and the length of what was read.
+fn read_through(
+    reader: &mut impl Read,
+    limit: u64,
+    buffer: &mut [u8],
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(u32, u64)> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut read = 0u64;
+    while read < limit {
+        let want =
+            usize::try_from(limit - read).map_or(buffer.len(), |left| left.min(buffer.len()));
+        let n = match reader.read(&mut buffer[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        sink(&buffer[..n])?;
+        read += n as u64;
+    }
+    Ok((hasher.finalize(), read))
 }
 
 #[cfg(test)]
@@ -773,7 +693,6 @@ mod tests {
         for (name, data) in entries {
             zip.add(name, data).unwrap();
         }
-        assert_eq!(zip.entries(), entries.len() as u64);
         zip.finish().unwrap()
     }
 
@@ -829,9 +748,10 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             })
     }
 
-    fn python_line(name: &str, data: &[u8], flags: u16) -> String {
+    /// The line `PYTHON_CHECK` prints for an entry: flags 0x0800 (UTF-8, no data descriptor).
+    fn python_line(name: &str, data: &[u8]) -> String {
         format!(
-            "{name}\t{}\t{:08x}\t100600\t2024-5-17 13:45:30\t{flags}\t0\t{}",
+            "{name}\t{}\t{:08x}\t100600\t2024-5-17 13:45:30\t2048\t0\t{}",
             data.len(),
             crc32fast::hash(data),
             sha256_hex(data)
@@ -911,7 +831,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             );
             let expected: Vec<String> = entries
                 .iter()
-                .map(|(name, data)| python_line(name, data, FLAG_UTF8))
+                .map(|(name, data)| python_line(name, data))
                 .collect();
             let stdout = String::from_utf8(output.stdout).unwrap();
             assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
@@ -1013,8 +933,30 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         }
     }
 
+    /// A temporary file holding `data`, left positioned at its end (as the batch writer leaves
+    /// its manifest), so that `add_file` has to seek back to the start.
+    fn temp_file_with(dir: &Path, data: &[u8]) -> File {
+        let mut file = tempfile::tempfile_in(dir).unwrap();
+        file.write_all(data).unwrap();
+        file
+    }
+
+    /// Reads the archive front to back through its local headers only, as Java's
+    /// `ZipInputStream` does: this fails on a stored entry with a data descriptor.
+    fn read_as_a_stream(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut reader = bytes;
+        let mut entries = Vec::new();
+        while let Some(mut file) = zip::read::read_zipfile_from_stream(&mut reader).unwrap() {
+            let name = file.name().unwrap().into_owned();
+            let mut data = Vec::new();
+            file.read_to_end(&mut data).unwrap();
+            entries.push((name, data));
+        }
+        entries
+    }
+
     #[test]
-    fn streamed_entry_reads_back_identical() {
+    fn add_file_entry_reads_back_identical() {
         let mut manifest = String::new();
         for i in 0..40_000u32 {
             writeln!(manifest, "{i},device-{i:06},{:064x}", u64::from(i) * 7919).unwrap();
@@ -1024,43 +966,54 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         let chain = b"chain".to_vec();
         let after = noise(5, 2500);
 
-        let spool = tempfile::tempdir().unwrap();
-        let mut zip = ZipStream::new(Vec::new(), spool.path(), MODIFIED).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = temp_file_with(dir.path(), &manifest);
+        let mut zip = ZipStream::new(Vec::new(), dir.path(), MODIFIED).unwrap();
         zip.add("chain.pem", &chain).unwrap();
-        zip.begin_streamed("manifest.csv").unwrap();
-        for chunk in manifest.chunks(1000) {
-            zip.write_streamed(chunk).unwrap();
-        }
-        zip.finish_streamed().unwrap();
-        // An entry after the streamed one lands at the right offset.
+        zip.add_file("manifest.csv", &mut file).unwrap();
+        // An entry after the file lands at the right offset.
         zip.add("after.p12", &after).unwrap();
-        assert_eq!(zip.entries(), 3);
         let bytes = zip.finish().unwrap();
 
-        // The local header and data descriptor, by hand (4.3.7, 4.3.9).
+        // The local header, by hand (4.3.7): CRC-32 and sizes, flag bit 3 clear, no extra field,
+        // and the data followed directly by the next local header (no data descriptor).
         let header = 30 + "chain.pem".len() + chain.len();
         assert_eq!(le32(&bytes, header), LOCAL_FILE_HEADER);
-        assert_eq!(le16(&bytes, header + 6), FLAG_UTF8 | FLAG_DATA_DESCRIPTOR);
-        assert_eq!(&bytes[header + 14..header + 26], &[0; 12]);
-        let descriptor = header + 30 + "manifest.csv".len() + manifest.len();
-        assert_eq!(le32(&bytes, descriptor), DATA_DESCRIPTOR);
-        assert_eq!(le32(&bytes, descriptor + 4), crc32fast::hash(&manifest));
-        assert_eq!(le32(&bytes, descriptor + 8) as usize, manifest.len());
-        assert_eq!(le32(&bytes, descriptor + 12) as usize, manifest.len());
-        assert_eq!(le32(&bytes, descriptor + 16), LOCAL_FILE_HEADER);
+        assert_eq!(le16(&bytes, header + 4), 20);
+        assert_eq!(le16(&bytes, header + 6), FLAG_UTF8);
+        assert_eq!(le16(&bytes, header + 6) & 1 << 3, 0);
+        assert_eq!(le32(&bytes, header + 14), crc32fast::hash(&manifest));
+        assert_eq!(le32(&bytes, header + 18) as usize, manifest.len());
+        assert_eq!(le32(&bytes, header + 22) as usize, manifest.len());
+        assert_eq!(
+            (le16(&bytes, header + 26), le16(&bytes, header + 28)),
+            (12, 0)
+        );
+        let data = header + 30 + "manifest.csv".len();
+        assert_eq!(&bytes[data..data + manifest.len()], manifest.as_slice());
+        assert_eq!(le32(&bytes, data + manifest.len()), LOCAL_FILE_HEADER);
 
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("streamed.zip");
+        let expected = [
+            ("chain.pem", &chain),
+            ("manifest.csv", &manifest),
+            ("after.p12", &after),
+        ];
+        let streamed = read_as_a_stream(&bytes);
+        assert_eq!(streamed.len(), expected.len());
+        for ((name, data), (expected_name, expected_data)) in streamed.iter().zip(expected) {
+            assert_eq!(name, expected_name);
+            assert!(data == expected_data, "{name}");
+        }
+
+        let path = dir.path().join("manifest.zip");
         std::fs::write(&path, &bytes).unwrap();
         let path = path.to_str().unwrap();
 
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-        for (name, data) in [
-            ("chain.pem", &chain),
-            ("manifest.csv", &manifest),
-            ("after.p12", &after),
-        ] {
+        assert_eq!(archive.len(), expected.len());
+        for (name, data) in expected {
             let mut file = archive.by_name(name).unwrap();
+            assert_eq!(file.crc32(), crc32fast::hash(data));
             let mut read = Vec::new();
             file.read_to_end(&mut read).unwrap();
             assert!(read == *data, "{name}");
@@ -1072,11 +1025,10 @@ with zipfile.ZipFile(sys.argv[1]) as z:
                 "{}",
                 String::from_utf8_lossy(&output.stderr)
             );
-            let expected = [
-                python_line("chain.pem", &chain, FLAG_UTF8),
-                python_line("manifest.csv", &manifest, FLAG_UTF8 | FLAG_DATA_DESCRIPTOR),
-                python_line("after.p12", &after, FLAG_UTF8),
-            ];
+            let expected: Vec<String> = expected
+                .iter()
+                .map(|(name, data)| python_line(name, data))
+                .collect();
             let stdout = String::from_utf8(output.stdout).unwrap();
             assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
         }
@@ -1084,7 +1036,184 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(output.status.success(), "{stdout}");
             assert!(stdout.contains("No errors detected"), "{stdout}");
+            assert_eq!(stdout.matches("  OK").count(), 3, "{stdout}");
         }
+    }
+
+    #[test]
+    fn add_file_of_an_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut empty = tempfile::tempfile_in(dir.path()).unwrap();
+        let mut zip = ZipStream::new(Vec::new(), dir.path(), MODIFIED).unwrap();
+        zip.add_file("empty.csv", &mut empty).unwrap();
+        zip.add("after.txt", b"after").unwrap();
+        let bytes = zip.finish().unwrap();
+
+        // CRC-32 and sizes all zero, flag bit 3 clear, the next header right after the name.
+        assert_eq!(le16(&bytes, 6), FLAG_UTF8);
+        assert_eq!(&bytes[14..26], &[0; 12]);
+        assert_eq!(le16(&bytes, 28), 0);
+        assert_eq!(le32(&bytes, 30 + "empty.csv".len()), LOCAL_FILE_HEADER);
+        assert_eq!(
+            read_as_a_stream(&bytes),
+            [
+                ("empty.csv".to_owned(), Vec::new()),
+                ("after.txt".to_owned(), b"after".to_vec())
+            ]
+        );
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let mut file = archive.by_name("empty.csv").unwrap();
+        assert_eq!((file.size(), file.crc32()), (0, 0));
+        let mut read = Vec::new();
+        file.read_to_end(&mut read).unwrap();
+        assert!(read.is_empty());
+    }
+
+    /// A file rewritten between `add_file`'s passes: each seek to the start moves on to the next
+    /// content.
+    struct ChangingFile {
+        contents: std::collections::VecDeque<Vec<u8>>,
+        current: Cursor<Vec<u8>>,
+    }
+
+    impl ChangingFile {
+        fn new(first: &[u8], second: &[u8]) -> ChangingFile {
+            ChangingFile {
+                contents: [first.to_vec(), second.to_vec()].into(),
+                current: Cursor::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Read for ChangingFile {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.current.read(buf)
+        }
+    }
+
+    impl Seek for ChangingFile {
+        fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+            if position == SeekFrom::Start(0) {
+                if let Some(next) = self.contents.pop_front() {
+                    self.current = Cursor::new(next);
+                }
+            }
+            self.current.seek(position)
+        }
+    }
+
+    #[test]
+    fn add_file_refuses_a_file_that_changed_between_passes() {
+        let first = noise(11, 100_000);
+        let mut grown = first.clone();
+        grown.extend_from_slice(b"one more row\n");
+        let mut rewritten = first.clone();
+        rewritten[77_777] ^= 0x20;
+        let cases = [
+            // (second pass, bytes copied, grew)
+            (grown.as_slice(), 100_000, true),
+            (&first[..60_000], 60_000, false),
+            (rewritten.as_slice(), 100_000, false),
+        ];
+        let spool = tempfile::tempdir().unwrap();
+        for (second, expected_copied, expected_grew) in cases {
+            let mut zip = ZipStream::new(Vec::new(), spool.path(), MODIFIED).unwrap();
+            zip.add("chain.pem", b"chain").unwrap();
+            let mut file = ChangingFile::new(&first, second);
+            let error = zip.add_file("manifest.csv", &mut file).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            assert!(
+                error.to_string().contains("\"manifest.csv\" changed"),
+                "{error}"
+            );
+            match error
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<ZipStreamError>())
+            {
+                Some(ZipStreamError::FileChanged {
+                    name,
+                    expected,
+                    expected_crc32,
+                    copied,
+                    copied_crc32,
+                    grew,
+                }) => {
+                    assert_eq!(name, "manifest.csv");
+                    assert_eq!(
+                        (*expected, *expected_crc32),
+                        (100_000, crc32fast::hash(&first))
+                    );
+                    let copied_data = &second[..usize::try_from(*copied).unwrap()];
+                    assert_eq!(
+                        (*copied, *copied_crc32, *grew),
+                        (expected_copied, crc32fast::hash(copied_data), expected_grew)
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+            // The local header promised the first pass: the archive is incomplete.
+            assert!(matches!(
+                zip.add("after.txt", b"")
+                    .unwrap_err()
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<ZipStreamError>()),
+                Some(ZipStreamError::Broken)
+            ));
+            assert!(zip.finish().is_err());
+        }
+    }
+
+    /// Fails every read, or, if `flaky`, interrupts every other read and returns at most 1000
+    /// bytes from the others.
+    struct AwkwardFile {
+        data: Cursor<Vec<u8>>,
+        flaky: bool,
+        reads: u32,
+    }
+
+    impl Read for AwkwardFile {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            if !self.flaky {
+                return Err(io::Error::other("input/output error"));
+            }
+            if self.reads % 2 == 1 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let len = buf.len().min(1000);
+            self.data.read(&mut buf[..len])
+        }
+    }
+
+    impl Seek for AwkwardFile {
+        fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+            self.data.seek(position)
+        }
+    }
+
+    #[test]
+    fn add_file_retries_interrupted_reads_and_survives_a_failed_first_pass() {
+        let data = noise(12, 10_000);
+        let spool = tempfile::tempdir().unwrap();
+        let mut zip = ZipStream::new(Vec::new(), spool.path(), MODIFIED).unwrap();
+        let mut failing = AwkwardFile {
+            data: Cursor::new(data.clone()),
+            flaky: false,
+            reads: 0,
+        };
+        let error = zip.add_file("lost.csv", &mut failing).unwrap_err();
+        assert_eq!(error.to_string(), "input/output error");
+        // The first pass writes nothing, so the writer is still usable.
+        assert_eq!((zip.offset, zip.entries, zip.spool.len), (0, 0, 0));
+        let mut flaky = AwkwardFile {
+            data: Cursor::new(data.clone()),
+            flaky: true,
+            reads: 0,
+        };
+        zip.add_file("flaky.csv", &mut flaky).unwrap();
+        assert!(flaky.reads > 40);
+        let bytes = zip.finish().unwrap();
+        assert_eq!(read_as_a_stream(&bytes), [("flaky.csv".to_owned(), data)]);
     }
 
     #[test]
@@ -1108,7 +1237,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         for (name, defect) in refused {
             for error in [
                 zip.add(name, b"data").unwrap_err(),
-                zip.begin_streamed(name).unwrap_err(),
+                zip.add_file(name, &mut Cursor::new(b"data")).unwrap_err(),
             ] {
                 assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{name:?}");
                 match error
@@ -1133,7 +1262,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         );
 
         // Nothing was written, and the writer is still usable.
-        assert_eq!(zip.entries(), 0);
+        assert_eq!((zip.offset, zip.entries, zip.spool.len), (0, 0, 0));
         let accepted = ["..a", "a..", "a/b..c/d", "dir/file.p12", "é/ü.p12"];
         let longest = "y".repeat(65_535);
         for name in accepted.iter().copied().chain([longest.as_str()]) {
@@ -1143,27 +1272,6 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
         assert_eq!(archive.len(), accepted.len() + 1);
         assert_eq!(archive.by_index(5).unwrap().name().unwrap().len(), 65_535);
-    }
-
-    #[test]
-    fn calls_out_of_order_are_refused() {
-        let spool = tempfile::tempdir().unwrap();
-        let mut zip = ZipStream::new(Vec::new(), spool.path(), MODIFIED).unwrap();
-        let kind = |r: io::Result<()>| r.unwrap_err().kind();
-        assert_eq!(kind(zip.write_streamed(b"x")), io::ErrorKind::InvalidInput);
-        assert_eq!(kind(zip.finish_streamed()), io::ErrorKind::InvalidInput);
-        zip.begin_streamed("manifest.csv").unwrap();
-        assert_eq!(kind(zip.add("a", b"x")), io::ErrorKind::InvalidInput);
-        assert_eq!(kind(zip.begin_streamed("b")), io::ErrorKind::InvalidInput);
-        zip.write_streamed(b"row\n").unwrap();
-        zip.finish_streamed().unwrap();
-        zip.begin_streamed("open.csv").unwrap();
-        let error = zip.finish().err().unwrap();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
-        assert!(
-            error.to_string().contains("\"open.csv\" is still open"),
-            "{error}"
-        );
     }
 
     /// A writer that fails after `budget` bytes.
@@ -1185,6 +1293,16 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         }
     }
 
+    fn is_broken(result: io::Result<()>) -> bool {
+        matches!(
+            result
+                .unwrap_err()
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<ZipStreamError>()),
+            Some(ZipStreamError::Broken)
+        )
+    }
+
     #[test]
     fn a_failed_write_breaks_the_writer() {
         let spool = tempfile::tempdir().unwrap();
@@ -1195,13 +1313,24 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             zip.add("b", &[2; 100]).unwrap_err().to_string(),
             "disk full"
         );
-        let error = zip.add("c", b"").unwrap_err();
-        assert!(matches!(
-            error
-                .get_ref()
-                .and_then(|e| e.downcast_ref::<ZipStreamError>()),
-            Some(ZipStreamError::Broken)
-        ));
+        assert!(is_broken(zip.add("c", b"")));
+        assert!(is_broken(zip.add_file("d", &mut Cursor::new(b"d"))));
+        assert!(zip.finish().is_err());
+    }
+
+    #[test]
+    fn a_failed_write_in_add_file_breaks_the_writer() {
+        let spool = tempfile::tempdir().unwrap();
+        let mut zip =
+            ZipStream::new(FailingWriter { budget: 100 }, spool.path(), MODIFIED).unwrap();
+        zip.add("a", &[1; 10]).unwrap();
+        // The header fits in the budget, the data does not.
+        let error = zip
+            .add_file("b.csv", &mut Cursor::new(vec![2; 100]))
+            .unwrap_err();
+        assert_eq!(error.to_string(), "disk full");
+        assert!(is_broken(zip.add_file("c", &mut Cursor::new(b"c"))));
+        assert!(is_broken(zip.add("d", b"")));
         assert!(zip.finish().is_err());
     }
 
@@ -1210,11 +1339,9 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         let spool = tempfile::tempdir().unwrap();
         let mut zip = ZipStream::new(io::sink(), spool.path(), MODIFIED).unwrap();
         let data = noise(7, 2500);
-        // Warm up the one reused buffer (the streamed entry's name).
-        zip.begin_streamed("manifest.csv").unwrap();
-        zip.write_streamed(b"row\n").unwrap();
-        zip.finish_streamed().unwrap();
         let heap = zip.heap_bytes();
+        zip.add_file("manifest.csv", &mut Cursor::new(b"row\n"))
+            .unwrap();
         let mut name = String::new();
         let mut central_directory = 46 + "manifest.csv".len() as u64;
         for i in 0..200_000 {
@@ -1223,7 +1350,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             zip.add(&name, &data).unwrap();
             central_directory += 46 + name.len() as u64;
         }
-        assert_eq!(zip.entries(), 200_001);
+        assert_eq!(zip.entries, 200_001);
         // Per-entry state lives in the spool file only.
         assert_eq!(zip.heap_bytes(), heap);
         assert_eq!(zip.spool.len, central_directory);
@@ -1252,7 +1379,6 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 
     fn meta(size: u64, local_header_offset: u64) -> EntryMeta {
         EntryMeta {
-            flags: FLAG_UTF8,
             crc32: 0x1234_5678,
             size,
             local_header_offset,
@@ -1320,60 +1446,45 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     }
 
     #[test]
-    fn local_header_and_data_descriptor_layouts() {
+    fn local_header_layouts() {
         let modified = DosDateTime::new(MODIFIED);
-        // Known size below 4 GiB, offset past it: nothing in the local header overflows, but the
-        // entry is ZIP64 as a whole.
-        let (fixed, extra) = local_header(&meta(2500, 5 << 30), 4, modified);
-        let f = fixed.as_bytes();
-        assert_eq!(le32(f, 0), LOCAL_FILE_HEADER);
-        assert_eq!(le16(f, 4), 45);
-        assert_eq!(
-            (le32(f, 14), le32(f, 18), le32(f, 22)),
-            (0x1234_5678, 2500, 2500)
-        );
-        assert_eq!((le16(f, 26), le16(f, 28)), (4, 0));
-        assert!(extra.as_bytes().is_empty());
-        // Known size of 4 GiB or more: both sizes in the ZIP64 field (4.5.3).
-        let big = (4 << 30) + 1;
-        let (fixed, extra) = local_header(&meta(big, 0), 4, modified);
-        let f = fixed.as_bytes();
-        assert_eq!(le16(f, 4), 45);
-        assert_eq!((le32(f, 18), le32(f, 22)), (u32::MAX, u32::MAX));
-        assert_eq!(le16(f, 28), 20);
-        assert_eq!(extra.as_bytes(), zip64_field(&[big, big]).as_slice());
-        // Streamed: zeros, flag bit 3.
-        let streamed = EntryMeta {
-            flags: FLAG_UTF8 | FLAG_DATA_DESCRIPTOR,
-            crc32: 0,
-            size: 0,
-            local_header_offset: 10,
-        };
-        let (fixed, extra) = local_header(&streamed, 4, modified);
-        let f = fixed.as_bytes();
-        assert_eq!((le16(f, 4), le16(f, 6)), (20, 0x0808));
-        assert_eq!(&f[14..26], &[0; 12]);
-        assert!(extra.as_bytes().is_empty());
-        let (fixed, _) = local_header(
-            &EntryMeta {
-                local_header_offset: 5 << 30,
-                ..streamed
-            },
-            4,
-            modified,
-        );
-        assert_eq!(le16(fixed.as_bytes(), 4), 45);
-
-        let small = data_descriptor(&meta(2500, 5 << 30));
-        let mut expected = vec![0x50, 0x4b, 7, 8, 0x78, 0x56, 0x34, 0x12];
-        expected.extend_from_slice(&2500u32.to_le_bytes());
-        expected.extend_from_slice(&2500u32.to_le_bytes());
-        assert_eq!(small.as_bytes(), expected.as_slice());
-        let large = data_descriptor(&meta(big, 0));
-        let mut expected = vec![0x50, 0x4b, 7, 8, 0x78, 0x56, 0x34, 0x12];
-        expected.extend_from_slice(&big.to_le_bytes());
-        expected.extend_from_slice(&big.to_le_bytes());
-        assert_eq!(large.as_bytes(), expected.as_slice());
+        // (size, offset, version needed, size fields, ZIP64 values)
+        let big = (4 << 30) + (64 << 20);
+        let cases = [
+            (2500, 0, 20, 2500, vec![]),
+            (0, 0, 20, 0, vec![]),
+            (0xFFFF_FFFE, 0, 20, 0xFFFF_FFFE, vec![]),
+            // Offset past 4 GiB: nothing in the local header overflows, but the entry is ZIP64
+            // as a whole.
+            (2500, 5 << 30, 45, 2500, vec![]),
+            // From 0xFFFFFFFF bytes on, both sizes in the ZIP64 field (4.5.3), whatever the
+            // offset (the local header has none).
+            (0xFFFF_FFFF, 0, 45, u32::MAX, vec![0xFFFF_FFFF, 0xFFFF_FFFF]),
+            (big, 0, 45, u32::MAX, vec![big, big]),
+            (big, 6 << 30, 45, u32::MAX, vec![big, big]),
+            (u64::MAX, u64::MAX, 45, u32::MAX, vec![u64::MAX, u64::MAX]),
+        ];
+        for (size, offset, version, size_field, zip64) in cases {
+            let (fixed, extra) = local_header(&meta(size, offset), 4, modified);
+            let f = fixed.as_bytes();
+            assert_eq!(f.len(), 30);
+            assert_eq!(le32(f, 0), LOCAL_FILE_HEADER);
+            assert_eq!(le16(f, 4), version, "{size} {offset}");
+            // Flag bit 11 (UTF-8) only: bit 3 (data descriptor) is clear.
+            assert_eq!(le16(f, 6), 0x0800);
+            assert_eq!(le16(f, 8), 0);
+            assert_eq!((le16(f, 10), le16(f, 12)), (modified.time, modified.date));
+            assert_eq!(le32(f, 14), 0x1234_5678);
+            assert_eq!((le32(f, 18), le32(f, 22)), (size_field, size_field));
+            assert_eq!(le16(f, 26), 4);
+            assert_eq!(usize::from(le16(f, 28)), extra.as_bytes().len());
+            let expected = if zip64.is_empty() {
+                Vec::new()
+            } else {
+                zip64_field(&zip64)
+            };
+            assert_eq!(extra.as_bytes(), expected.as_slice(), "{size} {offset}");
+        }
     }
 
     #[test]
@@ -1422,14 +1533,14 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         }
     }
 
-    /// Turns writes of 1 MiB or more of zeros into holes, so that a ZIP64 archive past 4 GiB costs
-    /// little disk and time.
+    /// Turns writes of 64 KiB or more of zeros into holes, so that a ZIP64 archive past 4 GiB
+    /// costs little disk and time.
     struct SparseFile(File);
 
     impl Write for SparseFile {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             const PAGE: [u8; 4096] = [0; 4096];
-            if buf.len() >= 1 << 20 && buf.chunks(PAGE.len()).all(|c| c == &PAGE[..c.len()]) {
+            if buf.len() >= 64 << 10 && buf.chunks(PAGE.len()).all(|c| c == &PAGE[..c.len()]) {
                 self.0
                     .seek(SeekFrom::Current(i64::try_from(buf.len()).unwrap()))?;
                 Ok(buf.len())
@@ -1443,11 +1554,54 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         }
     }
 
+    /// `len` zero bytes that read and seek like a file. A sparse file would do, but reading 4 GiB
+    /// of holes twice costs the kernel some 5-10 s (it fills the page cache with zero pages);
+    /// this costs a memset.
+    struct Zeros {
+        len: u64,
+        position: u64,
+    }
+
+    impl Read for Zeros {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let left = self.len.saturating_sub(self.position);
+            let n = usize::try_from(left).map_or(buf.len(), |left| left.min(buf.len()));
+            buf[..n].fill(0);
+            self.position += n as u64;
+            Ok(n)
+        }
+    }
+
+    impl Seek for Zeros {
+        fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+            match position {
+                SeekFrom::Start(position) => self.position = position,
+                _ => return Err(io::ErrorKind::Unsupported.into()),
+            }
+            Ok(self.position)
+        }
+    }
+
     #[test]
     fn zip64_by_size_and_offset_in_a_sparse_file() {
         const GIB: u64 = 1 << 30;
-        let zeros = vec![0u8; 64 << 20];
+        const BLOCK: usize = 64 << 20;
+        let zeros = vec![0u8; BLOCK];
         let dir = tempfile::tempdir().unwrap();
+        // 65 × 64 MiB (4.06 GiB) of zeros, for add_file.
+        let huge = 65 * BLOCK as u64;
+        let mut huge_file = Zeros {
+            len: huge,
+            position: huge,
+        };
+        let mut huge_crc32 = crc32fast::Hasher::new();
+        let block_crc32 =
+            crc32fast::Hasher::new_with_initial_len(crc32fast::hash(&zeros), BLOCK as u64);
+        for _ in 0..65 {
+            huge_crc32.combine(&block_crc32);
+        }
+        let huge_crc32 = huge_crc32.finalize();
+
         let path = dir.path().join("large.zip");
         let file = SparseFile(File::create(&path).unwrap());
         let mut zip = ZipStream::new(file, dir.path(), MODIFIED).unwrap();
@@ -1456,24 +1610,24 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             zip.add(&format!("zeros/{i:02}.bin"), &zeros).unwrap();
         }
         zip.add("after.txt", b"past the 4 GiB mark").unwrap();
-        // A streamed entry larger than 4 GiB: 8-byte sizes in its data descriptor.
-        zip.begin_streamed("huge.csv").unwrap();
-        for _ in 0..65 {
-            zip.write_streamed(&zeros).unwrap();
-        }
-        zip.finish_streamed().unwrap();
+        // A file larger than 4 GiB: ZIP64 sizes in the local header, ZIP64 sizes and offset in
+        // the central directory.
+        zip.add_file("huge.csv", &mut huge_file).unwrap();
         zip.add("last.txt", b"the end").unwrap();
         drop(zip.finish().unwrap());
-        let huge = 65 * (64 << 20);
         let length = std::fs::metadata(&path).unwrap().len();
         assert!(length > 8 * GIB);
 
+        let header = 64 * (30 + 12 + BLOCK as u64) + (30 + 9 + 19);
         let mut archive = zip::ZipArchive::new(File::open(&path).unwrap()).unwrap();
         assert_eq!(archive.len(), 67);
         {
             let huge_entry = archive.by_name("huge.csv").unwrap();
-            assert!(huge_entry.header_start() > 4 * GIB);
+            assert_eq!(huge_entry.header_start(), header);
             assert_eq!(huge_entry.size(), huge);
+            assert_eq!(huge_entry.compressed_size(), huge);
+            assert_eq!(huge_entry.crc32(), huge_crc32);
+            assert_eq!(huge_entry.data_start(), Some(header + 30 + 8 + 20));
         }
         for (name, content) in [
             ("after.txt", "past the 4 GiB mark"),
@@ -1487,23 +1641,41 @@ with zipfile.ZipFile(sys.argv[1]) as z:
         }
         drop(archive);
 
-        // The data descriptor of the huge entry, by hand: 24 bytes, 8-byte sizes.
+        // The local header of the huge entry, by hand: markers in the size fields, both sizes in
+        // the ZIP64 field (4.5.3), no data descriptor; the next header right after the data.
         let mut file = File::open(&path).unwrap();
-        let descriptor = 64 * (30 + 12 + (64 << 20)) + (30 + 9 + 19) + (30 + 8) + huge;
-        file.seek(SeekFrom::Start(descriptor)).unwrap();
-        let mut bytes = [0; 28];
+        file.seek(SeekFrom::Start(header)).unwrap();
+        let mut bytes = [0; 30 + 8 + 20];
         file.read_exact(&mut bytes).unwrap();
-        assert_eq!(le32(&bytes, 0), DATA_DESCRIPTOR);
-        assert_eq!((le64(&bytes, 8), le64(&bytes, 16)), (huge, huge));
-        assert_eq!(le32(&bytes, 24), LOCAL_FILE_HEADER);
+        assert_eq!(le32(&bytes, 0), LOCAL_FILE_HEADER);
+        assert_eq!((le16(&bytes, 4), le16(&bytes, 6)), (45, FLAG_UTF8));
+        assert_eq!(le32(&bytes, 14), huge_crc32);
+        assert_eq!((le32(&bytes, 18), le32(&bytes, 22)), (u32::MAX, u32::MAX));
+        assert_eq!((le16(&bytes, 26), le16(&bytes, 28)), (8, 20));
+        assert_eq!(&bytes[30..38], b"huge.csv");
+        assert_eq!(&bytes[38..], zip64_field(&[huge, huge]).as_slice());
+        file.seek(SeekFrom::Start(header + 58 + huge)).unwrap();
+        let mut next = [0; 4];
+        file.read_exact(&mut next).unwrap();
+        assert_eq!(u32::from_le_bytes(next), LOCAL_FILE_HEADER);
+        // A streaming reader takes the size from that local header (given the header alone, as
+        // it would drain the 4 GiB of data when the entry is dropped).
+        let mut header_only = &bytes[..];
+        let entry = zip::read::read_zipfile_from_stream(&mut header_only)
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.name().unwrap(), "huge.csv");
+        assert_eq!((entry.size(), entry.compressed_size()), (huge, huge));
+        drop(entry);
 
         let path = path.to_str().unwrap();
         let script = r#"
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
     huge = z.getinfo("huge.csv")
-    print(len(z.infolist()), huge.file_size, huge.header_offset > 4 << 30,
-          z.read("after.txt").decode(), z.read("last.txt").decode(), sep="\t")
+    print(len(z.infolist()), huge.file_size, huge.compress_size, "%08x" % huge.CRC,
+          huge.header_offset, huge.flag_bits, z.read("after.txt").decode(),
+          z.read("last.txt").decode(), sep="\t")
 "#;
         if let Some(output) = run_tool("python3", &["-c", script, path]) {
             assert!(
@@ -1513,7 +1685,9 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             );
             assert_eq!(
                 String::from_utf8(output.stdout).unwrap().trim_end(),
-                format!("67\t{huge}\tTrue\tpast the 4 GiB mark\tthe end")
+                format!(
+                    "67\t{huge}\t{huge}\t{huge_crc32:08x}\t{header}\t2048\tpast the 4 GiB mark\tthe end"
+                )
             );
         }
         if let Some(output) = run_tool("unzip", &["-p", path, "after.txt", "last.txt"]) {
