@@ -35,6 +35,8 @@ fn main() {
             batch_name: format!("single-{i}"),
             threads: Some(1),
             progress: ProgressStyle::Quiet,
+            authority: None,
+            user: None,
         };
         let started = Instant::now();
         batch::issue(dir.path(), &ca, &profile, &BatchInput::Single, &options).expect("issue");

@@ -117,7 +117,7 @@ fn check_profile(
     let mut rows = issued.manifest.lines();
     assert_eq!(
         rows.next(),
-        Some("row,device_id,common_name,serial_hex,not_before,not_after,file_name,sha256")
+        Some("row,device_id,common_name,serial_hex,not_before,not_after,file_name,sha256,status,reason")
     );
     for line in rows {
         let fields: Vec<&str> = line.split(',').collect();

@@ -8,3 +8,4 @@ mod cli;
 mod fuzz_corpora;
 mod interop;
 mod kinds;
+mod lifecycle;

@@ -16,6 +16,7 @@
 
 mod csv_input;
 mod input;
+pub mod recovery;
 
 pub use csv_input::CsvLayout;
 pub use input::{BatchInput, DeviceInput, Job, OpenInput};
@@ -30,7 +31,7 @@ use crate::generator::GeneratorError;
 use crate::keys::{self, KeyError};
 use crate::pkcs12::{self, Pkcs12Error, Pkcs12Options, Pkcs12Password};
 use crate::profile::{CertBag, Profile, ValueError};
-use crate::store::{BatchId, BatchStatus, NewBatch, Store, StoreError};
+use crate::store::{AuthorityId, BatchId, BatchStatus, IssuerId, NewBatch, Store, StoreError};
 use crate::template::{PreparedDevice, Template, TemplateError};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -192,6 +193,26 @@ impl fmt::Display for RowErrors<'_> {
     }
 }
 
+/// What became of one device, on its way to the writer.
+pub enum Outcome {
+    /// Issued.
+    Issued(IssuedDevice),
+    /// Could not be issued; the batch goes on (it ends Batch Issued Partly).
+    Failed(FailedDevice),
+}
+
+/// A device that could not be issued.
+pub struct FailedDevice {
+    /// Input row.
+    pub row: u64,
+    /// Random UUID.
+    pub device_id: [u8; 16],
+    /// Where the input names it.
+    pub location: String,
+    /// Why (no secrets).
+    pub reason: String,
+}
+
 /// A device issued by a worker, on its way to the writer.
 pub struct IssuedDevice {
     /// Input row.
@@ -241,6 +262,10 @@ pub struct BatchOptions {
     pub threads: Option<usize>,
     /// Progress display.
     pub progress: ProgressStyle,
+    /// The authority whose balance pays for the batch (none: unmetered).
+    pub authority: Option<AuthorityId>,
+    /// The user ordering it.
+    pub user: Option<i64>,
 }
 
 /// What a finished batch reports.
@@ -250,6 +275,10 @@ pub struct BatchReport {
     pub batch_id: BatchId,
     /// Devices issued.
     pub devices: u64,
+    /// Devices that failed (listed in the manifest).
+    pub failed: u64,
+    /// How the batch ended.
+    pub status: BatchStatus,
     /// Wall time of the issuing pass (after validation).
     pub elapsed: Duration,
     /// Wall time of the validation pass.
@@ -286,6 +315,7 @@ fn issue_device(
     ca: &IssuingCa,
     row: u64,
     name_hint: &str,
+    reserved: Reserved,
     prepared: PreparedDevice,
     csr: Option<&ParsedCsr>,
     password: Option<&Pkcs12Password>,
@@ -296,12 +326,7 @@ fn issue_device(
         .common_name
         .clone()
         .unwrap_or_else(|| name_hint.to_owned());
-    let serial = random_serial(profile.serial_length, row)?;
-    let mut device_id = [0u8; 16];
-    keys::random_bytes(&mut device_id).map_err(|source| BatchError::Key { row, source })?;
-    let device_id = *uuid::Builder::from_random_bytes(device_id)
-        .as_uuid()
-        .as_bytes();
+    let Reserved { serial, device_id } = reserved;
     // The key: the CSR's, or a new one generated here (it lives only until its PKCS#12).
     let generated = match csr {
         Some(_) => None,
@@ -357,6 +382,52 @@ fn issue_device(
         certificate,
         file,
     })
+}
+
+/// A device's serial (already recorded as an intent in the store) and id.
+struct Reserved {
+    serial: Vec<u8>,
+    device_id: [u8; 16],
+}
+
+fn random_device_id(row: u64) -> Result<[u8; 16], BatchError> {
+    let mut bytes = [0u8; 16];
+    keys::random_bytes(&mut bytes).map_err(|source| BatchError::Key { row, source })?;
+    Ok(*uuid::Builder::from_random_bytes(bytes).as_uuid().as_bytes())
+}
+
+/// Step 4.2 for a chunk: draws a serial per device and records them all as intents in one
+/// transaction, before anything is signed with them. A crash after this wastes the serials,
+/// never reuses them. A (2^-120-unlikely) collision with an earlier serial draws again.
+fn reserve_chunk(
+    store: &Store,
+    batch: BatchId,
+    issuer: IssuerId,
+    chunk: &[Job],
+    serial_length: usize,
+) -> Result<Vec<Reserved>, BatchError> {
+    for _attempt in 0..3 {
+        let reserved = chunk
+            .iter()
+            .map(|job| {
+                Ok(Reserved {
+                    serial: random_serial(serial_length, job.row)?,
+                    device_id: random_device_id(job.row)?,
+                })
+            })
+            .collect::<Result<Vec<_>, BatchError>>()?;
+        let serials: Vec<(u64, &[u8])> = chunk
+            .iter()
+            .zip(&reserved)
+            .map(|(job, r)| (job.row, r.serial.as_slice()))
+            .collect();
+        match store.reserve_serials(batch, issuer, &serials) {
+            Ok(()) => return Ok(reserved),
+            Err(StoreError::DuplicateSerial { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(BatchError::Unreachable("three serial collisions in a row"))
 }
 
 fn check_parameters(
@@ -505,7 +576,9 @@ pub fn issue(
             )));
         }
         Some(options.password.as_ref().ok_or_else(|| {
-            BatchError::MissingInput("a PKCS#12 password is required: --password-file, CERTMILL_PKCS12_PASSWORD or the prompt".into())
+            BatchError::MissingInput(
+                "a PKCS#12 password is required: --password-file, CERTMILL_PKCS12_PASSWORD or the prompt".into(),
+            )
         })?)
     };
     let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
@@ -517,13 +590,13 @@ pub fn issue(
     let total = validate(&template, &open, &pool)?;
     let validation = started.elapsed();
 
-    // 3. Record the batch.
+    // 3. Record the batch (and reserve its size from the authority's balance).
     let store = Store::open(data_dir)?;
     let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
     let parameters_json =
         serde_json::to_string(&options.parameters).unwrap_or_else(|_| "{}".into());
     let out_text = options.out.display().to_string();
-    let batch = store.create_batch(&NewBatch {
+    let new_batch = NewBatch {
         batch_name: &options.batch_name,
         profile_name: profile.name(),
         kind: input.kind(),
@@ -531,59 +604,98 @@ pub fn issue(
         issuer,
         parameters_json: &parameters_json,
         output_path: &out_text,
-    })?;
+    };
+    let batch = match options.authority {
+        Some(authority) => store.create_batch_for(authority, &new_batch, options.user)?,
+        None => store.create_batch(&new_batch)?,
+    };
+    // Held while the batch runs: recovery never touches a batch whose lock is taken.
+    let _lock = recovery::lock_batch(data_dir, batch)?;
 
     let extension = if input.has_csr() { "crt" } else { "p12" };
-    let result = run_issuing(
-        &template, ca, &open, options, password, &pool, store, batch, total, extension,
-    );
+    let context = Issuing {
+        template: &template,
+        ca,
+        input: &open,
+        options,
+        password,
+        pool: &pool,
+        issuer,
+        batch,
+        total,
+        extension,
+    };
+    let result = run_issuing(&context, data_dir, store);
     let store = Store::open(data_dir)?;
     match result {
-        Ok(devices) => {
+        Ok(counts) => {
             // 6. Finished: the ZIP is in place.
-            store.set_batch_status(batch, BatchStatus::ReadyForDownload, None)?;
+            let status = if counts.failed == 0 {
+                BatchStatus::ReadyForDownload
+            } else if counts.issued > 0 {
+                BatchStatus::BatchIssuedPartly
+            } else {
+                BatchStatus::Broken
+            };
+            store.finish_batch(batch, status)?;
             Ok(BatchReport {
                 batch_id: batch,
-                devices,
+                devices: counts.issued,
+                failed: counts.failed,
+                status,
                 elapsed: started.elapsed() - validation,
                 validation,
                 out: options.out.clone(),
             })
         }
         Err(e) => {
-            store.set_batch_status(batch, BatchStatus::Broken, Some(&e.to_string()))?;
+            store.abandon_batch(batch, &e.to_string())?;
             Err(e)
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_issuing(
-    template: &Template,
-    ca: &IssuingCa,
-    input: &OpenInput<'_>,
-    options: &BatchOptions,
-    password: Option<&Pkcs12Password>,
-    pool: &rayon::ThreadPool,
-    store: Store,
+/// Everything the issuing pass needs.
+struct Issuing<'a> {
+    template: &'a Template,
+    ca: &'a IssuingCa,
+    input: &'a OpenInput<'a>,
+    options: &'a BatchOptions,
+    password: Option<&'a Pkcs12Password>,
+    pool: &'a rayon::ThreadPool,
+    issuer: IssuerId,
     batch: BatchId,
     total: u64,
     extension: &'static str,
-) -> Result<u64, BatchError> {
+}
+
+/// How many devices were issued and how many failed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    /// Issued.
+    pub issued: u64,
+    /// Failed.
+    pub failed: u64,
+}
+
+fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts, BatchError> {
     let writer = writer::BatchWriter::create(
-        &options.out,
-        &ca.chain_pem(),
+        &c.options.out,
+        &c.ca.chain_pem(),
         store,
-        batch,
-        template.not_before(),
-        extension,
+        c.batch,
+        c.template.not_before(),
+        c.extension,
     )?;
-    let (sender, receiver) = crossbeam_channel::bounded::<Vec<IssuedDevice>>(2);
-    let progress = Progress::new(options.progress, total);
+    // The producer's own connection, for serial intents (the writer's records certificates).
+    let intents = Store::open(data_dir)?;
+    let (sender, receiver) = crossbeam_channel::bounded::<Vec<Outcome>>(2);
+    let progress = Progress::new(c.options.progress, c.total);
+    let serial_length = c.template.profile().serial_length;
 
     std::thread::scope(|scope| {
-        // 5. The writer: one thread owns the ZIP and the store.
-        let writer_thread = scope.spawn(move || -> Result<u64, BatchError> {
+        // 5. The writer: one thread owns the ZIP and the store's records.
+        let writer_thread = scope.spawn(move || -> Result<Counts, BatchError> {
             let mut writer = writer;
             for chunk in receiver {
                 writer.write_chunk(chunk)?;
@@ -591,46 +703,55 @@ fn run_issuing(
             Ok(writer.finish()?.0)
         });
 
-        // 4. Read, prepare and issue chunk by chunk.
+        // 4. Read, reserve serials, prepare and issue chunk by chunk.
         let produce = || -> Result<(), BatchError> {
-            let mut jobs = input.jobs()?;
+            let mut jobs = c.input.jobs()?;
             loop {
                 let chunk = next_chunk(&mut jobs)?;
                 if chunk.is_empty() {
                     return Ok(());
                 }
                 let count = chunk.len() as u64;
-                let issued: Result<Vec<IssuedDevice>, BatchError> = pool.install(|| {
+                let reserved = reserve_chunk(&intents, c.batch, c.issuer, &chunk, serial_length)?;
+                let outcomes: Vec<Outcome> = c.pool.install(|| {
                     chunk
                         .into_par_iter()
-                        .map(|job| {
-                            // Validated in step 2; a change between passes (the file edited
-                            // meanwhile) is still caught here, with its location.
-                            let (prepared, csr) =
-                                input.prepare(template, &job).map_err(|error| {
-                                    BatchError::InvalidRows {
-                                        errors: vec![RowError {
-                                            row: job.row,
-                                            location: job.location.clone(),
-                                            error,
-                                        }],
-                                        total: 1,
-                                    }
-                                })?;
-                            issue_device(
-                                template,
-                                ca,
-                                job.row,
-                                &job.name_hint(),
-                                prepared,
-                                csr.as_deref(),
-                                password,
-                                &options.pkcs12,
-                            )
+                        .zip(reserved)
+                        .map(|(job, reserved)| {
+                            let device_id = reserved.device_id;
+                            // Validated in step 2; a value that fails now (the file edited
+                            // meanwhile) or a device the crypto refuses fails alone.
+                            let result = c
+                                .input
+                                .prepare(c.template, &job)
+                                .map_err(|error| error.to_string())
+                                .and_then(|(prepared, csr)| {
+                                    issue_device(
+                                        c.template,
+                                        c.ca,
+                                        job.row,
+                                        &job.name_hint(),
+                                        reserved,
+                                        prepared,
+                                        csr.as_deref(),
+                                        c.password,
+                                        &c.options.pkcs12,
+                                    )
+                                    .map_err(|e| e.to_string())
+                                });
+                            match result {
+                                Ok(device) => Outcome::Issued(device),
+                                Err(reason) => Outcome::Failed(FailedDevice {
+                                    row: job.row,
+                                    device_id,
+                                    location: job.location,
+                                    reason,
+                                }),
+                            }
                         })
                         .collect()
                 });
-                if sender.send(issued?).is_err() {
+                if sender.send(outcomes).is_err() {
                     // The writer stopped: its error is reported below.
                     return Ok(());
                 }

@@ -3,8 +3,8 @@
 //! the output file or the store while a batch runs.
 
 use super::zipstream::ZipStream;
-use super::{BatchError, IssuedDevice};
-use crate::store::{BatchId, CertificateRecord, Store};
+use super::{BatchError, Counts, Outcome};
+use crate::store::{BatchId, CertificateRecord, DeviceFailure, Store};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
@@ -48,7 +48,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Header of `manifest.csv`.
-pub const MANIFEST_HEADER: [&str; 8] = [
+pub const MANIFEST_HEADER: [&str; 10] = [
     "row",
     "device_id",
     "common_name",
@@ -57,6 +57,8 @@ pub const MANIFEST_HEADER: [&str; 8] = [
     "not_after",
     "file_name",
     "sha256",
+    "status",
+    "reason",
 ];
 
 /// Writes a batch's ZIP to a temporary file beside `out` and renames it into place on success.
@@ -70,7 +72,7 @@ pub struct BatchWriter {
     store: Store,
     batch: BatchId,
     extension: &'static str,
-    written: u64,
+    counts: Counts,
 }
 
 impl BatchWriter {
@@ -93,7 +95,7 @@ impl BatchWriter {
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
         let temp = tempfile::Builder::new()
-            .prefix(".certmill-")
+            .prefix(&super::recovery::temp_prefix(batch))
             .suffix(".zip.part")
             .tempfile_in(&dir)
             .map_err(io)?;
@@ -123,7 +125,7 @@ impl BatchWriter {
             store,
             batch,
             extension,
-            written: 0,
+            counts: Counts::default(),
         })
     }
 
@@ -159,9 +161,37 @@ impl BatchWriter {
     }
 
     /// Writes a chunk of devices: ZIP entries, manifest rows and one store transaction.
-    pub fn write_chunk(&mut self, devices: Vec<IssuedDevice>) -> Result<(), BatchError> {
-        let mut records = Vec::with_capacity(devices.len());
-        for device in devices {
+    pub fn write_chunk(&mut self, outcomes: Vec<Outcome>) -> Result<(), BatchError> {
+        let mut records = Vec::with_capacity(outcomes.len());
+        let mut failures = Vec::new();
+        for outcome in outcomes {
+            let device = match outcome {
+                Outcome::Issued(device) => device,
+                Outcome::Failed(failed) => {
+                    let device_id = uuid::Uuid::from_bytes(failed.device_id)
+                        .hyphenated()
+                        .to_string();
+                    let reason = format!("{}: {}", failed.location, failed.reason);
+                    self.manifest_row(&[
+                        &failed.row.to_string(),
+                        &device_id,
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "FAILED",
+                        &reason,
+                    ])?;
+                    failures.push(DeviceFailure {
+                        row: failed.row,
+                        device_id: failed.device_id,
+                        reason,
+                    });
+                    continue;
+                }
+            };
             let name = self.entry_name(&device.file_stem, device.row);
             let zip = self
                 .zip
@@ -173,25 +203,20 @@ impl BatchWriter {
                     source,
                 })?;
             let digest = Sha256::digest(&device.file);
-            let serial_hex = hex(&device.serial);
-            self.manifest
-                .write_record([
-                    device.row.to_string().as_str(),
-                    uuid::Uuid::from_bytes(device.device_id)
-                        .hyphenated()
-                        .to_string()
-                        .as_str(),
-                    device.common_name.as_str(),
-                    serial_hex.as_str(),
-                    rfc3339(device.not_before).as_str(),
-                    rfc3339(device.not_after).as_str(),
-                    name.as_str(),
-                    hex(&digest).as_str(),
-                ])
-                .map_err(|e| BatchError::Io {
-                    path: self.out.display().to_string(),
-                    source: e.into(),
-                })?;
+            self.manifest_row(&[
+                &device.row.to_string(),
+                &uuid::Uuid::from_bytes(device.device_id)
+                    .hyphenated()
+                    .to_string(),
+                &device.common_name,
+                &hex(&device.serial),
+                &rfc3339(device.not_before),
+                &rfc3339(device.not_after),
+                &name,
+                &hex(&digest),
+                "ISSUED",
+                "",
+            ])?;
             records.push(CertificateRecord {
                 device_id: device.device_id,
                 row: device.row,
@@ -203,13 +228,28 @@ impl BatchWriter {
                 file_name: name,
             });
         }
-        self.written += records.len() as u64;
-        self.store.insert_certificates(self.batch, &records)?;
+        self.counts.issued += records.len() as u64;
+        self.counts.failed += failures.len() as u64;
+        if !records.is_empty() {
+            self.store.insert_certificates(self.batch, &records)?;
+        }
+        if !failures.is_empty() {
+            self.store.record_failures(self.batch, &failures)?;
+        }
         Ok(())
     }
 
+    fn manifest_row(&mut self, fields: &[&str]) -> Result<(), BatchError> {
+        self.manifest
+            .write_record(fields)
+            .map_err(|e| BatchError::Io {
+                path: self.out.display().to_string(),
+                source: e.into(),
+            })
+    }
+
     /// Appends `manifest.csv`, closes the ZIP and renames it to its final name.
-    pub fn finish(mut self) -> Result<(u64, Store), BatchError> {
+    pub fn finish(mut self) -> Result<(Counts, Store), BatchError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| BatchError::Io { path, source }
@@ -230,7 +270,7 @@ impl BatchWriter {
             path: self.out.display().to_string(),
             source: e.error,
         })?;
-        Ok((self.written, self.store))
+        Ok((self.counts, self.store))
     }
 }
 

@@ -48,9 +48,15 @@ pub enum Command {
     /// Look up issued certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
-    /// List batches.
+    /// Batches: list, show, reject, audit log, download.
     #[command(subcommand)]
     Batches(BatchesCommand),
+    /// Authorities (an organization's balance for a profile).
+    #[command(subcommand)]
+    Authorities(AuthoritiesCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 /// `certmill demo`.
@@ -117,6 +123,9 @@ pub struct IssueArgs {
     /// PKCS#12 KDF iterations (OpenSSL 3 default 2048).
     #[arg(long, default_value_t = 2048)]
     pub pkcs12_iterations: u32,
+    /// Authority whose balance pays for the batch (`certmill authorities create`).
+    #[arg(long)]
+    pub authority: Option<i64>,
 }
 
 /// `certmill preview`: the generator arguments of `certmill issue`.
@@ -207,4 +216,70 @@ pub enum CertsCommand {
 pub enum BatchesCommand {
     /// List batches, newest first.
     List,
+    /// Show one batch (seed 001 "Get Batch" fields, status text, processing info) as JSON.
+    Show {
+        /// Batch id.
+        id: i64,
+    },
+    /// Reject a batch (Ready For Download or Batch Issued Partly, before download): its
+    /// balance is restored.
+    Reject {
+        /// Batch id.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Print a batch's audit log (add --devices for the per-device log).
+    Audit {
+        /// Batch id.
+        id: i64,
+        /// The devices' log instead of the batch's.
+        #[arg(long)]
+        devices: bool,
+    },
+    /// Copy a batch's ZIP to a file; marks the batch downloaded and its devices COLLECTED.
+    Download {
+        /// Batch id.
+        id: i64,
+        /// Where to write the ZIP.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `certmill authorities ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuthoritiesCommand {
+    /// Create an organization's authority for a profile with a balance of certificates.
+    Create {
+        /// Organization name (created if new).
+        #[arg(long)]
+        organization: String,
+        /// Profile name or file.
+        #[arg(long)]
+        profile: String,
+        /// Certificates it may order.
+        #[arg(long)]
+        balance: u64,
+    },
+    /// Add to an authority's balance.
+    AddBalance {
+        /// Authority id.
+        id: i64,
+        /// Units to add.
+        units: u64,
+    },
+    /// Show an authority's balance.
+    Show {
+        /// Authority id.
+        id: i64,
+    },
+}
+
+/// `certmill audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the whole audit log.
+    Verify,
 }

@@ -2,6 +2,37 @@
 //! lives here; errors are `anyhow` and `main` maps them to the documented exit codes.
 
 pub mod args;
+mod lifecycle;
+
+/// Days a finished batch's ZIP is kept (`CERTMILL_ZIP_RETENTION_DAYS`).
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+
+/// Runs on every start: marks batches a dead process left unfinished Broken and removes their
+/// partial ZIPs (`batch::recovery`), then deletes ZIPs past their retention.
+fn housekeeping(data: &Path) -> Result<()> {
+    for recovered in crate::batch::recovery::recover(data)? {
+        eprintln!(
+            "note: batch {} was interrupted and is now Broken: {}",
+            recovered.batch, recovered.reason
+        );
+    }
+    let days = match std::env::var("CERTMILL_ZIP_RETENTION_DAYS") {
+        Ok(v) => v.parse::<u64>().map_err(|_| {
+            InvalidInput(format!(
+                "CERTMILL_ZIP_RETENTION_DAYS={v:?} is not a number of days"
+            ))
+        })?,
+        Err(_) => DEFAULT_RETENTION_DAYS,
+    };
+    for expired in
+        crate::batch::recovery::expire_zips(data, std::time::Duration::from_secs(days * 86_400))?
+    {
+        eprintln!(
+            "note: batch {expired}: ZIP removed after {days} days (Zip removed after expiration)"
+        );
+    }
+    Ok(())
+}
 
 use crate::batch::{self, BatchError, BatchInput, BatchOptions, ProgressStyle};
 use crate::ca::{CaInitOptions, CaPassphrase, IssuingCa};
@@ -12,7 +43,7 @@ use crate::pkcs12::{Pkcs12Encryption, Pkcs12Options, Pkcs12Password};
 use crate::profile::{CompileOptions, Profile, ProfileError};
 use crate::store::Store;
 use anyhow::{anyhow, bail, Context, Result};
-use args::{BatchesCommand, CaCommand, CertsCommand, Cli, Command, ProfileCommand};
+use args::{AuditCommand, CaCommand, CertsCommand, Cli, Command, ProfileCommand};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +63,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let compile = CompileOptions {
         base_url: cli.base_url.clone(),
     };
+    housekeeping(&cli.data)?;
     match cli.command {
         Command::Demo(a) => demo(&cli.data, &compile, a.devices, a.threads),
         Command::Issue(a) => issue(&cli.data, &compile, a),
@@ -54,7 +86,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Certs(CertsCommand::Find { cn, serial, pem }) => {
             certs_find(&cli.data, cn, serial, pem)
         }
-        Command::Batches(BatchesCommand::List) => batches_list(&cli.data),
+        Command::Batches(command) => lifecycle::batches(&cli.data, command),
+        Command::Authorities(command) => lifecycle::authorities(&cli.data, &compile, command),
+        Command::Audit(AuditCommand::Verify) => lifecycle::audit_verify(&cli.data),
     }
 }
 
@@ -169,7 +203,10 @@ fn batch_error(e: BatchError) -> anyhow::Error {
         | BatchError::UnknownParameter { .. }
         | BatchError::Csr { .. }
         | BatchError::Generator(_)
-        | BatchError::Template(_) => anyhow!(InvalidInput(e.to_string())),
+        | BatchError::Template(_)
+        | BatchError::Store(crate::store::StoreError::InsufficientBalance { .. }) => {
+            anyhow!(InvalidInput(e.to_string()))
+        }
         other => anyhow!(other),
     }
 }
@@ -256,6 +293,8 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         out: a.out,
         threads: a.threads,
         progress: progress_style(),
+        authority: a.authority.map(crate::store::AuthorityId),
+        user: None,
     };
     let report = batch::issue(data, &ca, &profile, &input, &options).map_err(batch_error)?;
     println!(
@@ -266,6 +305,13 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         report.devices_per_second(),
         report.out.display()
     );
+    if report.failed > 0 {
+        eprintln!(
+            "warning: {} device(s) failed; the batch is {} and manifest.csv lists each with its reason",
+            report.failed,
+            report.status.as_str()
+        );
+    }
     Ok(())
 }
 
@@ -361,6 +407,8 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         batch_name: format!("demo-{stamp}"),
         threads,
         progress: progress_style(),
+        authority: None,
+        user: None,
     };
     let report = batch::issue_csv(data, &ca, &profile, &csv, &options).map_err(batch_error)?;
 

@@ -216,43 +216,14 @@ fn is_base64_symbol(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
 }
 
-fn base64_value(b: u8) -> Option<u32> {
-    Some(match b {
-        b'A'..=b'Z' => b - b'A',
-        b'a'..=b'z' => b - b'a' + 26,
-        b'0'..=b'9' => b - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    } as u32)
-}
-
-/// Decodes padded standard base64 (RFC 4648 section 4), refusing non-canonical trailing bits.
+/// Decodes padded standard base64 (RFC 4648 section 4) with `base64ct` (constant time, strict:
+/// non-canonical trailing bits and misplaced padding are refused).
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 4 != 0 {
+    use base64ct::Encoding;
+    if text.is_empty() {
         return None;
     }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let quads = text.len() / 4;
-    for (i, quad) in text.chunks_exact(4).enumerate() {
-        let padding = quad.iter().rev().take_while(|&&b| b == b'=').count();
-        if padding > 2 || (padding > 0 && i + 1 != quads) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &b in &quad[..4 - padding] {
-            n = (n << 6) | base64_value(b)?;
-        }
-        n <<= 6 * padding as u32;
-        let bytes = n.to_be_bytes();
-        match padding {
-            0 => out.extend_from_slice(&bytes[1..4]),
-            1 if bytes[3] == 0 => out.extend_from_slice(&bytes[1..3]),
-            2 if bytes[2] == 0 && bytes[3] == 0 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
+    base64ct::Base64::decode_vec(std::str::from_utf8(text).ok()?).ok()
 }
 
 /// Whether `content` is to be read as PEM text rather than DER: a DER request starts with a

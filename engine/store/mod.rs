@@ -7,19 +7,25 @@
 //! row of a batch is recorded once, a batch never records more certificates than its size.
 //! `docs/STORE.md` describes the tables, the format version and the invariants.
 //!
-//! It does not decide batch lifecycle transitions, balances or audit records (later issues
-//! build them on these tables), it never sees private keys or PKCS#12 passwords, and it does
-//! not generate serial numbers: it only refuses to record one twice.
+//! Format version 2 adds the batch lifecycle ([`BatchStatus::TRANSITIONS`], checked inside the
+//! writing transaction), organizations and authorities with balances that batches reserve, use
+//! and give back, an append-only hash-chained audit log written in the same transaction as the
+//! change it records, and serial intents recorded before signing.
+//!
+//! It never sees private keys or PKCS#12 passwords, and it does not generate serial numbers:
+//! it only refuses to record (or reserve) one twice.
 
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{ffi, params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 pub use schema::FORMAT_VERSION;
@@ -52,6 +58,27 @@ impl fmt::Display for BatchId {
 pub struct IssuerId(pub i64);
 
 impl fmt::Display for IssuerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Store row id of an organization (the seed's `ecosystemId` / `organizationId`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OrganizationId(pub i64);
+
+impl fmt::Display for OrganizationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Store row id of an authority: an organization's right to issue under one profile and CA,
+/// with its balance (seed 001 "Authorities API" `id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AuthorityId(pub i64);
+
+impl fmt::Display for AuthorityId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
@@ -120,6 +147,113 @@ impl BatchStatus {
         BatchStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
+    }
+
+    /// Every allowed status change, with the download state it needs; nothing else is allowed.
+    ///
+    /// Seed 001 "Batch Statuses": Rejected "is available only if batch has status Ready For
+    /// Download or Batch Issued Partly and before downloading the batch"; Revoked "is available
+    /// if batch has status Zip removed after expiration or Ready For Download or Batch Issued
+    /// Partly, but only after downloading batch". `docs/STORE.md` shows the same table.
+    pub const TRANSITIONS: [(BatchStatus, BatchStatus, Download); 14] = {
+        use BatchStatus::*;
+        [
+            (PendingCreation, PendingIssue, Download::Any),
+            (PendingCreation, Broken, Download::Any),
+            (PendingIssue, ReadyForDownload, Download::Any),
+            (PendingIssue, BatchIssuedPartly, Download::Any),
+            (PendingIssue, Broken, Download::Any),
+            (ReadyForDownload, ProcessingReject, Download::NotDone),
+            (ReadyForDownload, ProcessingRevoke, Download::Done),
+            (ReadyForDownload, ZipRemovedAfterExpiration, Download::Any),
+            (BatchIssuedPartly, ProcessingReject, Download::NotDone),
+            (BatchIssuedPartly, ProcessingRevoke, Download::Done),
+            (BatchIssuedPartly, ZipRemovedAfterExpiration, Download::Any),
+            (ProcessingReject, Rejected, Download::Any),
+            (ProcessingRevoke, Revoked, Download::Any),
+            (ZipRemovedAfterExpiration, ProcessingRevoke, Download::Done),
+        ]
+    };
+
+    /// Whether a batch in this status may move to `next`, given whether it was downloaded.
+    ///
+    /// Looks `(self, next)` up in [`BatchStatus::TRANSITIONS`].
+    pub fn can_become(self, next: BatchStatus, downloaded: bool) -> bool {
+        BatchStatus::TRANSITIONS
+            .iter()
+            .any(|&(from, to, download)| from == self && to == next && download.allows(downloaded))
+    }
+
+    /// The plain-text answer of seed 001 "Get Batch Status" for a batch in this status.
+    ///
+    /// "Ready for download" when the ZIP can be downloaded (Ready For Download, Batch Issued
+    /// Partly: the seed calls the latter "ready to be downloaded" too); "Processing" while the
+    /// system is still working on it (Pending Creation, Pending Issue, Processing Reject,
+    /// Processing Revoke); "Failed" for Broken; `"Not Acceptable. Status: <status>"` for the
+    /// statuses with nothing left to download (Zip removed after expiration, Rejected, Revoked).
+    pub fn status_text(self) -> String {
+        match self {
+            BatchStatus::ReadyForDownload | BatchStatus::BatchIssuedPartly => {
+                "Ready for download".to_owned()
+            }
+            BatchStatus::PendingCreation
+            | BatchStatus::PendingIssue
+            | BatchStatus::ProcessingReject
+            | BatchStatus::ProcessingRevoke => "Processing".to_owned(),
+            BatchStatus::Broken => "Failed".to_owned(),
+            BatchStatus::ZipRemovedAfterExpiration
+            | BatchStatus::Rejected
+            | BatchStatus::Revoked => {
+                format!("Not Acceptable. Status: {}", self.as_str())
+            }
+        }
+    }
+
+    /// Pending Creation or Pending Issue: certificates may still be recorded, and an authority
+    /// batch still holds a reservation.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            BatchStatus::PendingCreation | BatchStatus::PendingIssue
+        )
+    }
+
+    /// Ready For Download or Batch Issued Partly: the ZIP can be downloaded (`downloadable`).
+    pub fn is_downloadable(self) -> bool {
+        matches!(
+            self,
+            BatchStatus::ReadyForDownload | BatchStatus::BatchIssuedPartly
+        )
+    }
+
+    /// Rejected, Revoked or Broken: the batch is no longer `active`.
+    fn ends_activity(self) -> bool {
+        matches!(
+            self,
+            BatchStatus::Rejected | BatchStatus::Revoked | BatchStatus::Broken
+        )
+    }
+}
+
+/// What a status transition needs of the batch's download state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Download {
+    /// Allowed whether or not the batch was downloaded.
+    Any,
+    /// Only after the batch was downloaded (revoking).
+    Done,
+    /// Only before the batch is downloaded (rejecting).
+    NotDone,
+}
+
+impl Download {
+    /// Whether a batch with this download state meets the requirement.
+    pub fn allows(self, downloaded: bool) -> bool {
+        match self {
+            Download::Any => true,
+            Download::Done => downloaded,
+            Download::NotDone => !downloaded,
+        }
     }
 }
 
@@ -245,6 +379,144 @@ pub struct CertificateRow {
     pub der: Vec<u8>,
 }
 
+/// A device the batch could not issue, as [`Store::record_failures`] records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceFailure {
+    /// Index of the device in its batch.
+    pub row: u64,
+    /// Device id (`deviceId`), UUID bytes.
+    pub device_id: [u8; 16],
+    /// Why the device failed, for the device audit log (no secrets).
+    pub reason: String,
+}
+
+/// One authority with its balance, as [`Store::authority`] returns it.
+///
+/// `balance_available + balance_reserved + balance_used` only changes through
+/// [`Store::add_balance`] (and creation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorityRow {
+    /// Authority id (`id`).
+    pub id: AuthorityId,
+    /// Owning organization (`ecosystemId`).
+    pub organization: OrganizationId,
+    /// Profile the authority issues under (`profileName`).
+    pub profile_name: String,
+    /// CA that signs its batches (`signerCertificateId`).
+    pub issuer: IssuerId,
+    /// Units free to reserve (`balance`, "available balance").
+    pub balance_available: u64,
+    /// Units held by pending batches for devices not yet issued or failed.
+    pub balance_reserved: u64,
+    /// Units spent on issued certificates ("used balance").
+    pub balance_used: u64,
+}
+
+/// Kind of an audit log entry (`logType`), stored upper case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuditKind {
+    /// "CREATED": the batch was created (with its reservation, if any).
+    Created,
+    /// "DOWNLOADED": the batch was downloaded; its certificates became COLLECTED.
+    Downloaded,
+    /// "FAILED": one device could not be issued.
+    Failed,
+    /// "ISSUED": one device's certificate was recorded.
+    Issued,
+    /// "STATUS": the batch changed status.
+    Status,
+}
+
+impl AuditKind {
+    /// Every kind, in alphabetical order.
+    pub const ALL: [AuditKind; 5] = [
+        AuditKind::Created,
+        AuditKind::Downloaded,
+        AuditKind::Failed,
+        AuditKind::Issued,
+        AuditKind::Status,
+    ];
+
+    /// The stored and shown string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::Created => "CREATED",
+            AuditKind::Downloaded => "DOWNLOADED",
+            AuditKind::Failed => "FAILED",
+            AuditKind::Issued => "ISSUED",
+            AuditKind::Status => "STATUS",
+        }
+    }
+
+    /// Parses a stored string; exact match.
+    pub fn parse(s: &str) -> Option<Self> {
+        AuditKind::ALL.into_iter().find(|kind| kind.as_str() == s)
+    }
+}
+
+impl fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One audit log entry (seed 001 "Get Batch Audit Log" / "Get Batch Devices Audit Log").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the global chain (`logId`).
+    pub id: i64,
+    /// The batch (`batchId`).
+    pub batch_id: BatchId,
+    /// The device, hyphenated, for device entries (`deviceId`).
+    pub device_id: Option<String>,
+    /// The device's common name, when its certificate is recorded (`cn`).
+    pub common_name: Option<String>,
+    /// Unix seconds (`dateTime`).
+    pub time: i64,
+    /// Who caused it: `system` or `user <userId>` (`userName`).
+    pub actor: String,
+    /// What happened (`logType`).
+    pub kind: AuditKind,
+    /// Human-readable detail (`message`).
+    pub message: String,
+}
+
+/// State of a serial intent that has no certificate (yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IntentState {
+    /// "RESERVED": reserved for a pending batch; may still be signed and recorded.
+    Reserved,
+    /// "WASTED": the batch ended without recording it; never reused.
+    Wasted,
+}
+
+impl IntentState {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentState::Reserved => "RESERVED",
+            IntentState::Wasted => "WASTED",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [IntentState::Reserved, IntentState::Wasted]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+/// A serial intent without a recorded certificate, as [`Store::serial_intents`] returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialIntent {
+    /// Row of the batch the serial was reserved for.
+    pub row: u64,
+    /// Serial number, lower-case hex of the magnitude octets.
+    pub serial_hex: String,
+    /// Reserved or wasted.
+    pub state: IntentState,
+}
+
 /// One batch, as [`Store::batch`] and [`Store::batches`] return it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchRow {
@@ -274,12 +546,55 @@ pub struct BatchRow {
     pub parameters_json: String,
     /// Time of the last status change (creation time until then), unix seconds.
     pub updated_at: i64,
+    /// `orderNumber`: 1, 2, 3… in creation order, per store.
+    pub order_number: u64,
+    /// `userId` of the user who ordered the batch, if known.
+    pub user_id: Option<i64>,
+    /// `active`: false once the batch is Rejected, Revoked or Broken.
+    pub active: bool,
+    /// The authority whose balance pays for the batch, if any.
+    pub authority: Option<AuthorityId>,
+    /// Devices that failed (processing info `failed`; `issued` is `success`).
+    pub failed: u64,
+    /// Units still reserved by this batch on its authority's balance.
+    pub reserved: u64,
+    /// Units of its authority's balance this batch used (0 again once Rejected).
+    pub used: u64,
+    /// When the batch was first downloaded, unix seconds.
+    pub downloaded_at: Option<i64>,
+    /// When the batch's ZIP was removed after expiration, unix seconds.
+    pub zip_removed_at: Option<i64>,
+    /// `downloadable`: status is Ready For Download or Batch Issued Partly.
+    pub downloadable: bool,
+    /// `rejectable`: downloadable and not downloaded yet.
+    pub rejectable: bool,
 }
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The audit log chain does not verify at this entry: the entry, or the one before it, was
+    /// altered or removed outside certmill.
+    #[error("audit log entry {id}: hash chain broken (entry or its predecessor altered)")]
+    AuditChainBroken {
+        /// Id of the first entry whose hashes do not match.
+        id: i64,
+    },
+    /// A batch was created for an authority whose issuer or profile is not the batch's.
+    #[error("authority {authority}: its {field} is not the batch's")]
+    AuthorityMismatch {
+        /// The authority.
+        authority: AuthorityId,
+        /// Which field differs: "issuer" or "profile".
+        field: &'static str,
+    },
+    /// No authority has this id.
+    #[error("authority {authority} does not exist")]
+    AuthorityNotFound {
+        /// The id given.
+        authority: AuthorityId,
+    },
     /// Recording the chunk would take the batch past the size it was ordered (and paid) for.
     #[error("batch {batch}: recording {adding} more certificates would exceed its size {size} ({issued} already recorded)")]
     BatchFull {
@@ -297,6 +612,15 @@ pub enum StoreError {
     BatchNotFound {
         /// The id asked for.
         batch: BatchId,
+    },
+    /// The batch no longer takes certificates, failures or serial intents: it is not Pending
+    /// Creation or Pending Issue.
+    #[error("batch {batch} is {status}, not pending: nothing more can be recorded for it")]
+    BatchNotPending {
+        /// The batch.
+        batch: BatchId,
+        /// Its status.
+        status: BatchStatus,
     },
     /// A stored value cannot be read back as its type (the database was altered outside
     /// certmill, or by a newer build that wrote the same format version).
@@ -356,6 +680,16 @@ pub enum StoreError {
     /// A certificate search named neither a common name nor a serial number.
     #[error("certificate search needs a common name or a serial number")]
     EmptyQuery,
+    /// The authority's available balance cannot cover the batch; nothing was reserved.
+    #[error("authority {authority}: {requested} units requested, {available} available")]
+    InsufficientBalance {
+        /// The authority.
+        authority: AuthorityId,
+        /// Units the batch needs (its size).
+        requested: u64,
+        /// Units available when the reservation was refused.
+        available: u64,
+    },
     /// The batch kind is not one of [`BATCH_KINDS`].
     #[error("batch kind {kind:?} is not one of CSV, CSR, GENERATOR, SINGLE")]
     InvalidBatchKind {
@@ -376,6 +710,25 @@ pub enum StoreError {
         /// The text searched for.
         input: String,
     },
+    /// The status change is not in [`BatchStatus::TRANSITIONS`] (or its download condition
+    /// does not hold); nothing was changed.
+    #[error("batch {batch}: status {from} cannot become {to}")]
+    InvalidTransition {
+        /// The batch.
+        batch: BatchId,
+        /// Its status.
+        from: BatchStatus,
+        /// The status refused.
+        to: BatchStatus,
+    },
+    /// Serials were reserved under an issuer that is not the batch's.
+    #[error("batch {batch} is not signed by issuer {issuer}")]
+    IssuerMismatch {
+        /// The batch.
+        batch: BatchId,
+        /// The issuer given.
+        issuer: IssuerId,
+    },
     /// No issuer has this id.
     #[error("issuer {issuer} does not exist")]
     IssuerNotFound {
@@ -390,6 +743,25 @@ pub enum StoreError {
         /// The journal mode SQLite kept.
         mode: String,
     },
+    /// Only a Ready For Download or Batch Issued Partly batch can be downloaded.
+    #[error("batch {batch} is {status}: nothing to download")]
+    NotDownloadable {
+        /// The batch.
+        batch: BatchId,
+        /// Its status.
+        status: BatchStatus,
+    },
+    /// Seed 001: a batch can be rejected "only if batch has status Ready For Download or Batch
+    /// Issued Partly and before downloading the batch".
+    #[error("batch {batch} cannot be rejected: it is {status}{}", if *downloaded { " and was downloaded" } else { "" })]
+    NotRejectable {
+        /// The batch.
+        batch: BatchId,
+        /// Its status.
+        status: BatchStatus,
+        /// Whether it was downloaded.
+        downloaded: bool,
+    },
     /// The database file could not be opened or configured.
     #[error("cannot open database {}", path.display())]
     Open {
@@ -398,6 +770,12 @@ pub enum StoreError {
         /// Cause.
         #[source]
         source: rusqlite::Error,
+    },
+    /// No organization has this id.
+    #[error("organization {organization} does not exist")]
+    OrganizationNotFound {
+        /// The id given.
+        organization: OrganizationId,
     },
     /// The database was written by a newer certmill with a format this build does not know.
     #[error("database {} has format version {found}; this build knows up to {supported}", path.display())]
@@ -540,7 +918,35 @@ impl Store {
     }
 
     /// Inserts a batch in status Pending Issue, created now, and returns its id.
+    ///
+    /// The batch pays from no authority's balance; [`Store::create_batch_for`] creates one
+    /// that does.
     pub fn create_batch(&self, batch: &NewBatch<'_>) -> Result<BatchId, StoreError> {
+        self.insert_batch(None, batch, None)
+    }
+
+    /// Inserts a batch in status Pending Issue that reserves `size` units of the authority's
+    /// balance, in the same transaction, and returns its id.
+    ///
+    /// Refused with [`StoreError::InsufficientBalance`] when the available balance is below
+    /// `size` (nothing is written), with [`StoreError::AuthorityMismatch`] when the batch's
+    /// issuer or profile is not the authority's.
+    pub fn create_batch_for(
+        &self,
+        authority: AuthorityId,
+        batch: &NewBatch<'_>,
+        user: Option<i64>,
+    ) -> Result<BatchId, StoreError> {
+        self.insert_batch(Some(authority), batch, user)
+    }
+
+    fn insert_batch(
+        &self,
+        authority: Option<AuthorityId>,
+        batch: &NewBatch<'_>,
+        user: Option<i64>,
+    ) -> Result<BatchId, StoreError> {
+        const ACTION: &str = "creating a batch";
         if !BATCH_KINDS.contains(&batch.kind) {
             return Err(StoreError::InvalidBatchKind {
                 kind: batch.kind.to_owned(),
@@ -548,12 +954,45 @@ impl Store {
         }
         let size = to_sql_integer("batch size", batch.size)?;
         let now = (self.clock)();
-        let inserted = self
-            .connection
+        let tx = self.write_transaction(ACTION)?;
+        if let Some(authority) = authority {
+            let row = read_authority(&tx, authority)?;
+            if row.issuer != batch.issuer {
+                return Err(StoreError::AuthorityMismatch {
+                    authority,
+                    field: "issuer",
+                });
+            }
+            if row.profile_name != batch.profile_name {
+                return Err(StoreError::AuthorityMismatch {
+                    authority,
+                    field: "profile",
+                });
+            }
+            let reserved = tx
+                .prepare_cached(
+                    "UPDATE authorities SET balance_available = balance_available - ?2,
+                                            balance_reserved = balance_reserved + ?2
+                     WHERE id = ?1 AND balance_available >= ?2",
+                )
+                .and_then(|mut update| update.execute(params![authority.0, size]))
+                .map_err(db(ACTION))?;
+            if reserved == 0 {
+                return Err(StoreError::InsufficientBalance {
+                    authority,
+                    requested: batch.size,
+                    available: row.balance_available,
+                });
+            }
+        }
+        let inserted = tx
             .prepare_cached(
                 "INSERT INTO batches (batch_name, profile_name, kind, size, issuer_id, status,
-                                      parameters_json, output_path, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                                      parameters_json, output_path, created_at, updated_at,
+                                      order_number, user_id, authority_id, reserved)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9,
+                         (SELECT coalesce(max(order_number), 0) + 1 FROM batches),
+                         ?10, ?11, ?12)",
             )
             .and_then(|mut insert| {
                 insert.execute(params![
@@ -566,29 +1005,60 @@ impl Store {
                     batch.parameters_json,
                     batch.output_path,
                     now,
+                    user,
+                    authority.map(|authority| authority.0),
+                    if authority.is_some() { size } else { 0 },
                 ])
             });
         match inserted {
-            Ok(_) => Ok(BatchId(self.connection.last_insert_rowid())),
+            Ok(_) => {}
             Err(error) if extended_code(&error) == Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
-                Err(StoreError::IssuerNotFound {
+                return Err(StoreError::IssuerNotFound {
                     issuer: batch.issuer,
                 })
             }
-            Err(source) => Err(StoreError::Database {
-                action: "creating a batch",
-                source,
-            }),
+            Err(source) => {
+                return Err(StoreError::Database {
+                    action: ACTION,
+                    source,
+                })
+            }
         }
+        let id = BatchId(tx.last_insert_rowid());
+        let message = match authority {
+            Some(authority) => format!(
+                "created in {}; {} units reserved on authority {authority}",
+                BatchStatus::PendingIssue,
+                batch.size
+            ),
+            None => format!("created in {}", BatchStatus::PendingIssue),
+        };
+        let mut chain = AuditChain::load(&tx)?;
+        chain.append(
+            &tx,
+            &NewAuditEntry {
+                batch: id.0,
+                device_id: None,
+                time: now,
+                actor: &actor_for(user),
+                kind: AuditKind::Created,
+                message: &message,
+            },
+        )?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(id)
     }
 
     /// Records certificates of a batch in one transaction, with status ISSUED.
     ///
     /// All or nothing: any refused record rolls the whole chunk back. Serial numbers are unique
-    /// per issuer across all batches ([`StoreError::DuplicateSerial`]), device ids are unique
-    /// ([`StoreError::DuplicateDevice`]), a row of a batch is recorded once
-    /// ([`StoreError::DuplicateRow`]) and a batch never records more than its size
-    /// ([`StoreError::BatchFull`]).
+    /// per issuer across all batches and serial intents ([`StoreError::DuplicateSerial`]; a
+    /// serial reserved by [`Store::reserve_serials`] is accepted for its own batch and row, and
+    /// its intent is then deleted), device ids are unique ([`StoreError::DuplicateDevice`]), a
+    /// row of a batch is recorded once ([`StoreError::DuplicateRow`]), a batch never records
+    /// more than its size, failures included ([`StoreError::BatchFull`]), and only a pending
+    /// batch records ([`StoreError::BatchNotPending`]). Each certificate moves one unit of the
+    /// batch's reservation to used and appends one ISSUED audit entry, in the same transaction.
     pub fn insert_certificates(
         &mut self,
         batch: BatchId,
@@ -597,33 +1067,17 @@ impl Store {
         const ACTION: &str = "recording certificates";
         // Immediate: take the write lock up front, so a busy database waits for the busy
         // timeout instead of failing when a read transaction would upgrade to a write.
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let tx = self.write_transaction(ACTION)?;
+        let state = BatchState::load(&tx, batch)?;
+        let adding = state.check_room(batch, records.len())?;
+        let now = (self.clock)();
+        let mut chain = AuditChain::load(&tx)?;
+        // One indexed probe per chunk: an issuer without intents (the pipeline records
+        // without reserving) needs no per-record intent lookup.
+        let issuer_has_intents = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM serial_intents WHERE issuer_id = ?1)")
+            .and_then(|mut select| select.query_row([state.issuer_id], |row| row.get::<_, bool>(0)))
             .map_err(db(ACTION))?;
-        let (issuer_id, size, issued): (i64, i64, i64) = tx
-            .prepare_cached("SELECT issuer_id, size, issued FROM batches WHERE id = ?1")
-            .and_then(|mut select| {
-                select
-                    .query_row([batch.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-                    .optional()
-            })
-            .map_err(db(ACTION))?
-            .ok_or(StoreError::BatchNotFound { batch })?;
-        let size = from_sql_integer("batches", batch.0, "size", size)?;
-        let issued = from_sql_integer("batches", batch.0, "issued", issued)?;
-        let adding = u64::try_from(records.len()).map_err(|_| StoreError::ValueTooLarge {
-            field: "chunk length",
-            value: u64::MAX,
-        })?;
-        if issued.checked_add(adding).is_none_or(|total| total > size) {
-            return Err(StoreError::BatchFull {
-                batch,
-                size,
-                issued,
-                adding,
-            });
-        }
         {
             let mut insert = tx
                 .prepare_cached(
@@ -632,6 +1086,16 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(db(ACTION))?;
+            let mut find_intent = tx
+                .prepare_cached(
+                    "SELECT batch_id, row_index, state FROM serial_intents
+                     WHERE serial = ?1 AND issuer_id = ?2",
+                )
+                .map_err(db(ACTION))?;
+            let mut delete_intent = tx
+                .prepare_cached("DELETE FROM serial_intents WHERE serial = ?1 AND issuer_id = ?2")
+                .map_err(db(ACTION))?;
+            let mut message = String::new();
             for record in records {
                 let serial = significant_octets(&record.serial);
                 if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
@@ -641,10 +1105,33 @@ impl Store {
                     });
                 }
                 let row = to_sql_integer("row", record.row)?;
+                let intent: Option<(i64, i64, String)> = if issuer_has_intents {
+                    find_intent
+                        .query_row(params![serial, state.issuer_id], |found| {
+                            Ok((found.get(0)?, found.get(1)?, found.get(2)?))
+                        })
+                        .optional()
+                        .map_err(db(ACTION))?
+                } else {
+                    None
+                };
+                if let Some((intent_batch, intent_row, intent_state)) = intent {
+                    let own = intent_batch == batch.0
+                        && intent_row == row
+                        && intent_state == IntentState::Reserved.as_str();
+                    if !own {
+                        return Err(StoreError::DuplicateSerial {
+                            serial_hex: hex(serial),
+                        });
+                    }
+                    delete_intent
+                        .execute(params![serial, state.issuer_id])
+                        .map_err(db(ACTION))?;
+                }
                 let inserted = insert.execute(params![
                     record.device_id.as_slice(),
                     batch.0,
-                    issuer_id,
+                    state.issuer_id,
                     row,
                     record.common_name,
                     serial,
@@ -656,41 +1143,402 @@ impl Store {
                 ]);
                 if let Err(error) = inserted {
                     return Err(explain_insert_failure(
-                        &tx, error, batch, issuer_id, record, serial,
+                        &tx,
+                        error,
+                        batch,
+                        state.issuer_id,
+                        record,
+                        serial,
                     ));
                 }
+                message.clear();
+                message.push_str("row ");
+                message.push_str(&record.row.to_string());
+                message.push_str(": issued serial ");
+                message.push_str(&hex(serial));
+                chain.append(
+                    &tx,
+                    &NewAuditEntry {
+                        batch: batch.0,
+                        device_id: Some(&record.device_id),
+                        time: now,
+                        actor: SYSTEM_ACTOR,
+                        kind: AuditKind::Issued,
+                        message: &message,
+                    },
+                )?;
             }
         }
-        let adding = to_sql_integer("chunk length", adding)?;
-        tx.prepare_cached("UPDATE batches SET issued = issued + ?2 WHERE id = ?1")
-            .and_then(|mut update| update.execute(params![batch.0, adding]))
+        // While pending, an authority batch's reservation is size - issued - failed, and
+        // check_room keeps issued + failed + adding <= size, so the reservation covers `adding`.
+        let moved = if state.authority.is_some() {
+            adding.min(to_sql_integer("reserved", state.reserved)?)
+        } else {
+            0
+        };
+        tx.prepare_cached(
+            "UPDATE batches SET issued = issued + ?2, reserved = reserved - ?3, used = used + ?3
+             WHERE id = ?1",
+        )
+        .and_then(|mut update| update.execute(params![batch.0, adding, moved]))
+        .map_err(db(ACTION))?;
+        if let Some(authority) = state.authority {
+            tx.prepare_cached(
+                "UPDATE authorities SET balance_reserved = balance_reserved - ?2,
+                                        balance_used = balance_used + ?2
+                 WHERE id = ?1",
+            )
+            .and_then(|mut update| update.execute(params![authority, moved]))
             .map_err(db(ACTION))?;
+        }
         tx.commit().map_err(db("committing recorded certificates"))
     }
 
-    /// Sets the status of a batch, stamping `updated_at`.
+    /// Records devices the batch could not issue, in one transaction.
     ///
-    /// `reason` replaces the stored reason when given; `None` keeps the stored one, so a
-    /// user's reject reason survives the system's later status steps.
+    /// Each failure counts in `failed`, gives its reserved unit back to the authority's available
+    /// balance, and appends one FAILED audit entry. Like certificates, failures need a pending
+    /// batch with room left ([`StoreError::BatchFull`] counts both).
+    pub fn record_failures(
+        &self,
+        batch: BatchId,
+        failures: &[DeviceFailure],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "recording failed devices";
+        let tx = self.write_transaction(ACTION)?;
+        let state = BatchState::load(&tx, batch)?;
+        let adding = state.check_room(batch, failures.len())?;
+        let now = (self.clock)();
+        let mut chain = AuditChain::load(&tx)?;
+        for failure in failures {
+            chain.append(
+                &tx,
+                &NewAuditEntry {
+                    batch: batch.0,
+                    device_id: Some(&failure.device_id),
+                    time: now,
+                    actor: SYSTEM_ACTOR,
+                    kind: AuditKind::Failed,
+                    message: &format!("row {}: {}", failure.row, failure.reason),
+                },
+            )?;
+        }
+        let moved = if state.authority.is_some() {
+            adding.min(to_sql_integer("reserved", state.reserved)?)
+        } else {
+            0
+        };
+        tx.prepare_cached(
+            "UPDATE batches SET failed = failed + ?2, reserved = reserved - ?3 WHERE id = ?1",
+        )
+        .and_then(|mut update| update.execute(params![batch.0, adding, moved]))
+        .map_err(db(ACTION))?;
+        if let Some(authority) = state.authority {
+            tx.prepare_cached(
+                "UPDATE authorities SET balance_reserved = balance_reserved - ?2,
+                                        balance_available = balance_available + ?2
+                 WHERE id = ?1",
+            )
+            .and_then(|mut update| update.execute(params![authority, moved]))
+            .map_err(db(ACTION))?;
+        }
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Moves a batch to `status`, stamping `updated_at`, if [`BatchStatus::TRANSITIONS`] allows
+    /// it; otherwise [`StoreError::InvalidTransition`] and nothing changes.
+    ///
+    /// The check and the change share one immediate transaction, so two writers cannot both
+    /// move a batch out of the same status. `reason` replaces the stored reason when given;
+    /// `None` keeps the stored one, so a user's reject reason survives the system's later
+    /// status steps. The transition's effects commit with it: leaving Pending returns the
+    /// remaining reservation to available and marks unrecorded serial intents WASTED; entering
+    /// Rejected returns the batch's used units to available and marks its certificates
+    /// REJECTED; entering Revoked marks them REVOKED; Rejected, Revoked and Broken clear
+    /// `active`; one STATUS audit entry records the change.
     pub fn set_batch_status(
         &self,
         batch: BatchId,
         status: BatchStatus,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
+        const ACTION: &str = "setting a batch status";
+        let tx = self.write_transaction(ACTION)?;
+        let mut state = BatchState::load(&tx, batch)?;
+        let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
-        let changed = self
+        state.transition(&tx, &mut chain, batch, status, reason, SYSTEM_ACTOR, now)?;
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Ends the issuing of a pending batch: `status` is Ready For Download, Batch Issued Partly
+    /// or Broken. Whatever the batch still reserves goes back to available.
+    ///
+    /// Any other target is [`StoreError::InvalidTransition`].
+    pub fn finish_batch(&self, batch: BatchId, status: BatchStatus) -> Result<(), StoreError> {
+        const ACTION: &str = "finishing a batch";
+        let tx = self.write_transaction(ACTION)?;
+        let mut state = BatchState::load(&tx, batch)?;
+        if !matches!(
+            status,
+            BatchStatus::ReadyForDownload | BatchStatus::BatchIssuedPartly | BatchStatus::Broken
+        ) {
+            return Err(StoreError::InvalidTransition {
+                batch,
+                from: state.status,
+                to: status,
+            });
+        }
+        let mut chain = AuditChain::load(&tx)?;
+        let now = (self.clock)();
+        state.transition(&tx, &mut chain, batch, status, None, SYSTEM_ACTOR, now)?;
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Rejects a batch for the user's `reason` (seed 001 "Reject Batch"): Processing Reject
+    /// then Rejected, in one transaction.
+    ///
+    /// Refused with [`StoreError::NotRejectable`] unless the batch is `rejectable` (Ready For
+    /// Download or Batch Issued Partly, not downloaded). The batch's used units return to the
+    /// authority's available balance ("The balance will be restored") and its certificates
+    /// become REJECTED.
+    pub fn reject_batch(&self, batch: BatchId, reason: &str) -> Result<(), StoreError> {
+        const ACTION: &str = "rejecting a batch";
+        let tx = self.write_transaction(ACTION)?;
+        let mut state = BatchState::load(&tx, batch)?;
+        if !state.rejectable() {
+            return Err(StoreError::NotRejectable {
+                batch,
+                status: state.status,
+                downloaded: state.downloaded,
+            });
+        }
+        let mut chain = AuditChain::load(&tx)?;
+        let now = (self.clock)();
+        let actor = actor_for(state.user_id);
+        state.transition(
+            &tx,
+            &mut chain,
+            batch,
+            BatchStatus::ProcessingReject,
+            Some(reason),
+            &actor,
+            now,
+        )?;
+        state.transition(
+            &tx,
+            &mut chain,
+            batch,
+            BatchStatus::Rejected,
+            None,
+            &actor,
+            now,
+        )?;
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Records a download of a downloadable batch: stamps `downloaded_at` (the first download
+    /// is kept) and marks every ISSUED certificate of the batch COLLECTED, in one transaction.
+    ///
+    /// Refused with [`StoreError::NotDownloadable`] unless the status is Ready For Download or
+    /// Batch Issued Partly. After it the batch is no longer rejectable, only revocable.
+    pub fn mark_downloaded(&self, batch: BatchId) -> Result<(), StoreError> {
+        const ACTION: &str = "recording a download";
+        let tx = self.write_transaction(ACTION)?;
+        let state = BatchState::load(&tx, batch)?;
+        if !state.status.is_downloadable() {
+            return Err(StoreError::NotDownloadable {
+                batch,
+                status: state.status,
+            });
+        }
+        let now = (self.clock)();
+        tx.prepare_cached(
+            "UPDATE batches SET downloaded_at = coalesce(downloaded_at, ?2) WHERE id = ?1",
+        )
+        .and_then(|mut update| update.execute(params![batch.0, now]))
+        .map_err(db(ACTION))?;
+        let collected = tx
+            .prepare_cached(
+                "UPDATE certificates SET status = ?2 WHERE batch_id = ?1 AND status = ?3",
+            )
+            .and_then(|mut update| {
+                update.execute(params![
+                    batch.0,
+                    DeviceStatus::Collected.as_str(),
+                    DeviceStatus::Issued.as_str()
+                ])
+            })
+            .map_err(db(ACTION))?;
+        let mut chain = AuditChain::load(&tx)?;
+        chain.append(
+            &tx,
+            &NewAuditEntry {
+                batch: batch.0,
+                device_id: None,
+                time: now,
+                actor: &actor_for(state.user_id),
+                kind: AuditKind::Downloaded,
+                message: &format!("downloaded; {collected} certificates collected"),
+            },
+        )?;
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Crash recovery: marks a pending batch Broken for `reason`, returns its reservation to
+    /// available, and keeps its unrecorded serial intents as WASTED (never reused).
+    ///
+    /// A batch that is not pending is [`StoreError::InvalidTransition`].
+    pub fn abandon_batch(&self, batch: BatchId, reason: &str) -> Result<(), StoreError> {
+        const ACTION: &str = "abandoning a batch";
+        let tx = self.write_transaction(ACTION)?;
+        let mut state = BatchState::load(&tx, batch)?;
+        if !state.status.is_pending() {
+            return Err(StoreError::InvalidTransition {
+                batch,
+                from: state.status,
+                to: BatchStatus::Broken,
+            });
+        }
+        let mut chain = AuditChain::load(&tx)?;
+        let now = (self.clock)();
+        state.transition(
+            &tx,
+            &mut chain,
+            batch,
+            BatchStatus::Broken,
+            Some(reason),
+            SYSTEM_ACTOR,
+            now,
+        )?;
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Batches still Pending Creation or Pending Issue, oldest first: after a crash, the ones
+    /// to resume or [abandon](Store::abandon_batch).
+    pub fn unfinished_batches(&self) -> Result<Vec<BatchRow>, StoreError> {
+        let raws = self
+            .connection
+            .prepare_cached(&format!(
+                "{SELECT_BATCH} WHERE status IN (?1, ?2) ORDER BY id"
+            ))
+            .and_then(|mut select| {
+                select
+                    .query_map(
+                        params![
+                            BatchStatus::PendingCreation.as_str(),
+                            BatchStatus::PendingIssue.as_str()
+                        ],
+                        RawBatch::read,
+                    )?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db("listing unfinished batches"))?;
+        raws.into_iter().map(RawBatch::parse).collect()
+    }
+
+    /// Records the intent to sign these serials for rows of a pending batch, before signing
+    /// (`ca.go` order: reserve the serial, then sign), all in one transaction.
+    ///
+    /// A serial already recorded as a certificate or an intent of the issuer, or twice in the
+    /// list, is [`StoreError::DuplicateSerial`] and nothing is reserved. `issuer` must be the
+    /// batch's ([`StoreError::IssuerMismatch`]).
+    pub fn reserve_serials(
+        &self,
+        batch: BatchId,
+        issuer: IssuerId,
+        serials: &[(u64, &[u8])],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "reserving serial numbers";
+        let tx = self.write_transaction(ACTION)?;
+        let state = BatchState::load(&tx, batch)?;
+        if !state.status.is_pending() {
+            return Err(StoreError::BatchNotPending {
+                batch,
+                status: state.status,
+            });
+        }
+        if state.issuer_id != issuer.0 {
+            return Err(StoreError::IssuerMismatch { batch, issuer });
+        }
+        let now = (self.clock)();
+        {
+            let mut certified = tx
+                .prepare_cached("SELECT 1 FROM certificates WHERE serial = ?1 AND issuer_id = ?2")
+                .map_err(db(ACTION))?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(db(ACTION))?;
+            for &(row, serial) in serials {
+                let serial = significant_octets(serial);
+                if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
+                    return Err(StoreError::InvalidSerial {
+                        row,
+                        octets: serial.len(),
+                    });
+                }
+                let row = to_sql_integer("row", row)?;
+                let duplicate = || StoreError::DuplicateSerial {
+                    serial_hex: hex(serial),
+                };
+                if certified
+                    .exists(params![serial, issuer.0])
+                    .map_err(db(ACTION))?
+                {
+                    return Err(duplicate());
+                }
+                match insert.execute(params![issuer.0, serial, batch.0, row, now]) {
+                    Ok(_) => {}
+                    Err(error)
+                        if extended_code(&error) == Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+                    {
+                        return Err(duplicate())
+                    }
+                    Err(source) => {
+                        return Err(StoreError::Database {
+                            action: ACTION,
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Serial intents of a batch that have no recorded certificate, by row.
+    pub fn serial_intents(&self, batch: BatchId) -> Result<Vec<SerialIntent>, StoreError> {
+        let raws: Vec<(i64, Vec<u8>, String)> = self
             .connection
             .prepare_cached(
-                "UPDATE batches SET status = ?2, reason = coalesce(?3, reason), updated_at = ?4
-                 WHERE id = ?1",
+                "SELECT row_index, serial, state FROM serial_intents WHERE batch_id = ?1
+                 ORDER BY row_index, serial",
             )
-            .and_then(|mut update| update.execute(params![batch.0, status.as_str(), reason, now]))
-            .map_err(db("setting a batch status"))?;
-        if changed == 0 {
-            return Err(StoreError::BatchNotFound { batch });
-        }
-        Ok(())
+            .and_then(|mut select| {
+                select
+                    .query_map([batch.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db("listing serial intents"))?;
+        raws.into_iter()
+            .map(|(row, serial, state)| {
+                let corrupt = |column: &'static str, value: String| StoreError::CorruptRow {
+                    table: "serial_intents",
+                    id: hex(&serial),
+                    column,
+                    value,
+                };
+                Ok(SerialIntent {
+                    row: u64::try_from(row).map_err(|_| corrupt("row_index", row.to_string()))?,
+                    state: IntentState::parse(&state)
+                        .ok_or_else(|| corrupt("state", state.clone()))?,
+                    serial_hex: hex(&serial),
+                })
+            })
+            .collect()
     }
 
     /// The batch with this id, if any.
@@ -764,11 +1612,270 @@ impl Store {
         let count = count.ok_or(StoreError::BatchNotFound { batch })?;
         from_sql_integer("certificates", batch.0, "count", count)
     }
+
+    /// Creates an organization (the seed's ecosystem) and returns its id.
+    pub fn create_organization(&self, name: &str) -> Result<OrganizationId, StoreError> {
+        let now = (self.clock)();
+        self.connection
+            .prepare_cached("INSERT INTO organizations (name, created_at) VALUES (?1, ?2)")
+            .and_then(|mut insert| insert.execute(params![name, now]))
+            .map_err(db("creating an organization"))?;
+        Ok(OrganizationId(self.connection.last_insert_rowid()))
+    }
+
+    /// Creates an authority of `organization` to issue under `profile_name` with `issuer`
+    /// (`signerCertificateId`), with `initial_balance` units available.
+    pub fn create_authority(
+        &self,
+        organization: OrganizationId,
+        profile_name: &str,
+        issuer: IssuerId,
+        initial_balance: u64,
+    ) -> Result<AuthorityId, StoreError> {
+        const ACTION: &str = "creating an authority";
+        let balance = to_sql_integer("balance", initial_balance)?;
+        let now = (self.clock)();
+        let tx = self.write_transaction(ACTION)?;
+        let exists = |sql: &str, id: i64| {
+            tx.prepare_cached(sql)
+                .and_then(|mut select| select.exists([id]))
+                .map_err(db(ACTION))
+        };
+        if !exists("SELECT 1 FROM organizations WHERE id = ?1", organization.0)? {
+            return Err(StoreError::OrganizationNotFound { organization });
+        }
+        if !exists("SELECT 1 FROM issuers WHERE id = ?1", issuer.0)? {
+            return Err(StoreError::IssuerNotFound { issuer });
+        }
+        tx.prepare_cached(
+            "INSERT INTO authorities (organization_id, profile_name, issuer_id, balance_available,
+                                      created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                organization.0,
+                profile_name,
+                issuer.0,
+                balance,
+                now
+            ])
+        })
+        .map_err(db(ACTION))?;
+        let id = AuthorityId(tx.last_insert_rowid());
+        tx.commit().map_err(db(ACTION))?;
+        Ok(id)
+    }
+
+    /// Adds `units` to an authority's available balance: the only change to its total.
+    pub fn add_balance(&self, authority: AuthorityId, units: u64) -> Result<(), StoreError> {
+        let units = to_sql_integer("balance", units)?;
+        let changed = self
+            .connection
+            .prepare_cached(
+                "UPDATE authorities SET balance_available = balance_available + ?2 WHERE id = ?1",
+            )
+            .and_then(|mut update| update.execute(params![authority.0, units]))
+            .map_err(db("adding balance"))?;
+        if changed == 0 {
+            return Err(StoreError::AuthorityNotFound { authority });
+        }
+        Ok(())
+    }
+
+    /// The authority with this id and its balance.
+    pub fn authority(&self, authority: AuthorityId) -> Result<AuthorityRow, StoreError> {
+        read_authority(&self.connection, authority)
+    }
+
+    /// The authorities of an organization, by id.
+    pub fn authorities_for(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<Vec<AuthorityRow>, StoreError> {
+        let raws = self
+            .connection
+            .prepare_cached(&format!(
+                "{SELECT_AUTHORITY} WHERE organization_id = ?1 ORDER BY id"
+            ))
+            .and_then(|mut select| {
+                select
+                    .query_map([organization.0], RawAuthority::read)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db("listing authorities"))?;
+        raws.into_iter().map(RawAuthority::parse).collect()
+    }
+
+    /// Units of the authority's balance used by the batches of one user (seed 001 "Get
+    /// authority used balance" `?userId=`). Rejected batches count 0: their units came back.
+    ///
+    /// The available balance is the authority's, shared by its users ([`Store::authority`]).
+    pub fn balance_used_by_user(
+        &self,
+        authority: AuthorityId,
+        user: i64,
+    ) -> Result<u64, StoreError> {
+        let used: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT coalesce(sum(used), 0) FROM batches WHERE authority_id = ?1 AND user_id = ?2",
+            )
+            .and_then(|mut select| select.query_row(params![authority.0, user], |row| row.get(0)))
+            .map_err(db("summing a user's used balance"))?;
+        from_sql_integer("authorities", authority.0, "used by user", used)
+    }
+
+    /// Batch-level audit entries of a batch (creation, status changes, downloads), oldest
+    /// first (seed 001 "Get Batch Audit Log").
+    pub fn audit_log(&self, batch: BatchId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read_audit(batch, "a.device_id IS NULL")
+    }
+
+    /// Device audit entries of a batch (ISSUED, FAILED), oldest first (seed 001 "Get Batch
+    /// Devices Audit Log").
+    pub fn device_audit_log(&self, batch: BatchId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read_audit(batch, "a.device_id IS NOT NULL")
+    }
+
+    fn read_audit(&self, batch: BatchId, condition: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!(
+            "SELECT a.id, a.batch_id, a.device_id, c.common_name, a.time, a.actor, a.type,
+                    a.message
+             FROM audit_log a LEFT JOIN certificates c ON c.device_id = a.device_id
+             WHERE a.batch_id = ?1 AND {condition} ORDER BY a.id"
+        );
+        type RawEntry = (
+            i64,
+            i64,
+            Option<Vec<u8>>,
+            Option<String>,
+            i64,
+            String,
+            String,
+            String,
+        );
+        let raws: Vec<RawEntry> = self
+            .connection
+            .prepare_cached(&sql)
+            .and_then(|mut select| {
+                select
+                    .query_map([batch.0], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                            row.get(6)?,
+                            row.get(7)?,
+                        ))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db("reading the audit log"))?;
+        raws.into_iter()
+            .map(
+                |(id, batch_id, device_id, common_name, time, actor, kind, message)| {
+                    let corrupt = |column: &'static str, value: String| StoreError::CorruptRow {
+                        table: "audit_log",
+                        id: id.to_string(),
+                        column,
+                        value,
+                    };
+                    let device_id = device_id
+                        .map(|octets| {
+                            uuid::Uuid::from_slice(&octets)
+                                .map(|uuid| uuid.hyphenated().to_string())
+                                .map_err(|_| corrupt("device_id", hex(&octets)))
+                        })
+                        .transpose()?;
+                    let kind =
+                        AuditKind::parse(&kind).ok_or_else(|| corrupt("type", kind.clone()))?;
+                    Ok(AuditEntry {
+                        id,
+                        batch_id: BatchId(batch_id),
+                        device_id,
+                        common_name,
+                        time,
+                        actor,
+                        kind,
+                        message,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Recomputes the whole audit chain and returns how many entries it checked.
+    ///
+    /// The first entry whose `prev_hash` is not its predecessor's `hash`, or whose `hash` is
+    /// not SHA-256 over `prev_hash` and its fields, is [`StoreError::AuditChainBroken`]. An
+    /// altered or deleted entry breaks the chain at itself or its successor; removing entries
+    /// from the end is not detectable from the chain alone (compare the count with a copy).
+    pub fn verify_audit_chain(&self) -> Result<u64, StoreError> {
+        const ACTION: &str = "verifying the audit log";
+        let mut select = self
+            .connection
+            .prepare_cached(
+                "SELECT id, batch_id, device_id, time, actor, type, message, prev_hash, hash
+                 FROM audit_log ORDER BY id",
+            )
+            .map_err(db(ACTION))?;
+        let mut rows = select.query([]).map_err(db(ACTION))?;
+        let mut previous = GENESIS_HASH;
+        let mut checked = 0u64;
+        while let Some(row) = rows.next().map_err(db(ACTION))? {
+            let id: i64 = row.get(0).map_err(db(ACTION))?;
+            let device_id: Option<Vec<u8>> = row.get(2).map_err(db(ACTION))?;
+            let actor: String = row.get(4).map_err(db(ACTION))?;
+            let kind: String = row.get(5).map_err(db(ACTION))?;
+            let message: String = row.get(6).map_err(db(ACTION))?;
+            let prev_hash: Vec<u8> = row.get(7).map_err(db(ACTION))?;
+            let hash: Vec<u8> = row.get(8).map_err(db(ACTION))?;
+            let device_id = match device_id.as_deref().map(<[u8; 16]>::try_from) {
+                None => None,
+                Some(Ok(octets)) => Some(octets),
+                Some(Err(_)) => return Err(StoreError::AuditChainBroken { id }),
+            };
+            let expected = audit_hash(
+                &previous,
+                id,
+                row.get(1).map_err(db(ACTION))?,
+                device_id.as_ref(),
+                row.get(3).map_err(db(ACTION))?,
+                &actor,
+                &kind,
+                &message,
+            );
+            if prev_hash != previous || hash != expected {
+                return Err(StoreError::AuditChainBroken { id });
+            }
+            previous = expected;
+            checked += 1;
+        }
+        Ok(checked)
+    }
+
+    /// Starts an immediate transaction on the shared connection.
+    ///
+    /// Immediate takes the write lock up front, so the read-check-write sequences of the
+    /// lifecycle (status, balance, audit chain head) cannot interleave with another writer's,
+    /// and a busy database waits for the busy timeout instead of failing on lock upgrade.
+    /// `&self` suffices because a `Store` is not `Sync` and no other transaction of this
+    /// connection can be open while a method runs.
+    fn write_transaction(&self, action: &'static str) -> Result<Transaction<'_>, StoreError> {
+        Transaction::new_unchecked(&self.connection, TransactionBehavior::Immediate)
+            .map_err(db(action))
+    }
 }
 
 /// Columns read by [`RawBatch::read`], in order.
 const SELECT_BATCH: &str = "SELECT id, batch_name, profile_name, kind, size, status, created_at,
-        issued, output_path, reason, issuer_id, parameters_json, updated_at FROM batches";
+        issued, output_path, reason, issuer_id, parameters_json, updated_at, order_number,
+        user_id, active, authority_id, failed, reserved, used, downloaded_at, zip_removed_at
+        FROM batches";
 
 /// A batch row as SQLite types, before its values are checked.
 struct RawBatch {
@@ -785,6 +1892,15 @@ struct RawBatch {
     issuer_id: i64,
     parameters_json: String,
     updated_at: i64,
+    order_number: i64,
+    user_id: Option<i64>,
+    active: bool,
+    authority_id: Option<i64>,
+    failed: i64,
+    reserved: i64,
+    used: i64,
+    downloaded_at: Option<i64>,
+    zip_removed_at: Option<i64>,
 }
 
 impl RawBatch {
@@ -803,6 +1919,15 @@ impl RawBatch {
             issuer_id: row.get(10)?,
             parameters_json: row.get(11)?,
             updated_at: row.get(12)?,
+            order_number: row.get(13)?,
+            user_id: row.get(14)?,
+            active: row.get(15)?,
+            authority_id: row.get(16)?,
+            failed: row.get(17)?,
+            reserved: row.get(18)?,
+            used: row.get(19)?,
+            downloaded_at: row.get(20)?,
+            zip_removed_at: row.get(21)?,
         })
     }
 
@@ -813,6 +1938,7 @@ impl RawBatch {
             column: "status",
             value: self.status.clone(),
         })?;
+        let downloadable = status.is_downloadable();
         Ok(BatchRow {
             id: BatchId(self.id),
             batch_name: self.batch_name,
@@ -827,8 +1953,446 @@ impl RawBatch {
             issuer: IssuerId(self.issuer_id),
             parameters_json: self.parameters_json,
             updated_at: self.updated_at,
+            order_number: from_sql_integer("batches", self.id, "order_number", self.order_number)?,
+            user_id: self.user_id,
+            active: self.active,
+            authority: self.authority_id.map(AuthorityId),
+            failed: from_sql_integer("batches", self.id, "failed", self.failed)?,
+            reserved: from_sql_integer("batches", self.id, "reserved", self.reserved)?,
+            used: from_sql_integer("batches", self.id, "used", self.used)?,
+            downloaded_at: self.downloaded_at,
+            zip_removed_at: self.zip_removed_at,
+            downloadable,
+            rejectable: downloadable && self.downloaded_at.is_none(),
         })
     }
+}
+
+/// What the lifecycle methods read of a batch inside their write transaction.
+struct BatchState {
+    status: BatchStatus,
+    downloaded: bool,
+    issuer_id: i64,
+    size: u64,
+    issued: u64,
+    failed: u64,
+    authority: Option<i64>,
+    reserved: u64,
+    used: u64,
+    user_id: Option<i64>,
+}
+
+impl BatchState {
+    fn load(tx: &Transaction<'_>, batch: BatchId) -> Result<BatchState, StoreError> {
+        const ACTION: &str = "reading a batch";
+        type Raw = (
+            String,
+            Option<i64>,
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            i64,
+            i64,
+            Option<i64>,
+        );
+        let raw: Raw = tx
+            .prepare_cached(
+                "SELECT status, downloaded_at, issuer_id, size, issued, failed, authority_id,
+                        reserved, used, user_id
+                 FROM batches WHERE id = ?1",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_row([batch.0], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                            row.get(6)?,
+                            row.get(7)?,
+                            row.get(8)?,
+                            row.get(9)?,
+                        ))
+                    })
+                    .optional()
+            })
+            .map_err(db(ACTION))?
+            .ok_or(StoreError::BatchNotFound { batch })?;
+        let (
+            status,
+            downloaded_at,
+            issuer_id,
+            size,
+            issued,
+            failed,
+            authority,
+            reserved,
+            used,
+            user_id,
+        ) = raw;
+        let status = BatchStatus::parse(&status).ok_or_else(|| StoreError::CorruptRow {
+            table: "batches",
+            id: batch.to_string(),
+            column: "status",
+            value: status.clone(),
+        })?;
+        let count = |column, value| from_sql_integer("batches", batch.0, column, value);
+        Ok(BatchState {
+            status,
+            downloaded: downloaded_at.is_some(),
+            issuer_id,
+            size: count("size", size)?,
+            issued: count("issued", issued)?,
+            failed: count("failed", failed)?,
+            authority,
+            reserved: count("reserved", reserved)?,
+            used: count("used", used)?,
+            user_id,
+        })
+    }
+
+    fn rejectable(&self) -> bool {
+        self.status.is_downloadable() && !self.downloaded
+    }
+
+    /// Checks that a pending batch has room for `len` more devices and returns `len` as the
+    /// SQL integer to add.
+    fn check_room(&self, batch: BatchId, len: usize) -> Result<i64, StoreError> {
+        if !self.status.is_pending() {
+            return Err(StoreError::BatchNotPending {
+                batch,
+                status: self.status,
+            });
+        }
+        let adding = u64::try_from(len).map_err(|_| StoreError::ValueTooLarge {
+            field: "chunk length",
+            value: u64::MAX,
+        })?;
+        let recorded = self.issued + self.failed;
+        if recorded
+            .checked_add(adding)
+            .is_none_or(|total| total > self.size)
+        {
+            return Err(StoreError::BatchFull {
+                batch,
+                size: self.size,
+                issued: recorded,
+                adding,
+            });
+        }
+        to_sql_integer("chunk length", adding)
+    }
+
+    /// Applies one status change and its effects (see [`Store::set_batch_status`]) inside the
+    /// caller's transaction, and updates `self` to match.
+    #[allow(clippy::too_many_arguments)]
+    fn transition(
+        &mut self,
+        tx: &Transaction<'_>,
+        chain: &mut AuditChain,
+        batch: BatchId,
+        to: BatchStatus,
+        reason: Option<&str>,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "changing a batch status";
+        let from = self.status;
+        if !from.can_become(to, self.downloaded) {
+            return Err(StoreError::InvalidTransition { batch, from, to });
+        }
+        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<usize, StoreError> {
+            tx.prepare_cached(sql)
+                .and_then(|mut statement| statement.execute(values))
+                .map_err(db(ACTION))
+        };
+        // `status = from` re-checks what was read: the write lock makes it hold, and a change
+        // of zero rows would mean a logic error rather than a silent overwrite.
+        let changed = run(
+            "UPDATE batches SET status = ?3, reason = coalesce(?4, reason), updated_at = ?5,
+                    active = CASE WHEN ?6 THEN 0 ELSE active END,
+                    zip_removed_at = CASE WHEN ?7 THEN ?5 ELSE zip_removed_at END
+             WHERE id = ?1 AND status = ?2",
+            &[
+                &batch.0,
+                &from.as_str(),
+                &to.as_str(),
+                &reason,
+                &now,
+                &to.ends_activity(),
+                &(to == BatchStatus::ZipRemovedAfterExpiration),
+            ],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::InvalidTransition { batch, from, to });
+        }
+        let mut message = format!("{from} -> {to}");
+        if from.is_pending() && !to.is_pending() {
+            if let Some(authority) = self.authority {
+                let reserved = to_sql_integer("reserved", self.reserved)?;
+                run(
+                    "UPDATE authorities SET balance_reserved = balance_reserved - ?2,
+                                            balance_available = balance_available + ?2
+                     WHERE id = ?1",
+                    &[&authority, &reserved],
+                )?;
+                run("UPDATE batches SET reserved = 0 WHERE id = ?1", &[&batch.0])?;
+                if self.reserved > 0 {
+                    message.push_str(&format!("; {} reserved units released", self.reserved));
+                }
+                self.reserved = 0;
+            }
+            run(
+                "UPDATE serial_intents SET state = ?2 WHERE batch_id = ?1 AND state = ?3",
+                &[
+                    &batch.0,
+                    &IntentState::Wasted.as_str(),
+                    &IntentState::Reserved.as_str(),
+                ],
+            )?;
+        }
+        if to == BatchStatus::Rejected {
+            if let Some(authority) = self.authority {
+                let used = to_sql_integer("used", self.used)?;
+                run(
+                    "UPDATE authorities SET balance_used = balance_used - ?2,
+                                            balance_available = balance_available + ?2
+                     WHERE id = ?1",
+                    &[&authority, &used],
+                )?;
+                run("UPDATE batches SET used = 0 WHERE id = ?1", &[&batch.0])?;
+                message.push_str(&format!("; {} used units restored", self.used));
+                self.used = 0;
+            }
+        }
+        let device_status = match to {
+            BatchStatus::Rejected => Some(DeviceStatus::Rejected),
+            BatchStatus::Revoked => Some(DeviceStatus::Revoked),
+            _ => None,
+        };
+        if let Some(device_status) = device_status {
+            run(
+                "UPDATE certificates SET status = ?2 WHERE batch_id = ?1",
+                &[&batch.0, &device_status.as_str()],
+            )?;
+        }
+        if let Some(reason) = reason {
+            message.push_str(": ");
+            message.push_str(reason);
+        }
+        chain.append(
+            tx,
+            &NewAuditEntry {
+                batch: batch.0,
+                device_id: None,
+                time: now,
+                actor,
+                kind: AuditKind::Status,
+                message: &message,
+            },
+        )?;
+        self.status = to;
+        Ok(())
+    }
+}
+
+/// Actor of entries the system writes on its own.
+const SYSTEM_ACTOR: &str = "system";
+
+/// Actor of an entry caused by the batch's user, when known.
+fn actor_for(user: Option<i64>) -> String {
+    match user {
+        Some(user) => format!("user {user}"),
+        None => SYSTEM_ACTOR.to_owned(),
+    }
+}
+
+/// `prev_hash` of the first audit entry.
+const GENESIS_HASH: [u8; 32] = [0; 32];
+
+/// Domain separator at the start of every hashed entry, so the hash cannot be confused with
+/// another SHA-256 use; it names the encoding's version.
+const AUDIT_DOMAIN: &[u8] = b"certmill audit entry v1";
+
+/// An audit entry about to be appended.
+struct NewAuditEntry<'a> {
+    batch: i64,
+    device_id: Option<&'a [u8; 16]>,
+    time: i64,
+    actor: &'a str,
+    kind: AuditKind,
+    message: &'a str,
+}
+
+/// The head of the audit chain inside a write transaction: the next id and the last hash.
+struct AuditChain {
+    next_id: i64,
+    prev_hash: [u8; 32],
+}
+
+impl AuditChain {
+    /// Reads the chain head. Call inside an immediate transaction, so no other writer appends
+    /// between this read and the caller's commit.
+    fn load(tx: &Transaction<'_>) -> Result<AuditChain, StoreError> {
+        const ACTION: &str = "reading the audit chain head";
+        let head: Option<(i64, Vec<u8>)> = tx
+            .prepare_cached("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .and_then(|mut select| {
+                select
+                    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()
+            })
+            .map_err(db(ACTION))?;
+        match head {
+            None => Ok(AuditChain {
+                next_id: 1,
+                prev_hash: GENESIS_HASH,
+            }),
+            Some((id, hash)) => Ok(AuditChain {
+                next_id: id + 1,
+                prev_hash: <[u8; 32]>::try_from(hash.as_slice())
+                    .map_err(|_| StoreError::AuditChainBroken { id })?,
+            }),
+        }
+    }
+
+    fn append(
+        &mut self,
+        tx: &Transaction<'_>,
+        entry: &NewAuditEntry<'_>,
+    ) -> Result<(), StoreError> {
+        let hash = audit_hash(
+            &self.prev_hash,
+            self.next_id,
+            entry.batch,
+            entry.device_id,
+            entry.time,
+            entry.actor,
+            entry.kind.as_str(),
+            entry.message,
+        );
+        tx.prepare_cached(
+            "INSERT INTO audit_log (id, batch_id, device_id, time, actor, type, message,
+                                    prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                self.next_id,
+                entry.batch,
+                entry.device_id.map(|octets| octets.as_slice()),
+                entry.time,
+                entry.actor,
+                entry.kind.as_str(),
+                entry.message,
+                self.prev_hash.as_slice(),
+                hash.as_slice(),
+            ])
+        })
+        .map_err(db("appending to the audit log"))?;
+        self.next_id += 1;
+        self.prev_hash = hash;
+        Ok(())
+    }
+}
+
+/// SHA-256 over `prev_hash` and the canonical encoding of an entry: the domain separator, then
+/// every field as an 8-octet big-endian length followed by its octets (integers as 8-octet
+/// big-endian two's complement, an absent device id as length 0), so no two different entries
+/// encode alike.
+#[allow(clippy::too_many_arguments)]
+fn audit_hash(
+    prev_hash: &[u8; 32],
+    id: i64,
+    batch: i64,
+    device_id: Option<&[u8; 16]>,
+    time: i64,
+    actor: &str,
+    kind: &str,
+    message: &str,
+) -> [u8; 32] {
+    fn field(hasher: &mut Sha256, octets: &[u8]) {
+        // usize → u64 never truncates on the 32- and 64-bit targets certmill builds for.
+        hasher.update((octets.len() as u64).to_be_bytes());
+        hasher.update(octets);
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash);
+    field(&mut hasher, AUDIT_DOMAIN);
+    field(&mut hasher, &id.to_be_bytes());
+    field(&mut hasher, &batch.to_be_bytes());
+    field(
+        &mut hasher,
+        device_id.map_or(&[][..], |octets| octets.as_slice()),
+    );
+    field(&mut hasher, &time.to_be_bytes());
+    field(&mut hasher, actor.as_bytes());
+    field(&mut hasher, kind.as_bytes());
+    field(&mut hasher, message.as_bytes());
+    hasher.finalize().into()
+}
+
+/// Columns read by [`RawAuthority::read`], in order.
+const SELECT_AUTHORITY: &str = "SELECT id, organization_id, profile_name, issuer_id,
+        balance_available, balance_reserved, balance_used FROM authorities";
+
+/// An authority row as SQLite types, before its values are checked.
+struct RawAuthority {
+    id: i64,
+    organization_id: i64,
+    profile_name: String,
+    issuer_id: i64,
+    available: i64,
+    reserved: i64,
+    used: i64,
+}
+
+impl RawAuthority {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawAuthority> {
+        Ok(RawAuthority {
+            id: row.get(0)?,
+            organization_id: row.get(1)?,
+            profile_name: row.get(2)?,
+            issuer_id: row.get(3)?,
+            available: row.get(4)?,
+            reserved: row.get(5)?,
+            used: row.get(6)?,
+        })
+    }
+
+    fn parse(self) -> Result<AuthorityRow, StoreError> {
+        let count = |column, value| from_sql_integer("authorities", self.id, column, value);
+        Ok(AuthorityRow {
+            id: AuthorityId(self.id),
+            organization: OrganizationId(self.organization_id),
+            profile_name: self.profile_name.clone(),
+            issuer: IssuerId(self.issuer_id),
+            balance_available: count("balance_available", self.available)?,
+            balance_reserved: count("balance_reserved", self.reserved)?,
+            balance_used: count("balance_used", self.used)?,
+        })
+    }
+}
+
+fn read_authority(
+    connection: &Connection,
+    authority: AuthorityId,
+) -> Result<AuthorityRow, StoreError> {
+    connection
+        .prepare_cached(&format!("{SELECT_AUTHORITY} WHERE id = ?1"))
+        .and_then(|mut select| {
+            select
+                .query_row([authority.0], RawAuthority::read)
+                .optional()
+        })
+        .map_err(db("reading an authority"))?
+        .ok_or(StoreError::AuthorityNotFound { authority })?
+        .parse()
 }
 
 /// A certificate row as SQLite types, before its values are checked.

@@ -5,10 +5,10 @@
 //! describes every table and the invariants the constraints below enforce.
 
 /// Format version written by this build: the number of migrations.
-pub const FORMAT_VERSION: i64 = 1;
+pub const FORMAT_VERSION: i64 = 2;
 
 /// The migrations, in order; `MIGRATIONS[n - 1]` produces format version `n`.
-pub(super) const MIGRATIONS: [&str; 1] = [V1];
+pub(super) const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// Format version 1: issuers, batches, certificates.
 const V1: &str = r"
@@ -60,4 +60,85 @@ CREATE TABLE certificates (
 CREATE UNIQUE INDEX certificates_serial ON certificates (serial, issuer_id);
 CREATE UNIQUE INDEX certificates_batch_row ON certificates (batch_id, row_index);
 CREATE INDEX certificates_common_name ON certificates (common_name);
+";
+
+/// Format version 2: batch lifecycle columns, organizations and authorities with balances, the
+/// append-only hash-chained audit log, serial intents.
+///
+/// `batches` grows by `ALTER TABLE ... ADD COLUMN` so a version 1 database upgrades in place
+/// without copying its rows; SQLite checks the added CHECK constraints against existing rows.
+const V2: &str = r"
+CREATE TABLE organizations (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE authorities (
+    id                INTEGER PRIMARY KEY,
+    organization_id   INTEGER NOT NULL REFERENCES organizations (id),
+    profile_name      TEXT    NOT NULL,
+    issuer_id         INTEGER NOT NULL REFERENCES issuers (id),
+    balance_available INTEGER NOT NULL CHECK (balance_available >= 0),
+    balance_reserved  INTEGER NOT NULL DEFAULT 0 CHECK (balance_reserved >= 0),
+    balance_used      INTEGER NOT NULL DEFAULT 0 CHECK (balance_used >= 0),
+    created_at        INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX authorities_organization ON authorities (organization_id);
+
+ALTER TABLE batches ADD COLUMN order_number INTEGER;
+ALTER TABLE batches ADD COLUMN user_id INTEGER;
+ALTER TABLE batches ADD COLUMN active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1));
+ALTER TABLE batches ADD COLUMN authority_id INTEGER REFERENCES authorities (id);
+ALTER TABLE batches ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0);
+ALTER TABLE batches ADD COLUMN used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0);
+ALTER TABLE batches ADD COLUMN failed INTEGER NOT NULL DEFAULT 0
+    CHECK (failed >= 0 AND issued + failed <= size);
+ALTER TABLE batches ADD COLUMN downloaded_at INTEGER;
+ALTER TABLE batches ADD COLUMN zip_removed_at INTEGER;
+
+-- Version 1 batches were numbered by id; new ones take max + 1 (see Store::create_batch_for).
+UPDATE batches SET order_number = id;
+UPDATE batches SET active = 0 WHERE status IN ('Rejected', 'Revoked', 'Broken');
+CREATE UNIQUE INDEX batches_order_number ON batches (order_number);
+CREATE INDEX batches_status ON batches (status);
+CREATE INDEX batches_authority_user ON batches (authority_id, user_id);
+
+CREATE TABLE audit_log (
+    id        INTEGER PRIMARY KEY,
+    batch_id  INTEGER NOT NULL REFERENCES batches (id),
+    device_id BLOB    CHECK (device_id IS NULL OR length(device_id) = 16),
+    time      INTEGER NOT NULL,
+    actor     TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    message   TEXT    NOT NULL,
+    prev_hash BLOB    NOT NULL CHECK (length(prev_hash) = 32),
+    hash      BLOB    NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+
+CREATE INDEX audit_log_batch ON audit_log (batch_id, device_id);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+
+CREATE TABLE serial_intents (
+    issuer_id  INTEGER NOT NULL REFERENCES issuers (id),
+    serial     BLOB    NOT NULL
+               CHECK (length(serial) BETWEEN 1 AND 20 AND substr(serial, 1, 1) <> x'00'),
+    batch_id   INTEGER NOT NULL REFERENCES batches (id),
+    row_index  INTEGER NOT NULL CHECK (row_index >= 0),
+    state      TEXT    NOT NULL DEFAULT 'RESERVED' CHECK (state IN ('RESERVED', 'WASTED')),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer_id, serial)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX serial_intents_batch ON serial_intents (batch_id, row_index);
 ";

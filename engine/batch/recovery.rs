@@ -1,0 +1,176 @@
+//! Crash recovery: what a batch left behind when its process died (kill -9, power loss).
+//!
+//! A running batch holds an exclusive lock on `<data>/locks/batch-<id>.lock`; the operating
+//! system releases it when the process dies, however it dies. [`recover`] runs when certmill
+//! starts: every batch the store still has as Pending Creation or Pending Issue whose lock can be
+//! taken belongs to a dead process. Its partial ZIP (`.certmill-<id>-*.zip.part` beside the
+//! output) is deleted, so no half-written ZIP is ever visible, and the batch is marked Broken
+//! with the reason; the store returns its unissued reservation to the authority's balance and
+//! keeps its unused serial intents as wasted, so no serial is ever used twice.
+//!
+//! Batches are not resumed: a batch with server-generated keys cannot be, because its PKCS#12
+//! password is never stored (a resumed batch would need the same password for the rest of its
+//! devices), and a CSR batch's input file is not kept by certmill, so it may have changed or be
+//! gone. The certificates already recorded stay recorded (they were signed); the devices are
+//! issued again in a new batch.
+
+use super::BatchError;
+use crate::store::{BatchId, Store};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// The prefix of a batch's temporary ZIP file.
+pub fn temp_prefix(batch: BatchId) -> String {
+    format!(".certmill-{}-", batch.0)
+}
+
+fn lock_path(data_dir: &Path, batch: BatchId) -> PathBuf {
+    data_dir
+        .join("locks")
+        .join(format!("batch-{}.lock", batch.0))
+}
+
+/// The lock a running batch holds; released when dropped or when the process dies.
+#[derive(Debug)]
+pub struct BatchLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for BatchLock {
+    fn drop(&mut self) {
+        // Remove the file first, then unlock: a recovery that opens the path afterwards finds
+        // nothing; one that opened it before sees the batch finished in the store.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+fn open_lock(data_dir: &Path, batch: BatchId) -> Result<(File, PathBuf), BatchError> {
+    let path = lock_path(data_dir, batch);
+    let io = |source| BatchError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    Ok((file, path))
+}
+
+/// Takes the lock of a batch that is starting.
+pub fn lock_batch(data_dir: &Path, batch: BatchId) -> Result<BatchLock, BatchError> {
+    let (file, path) = open_lock(data_dir, batch)?;
+    file.try_lock()
+        .map_err(|_| BatchError::Unreachable("a new batch's lock is already held"))?;
+    Ok(BatchLock { file, path })
+}
+
+/// What recovery did to one batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    /// The batch.
+    pub batch: BatchId,
+    /// Why it is now Broken.
+    pub reason: String,
+    /// Partial files deleted.
+    pub removed: Vec<PathBuf>,
+}
+
+/// Finds batches left unfinished by a dead process and marks them Broken (see the module
+/// documentation). Batches still running in a live process are left alone.
+pub fn recover(data_dir: &Path) -> Result<Vec<Recovered>, BatchError> {
+    if !data_dir.join(crate::store::DATABASE_FILE).exists() {
+        return Ok(Vec::new());
+    }
+    let store = Store::open(data_dir)?;
+    let mut recovered = Vec::new();
+    for batch in store.unfinished_batches()? {
+        let (file, path) = open_lock(data_dir, batch.id)?;
+        if file.try_lock().is_err() {
+            continue; // a live process is issuing it
+        }
+        let lock = BatchLock { file, path };
+        let removed = remove_partial_files(batch.id, Path::new(&batch.output_path));
+        let why = match batch.kind.as_str() {
+            "CSR" => "certmill does not keep a CSR batch's input, which may have changed or be gone",
+            _ => "the PKCS#12 password of its server-generated keys is never stored, so the rest of its devices cannot be packed under the same password",
+        };
+        let reason = format!(
+            "interrupted: the process stopped after {} of {} devices; not resumed because {why}; issue the devices again in a new batch",
+            batch.issued, batch.size
+        );
+        store.abandon_batch(batch.id, &reason)?;
+        drop(lock);
+        recovered.push(Recovered {
+            batch: batch.id,
+            reason,
+            removed,
+        });
+    }
+    Ok(recovered)
+}
+
+fn remove_partial_files(batch: BatchId, output: &Path) -> Vec<PathBuf> {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let prefix = temp_prefix(batch);
+    let mut removed = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix)
+                && name.ends_with(".zip.part")
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed.push(entry.path());
+            }
+        }
+    }
+    removed
+}
+
+/// The janitor: deletes the ZIP of every downloadable batch created more than `retention` ago
+/// and marks the batch Zip removed after expiration. Returns the batches it expired.
+pub fn expire_zips(
+    data_dir: &Path,
+    retention: std::time::Duration,
+) -> Result<Vec<BatchId>, BatchError> {
+    if !data_dir.join(crate::store::DATABASE_FILE).exists() {
+        return Ok(Vec::new());
+    }
+    let store = Store::open(data_dir)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let cutoff = now.saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+    let mut expired = Vec::new();
+    for batch in store.batches()? {
+        if !batch.downloadable || batch.created_at > cutoff {
+            continue;
+        }
+        match std::fs::remove_file(&batch.output_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(BatchError::Io {
+                    path: batch.output_path.clone(),
+                    source,
+                })
+            }
+        }
+        store.set_batch_status(
+            batch.id,
+            crate::store::BatchStatus::ZipRemovedAfterExpiration,
+            Some("ZIP retention period ended"),
+        )?;
+        expired.push(batch.id);
+    }
+    Ok(expired)
+}

@@ -1,0 +1,179 @@
+//! `certmill batches show|reject|audit|download`, `certmill authorities ...`, `certmill audit
+//! verify`: render what the store says; the rules live in the store.
+
+use super::args::{AuthoritiesCommand, BatchesCommand};
+use super::InvalidInput;
+use crate::profile::{CompileOptions, Profile};
+use crate::store::{AuthorityId, BatchId, BatchRow, Store, StoreError};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::Path;
+
+fn store_error(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::BatchNotFound { .. }
+        | StoreError::InvalidTransition { .. }
+        | StoreError::NotRejectable { .. }
+        | StoreError::InsufficientBalance { .. } => anyhow!(InvalidInput(e.to_string())),
+        other => anyhow!(other),
+    }
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The seed 001 "Get Batch" shape, plus status text and processing info.
+fn batch_json(b: &BatchRow) -> serde_json::Value {
+    let generator: serde_json::Value =
+        serde_json::from_str(&b.parameters_json).unwrap_or(serde_json::json!({}));
+    serde_json::json!({
+        "batchId": b.id.0,
+        "orderNumber": b.order_number,
+        "creationDate": date(b.created_at),
+        "profile": b.profile_name,
+        "size": b.size,
+        "status": b.status.as_str(),
+        "active": b.active,
+        "batchName": b.batch_name,
+        "rejectReason": b.reason,
+        "generatorParametersValues": generator,
+        "userId": b.user_id,
+        "downloadable": b.downloadable,
+        "rejectable": b.rejectable,
+        "statusText": b.status.status_text(),
+        "processingInfo": { "active": b.status.is_pending(), "success": b.issued, "failed": b.failed },
+        "kind": b.kind,
+        "zip": b.output_path,
+    })
+}
+
+fn load(store: &Store, id: i64) -> Result<BatchRow> {
+    store
+        .batch(BatchId(id))?
+        .ok_or_else(|| anyhow!(InvalidInput(format!("no batch {id}"))))
+}
+
+pub(super) fn batches(data: &Path, command: BatchesCommand) -> Result<()> {
+    let store = Store::open(data)?;
+    match command {
+        BatchesCommand::List => super::batches_list(data)?,
+        BatchesCommand::Show { id } => {
+            let batch = load(&store, id)?;
+            println!("{}", serde_json::to_string_pretty(&batch_json(&batch))?);
+        }
+        BatchesCommand::Reject { id, reason } => {
+            if reason.trim().is_empty() {
+                bail!(InvalidInput("--reason must say why".into()));
+            }
+            store
+                .reject_batch(BatchId(id), &reason)
+                .map_err(store_error)?;
+            let batch = load(&store, id)?;
+            println!("batch {id}: {}", batch.status.as_str());
+        }
+        BatchesCommand::Audit { id, devices } => {
+            load(&store, id)?;
+            let entries = if devices {
+                store.device_audit_log(BatchId(id))?
+            } else {
+                store.audit_log(BatchId(id))?
+            };
+            for e in entries {
+                println!(
+                    "{:>8}  {}  {:<10} {:<16} {}{}",
+                    e.id,
+                    date(e.time),
+                    e.actor,
+                    e.kind.as_str(),
+                    e.device_id
+                        .map(|d| format!("device {d}: "))
+                        .unwrap_or_default(),
+                    e.message
+                );
+            }
+        }
+        BatchesCommand::Download { id, out } => {
+            let batch = load(&store, id)?;
+            if !batch.downloadable {
+                bail!(InvalidInput(format!(
+                    "batch {id} is {}: {}",
+                    batch.status.as_str(),
+                    batch.status.status_text()
+                )));
+            }
+            std::fs::copy(&batch.output_path, &out)
+                .with_context(|| format!("copying {} to {}", batch.output_path, out.display()))?;
+            store.mark_downloaded(BatchId(id)).map_err(store_error)?;
+            println!("batch {id} -> {} (devices now COLLECTED)", out.display());
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn authorities(
+    data: &Path,
+    compile: &CompileOptions,
+    command: AuthoritiesCommand,
+) -> Result<()> {
+    let store = Store::open(data)?;
+    match command {
+        AuthoritiesCommand::Create {
+            organization,
+            profile,
+            balance,
+        } => {
+            let profile = Profile::load(&profile, compile)
+                .map_err(|e| anyhow!(InvalidInput(e.to_string())))?;
+            let ca = crate::ca::IssuingCa::load(data, super::ca_passphrase()?.as_ref())
+                .with_context(|| "an authority names its issuing CA: create or import one first (certmill ca init|import)")?;
+            let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
+            let org = store.create_organization(&organization)?;
+            let id = store.create_authority(org, profile.name(), issuer, balance)?;
+            println!(
+                "authority {} (organization {organization:?}, profile {:?}, balance {balance})",
+                id.0,
+                profile.name()
+            );
+        }
+        AuthoritiesCommand::AddBalance { id, units } => {
+            store
+                .add_balance(AuthorityId(id), units)
+                .map_err(store_error)?;
+            show_authority(&store, id)?;
+        }
+        AuthoritiesCommand::Show { id } => show_authority(&store, id)?,
+    }
+    Ok(())
+}
+
+fn show_authority(store: &Store, id: i64) -> Result<()> {
+    let a = store.authority(AuthorityId(id)).map_err(store_error)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "authorityId": a.id.0,
+            "organizationId": a.organization.0,
+            "profile": a.profile_name,
+            "signerCertificateId": a.issuer.0,
+            "balanceAvailable": a.balance_available,
+            "balanceReserved": a.balance_reserved,
+            "balanceUsed": a.balance_used,
+        }))?
+    );
+    Ok(())
+}
+
+pub(super) fn audit_verify(data: &Path) -> Result<()> {
+    let store = Store::open(data)?;
+    let checked = store
+        .verify_audit_chain()
+        .map_err(|e| anyhow!("audit log: {e}"))?;
+    println!("audit log intact: {checked} entries, hash chain verified");
+    Ok(())
+}
