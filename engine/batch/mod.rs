@@ -687,9 +687,13 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
         c.template.not_before(),
         c.extension,
     )?;
-    // The producer's own connection, for serial intents (the writer's records certificates).
+    // The reserver's own connection, for serial intents (the writer's records certificates).
     let intents = Store::open(data_dir)?;
     let (sender, receiver) = crossbeam_channel::bounded::<Vec<Outcome>>(2);
+    // Chunks whose serials are reserved, waiting for the workers: reserving chunk k+1 overlaps
+    // issuing chunk k, so the workers never wait on the store.
+    let (reserved_sender, reserved_receiver) =
+        crossbeam_channel::bounded::<(Vec<Job>, Vec<Reserved>)>(1);
     let progress = Progress::new(c.options.progress, c.total);
     let serial_length = c.template.profile().serial_length;
 
@@ -703,16 +707,25 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
             Ok(writer.finish()?.0)
         });
 
-        // 4. Read, reserve serials, prepare and issue chunk by chunk.
-        let produce = || -> Result<(), BatchError> {
+        // 4. Read the input and reserve each chunk's serials (4.2), one chunk ahead.
+        let reserver_thread = scope.spawn(move || -> Result<(), BatchError> {
             let mut jobs = c.input.jobs()?;
             loop {
                 let chunk = next_chunk(&mut jobs)?;
                 if chunk.is_empty() {
                     return Ok(());
                 }
-                let count = chunk.len() as u64;
                 let reserved = reserve_chunk(&intents, c.batch, c.issuer, &chunk, serial_length)?;
+                if reserved_sender.send((chunk, reserved)).is_err() {
+                    return Ok(()); // the issuing loop stopped: its error is reported below
+                }
+            }
+        });
+
+        // 4. Prepare and issue each reserved chunk on the workers.
+        let produce = || -> Result<(), BatchError> {
+            for (chunk, reserved) in reserved_receiver {
+                let count = chunk.len() as u64;
                 let outcomes: Vec<Outcome> = c.pool.install(|| {
                     chunk
                         .into_par_iter()
@@ -757,13 +770,18 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
                 }
                 progress.advance(count);
             }
+            Ok(())
         };
         let produced = produce();
+        let reserved = reserver_thread
+            .join()
+            .map_err(|_| BatchError::Unreachable("the reserving thread panicked"))?;
         drop(sender);
         let written = writer_thread
             .join()
             .map_err(|_| BatchError::Unreachable("the writer thread panicked"))?;
         progress.finish();
+        reserved?;
         produced?;
         written
     })
