@@ -23,7 +23,7 @@ pub use input::{BatchInput, DeviceInput, Job, OpenInput};
 mod writer;
 mod zipstream;
 
-pub use writer::{hex, MANIFEST_HEADER};
+pub use writer::{hex, rfc3339, MANIFEST_HEADER};
 
 use crate::ca::{CaError, IssuingCa};
 use crate::csr::{CsrError, ParsedCsr};

@@ -285,7 +285,8 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn rfc3339(unix: i64) -> String {
+/// Unix seconds as RFC 3339 UTC (`2026-11-23T05:28:15Z`), or the number if out of range.
+pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| {

@@ -18,16 +18,6 @@ fn store_error(e: StoreError) -> anyhow::Error {
     }
 }
 
-fn date(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
 /// The seed 001 "Get Batch" shape, plus status text and processing info.
 fn batch_json(b: &BatchRow) -> serde_json::Value {
     let generator: serde_json::Value =
@@ -35,7 +25,7 @@ fn batch_json(b: &BatchRow) -> serde_json::Value {
     serde_json::json!({
         "batchId": b.id.0,
         "orderNumber": b.order_number,
-        "creationDate": date(b.created_at),
+        "creationDate": crate::batch::rfc3339(b.created_at),
         "profile": b.profile_name,
         "size": b.size,
         "status": b.status.as_str(),
@@ -88,7 +78,7 @@ pub(super) fn batches(data: &Path, command: BatchesCommand) -> Result<()> {
                 println!(
                     "{:>8}  {}  {:<10} {:<16} {}{}",
                     e.id,
-                    date(e.time),
+                    crate::batch::rfc3339(e.time),
                     e.actor,
                     e.kind.as_str(),
                     e.device_id

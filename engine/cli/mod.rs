@@ -557,8 +557,8 @@ fn certs_find(data: &Path, cn: Option<String>, serial: Option<String>, pem: bool
             r.serial_hex,
             r.common_name,
             r.status.as_str(),
-            unix_text(r.not_before),
-            unix_text(r.not_after),
+            crate::batch::rfc3339(r.not_before),
+            crate::batch::rfc3339(r.not_after),
             r.file_name
         );
         if pem {
@@ -581,19 +581,9 @@ fn batches_list(data: &Path) -> Result<()> {
             b.kind,
             b.issued,
             b.size,
-            unix_text(b.created_at),
+            crate::batch::rfc3339(b.created_at),
             b.output_path
         );
     }
     Ok(())
-}
-
-fn unix_text(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
