@@ -43,46 +43,38 @@ const MAX_SERIAL_OCTETS: usize = 20;
 /// Batch kinds accepted by [`Store::create_batch`], as the batch sources name them.
 pub const BATCH_KINDS: [&str; 4] = ["CSV", "CSR", "GENERATOR", "SINGLE"];
 
-/// Store row id of a batch (`batchId` in the API).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BatchId(pub i64);
+/// Declares a store row id: a newtype over the SQLite integer key that displays as the number.
+macro_rules! row_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(pub i64);
 
-impl fmt::Display for BatchId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
 }
 
-/// Store row id of a registered issuing CA certificate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct IssuerId(pub i64);
-
-impl fmt::Display for IssuerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Store row id of an organization (the seed's `ecosystemId` / `organizationId`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct OrganizationId(pub i64);
-
-impl fmt::Display for OrganizationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Store row id of an authority: an organization's right to issue under one profile and CA,
-/// with its balance (seed 001 "Authorities API" `id`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct AuthorityId(pub i64);
-
-impl fmt::Display for AuthorityId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+row_id!(
+    /// Store row id of a batch (`batchId` in the API).
+    BatchId
+);
+row_id!(
+    /// Store row id of a registered issuing CA certificate.
+    IssuerId
+);
+row_id!(
+    /// Store row id of an organization (the seed's `ecosystemId` / `organizationId`).
+    OrganizationId
+);
+row_id!(
+    /// Store row id of an authority: an organization's right to issue under one profile and
+    /// CA, with its balance (seed 001 "Authorities API" `id`).
+    AuthorityId
+);
 
 /// Status of a batch, spelled exactly as seed 001 "Batch Statuses" names it.
 ///
