@@ -72,6 +72,16 @@ fn issue_args<'a>(
     args
 }
 
+/// Runs `certmill issue` with these arguments and asserts it succeeded.
+fn issue_ok(f: &Fixture, profile: &str, source: &[&str], params: &[&str], out: &Path) {
+    let result = run(f, &issue_args(f, profile, source, params, out));
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
 fn run(f: &Fixture, args: &[String]) -> std::process::Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     f.certmill(&args)
@@ -111,20 +121,12 @@ fn csr_bundle_is_signed_with_the_requesters_keys() {
     }
     let bundle_path = f.write("bundle.pem", &bundle);
     let out = f.path("certs.zip");
-    let result = run(
+    issue_ok(
         &f,
-        &issue_args(
-            &f,
-            "ecc-device",
-            &["--csr", bundle_path.to_str().unwrap()],
-            &["deviceClass=Aircraft"],
-            &out,
-        ),
-    );
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+        "ecc-device",
+        &["--csr", bundle_path.to_str().unwrap()],
+        &["deviceClass=Aircraft"],
+        &out,
     );
     let names = unzip(&out, &f.path("out"));
     assert_eq!(
@@ -215,20 +217,12 @@ fn csr_zip_with_der_and_pem_entries() {
         zip.finish().unwrap();
     }
     let out = f.path("certs.zip");
-    let result = run(
+    issue_ok(
         &f,
-        &issue_args(
-            &f,
-            "ecc-device",
-            &["--csr", zip_path.to_str().unwrap()],
-            &["deviceClass=Aircraft"],
-            &out,
-        ),
-    );
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+        "ecc-device",
+        &["--csr", zip_path.to_str().unwrap()],
+        &["deviceClass=Aircraft"],
+        &out,
     );
     let names = unzip(&out, &f.path("out"));
     assert_eq!(names.len(), 4, "{names:?}");
@@ -382,12 +376,7 @@ fn mac_generator_batch_matches_its_preview() {
     assert!(preview.get("pkcs12Password").is_none());
 
     let out = f.path("gen.zip");
-    let result = run(&f, &issue_args(&f, "ecc-device", &source, &params, &out));
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    issue_ok(&f, "ecc-device", &source, &params, &out);
     let names = unzip(&out, &f.path("out"));
     assert_eq!(
         names,
@@ -492,15 +481,7 @@ fn single_certificate_batch() {
         "years=2",
         "additionalInformation=info",
     ];
-    let result = run(
-        &f,
-        &issue_args(&f, "ecc-device", &["--single"], &params, &out),
-    );
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    issue_ok(&f, "ecc-device", &["--single"], &params, &out);
     let names = unzip(&out, &f.path("out"));
     assert_eq!(
         names,
@@ -585,20 +566,12 @@ fn a_csr_without_common_name_is_named_after_its_entry() {
         zip.finish().unwrap();
     }
     let out = f.path("certs.zip");
-    let result = run(
+    issue_ok(
         &f,
-        &issue_args(
-            &f,
-            profile_path.to_str().unwrap(),
-            &["--csr", zip_path.to_str().unwrap()],
-            &[],
-            &out,
-        ),
-    );
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+        profile_path.to_str().unwrap(),
+        &["--csr", zip_path.to_str().unwrap()],
+        &[],
+        &out,
     );
     let names = unzip(&out, &f.path("out"));
     assert_eq!(names, ["chain.pem", "station-7.crt", "manifest.csv"]);
