@@ -231,6 +231,66 @@ fn zips_past_their_retention_are_removed() {
     assert_eq!(show["downloadable"], false);
 }
 
+/// A process that died after renaming its complete ZIP into place, before recording the end:
+/// recovery recognises the ZIP by the token in its comment and finishes the batch; a ZIP at
+/// that path without the token is someone else's file and is left alone.
+#[test]
+fn recovery_finishes_a_batch_whose_zip_was_already_in_place() {
+    for ours in [true, false] {
+        let f = fixture!();
+        let zip = f.issue(
+            "ecc-device",
+            "macAddress\n00:1A:2B:3C:4D:5E\n00:1A:2B:3C:4D:5F\n",
+            &["deviceClass=Aircraft"],
+            PASSWORD,
+            &[],
+        );
+        let comment = {
+            let file = std::fs::File::open(&zip).unwrap();
+            let archive = zip::ZipArchive::new(file).unwrap();
+            String::from_utf8(archive.comment().to_vec()).unwrap()
+        };
+        let token = comment
+            .strip_prefix("certmill batch ")
+            .expect("the ZIP ends with its token");
+        assert_eq!(token.len(), 32, "{comment}");
+        // Rewind to the moment between the rename and the store's commit.
+        let db = rusqlite::Connection::open(f.data().join("certmill.db")).unwrap();
+        db.execute(
+            "UPDATE batches SET status = 'Pending Issue' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        drop(db);
+        let lock_token = if ours {
+            token.to_owned()
+        } else {
+            "0".repeat(32)
+        };
+        std::fs::write(f.data().join("locks/batch-1.lock"), lock_token).unwrap();
+        let before = std::fs::read(&zip).unwrap();
+
+        f.certmill_ok(&["batches", "list"]);
+        let show: serde_json::Value =
+            serde_json::from_str(&f.certmill_ok(&["batches", "show", "1"])).unwrap();
+        assert_eq!(std::fs::read(&zip).unwrap(), before, "the ZIP is untouched");
+        if ours {
+            assert_eq!(show["status"], "Ready For Download", "{show}");
+            assert_eq!(show["downloadable"], true);
+        } else {
+            assert_eq!(show["status"], "Broken", "{show}");
+            assert!(
+                show["rejectReason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("interrupted"),
+                "{show}"
+            );
+        }
+        f.certmill_ok(&["audit", "verify"]);
+    }
+}
+
 /// Kills `certmill issue` with SIGKILL at random moments, restarts, and checks every invariant.
 #[test]
 fn sigkill_at_random_moments_breaks_no_invariant() {

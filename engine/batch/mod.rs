@@ -610,7 +610,7 @@ pub fn issue(
         None => store.create_batch(&new_batch)?,
     };
     // Held while the batch runs: recovery never touches a batch whose lock is taken.
-    let _lock = recovery::lock_batch(data_dir, batch)?;
+    let lock = recovery::lock_batch(data_dir, batch)?;
 
     let extension = if input.has_csr() { "crt" } else { "p12" };
     let context = Issuing {
@@ -624,6 +624,7 @@ pub fn issue(
         batch,
         total,
         extension,
+        zip_comment: lock.zip_comment(),
     };
     let result = run_issuing(&context, data_dir, store);
     let store = Store::open(data_dir)?;
@@ -667,6 +668,8 @@ struct Issuing<'a> {
     batch: BatchId,
     total: u64,
     extension: &'static str,
+    /// Ends the ZIP, so recovery can recognise it (see [`recovery`]).
+    zip_comment: String,
 }
 
 /// How many devices were issued and how many failed.
@@ -686,6 +689,7 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
         c.batch,
         c.template.not_before(),
         c.extension,
+        c.zip_comment.clone(),
     )?;
     // The reserver's own connection, for serial intents (the writer's records certificates).
     let intents = Store::open(data_dir)?;

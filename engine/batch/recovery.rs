@@ -8,6 +8,12 @@
 //! with the reason; the store returns its unissued reservation to the authority's balance and
 //! keeps its unused serial intents as wasted, so no serial is ever used twice.
 //!
+//! One moment is different: the ZIP is renamed into place (all devices recorded, file synced)
+//! just before the store marks the batch finished. A process that dies between the two left a
+//! complete ZIP. To tell it from any other file at that path, the running batch writes a random
+//! token into its lock file and ends its ZIP with the archive comment `certmill batch <token>`;
+//! recovery finds that comment and finishes the batch as the process would have.
+//!
 //! Batches are not resumed: a batch with server-generated keys cannot be, because its PKCS#12
 //! password is never stored (a resumed batch would need the same password for the rest of its
 //! devices), and a CSR batch's input file is not kept by certmill, so it may have changed or be
@@ -35,6 +41,32 @@ fn lock_path(data_dir: &Path, batch: BatchId) -> PathBuf {
 pub struct BatchLock {
     file: File,
     path: PathBuf,
+    token: String,
+}
+
+impl BatchLock {
+    /// The archive comment that ends this batch's ZIP (see the module documentation).
+    pub fn zip_comment(&self) -> String {
+        zip_comment(&self.token)
+    }
+}
+
+fn zip_comment(token: &str) -> String {
+    format!("certmill batch {token}")
+}
+
+/// Whether the file at `path` ends with `comment` as its ZIP archive comment.
+fn ends_with_comment(path: &Path, comment: &str) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut expected = (comment.len() as u16).to_le_bytes().to_vec();
+    expected.extend_from_slice(comment.as_bytes());
+    let mut tail = vec![0; expected.len()];
+    file.seek(SeekFrom::End(-(expected.len() as i64))).is_ok()
+        && file.read_exact(&mut tail).is_ok()
+        && tail == expected
 }
 
 impl Drop for BatchLock {
@@ -64,12 +96,24 @@ fn open_lock(data_dir: &Path, batch: BatchId) -> Result<(File, PathBuf), BatchEr
     Ok((file, path))
 }
 
-/// Takes the lock of a batch that is starting.
+/// Takes the lock of a batch that is starting and writes its token into it.
 pub fn lock_batch(data_dir: &Path, batch: BatchId) -> Result<BatchLock, BatchError> {
-    let (file, path) = open_lock(data_dir, batch)?;
+    use std::io::Write as _;
+    let (mut file, path) = open_lock(data_dir, batch)?;
     file.try_lock()
         .map_err(|_| BatchError::Unreachable("a new batch's lock is already held"))?;
-    Ok(BatchLock { file, path })
+    let mut random = [0u8; 16];
+    crate::keys::random_bytes(&mut random)
+        .map_err(|_| BatchError::Unreachable("the system random generator failed"))?;
+    let token = super::writer::hex(&random);
+    file.set_len(0)
+        .and_then(|()| file.write_all(token.as_bytes()))
+        .and_then(|()| file.sync_data())
+        .map_err(|source| BatchError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(BatchLock { file, path, token })
 }
 
 /// What recovery did to one batch.
@@ -96,8 +140,19 @@ pub fn recover(data_dir: &Path) -> Result<Vec<Recovered>, BatchError> {
         if file.try_lock().is_err() {
             continue; // a live process is issuing it
         }
-        let lock = BatchLock { file, path };
-        let removed = remove_partial_files(batch.id, Path::new(&batch.output_path));
+        let token = std::fs::read_to_string(&path).unwrap_or_default();
+        let lock = BatchLock { file, path, token };
+        let output = Path::new(&batch.output_path);
+        if !lock.token.is_empty() && ends_with_comment(output, &lock.zip_comment()) {
+            // Died between renaming the complete ZIP into place and recording the end.
+            if let Some(status) = finished_status(&batch) {
+                store.finish_batch(batch.id, status)?;
+                continue;
+            }
+            // Our ZIP, yet the counts disagree: it cannot be trusted.
+            let _ = std::fs::remove_file(output);
+        }
+        let removed = remove_partial_files(batch.id, output);
         let why = match batch.kind.as_str() {
             "CSR" => "certmill does not keep a CSR batch's input, which may have changed or be gone",
             _ => "the PKCS#12 password of its server-generated keys is never stored, so the rest of its devices cannot be packed under the same password",
@@ -115,6 +170,21 @@ pub fn recover(data_dir: &Path) -> Result<Vec<Recovered>, BatchError> {
         });
     }
     Ok(recovered)
+}
+
+/// The status a batch whose ZIP is complete ends in, if its records account for every device.
+fn finished_status(batch: &crate::store::BatchRow) -> Option<crate::store::BatchStatus> {
+    use crate::store::BatchStatus;
+    if batch.issued + batch.failed != batch.size {
+        return None;
+    }
+    Some(if batch.failed == 0 {
+        BatchStatus::ReadyForDownload
+    } else if batch.issued > 0 {
+        BatchStatus::BatchIssuedPartly
+    } else {
+        BatchStatus::Broken
+    })
 }
 
 fn remove_partial_files(batch: BatchId, output: &Path) -> Vec<PathBuf> {

@@ -72,6 +72,7 @@ pub struct BatchWriter {
     store: Store,
     batch: BatchId,
     extension: &'static str,
+    zip_comment: String,
     counts: Counts,
 }
 
@@ -84,6 +85,7 @@ impl BatchWriter {
         batch: BatchId,
         modified: time::OffsetDateTime,
         extension: &'static str,
+        zip_comment: String,
     ) -> Result<BatchWriter, BatchError> {
         let io = |source| BatchError::Io {
             path: out.display().to_string(),
@@ -125,6 +127,7 @@ impl BatchWriter {
             store,
             batch,
             extension,
+            zip_comment,
             counts: Counts::default(),
         })
     }
@@ -262,7 +265,9 @@ impl BatchWriter {
             .ok_or(BatchError::Unreachable("zip writer finished twice"))?;
         zip.add_file("manifest.csv", &mut self.manifest_file)
             .map_err(io(&self.out))?;
-        let mut inner = zip.finish().map_err(io(&self.out))?;
+        let mut inner = zip
+            .finish_with_comment(self.zip_comment.as_bytes())
+            .map_err(io(&self.out))?;
         inner.flush().map_err(io(&self.out))?;
         inner.get_ref().sync_all().map_err(io(&self.out))?;
         drop(inner);

@@ -18,7 +18,7 @@
 //! ZIP64 extra fields and end records once a size, an offset or the entry count outgrows the
 //! classic fields.
 //!
-//! It does not compress, encrypt, write comments or directory entries, or check for duplicate
+//! It does not compress, encrypt, write entry comments or directory entries, or check for duplicate
 //! names (the caller's job). After a failed write the archive is incomplete: the writer refuses
 //! any further call, and the caller discards the partial output.
 
@@ -399,7 +399,7 @@ fn central_header(
 ///
 /// ZIP64 starts at 0xFFFF entries, not above it: 0xFFFF itself is the marker, and a reader seeing
 /// it looks for the ZIP64 record.
-fn end_records(entries: u64, offset: u64, size: u64) -> Record<98> {
+fn end_records(entries: u64, offset: u64, size: u64, comment_len: u16) -> Record<98> {
     let mut record = Record::<98>::new();
     if entries >= ZIP64_FROM_U16 || offset >= ZIP64_FROM_U32 || size >= ZIP64_FROM_U32 {
         let zip64_end_offset = offset + size;
@@ -432,7 +432,7 @@ fn end_records(entries: u64, offset: u64, size: u64) -> Record<98> {
         .u16(entries) // entries in all
         .u32(u32_or_marker(size))
         .u32(u32_or_marker(offset))
-        .u16(0); // comment length
+        .u16(comment_len); // 4.3.16: .ZIP file comment length
     record
 }
 
@@ -560,8 +560,18 @@ impl<W: Write> ZipStream<W> {
 
     /// Copies the spooled central directory to the output, then the end records (ZIP64 ones
     /// when needed), flushes and returns the inner writer.
-    pub(crate) fn finish(mut self) -> io::Result<W> {
+    #[cfg(test)]
+    pub(crate) fn finish(self) -> io::Result<W> {
+        self.finish_with_comment(b"")
+    }
+
+    /// [`finish`](Self::finish) with an archive comment (4.3.16): the last bytes of the file,
+    /// after their 2-byte length, so a reader finds them without parsing the archive.
+    pub(crate) fn finish_with_comment(mut self, comment: &[u8]) -> io::Result<W> {
         self.check_usable()?;
+        let comment_len = u16::try_from(comment.len()).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "ZIP comment over 65,535 bytes")
+        })?;
         let central_directory_offset = self.offset;
         let central_directory_size = self.spool.len;
         let mut spool = self
@@ -582,8 +592,10 @@ impl<W: Write> ZipStream<W> {
             self.entries,
             central_directory_offset,
             central_directory_size,
+            comment_len,
         );
         self.inner.write_all(end.as_bytes())?;
+        self.inner.write_all(comment)?;
         self.inner.flush()?;
         Ok(self.inner)
     }
@@ -1041,6 +1053,18 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     }
 
     #[test]
+    fn the_archive_comment_ends_the_file_and_the_zip_crate_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = ZipStream::new(Vec::new(), dir.path(), MODIFIED).unwrap();
+        zip.add("a.txt", b"a").unwrap();
+        let bytes = zip.finish_with_comment(b"certmill batch 42").unwrap();
+        assert!(bytes.ends_with(b"\x11\x00certmill batch 42"));
+        let archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        assert_eq!(archive.comment(), b"certmill batch 42");
+        assert_eq!(archive.len(), 1);
+    }
+
+    #[test]
     fn add_file_of_an_empty_file() {
         let dir = tempfile::tempdir().unwrap();
         let mut empty = tempfile::tempfile_in(dir.path()).unwrap();
@@ -1491,7 +1515,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
     fn end_records_layouts() {
         // Classic only.
         for (entries, offset, size) in [(0, 0, 0), (0xFFFE, 0xFFFF_FFFE, 1000)] {
-            let record = end_records(entries, offset, size);
+            let record = end_records(entries, offset, size, 0);
             let r = record.as_bytes();
             assert_eq!(r.len(), 22);
             assert_eq!(le32(r, 0), END_OF_CENTRAL_DIRECTORY);
@@ -1510,7 +1534,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             (1_000_000, 9 << 30, 70_000_000, 0xFFFF, 70_000_000, u32::MAX),
         ];
         for (entries, offset, size, classic_entries, classic_size, classic_offset) in cases {
-            let record = end_records(entries, offset, size);
+            let record = end_records(entries, offset, size, 0);
             let r = record.as_bytes();
             assert_eq!(r.len(), 98);
             assert_eq!(le32(r, 0), ZIP64_END_OF_CENTRAL_DIRECTORY);

@@ -1283,7 +1283,9 @@ impl Store {
         }
         let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
-        state.transition(&tx, &mut chain, batch, status, None, SYSTEM_ACTOR, now)?;
+        let reason = (status == BatchStatus::Broken)
+            .then_some("no device could be issued: every device failed (their reasons are in the manifest and the devices' audit log)");
+        state.transition(&tx, &mut chain, batch, status, reason, SYSTEM_ACTOR, now)?;
         tx.commit().map_err(db(ACTION))
     }
 
