@@ -233,12 +233,16 @@ impl BatchWriter {
         }
         self.counts.issued += records.len() as u64;
         self.counts.failed += failures.len() as u64;
-        if !records.is_empty() {
-            self.store.insert_certificates(self.batch, &records)?;
-        }
-        if !failures.is_empty() {
-            self.store.record_failures(self.batch, &failures)?;
-        }
+        let (store, batch) = (&mut self.store, self.batch);
+        super::cputime::measure(&mut self.counts.store_cpu, || {
+            if !records.is_empty() {
+                store.insert_certificates(batch, &records)?;
+            }
+            if !failures.is_empty() {
+                store.record_failures(batch, &failures)?;
+            }
+            Ok::<(), BatchError>(())
+        })?;
         Ok(())
     }
 

@@ -305,6 +305,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         report.devices_per_second(),
         report.out.display()
     );
+    print_store_share(&report);
     if report.failed > 0 {
         eprintln!(
             "warning: {} device(s) failed; the batch is {} and manifest.csv lists each with its reason",
@@ -425,12 +426,24 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         report.elapsed.as_secs_f64(),
         report.devices_per_second()
     );
+    print_store_share(&report);
     println!("  zip:       {}", out.display());
     println!("  chain:     {}", chain.display());
     println!("  password:  {} (mode 0600)", password_file.display());
     println!("  devices:   {}", csv.display());
     println!("  checked:   {checked}");
     Ok(())
+}
+
+/// The store's CPU share of the batch (Linux), the cost of recording every device.
+fn print_store_share(report: &batch::BatchReport) {
+    if let Some(share) = report.store_share() {
+        println!(
+            "  store:     {:.0} ms CPU, {:.1}% of the batch's CPU time",
+            report.store_cpu.as_secs_f64() * 1e3,
+            share * 100.0
+        );
+    }
 }
 
 /// Opens the first PKCS#12 of a batch ZIP and checks it; returns a one-line description.

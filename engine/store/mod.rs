@@ -325,6 +325,26 @@ pub struct NewBatch<'a> {
     pub output_path: &'a str,
 }
 
+/// A new device id (`deviceId`): a version 7 UUID (RFC 9562 5.7), 48 bits of Unix
+/// milliseconds then 74 random bits.
+///
+/// Time-ordered ids land at the right edge of the `certificates` and `audit_log` indexes
+/// instead of at random pages, which keeps recording a device cheap however large the store.
+pub fn new_device_id() -> Result<[u8; 16], crate::keys::KeyError> {
+    let mut random = [0u8; 10];
+    crate::keys::random_bytes(&mut random)?;
+    let millis = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX);
+    Ok(*uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .as_uuid()
+        .as_bytes())
+}
+
 /// One issued certificate, as the batch writer records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateRecord {
@@ -1064,12 +1084,6 @@ impl Store {
         let adding = state.check_room(batch, records.len())?;
         let now = (self.clock)();
         let mut chain = AuditChain::load(&tx)?;
-        // One indexed probe per chunk: an issuer without intents (the pipeline records
-        // without reserving) needs no per-record intent lookup.
-        let issuer_has_intents = tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM serial_intents WHERE issuer_id = ?1)")
-            .and_then(|mut select| select.query_row([state.issuer_id], |row| row.get::<_, bool>(0)))
-            .map_err(db(ACTION))?;
         {
             let mut insert = tx
                 .prepare_cached(
@@ -1078,16 +1092,24 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(db(ACTION))?;
-            let mut find_intent = tx
+            // The pipeline reserved this row's serial: one probe of the sequential
+            // (batch_id, row_index) index finds it. A record without its own intent (a caller
+            // that did not reserve) registers the serial now; the registry's key refuses a
+            // serial any other row holds.
+            let mut own_intent = tx
                 .prepare_cached(
-                    "SELECT batch_id, row_index, state FROM serial_intents
-                     WHERE serial = ?1 AND issuer_id = ?2",
+                    "SELECT EXISTS (SELECT 1 FROM serial_intents
+                     WHERE batch_id = ?1 AND row_index = ?2 AND issuer_id = ?3 AND serial = ?4
+                       AND state = 'RESERVED')",
                 )
                 .map_err(db(ACTION))?;
-            let mut delete_intent = tx
-                .prepare_cached("DELETE FROM serial_intents WHERE serial = ?1 AND issuer_id = ?2")
+            let mut register = tx
+                .prepare_cached(
+                    "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
                 .map_err(db(ACTION))?;
-            let mut message = String::new();
+            let mut messages = Vec::with_capacity(records.len());
             for record in records {
                 let serial = significant_octets(&record.serial);
                 if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
@@ -1097,28 +1119,28 @@ impl Store {
                     });
                 }
                 let row = to_sql_integer("row", record.row)?;
-                let intent: Option<(i64, i64, String)> = if issuer_has_intents {
-                    find_intent
-                        .query_row(params![serial, state.issuer_id], |found| {
-                            Ok((found.get(0)?, found.get(1)?, found.get(2)?))
-                        })
-                        .optional()
-                        .map_err(db(ACTION))?
-                } else {
-                    None
-                };
-                if let Some((intent_batch, intent_row, intent_state)) = intent {
-                    let own = intent_batch == batch.0
-                        && intent_row == row
-                        && intent_state == IntentState::Reserved.as_str();
-                    if !own {
-                        return Err(StoreError::DuplicateSerial {
-                            serial_hex: hex(serial),
-                        });
+                let own = own_intent
+                    .query_row(params![batch.0, row, state.issuer_id, serial], |found| {
+                        found.get::<_, bool>(0)
+                    })
+                    .map_err(db(ACTION))?;
+                if !own {
+                    match register.execute(params![state.issuer_id, serial, batch.0, row, now]) {
+                        Ok(_) => {}
+                        Err(error)
+                            if extended_code(&error) == Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+                        {
+                            return Err(StoreError::DuplicateSerial {
+                                serial_hex: hex(serial),
+                            })
+                        }
+                        Err(source) => {
+                            return Err(StoreError::Database {
+                                action: ACTION,
+                                source,
+                            })
+                        }
                     }
-                    delete_intent
-                        .execute(params![serial, state.issuer_id])
-                        .map_err(db(ACTION))?;
                 }
                 let inserted = insert.execute(params![
                     record.device_id.as_slice(),
@@ -1134,32 +1156,23 @@ impl Store {
                     DeviceStatus::Issued.as_str(),
                 ]);
                 if let Err(error) = inserted {
-                    return Err(explain_insert_failure(
-                        &tx,
-                        error,
-                        batch,
-                        state.issuer_id,
-                        record,
-                        serial,
-                    ));
+                    return Err(explain_insert_failure(&tx, error, batch, record));
                 }
-                message.clear();
-                message.push_str("row ");
-                message.push_str(&record.row.to_string());
-                message.push_str(": issued serial ");
-                message.push_str(&hex(serial));
-                chain.append(
-                    &tx,
-                    &NewAuditEntry {
-                        batch: batch.0,
-                        device_id: Some(&record.device_id),
-                        time: now,
-                        actor: SYSTEM_ACTOR,
-                        kind: AuditKind::Issued,
-                        message: &message,
-                    },
-                )?;
+                messages.push(format!("row {}: issued serial {}", record.row, hex(serial)));
             }
+            let entries: Vec<NewAuditEntry<'_>> = records
+                .iter()
+                .zip(&messages)
+                .map(|(record, message)| NewAuditEntry {
+                    batch: batch.0,
+                    device_id: Some(&record.device_id),
+                    time: now,
+                    actor: SYSTEM_ACTOR,
+                    kind: AuditKind::Issued,
+                    message,
+                })
+                .collect();
+            chain.append_all(&tx, &entries)?;
         }
         // While pending, an authority batch's reservation is size - issued - failed, and
         // check_room keeps issued + failed + adding <= size, so the reservation covers `adding`.
@@ -1457,9 +1470,6 @@ impl Store {
         }
         let now = (self.clock)();
         {
-            let mut certified = tx
-                .prepare_cached("SELECT 1 FROM certificates WHERE serial = ?1 AND issuer_id = ?2")
-                .map_err(db(ACTION))?;
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
@@ -1478,12 +1488,6 @@ impl Store {
                 let duplicate = || StoreError::DuplicateSerial {
                     serial_hex: hex(serial),
                 };
-                if certified
-                    .exists(params![serial, issuer.0])
-                    .map_err(db(ACTION))?
-                {
-                    return Err(duplicate());
-                }
                 match insert.execute(params![issuer.0, serial, batch.0, row, now]) {
                     Ok(_) => {}
                     Err(error)
@@ -1508,7 +1512,9 @@ impl Store {
         let raws: Vec<(i64, Vec<u8>, String)> = self
             .connection
             .prepare_cached(
-                "SELECT row_index, serial, state FROM serial_intents WHERE batch_id = ?1
+                "SELECT row_index, serial, state FROM serial_intents i WHERE batch_id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.batch_id = i.batch_id
+                                   AND c.row_index = i.row_index AND c.serial = i.serial)
                  ORDER BY row_index, serial",
             )
             .and_then(|mut select| {
@@ -1573,7 +1579,13 @@ impl Store {
         let (condition, values): (&str, Vec<&dyn rusqlite::ToSql>) = match (&common_name, &serial) {
             (None, None) => return Err(StoreError::EmptyQuery),
             (Some(name), None) => ("common_name = ?1", vec![name]),
-            (None, Some(serial)) => ("serial = ?1", vec![serial]),
+            // By serial through the registry's key, then the certificate by its row.
+            (None, Some(serial)) => (
+                "(batch_id, row_index) IN (SELECT batch_id, row_index FROM serial_intents
+                                           WHERE issuer_id IN (SELECT id FROM issuers)
+                                             AND serial = ?1) AND serial = ?1",
+                vec![serial],
+            ),
             (Some(name), Some(serial)) => ("common_name = ?1 AND serial = ?2", vec![name, serial]),
         };
         let sql = format!(
@@ -2142,7 +2154,11 @@ impl BatchState {
                 self.reserved = 0;
             }
             run(
-                "UPDATE serial_intents SET state = ?2 WHERE batch_id = ?1 AND state = ?3",
+                "UPDATE serial_intents SET state = ?2 WHERE batch_id = ?1 AND state = ?3
+                   AND NOT EXISTS (SELECT 1 FROM certificates c
+                                   WHERE c.batch_id = serial_intents.batch_id
+                                     AND c.row_index = serial_intents.row_index
+                                     AND c.serial = serial_intents.serial)",
                 &[
                     &batch.0,
                     &IntentState::Wasted.as_str(),
@@ -2223,6 +2239,9 @@ struct NewAuditEntry<'a> {
     message: &'a str,
 }
 
+/// Audit rows written by one INSERT statement in [`AuditChain::append_all`].
+const AUDIT_ROWS_PER_INSERT: usize = 16;
+
 /// The head of the audit chain inside a write transaction: the next id and the last hash.
 struct AuditChain {
     next_id: i64,
@@ -2253,6 +2272,77 @@ impl AuditChain {
                     .map_err(|_| StoreError::AuditChainBroken { id })?,
             }),
         }
+    }
+
+    /// Appends many entries, several rows per INSERT: a chunk of devices pays one statement
+    /// per [`AUDIT_ROWS_PER_INSERT`] entries instead of one each.
+    fn append_all(
+        &mut self,
+        tx: &Transaction<'_>,
+        entries: &[NewAuditEntry<'_>],
+    ) -> Result<(), StoreError> {
+        const COLUMNS: usize = 9;
+        let mut groups = entries.chunks_exact(AUDIT_ROWS_PER_INSERT);
+        if groups.len() > 0 {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; AUDIT_ROWS_PER_INSERT].join(", ");
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO audit_log (id, batch_id, device_id, time, actor, type, message,
+                                            prev_hash, hash)
+                     VALUES {values}"
+                ))
+                .map_err(db("appending to the audit log"))?;
+            for group in groups.by_ref() {
+                let mut hashes = [([0u8; 32], [0u8; 32]); AUDIT_ROWS_PER_INSERT];
+                for (entry, pair) in group.iter().zip(hashes.iter_mut()) {
+                    let id = self.next_id;
+                    let hash = self.hash(id, entry);
+                    *pair = (self.prev_hash, hash);
+                    self.next_id += 1;
+                    self.prev_hash = hash;
+                }
+                let first_id = self.next_id - AUDIT_ROWS_PER_INSERT as i64;
+                let ids: Vec<i64> = (first_id..self.next_id).collect();
+                let devices: Vec<Option<&[u8]>> = group
+                    .iter()
+                    .map(|entry| entry.device_id.map(|octets| octets.as_slice()))
+                    .collect();
+                let kinds: Vec<&str> = group.iter().map(|entry| entry.kind.as_str()).collect();
+                let mut values: Vec<&dyn rusqlite::ToSql> =
+                    Vec::with_capacity(COLUMNS * AUDIT_ROWS_PER_INSERT);
+                for (i, (entry, (prev, hash))) in group.iter().zip(&hashes).enumerate() {
+                    values.push(&ids[i]);
+                    values.push(&entry.batch);
+                    values.push(&devices[i]);
+                    values.push(&entry.time);
+                    values.push(&entry.actor);
+                    values.push(&kinds[i]);
+                    values.push(&entry.message);
+                    values.push(prev);
+                    values.push(hash);
+                }
+                insert
+                    .execute(values.as_slice())
+                    .map_err(db("appending to the audit log"))?;
+            }
+        }
+        for entry in groups.remainder() {
+            self.append(tx, entry)?;
+        }
+        Ok(())
+    }
+
+    fn hash(&self, id: i64, entry: &NewAuditEntry<'_>) -> [u8; 32] {
+        audit_hash(
+            &self.prev_hash,
+            id,
+            entry.batch,
+            entry.device_id,
+            entry.time,
+            entry.actor,
+            entry.kind.as_str(),
+            entry.message,
+        )
     }
 
     fn append(
@@ -2465,9 +2555,7 @@ fn explain_insert_failure(
     tx: &rusqlite::Transaction<'_>,
     error: rusqlite::Error,
     batch: BatchId,
-    issuer_id: i64,
     record: &CertificateRecord,
-    serial: &[u8],
 ) -> StoreError {
     let code = extended_code(&error);
     if code != Some(ffi::SQLITE_CONSTRAINT_UNIQUE)
@@ -2485,14 +2573,6 @@ fn explain_insert_failure(
             .and_then(|mut select| select.exists(values))
             .unwrap_or(false)
     };
-    if exists(
-        "SELECT 1 FROM certificates WHERE serial = ?1 AND issuer_id = ?2",
-        &[&serial, &issuer_id],
-    ) {
-        return StoreError::DuplicateSerial {
-            serial_hex: hex(serial),
-        };
-    }
     if exists(
         "SELECT 1 FROM certificates WHERE device_id = ?1",
         &[&record.device_id.as_slice()],

@@ -59,7 +59,7 @@ fn a_version_1_database_upgrades_in_place() {
         .expect("v1 rows");
     }
     let mut store = open(dir.path());
-    assert_eq!(store.format_version().expect("version"), 2);
+    assert_eq!(store.format_version().expect("version"), FORMAT_VERSION);
     let old = store.batch(BatchId(7)).expect("read").expect("kept");
     assert_eq!(
         (old.order_number, old.active, old.issued, old.failed),
@@ -92,8 +92,16 @@ fn a_version_1_database_upgrades_in_place() {
         .reject_batch(BatchId(7), "wrong lot")
         .expect("reject old");
     assert_eq!(store.verify_audit_chain().expect("chain"), 3);
+    // The old certificate joined the serial registry (v3) and is found by its serial.
+    assert_eq!(
+        store.find_certificates(None, Some("42")).expect("find")[0].batch_id,
+        BatchId(7)
+    );
     drop(store);
-    assert_eq!(open(dir.path()).format_version().expect("again"), 2);
+    assert_eq!(
+        open(dir.path()).format_version().expect("again"),
+        FORMAT_VERSION
+    );
 }
 
 #[test]
@@ -913,4 +921,30 @@ fn concurrent_reservations_never_overspend() {
         granted_batches * 6,
         "created + 3 issued + 1 failed + finished, per batch"
     );
+}
+
+#[test]
+fn a_chunk_of_devices_appends_one_chained_entry_each_in_order() {
+    // 2 full multi-row INSERTs of AUDIT_ROWS_PER_INSERT entries and a remainder of 8.
+    let mut f = fixture();
+    let size = 2 * AUDIT_ROWS_PER_INSERT as u64 + 8;
+    let batch = f
+        .store
+        .create_batch(&new_batch(f.issuer, size))
+        .expect("create");
+    let before = f.store.verify_audit_chain().expect("chain");
+    f.store
+        .insert_certificates(batch, &records(1, 0..size))
+        .expect("record");
+    assert_eq!(f.store.verify_audit_chain().expect("chain"), before + size);
+    let log = f.store.device_audit_log(batch).expect("log");
+    assert_eq!(log.len() as u64, size);
+    for (row, entry) in log.iter().enumerate() {
+        assert!(
+            entry
+                .message
+                .starts_with(&format!("row {row}: issued serial ")),
+            "{entry:?}"
+        );
+    }
 }
