@@ -1,7 +1,12 @@
-//! Criterion benches of the per-device stages on their own: key generation, template fill,
-//! signing, PKCS#12 build, and profile compile. `cargo bench --bench stages`.
+//! Criterion benches of the per-device stages on their own: key generation (P-256, P-384,
+//! RSA-2048), template fill, signing, PKCS#12 build, ZIP entry write, CSR parse + verify, and
+//! profile compile. `cargo bench --bench stages`. `certmill bench` times the same engine
+//! functions on a sample inside an end-to-end run.
 
+use certmill::bench::inputs::p256_csr_der;
+use certmill::bench::stages::ZipEntryWriter;
 use certmill::ca::{CaInitOptions, IssuingCa};
+use certmill::csr::ParsedCsr;
 use certmill::keys::{self, KeyAlgorithm};
 use certmill::pkcs12::{self, Pkcs12Options, Pkcs12Password};
 use certmill::profile::{CompileOptions, Inputs, Profile, SHIPPED};
@@ -74,6 +79,30 @@ fn stages(c: &mut Criterion) {
             )
             .expect("p12")
         })
+    });
+    let p12 = pkcs12::build(
+        key.pkcs8_der(),
+        &chain,
+        "00:1A:2B:3C:4D:5E",
+        &password,
+        &Pkcs12Options::default(),
+    )
+    .expect("p12");
+    let zip_dir = tempfile::tempdir().expect("temp dir");
+    let mut zip =
+        ZipEntryWriter::create(&zip_dir.path().join("bench.zip"), zip_dir.path()).expect("zip");
+    let mut entry = 0u64;
+    c.bench_function("zip entry write (PKCS#12, stored)", |b| {
+        b.iter(|| {
+            entry += 1;
+            zip.add(&format!("{entry}.p12"), black_box(&p12))
+                .expect("zip entry")
+        })
+    });
+    zip.finish().expect("zip finish");
+    let csr = p256_csr_der("00:1A:2B:3C:4D:5E").expect("csr");
+    c.bench_function("csr parse + verify (P-256)", |b| {
+        b.iter(|| ParsedCsr::from_der(black_box(&csr)).expect("csr"))
     });
     let mut rsa = c.benchmark_group("rsa");
     rsa.sample_size(10);

@@ -10,6 +10,7 @@
 
 mod asn1;
 pub mod batch;
+pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod csr;

@@ -22,7 +22,7 @@ pub mod recovery;
 pub use csv_input::CsvLayout;
 pub use input::{BatchInput, DeviceInput, Job, OpenInput};
 mod writer;
-mod zipstream;
+pub(crate) mod zipstream;
 
 pub use writer::{hex, rfc3339, MANIFEST_HEADER};
 

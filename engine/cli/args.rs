@@ -57,6 +57,9 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Benchmark: issue a synthetic batch end to end in a temporary directory and report
+    /// devices/s, time per stage, peak memory and the machine's ceiling.
+    Bench(super::bench::BenchArgs),
 }
 
 /// `certmill demo`.

@@ -1,0 +1,523 @@
+//! The benchmark harness behind `certmill bench`: issues a synthetic batch end to end (inputs
+//! generated into a temporary directory, a temporary data directory with its own development
+//! CA, the ZIP written there), once per thread count, and reports devices a second, the time
+//! per stage (measured on a sample, see [`stages`]), peak memory, and the ceiling this machine's
+//! OpenSSL primitives allow ([`ceiling`]), with the ratio achieved ÷ ceiling. A sweep of thread
+//! counts can be drawn as an SVG ([`svg`]).
+//!
+//! It does not touch the user's data directory, and it asserts nothing about speed: it
+//! measures and reports.
+
+pub mod ceiling;
+pub mod inputs;
+pub mod stages;
+pub mod svg;
+
+pub use inputs::InputKind;
+
+use crate::batch::{self, BatchInput, BatchOptions, ProgressStyle};
+use crate::ca::{CaInitOptions, IssuingCa};
+use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
+use crate::pkcs12::{Pkcs12Options, Pkcs12Password};
+use crate::profile::Profile;
+use crate::template::Template;
+use ceiling::{Ceiling, Primitives};
+use serde::Serialize;
+use stages::StageTimes;
+use std::time::Instant;
+
+/// Errors of the harness.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// The batch itself failed.
+    #[error("the benchmark batch ({threads} threads): {source}")]
+    Batch {
+        /// Worker threads of the failed run.
+        threads: usize,
+        /// The cause.
+        source: batch::BatchError,
+    },
+    /// The temporary CA could not be created.
+    #[error("creating the benchmark CA: {source}")]
+    Ca {
+        /// The cause.
+        source: crate::ca::CaError,
+    },
+    /// A synthetic CSR could not be read back.
+    #[error("synthetic CSR: {source}")]
+    Csr {
+        /// The cause.
+        source: crate::csr::CsrError,
+    },
+    /// rcgen could not generate a synthetic CSR.
+    #[error("generating a synthetic CSR: {source}")]
+    CsrGeneration {
+        /// The cause.
+        source: rcgen::Error,
+    },
+    /// The device count is out of range.
+    #[error("--devices {devices}: expected 1 to 16,777,216")]
+    Devices {
+        /// The count given.
+        devices: u64,
+    },
+    /// The synthetic generator sequence was refused.
+    #[error("synthetic generator sequence: {source}")]
+    Generator {
+        /// The cause.
+        source: crate::generator::GeneratorError,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Key generation failed in the stage sample.
+    #[error("stage sample, key generation: {source}")]
+    Key {
+        /// The cause.
+        source: crate::keys::KeyError,
+    },
+    /// The PKCS#12 password was refused.
+    #[error("benchmark PKCS#12 password: {message}")]
+    Password {
+        /// Why.
+        message: String,
+    },
+    /// PKCS#12 build failed in the stage sample.
+    #[error("stage sample, PKCS#12: {source}")]
+    Pkcs12 {
+        /// The cause.
+        source: crate::pkcs12::Pkcs12Error,
+    },
+    /// Signing failed in the stage sample.
+    #[error("stage sample, signing: {source}")]
+    Sign {
+        /// The cause.
+        source: crate::ca::CaError,
+    },
+    /// `openssl` could not be started.
+    #[error("running `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The stage sample's store refused a record.
+    #[error("stage sample, store: {source}")]
+    Store {
+        /// The cause.
+        #[from]
+        source: crate::store::StoreError,
+    },
+    /// The template could not be bound to the CA.
+    #[error("template: {source}")]
+    Template {
+        /// The cause.
+        source: crate::template::TemplateError,
+    },
+    /// `openssl` failed.
+    #[error("`{command}` failed: {status}")]
+    Tool {
+        /// The command line.
+        command: String,
+        /// Its exit status or what went wrong.
+        status: String,
+    },
+    /// A thread count of 0.
+    #[error("--threads: 0 is not a number of worker threads")]
+    ZeroThreads,
+    /// A state the code rules out.
+    #[error("internal error: {0}")]
+    Unreachable(&'static str),
+    /// `openssl speed` printed something the parser does not recognise.
+    #[error("`{command}`: no figure found in its output (ends: {excerpt})")]
+    UnparsedOutput {
+        /// The command line.
+        command: String,
+        /// The last lines of its output.
+        excerpt: String,
+    },
+    /// The profile needs per-device values the harness cannot make up.
+    #[error("profile {profile}: not supported by the benchmark: {reason}")]
+    UnsupportedProfile {
+        /// The profile's name.
+        profile: String,
+        /// Why.
+        reason: String,
+    },
+    /// A synthetic device was refused by the template in the stage sample.
+    #[error("stage sample, device {device}: {message}")]
+    Value {
+        /// Index of the device in the sample.
+        device: usize,
+        /// The template's message.
+        message: String,
+    },
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Devices per batch.
+    pub devices: u64,
+    /// Where they come from.
+    pub kind: InputKind,
+    /// Worker threads of each run, in order (one batch per entry).
+    pub threads: Vec<usize>,
+    /// Devices in the stage sample (at most `devices`).
+    pub sample: usize,
+    /// Measure the ceiling with `openssl speed` (skipped when false).
+    pub ceiling: bool,
+}
+
+/// One batch run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    /// Worker threads.
+    pub threads: usize,
+    /// Devices issued.
+    pub devices: u64,
+    /// Devices that failed (0 expected).
+    pub failed: u64,
+    /// Validation pass, seconds.
+    pub validation_seconds: f64,
+    /// Issuing pass (keys, signatures, PKCS#12, ZIP, store, rename), seconds.
+    pub issuing_seconds: f64,
+    /// Devices ÷ (validation + issuing): end to end.
+    pub devices_per_second: f64,
+    /// Devices ÷ issuing pass only.
+    pub issuing_devices_per_second: f64,
+    /// `devices_per_second` ÷ the ceiling.
+    pub ratio_to_ceiling: Option<f64>,
+}
+
+/// The ceiling section of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct CeilingReport {
+    /// `openssl version`, or `None` when openssl could not be run.
+    pub openssl: Option<String>,
+    /// The primitives measured.
+    pub primitives: Primitives,
+    /// The ceiling, when the job has a formula and openssl was measured.
+    pub ceiling: Option<Ceiling>,
+    /// Why there is no ceiling, when there is none.
+    pub missing: Option<String>,
+}
+
+/// Everything `certmill bench` reports (and writes as JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Profile name.
+    pub profile: String,
+    /// Input kind.
+    pub kind: InputKind,
+    /// Devices per batch.
+    pub devices: u64,
+    /// Cores (`std::thread::available_parallelism`).
+    pub cores: usize,
+    /// End-to-end devices a second of the run with the most threads.
+    pub devices_per_second: f64,
+    /// Its ratio to the ceiling.
+    pub ratio_to_ceiling: Option<f64>,
+    /// Seconds spent making the synthetic inputs (not part of any figure).
+    pub input_preparation_seconds: f64,
+    /// Each batch run.
+    pub runs: Vec<Run>,
+    /// Time per stage, on a sample.
+    pub stages: StageTimes,
+    /// Peak resident memory of the process (VmHWM), KiB.
+    pub peak_rss_kib: Option<u64>,
+    /// The ceiling and the primitives behind it.
+    pub ceiling: CeilingReport,
+}
+
+/// The machine's cores, as the ceiling counts them.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Peak resident set size (VmHWM) of this process in KiB, from `/proc/self/status`.
+pub fn peak_rss_kib() -> Option<u64> {
+    parse_vm_hwm(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    // `VmHWM:	   12345 kB`
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let value = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then_some(value)
+}
+
+/// Which ceiling formula fits this profile and input kind.
+fn job_of(profile: &Profile, kind: InputKind) -> Result<ceiling::Job, String> {
+    let signature = profile.signature_algorithm();
+    match (kind, profile.key_algorithm()) {
+        (InputKind::Csr, _) if signature == SignatureAlgorithm::EcdsaWithSha256 => {
+            Ok(ceiling::Job::CsrP256)
+        }
+        (InputKind::Csr, _) => Err(format!(
+            "no ceiling formula for CSR batches signed with {}",
+            signature.name()
+        )),
+        (_, KeyAlgorithm::EcP256) if signature == SignatureAlgorithm::EcdsaWithSha256 => {
+            Ok(ceiling::Job::EccDeviceP256)
+        }
+        (_, KeyAlgorithm::Rsa2048) => Ok(ceiling::Job::RsaDevice2048),
+        (_, key) => Err(format!(
+            "no ceiling formula for {} keys signed with {}",
+            key.syntax(),
+            signature.name()
+        )),
+    }
+}
+
+/// Measures the ceiling; a missing or failing openssl is reported, not an error.
+fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingReport {
+    let mut report = CeilingReport {
+        openssl: ceiling::openssl_version(),
+        primitives: Primitives::default(),
+        ceiling: None,
+        missing: None,
+    };
+    let job = match (job, &report.openssl) {
+        (Err(why), _) => {
+            report.missing = Some(why);
+            return report;
+        }
+        (Ok(_), None) => {
+            report.missing =
+                Some("openssl could not be run (not installed or not on the PATH)".into());
+            return report;
+        }
+        (Ok(job), Some(_)) => job,
+    };
+    let p = &mut report.primitives;
+    let measured = match job {
+        ceiling::Job::EccDeviceP256 => ceiling::measure_ecc(p, true).and_then(|()| {
+            match (
+                p.ecdh_p256_per_second,
+                p.ecdsa_p256_sign_per_second,
+                p.sha256_bytes_per_second,
+            ) {
+                (Some(keygen), Some(sign), Some(sha)) => Ok(ceiling::ecc_device(
+                    cores,
+                    keygen,
+                    sign,
+                    ceiling::compression_seconds(sha),
+                )),
+                _ => Err(BenchError::Unreachable(
+                    "ECC primitives measured but absent",
+                )),
+            }
+        }),
+        ceiling::Job::CsrP256 => ceiling::measure_ecc(p, false).and_then(|()| {
+            match (p.ecdsa_p256_verify_per_second, p.ecdsa_p256_sign_per_second) {
+                (Some(verify), Some(sign)) => Ok(ceiling::csr(cores, verify, sign)),
+                _ => Err(BenchError::Unreachable(
+                    "ECDSA primitives measured but absent",
+                )),
+            }
+        }),
+        ceiling::Job::RsaDevice2048 => {
+            ceiling::measure_rsa(p, ceiling::RSA_KEYGEN_RUNS).and_then(|()| {
+                p.rsa2048_keygen_per_second
+                    .map(|rate| ceiling::rsa_device(cores, rate))
+                    .ok_or(BenchError::Unreachable("RSA rate measured but absent"))
+            })
+        }
+    };
+    match measured {
+        Ok(c) => report.ceiling = Some(c),
+        Err(e) => report.missing = Some(e.to_string()),
+    }
+    report
+}
+
+/// The development CA key that signs `profile`'s certificates (as `certmill issue` creates).
+fn ca_algorithm(profile: &Profile) -> KeyAlgorithm {
+    match profile.signature_algorithm() {
+        SignatureAlgorithm::EcdsaWithSha256 => KeyAlgorithm::EcP256,
+        SignatureAlgorithm::EcdsaWithSha384 => KeyAlgorithm::EcP384,
+        SignatureAlgorithm::Sha256WithRsaEncryption
+        | SignatureAlgorithm::Sha384WithRsaEncryption => KeyAlgorithm::Rsa3072,
+    }
+}
+
+/// Runs the benchmark: the ceiling first (on an idle machine), then one batch per thread
+/// count, then the stage sample.
+pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, BenchError> {
+    if config.threads.contains(&0) {
+        return Err(BenchError::ZeroThreads);
+    }
+    let cores = cores();
+    let ceiling = if config.ceiling {
+        measure_ceiling(job_of(profile, config.kind), cores)
+    } else {
+        CeilingReport {
+            openssl: None,
+            primitives: Primitives::default(),
+            ceiling: None,
+            missing: Some("not measured (--no-ceiling)".into()),
+        }
+    };
+
+    let dir = tempfile::Builder::new()
+        .prefix("certmill-bench-")
+        .tempdir()
+        .map_err(|source| BenchError::Io {
+            path: std::env::temp_dir().display().to_string(),
+            source,
+        })?;
+    let data = dir.path().join("data");
+    let ca = IssuingCa::init(
+        &data,
+        &CaInitOptions {
+            algorithm: ca_algorithm(profile),
+            ..CaInitOptions::default()
+        },
+    )
+    .map_err(|source| BenchError::Ca { source })?;
+    let sample = config.sample.clamp(1, config.devices.max(1) as usize);
+    let started = Instant::now();
+    let synthetic = inputs::build(profile, config.kind, config.devices, sample, dir.path())?;
+    let input_preparation_seconds = started.elapsed().as_secs_f64();
+    let input = match (&synthetic.csv, &synthetic.bundle, &synthetic.sequence) {
+        (Some(csv), _, _) => BatchInput::Csv(csv),
+        (_, Some(bundle), _) => BatchInput::Csr(bundle),
+        (_, _, Some(sequence)) => BatchInput::Generator(sequence),
+        _ => return Err(BenchError::Unreachable("synthetic inputs of no kind")),
+    };
+    let password = bench_password()?;
+
+    let ceiling_rate = ceiling.ceiling.as_ref().map(|c| c.devices_per_second);
+    let mut runs = Vec::with_capacity(config.threads.len());
+    for (index, &threads) in config.threads.iter().enumerate() {
+        let out = dir.path().join(format!("batch-{index}-{threads}t.zip"));
+        let options = BatchOptions {
+            parameters: synthetic.parameters.clone(),
+            password: if input.has_csr() {
+                None
+            } else {
+                Some(bench_password()?)
+            },
+            pkcs12: Pkcs12Options::default(),
+            out: out.clone(),
+            batch_name: format!("bench {threads} threads"),
+            threads: Some(threads),
+            progress: ProgressStyle::Quiet,
+            authority: None,
+            user: None,
+        };
+        let report = batch::issue(&data, &ca, profile, &input, &options)
+            .map_err(|source| BenchError::Batch { threads, source })?;
+        let validation = report.validation.as_secs_f64();
+        let issuing = report.elapsed.as_secs_f64();
+        let end_to_end = report.devices as f64 / (validation + issuing).max(1e-9);
+        runs.push(Run {
+            threads,
+            devices: report.devices,
+            failed: report.failed,
+            validation_seconds: validation,
+            issuing_seconds: issuing,
+            devices_per_second: end_to_end,
+            issuing_devices_per_second: report.devices_per_second(),
+            ratio_to_ceiling: ceiling_rate.map(|c| end_to_end / c),
+        });
+        // The ZIPs are not kept; removing each keeps the temporary directory small.
+        std::fs::remove_file(&out).map_err(|source| BenchError::Io {
+            path: out.display().to_string(),
+            source,
+        })?;
+    }
+
+    let template = Template::new(profile, &ca, time::OffsetDateTime::now_utc())
+        .map_err(|source| BenchError::Template { source })?;
+    let keys = if profile.key_algorithm().is_ec() {
+        sample
+    } else {
+        RSA_SAMPLE_KEYS
+    };
+    let stages = stages::measure(&stages::Sample {
+        template: &template,
+        ca: &ca,
+        parameters: &synthetic.parameters,
+        values: &synthetic.sample_values,
+        csrs: &synthetic.sample_csrs,
+        keys,
+        password: &password,
+        dir: dir.path(),
+    })?;
+
+    let headline = runs
+        .iter()
+        .max_by_key(|r| r.threads)
+        .ok_or(BenchError::Unreachable("no thread count"))?;
+    Ok(BenchReport {
+        profile: profile.name().to_owned(),
+        kind: config.kind,
+        devices: headline.devices,
+        cores,
+        devices_per_second: headline.devices_per_second,
+        ratio_to_ceiling: headline.ratio_to_ceiling,
+        input_preparation_seconds,
+        stages,
+        peak_rss_kib: peak_rss_kib(),
+        ceiling,
+        runs,
+    })
+}
+
+/// The synthetic batches' PKCS#12 password.
+fn bench_password() -> Result<Pkcs12Password, BenchError> {
+    Pkcs12Password::new("certmill-bench".into()).map_err(|e| BenchError::Password {
+        message: e.to_string(),
+    })
+}
+
+/// RSA keys generated in the stage sample (each takes tens of milliseconds).
+const RSA_SAMPLE_KEYS: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vm_hwm_in_kib() {
+        let status =
+            "Name:\tcertmill\nVmPeak:\t  200000 kB\nVmHWM:\t   53124 kB\nVmRSS:\t   50000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(53_124));
+        assert_eq!(parse_vm_hwm("VmRSS:\t 1 kB\n"), None);
+        assert_eq!(parse_vm_hwm("VmHWM:\t 1 MB\n"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_peak_rss() {
+        assert!(peak_rss_kib().is_some_and(|k| k > 0));
+    }
+
+    #[test]
+    fn jobs_of_the_shipped_profiles() {
+        let options = crate::profile::CompileOptions::default();
+        let load = |name| Profile::load(name, &options).expect(name);
+        assert_eq!(
+            job_of(&load("ecc-device"), InputKind::Csv),
+            Ok(ceiling::Job::EccDeviceP256)
+        );
+        assert_eq!(
+            job_of(&load("ecc-device"), InputKind::Csr),
+            Ok(ceiling::Job::CsrP256)
+        );
+        assert_eq!(
+            job_of(&load("rsa-device"), InputKind::Generator),
+            Ok(ceiling::Job::RsaDevice2048)
+        );
+        assert!(job_of(&load("rsa-server"), InputKind::Csr).is_err());
+    }
+}

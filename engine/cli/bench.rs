@@ -1,0 +1,259 @@
+//! `certmill bench`: parse the arguments, run [`crate::bench`], render the report as text, and
+//! write the JSON and (for a thread sweep) the SVG plot.
+
+use super::{load_profile, InvalidInput};
+use crate::bench::{self, svg, BenchConfig, BenchReport, InputKind};
+use crate::profile::CompileOptions;
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+/// `certmill bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Profile: a JSON file or a shipped profile name.
+    #[arg(long, default_value = "ecc-device")]
+    pub profile: String,
+    /// Devices per batch.
+    #[arg(long, default_value_t = 20_000)]
+    pub devices: u64,
+    /// Where the devices come from.
+    #[arg(long, value_enum, default_value_t = KindArg::Csv)]
+    pub kind: KindArg,
+    /// Worker threads; a list (1,2,4) runs one batch per entry and plots them (default: all
+    /// cores).
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Write the report as JSON to this file (and the sweep's SVG next to it).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Devices in the per-stage sample.
+    #[arg(long, default_value_t = 1000)]
+    pub sample: usize,
+    /// Skip the `openssl speed` ceiling measurement.
+    #[arg(long)]
+    pub no_ceiling: bool,
+}
+
+/// `--kind`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KindArg {
+    /// A CSV of device identities; keys generated.
+    Csv,
+    /// A PEM bundle of P-256 CSRs generated up front.
+    Csr,
+    /// A generator sequence; keys generated.
+    Generator,
+}
+
+impl From<KindArg> for InputKind {
+    fn from(k: KindArg) -> InputKind {
+        match k {
+            KindArg::Csv => InputKind::Csv,
+            KindArg::Csr => InputKind::Csr,
+            KindArg::Generator => InputKind::Generator,
+        }
+    }
+}
+
+/// Runs `certmill bench`.
+pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
+    if a.devices == 0 || a.devices > bench::inputs::MAX_DEVICES {
+        bail!(InvalidInput(format!(
+            "--devices {}: expected 1 to {}",
+            a.devices,
+            bench::inputs::MAX_DEVICES
+        )));
+    }
+    if a.threads.contains(&0) {
+        bail!(InvalidInput("--threads: 0 is not a thread count".into()));
+    }
+    let profile = load_profile(&a.profile, compile)?;
+    let threads = if a.threads.is_empty() {
+        vec![bench::cores()]
+    } else {
+        a.threads.clone()
+    };
+    let config = BenchConfig {
+        devices: a.devices,
+        kind: a.kind.into(),
+        threads,
+        sample: a.sample.max(1),
+        ceiling: !a.no_ceiling,
+    };
+    eprintln!(
+        "bench: {} devices, profile {}, kind {}, threads {:?} (ceiling first, then the batches, then the stage sample)",
+        config.devices,
+        profile.name(),
+        config.kind.as_str(),
+        config.threads
+    );
+    let report = bench::run(&profile, &config).context("certmill bench")?;
+    print!("{}", render(&report));
+    if let Some(json) = &a.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(json, format!("{text}\n"))
+            .with_context(|| format!("writing {}", json.display()))?;
+        println!("json:      {}", json.display());
+    }
+    if report.runs.len() > 1 {
+        let path = svg_path(a.json.as_deref());
+        let title = format!(
+            "certmill bench: {}, {} {} devices, {} cores",
+            report.profile,
+            report.devices,
+            report.kind.as_str(),
+            report.cores
+        );
+        let points: Vec<(usize, f64)> = report
+            .runs
+            .iter()
+            .map(|r| (r.threads, r.devices_per_second))
+            .collect();
+        let plot = svg::Plot {
+            title: &title,
+            points: &points,
+            ceiling: report
+                .ceiling
+                .ceiling
+                .as_ref()
+                .map(|c| c.devices_per_second),
+        };
+        std::fs::write(&path, svg::render(&plot))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("svg:       {}", path.display());
+    }
+    Ok(())
+}
+
+/// The sweep's SVG: next to the JSON (same name, `.svg`), else `certmill-bench.svg`.
+fn svg_path(json: Option<&Path>) -> PathBuf {
+    match json {
+        Some(json) => json.with_extension("svg"),
+        None => PathBuf::from("certmill-bench.svg"),
+    }
+}
+
+fn optional(value: Option<f64>, unit: &str) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} {unit}"))
+}
+
+/// The text report.
+fn render(r: &BenchReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        s,
+        "profile {}, kind {}, {} devices, {} cores",
+        r.profile,
+        r.kind.as_str(),
+        r.devices,
+        r.cores
+    );
+    let _ = writeln!(
+        s,
+        "inputs prepared in {:.2} s (not counted)",
+        r.input_preparation_seconds
+    );
+    for run in &r.runs {
+        let _ = writeln!(
+            s,
+            "  {} thread(s): {:.0} devices/s end to end ({:.2} s validation + {:.2} s issuing; issuing pass {:.0}/s){}{}",
+            run.threads,
+            run.devices_per_second,
+            run.validation_seconds,
+            run.issuing_seconds,
+            run.issuing_devices_per_second,
+            run.ratio_to_ceiling
+                .map(|x| format!(", {x:.2}x ceiling"))
+                .unwrap_or_default(),
+            if run.failed > 0 {
+                format!(", {} FAILED", run.failed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let st = &r.stages;
+    let _ = writeln!(
+        s,
+        "per stage, µs per device on one core ({} devices; {}):",
+        st.sample, st.method
+    );
+    let _ = writeln!(
+        s,
+        "  key generation   {}{}",
+        optional(st.key_generation_us, "µs"),
+        if st.key_generation_us.is_some() && st.keys_generated < st.sample {
+            format!(" ({} keys)", st.keys_generated)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  CSR parse+verify {}",
+        optional(st.csr_parse_verify_us, "µs")
+    );
+    let _ = writeln!(s, "  template fill    {:.1} µs", st.template_fill_us);
+    let _ = writeln!(s, "  signing          {:.1} µs", st.sign_us);
+    let _ = writeln!(s, "  PKCS#12          {}", optional(st.pkcs12_us, "µs"));
+    let _ = writeln!(s, "  ZIP write        {:.1} µs", st.zip_write_us);
+    let _ = writeln!(s, "  store            {:.1} µs", st.store_us);
+    let _ = writeln!(s, "  sum              {:.1} µs", st.total_us());
+    let _ = writeln!(
+        s,
+        "peak memory (VmHWM): {}",
+        r.peak_rss_kib.map_or_else(
+            || "unknown".to_owned(),
+            |k| format!("{:.1} MiB", k as f64 / 1024.0)
+        )
+    );
+    let c = &r.ceiling;
+    let p = &c.primitives;
+    let _ = writeln!(
+        s,
+        "openssl: {}",
+        c.openssl.as_deref().unwrap_or("not available")
+    );
+    let rows = [
+        ("ECDSA P-256 sign", p.ecdsa_p256_sign_per_second, "/s"),
+        ("ECDSA P-256 verify", p.ecdsa_p256_verify_per_second, "/s"),
+        ("ECDH P-256 (keygen)", p.ecdh_p256_per_second, "/s"),
+        ("SHA-256 compression", p.sha256_compression_ns, "ns"),
+        ("RSA-2048 genpkey", p.rsa2048_keygen_per_second, "/s"),
+        ("openssl start-up", p.openssl_startup_ms, "ms"),
+    ];
+    for (name, value, unit) in rows {
+        if let Some(v) = value {
+            let _ = writeln!(s, "  {name:<21} {v:.1} {unit}");
+        }
+    }
+    match (&c.ceiling, &c.missing) {
+        (Some(ceiling), _) => {
+            let _ = writeln!(
+                s,
+                "ceiling: {:.0} devices/s = {} (C = {}, {:.1} µs per device per core)",
+                ceiling.devices_per_second,
+                ceiling.formula,
+                ceiling.cores,
+                ceiling.seconds_per_device_per_core * 1e6
+            );
+            let _ = writeln!(
+                s,
+                "achieved: {:.0} devices/s = {:.2}x the ceiling",
+                r.devices_per_second,
+                r.ratio_to_ceiling.unwrap_or(0.0)
+            );
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(s, "ceiling: none ({why})");
+            let _ = writeln!(s, "achieved: {:.0} devices/s", r.devices_per_second);
+        }
+        (None, None) => {
+            let _ = writeln!(s, "achieved: {:.0} devices/s", r.devices_per_second);
+        }
+    }
+    s
+}
