@@ -59,7 +59,7 @@ fn a_version_1_database_upgrades_in_place() {
         .expect("v1 rows");
     }
     let mut store = open(dir.path());
-    assert_eq!(store.format_version().expect("version"), 2);
+    assert_eq!(store.format_version().expect("version"), FORMAT_VERSION);
     let old = store.batch(BatchId(7)).expect("read").expect("kept");
     assert_eq!(
         (old.order_number, old.active, old.issued, old.failed),
@@ -93,7 +93,10 @@ fn a_version_1_database_upgrades_in_place() {
         .expect("reject old");
     assert_eq!(store.verify_audit_chain().expect("chain"), 3);
     drop(store);
-    assert_eq!(open(dir.path()).format_version().expect("again"), 2);
+    assert_eq!(
+        open(dir.path()).format_version().expect("again"),
+        FORMAT_VERSION
+    );
 }
 
 #[test]
