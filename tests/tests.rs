@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod fuzz_corpora;
+mod identity;
 mod interop;
 mod kinds;
 mod lifecycle;

@@ -2,6 +2,7 @@
 //! lives here; errors are `anyhow` and `main` maps them to the documented exit codes.
 
 pub mod args;
+mod identity;
 mod lifecycle;
 
 /// Days a finished batch's ZIP is kept (`CERTMILL_ZIP_RETENTION_DAYS`).
@@ -89,6 +90,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Batches(command) => lifecycle::batches(&cli.data, command),
         Command::Authorities(command) => lifecycle::authorities(&cli.data, &compile, command),
         Command::Audit(AuditCommand::Verify) => lifecycle::audit_verify(&cli.data),
+        Command::Users(command) => identity::users(&cli.data, command),
+        Command::Orgs(command) => identity::orgs(&cli.data, command),
     }
 }
 
