@@ -233,3 +233,33 @@ fn passwd_changes_the_password_and_ends_refresh_sessions() {
         3,
     );
 }
+
+#[test]
+fn authorities_reuse_an_organization_of_the_same_name() {
+    let f = fixture!();
+    f.certmill_ok(&["ca", "init"]);
+    f.certmill_ok(&["orgs", "add", "Acme"]);
+    let create = [
+        "authorities",
+        "create",
+        "--organization",
+        "Acme",
+        "--profile",
+        "ecc-device",
+        "--balance",
+        "10",
+    ];
+    f.certmill_ok(&create);
+    f.certmill_ok(&create);
+    let list = f.certmill_ok(&["orgs", "list"]);
+    assert_eq!(list.lines().count(), 2, "header and one Acme: {list}");
+    let store = certmill::store::Store::open(&f.data()).expect("store");
+    let acme = store
+        .organization_by_name("Acme")
+        .expect("lookup")
+        .expect("exists");
+    assert_eq!(
+        store.authorities_for(acme.id).expect("authorities").len(),
+        2
+    );
+}
