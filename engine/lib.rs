@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod asn1;
+pub mod auth;
 pub mod batch;
 pub mod bench;
 pub mod ca;

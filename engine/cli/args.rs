@@ -60,6 +60,12 @@ pub enum Command {
     /// Benchmark: issue a synthetic batch end to end in a temporary directory and report
     /// devices/s, time per stage, peak memory and the machine's ceiling.
     Bench(super::bench::BenchArgs),
+    /// Users of the HTTP API: add, list, change a password.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Organizations users and authorities belong to: add, list.
+    #[command(subcommand)]
+    Orgs(OrgsCommand),
 }
 
 /// `certmill demo`.
@@ -285,4 +291,50 @@ pub enum AuthoritiesCommand {
 pub enum AuditCommand {
     /// Check the hash chain of the whole audit log.
     Verify,
+}
+
+/// `certmill users ...`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; the password comes from --password-file or is prompted twice, never from an
+    /// argument.
+    Add {
+        /// Login name: letters, digits and . _ @ -, at most 64 characters.
+        username: String,
+        /// Organization name (default: "Default", created if missing).
+        #[arg(long)]
+        org: Option<String>,
+        /// Role (repeatable; default USER).
+        #[arg(long = "role", value_name = "ROLE",
+              value_parser = ["USER", "ORG_ADMIN", "ECO_ADMIN", "ADMIN"])]
+        roles: Vec<String>,
+        /// Profile the user may issue under (repeatable; default: every profile).
+        #[arg(long = "profile", value_name = "NAME")]
+        profiles: Vec<String>,
+        /// File whose first line is the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// List the users.
+    List,
+    /// Change a user's password; ends the user's refresh sessions.
+    Passwd {
+        /// Login name.
+        username: String,
+        /// File whose first line is the new password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+/// `certmill orgs ...`.
+#[derive(Debug, Subcommand)]
+pub enum OrgsCommand {
+    /// Add an organization.
+    Add {
+        /// Its name (unique).
+        name: String,
+    },
+    /// List the organizations.
+    List,
 }

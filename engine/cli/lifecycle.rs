@@ -123,7 +123,12 @@ pub(super) fn authorities(
             let ca = crate::ca::IssuingCa::load(data, super::ca_passphrase()?.as_ref())
                 .with_context(|| "an authority names its issuing CA: create or import one first (certmill ca init|import)")?;
             let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
-            let org = store.create_organization(&organization)?;
+            // "created if new": an existing organization of that name is reused, so users
+            // added with `--org NAME` and the authority share it.
+            let org = match store.organization_by_name(&organization)? {
+                Some(existing) => existing.id,
+                None => store.create_organization(&organization)?,
+            };
             let id = store.create_authority(org, profile.name(), issuer, balance)?;
             println!(
                 "authority {} (organization {organization:?}, profile {:?}, balance {balance})",

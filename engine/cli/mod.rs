@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+mod identity;
 mod lifecycle;
 
 /// Days a finished batch's ZIP is kept (`CERTMILL_ZIP_RETENTION_DAYS`).
@@ -91,6 +92,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Authorities(command) => lifecycle::authorities(&cli.data, &compile, command),
         Command::Audit(AuditCommand::Verify) => lifecycle::audit_verify(&cli.data),
         Command::Bench(a) => bench::bench(&compile, a),
+        Command::Users(command) => identity::users(&cli.data, command),
+        Command::Orgs(command) => identity::orgs(&cli.data, command),
     }
 }
 

@@ -490,7 +490,12 @@ struct TempFile(PathBuf);
 
 impl TempFile {
     fn new(name: &str, bytes: &[u8]) -> Self {
-        let path = std::env::temp_dir().join(format!("certmill-p12-{}-{name}", std::process::id()));
+        // Unique per call: tests run in parallel threads of one process, and two of them may
+        // write a file of the same name (same encryption, different passwords).
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("certmill-p12-{}-{n}-{name}", std::process::id()));
         std::fs::write(&path, bytes).expect("write temp file");
         Self(path)
     }

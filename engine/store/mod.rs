@@ -15,6 +15,7 @@
 //! It never sees private keys or PKCS#12 passwords, and it does not generate serial numbers:
 //! it only refuses to record (or reserve) one twice.
 
+mod identity;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,10 @@ use std::time::Duration;
 use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+pub use identity::{
+    NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
+    DEFAULT_ORGANIZATION,
+};
 pub use schema::FORMAT_VERSION;
 
 /// Name of the database file inside the data directory.

@@ -5,10 +5,10 @@
 //! describes every table and the invariants the constraints below enforce.
 
 /// Format version written by this build: the number of migrations.
-pub const FORMAT_VERSION: i64 = 3;
+pub const FORMAT_VERSION: i64 = 4;
 
 /// The migrations, in order; `MIGRATIONS[n - 1]` produces format version `n`.
-pub(super) const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+pub(super) const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// Format version 1: issuers, batches, certificates.
 const V1: &str = r"
@@ -155,4 +155,41 @@ const V3: &str = r"
 INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
     SELECT issuer_id, serial, batch_id, row_index, not_before FROM certificates;
 DROP INDEX certificates_serial;
+";
+
+/// Format version 4: users of the HTTP API and their refresh tokens (`engine/auth`).
+///
+/// Only new tables: a version 3 database upgrades in place. User ids are AUTOINCREMENT so an id
+/// carried by a token never names a later user. `username` compares case-insensitively (ASCII),
+/// so `Admin` and `admin` cannot be two accounts. A refresh token row outlives its use: a used
+/// token presented again is how a stolen token is detected (and its family revoked).
+const V4: &str = r"
+CREATE TABLE users (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    username        TEXT    NOT NULL COLLATE NOCASE UNIQUE
+                    CHECK (length(username) BETWEEN 1 AND 64),
+    password_hash   TEXT    NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+    organization_id INTEGER NOT NULL REFERENCES organizations (id),
+    roles           TEXT    NOT NULL CHECK (roles <> ''),
+    profiles        TEXT    CHECK (profiles IS NULL OR json_type(profiles) = 'array'),
+    active          INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX users_organization ON users (organization_id);
+
+CREATE TABLE refresh_tokens (
+    jti        TEXT    NOT NULL PRIMARY KEY CHECK (length(jti) = 32),
+    family     TEXT    NOT NULL CHECK (length(family) = 32),
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    issued_at  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL CHECK (expires_at > issued_at),
+    used_at    INTEGER,
+    revoked_at INTEGER
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
+CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);
 ";
