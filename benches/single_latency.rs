@@ -37,6 +37,7 @@ fn main() {
             progress: ProgressStyle::Quiet,
             authority: None,
             user: None,
+            on_created: None,
         };
         let started = Instant::now();
         batch::issue(dir.path(), &ca, &profile, &BatchInput::Single, &options).expect("issue");

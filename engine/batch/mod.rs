@@ -267,6 +267,9 @@ pub struct BatchOptions {
     pub authority: Option<AuthorityId>,
     /// The user ordering it.
     pub user: Option<i64>,
+    /// Told the batch's id as soon as the store has recorded it (after validation, before
+    /// issuing): a server answers its client then, while the batch runs on.
+    pub on_created: Option<crossbeam_channel::Sender<BatchId>>,
 }
 
 /// What a finished batch reports.
@@ -685,6 +688,10 @@ pub fn issue(
     };
     // Held while the batch runs: recovery never touches a batch whose lock is taken.
     let lock = recovery::lock_batch(data_dir, batch)?;
+    if let Some(created) = &options.on_created {
+        // The receiver may have gone (a client that disconnected): the batch runs on.
+        let _ = created.send(batch);
+    }
 
     let extension = if input.has_csr() { "crt" } else { "p12" };
     let context = Issuing {

@@ -414,6 +414,7 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             progress: ProgressStyle::Quiet,
             authority: None,
             user: None,
+            on_created: None,
         };
         let report = batch::issue(&data, &ca, profile, &input, &options)
             .map_err(|source| BenchError::Batch { threads, source })?;

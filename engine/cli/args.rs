@@ -60,6 +60,8 @@ pub enum Command {
     /// Benchmark: issue a synthetic batch end to end in a temporary directory and report
     /// devices/s, time per stage, peak memory and the machine's ceiling.
     Bench(super::bench::BenchArgs),
+    /// The HTTP API (seed 001's /auth and /api/v1 endpoints) until SIGINT or SIGTERM.
+    Serve(ServeArgs),
     /// Users of the HTTP API: add, list, change a password.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -337,4 +339,28 @@ pub enum OrgsCommand {
     },
     /// List the organizations.
     List,
+}
+
+/// `certmill serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed at start).
+    #[arg(long, env = "CERTMILL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Another directory of profile JSON files to serve (besides the shipped profiles and
+    /// <data>/profiles).
+    #[arg(long, env = "CERTMILL_PROFILES")]
+    pub profiles: Option<PathBuf>,
+    /// Largest JSON or text request body, bytes.
+    #[arg(long, env = "CERTMILL_MAX_JSON_BYTES", default_value_t = 1 << 20)]
+    pub max_json_bytes: u64,
+    /// Largest upload (CSV or CSR multipart), bytes.
+    #[arg(long, env = "CERTMILL_MAX_UPLOAD_BYTES", default_value_t = 512 << 20)]
+    pub max_upload_bytes: u64,
+    /// Balance of each authority of the default organization, created on first start.
+    #[arg(long, env = "CERTMILL_DEFAULT_BALANCE", default_value_t = crate::server::DEFAULT_BALANCE)]
+    pub default_balance: u64,
+    /// Seconds between two runs of the ZIP janitor.
+    #[arg(long, env = "CERTMILL_JANITOR_INTERVAL_SECS", default_value_t = 3600)]
+    pub janitor_interval_secs: u64,
 }

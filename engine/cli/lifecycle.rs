@@ -20,27 +20,12 @@ fn store_error(e: StoreError) -> anyhow::Error {
 
 /// The seed 001 "Get Batch" shape, plus status text and processing info.
 fn batch_json(b: &BatchRow) -> serde_json::Value {
-    let generator: serde_json::Value =
-        serde_json::from_str(&b.parameters_json).unwrap_or(serde_json::json!({}));
-    serde_json::json!({
-        "batchId": b.id.0,
-        "orderNumber": b.order_number,
-        "creationDate": crate::batch::rfc3339(b.created_at),
-        "profile": b.profile_name,
-        "size": b.size,
-        "status": b.status.as_str(),
-        "active": b.active,
-        "batchName": b.batch_name,
-        "rejectReason": b.reason,
-        "generatorParametersValues": generator,
-        "userId": b.user_id,
-        "downloadable": b.downloadable,
-        "rejectable": b.rejectable,
-        "statusText": b.status.status_text(),
-        "processingInfo": { "active": b.status.is_pending(), "success": b.issued, "failed": b.failed },
-        "kind": b.kind,
-        "zip": b.output_path,
-    })
+    let mut json = b.api_json();
+    json["statusText"] = b.status.status_text().into();
+    json["processingInfo"] = b.processing_info();
+    json["kind"] = b.kind.clone().into();
+    json["zip"] = b.output_path.clone().into();
+    json
 }
 
 fn load(store: &Store, id: i64) -> Result<BatchRow> {

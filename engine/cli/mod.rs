@@ -92,6 +92,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Authorities(command) => lifecycle::authorities(&cli.data, &compile, command),
         Command::Audit(AuditCommand::Verify) => lifecycle::audit_verify(&cli.data),
         Command::Bench(a) => bench::bench(&compile, a),
+        Command::Serve(a) => serve(&cli.data, compile, a),
         Command::Users(command) => identity::users(&cli.data, command),
         Command::Orgs(command) => identity::orgs(&cli.data, command),
     }
@@ -298,8 +299,12 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         out: a.out,
         threads: a.threads,
         progress: progress_style(),
-        authority: a.authority.map(crate::store::AuthorityId),
+        authority: Some(match a.authority {
+            Some(id) => crate::store::AuthorityId(id),
+            None => default_authority(data, &ca, &profile)?,
+        }),
         user: None,
+        on_created: None,
     };
     let report = batch::issue(data, &ca, &profile, &input, &options).map_err(batch_error)?;
     println!(
@@ -413,8 +418,9 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         batch_name: format!("demo-{stamp}"),
         threads,
         progress: progress_style(),
-        authority: None,
+        authority: Some(default_authority(data, &ca, &profile)?),
         user: None,
+        on_created: None,
     };
     let report = batch::issue_csv(data, &ca, &profile, &csv, &options).map_err(batch_error)?;
 
@@ -438,6 +444,72 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
     println!("  devices:   {}", csv.display());
     println!("  checked:   {checked}");
     Ok(())
+}
+
+/// The default organization's authority for `profile`, created with
+/// `CERTMILL_DEFAULT_BALANCE` units (default 1,000,000) if it has none: CLI batches without
+/// `--authority` draw on the same balance as the HTTP API's default organization.
+fn default_authority(
+    data: &Path,
+    ca: &IssuingCa,
+    profile: &Profile,
+) -> Result<crate::store::AuthorityId> {
+    let balance = match std::env::var("CERTMILL_DEFAULT_BALANCE") {
+        Ok(v) => v
+            .parse::<u64>()
+            .map_err(|_| InvalidInput(format!("CERTMILL_DEFAULT_BALANCE={v:?} is not a number")))?,
+        Err(_) => crate::server::DEFAULT_BALANCE,
+    };
+    let store = crate::store::Store::open(data)?;
+    let organization = store.default_organization()?;
+    crate::server::ensure_default_authorities(
+        &store,
+        organization,
+        ca,
+        std::iter::once(profile),
+        balance,
+    )?;
+    store
+        .authorities_for(organization)?
+        .into_iter()
+        .find(|a| a.profile_name == profile.name())
+        .map(|a| a.id)
+        .ok_or_else(|| {
+            anyhow!(
+                "the default organization has no authority for {}",
+                profile.name()
+            )
+        })
+}
+
+/// `certmill serve`: the CA is loaded (or a development CA created) before the first request.
+fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()> {
+    let first = Profile::from_json(
+        crate::profile::SHIPPED[0].1,
+        crate::profile::SHIPPED[0].0,
+        &compile,
+    )?;
+    let ca = load_or_create_ca(data, &first)?;
+    let retention_days: u64 = std::env::var("CERTMILL_ZIP_RETENTION_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_RETENTION_DAYS);
+    crate::server::serve(
+        crate::server::ServeConfig {
+            listen: a.listen,
+            data: data.to_owned(),
+            compile,
+            profiles_dir: a.profiles,
+            limits: crate::server::Limits {
+                json: a.max_json_bytes,
+                upload: a.max_upload_bytes,
+            },
+            default_balance: a.default_balance,
+            janitor_interval: std::time::Duration::from_secs(a.janitor_interval_secs.max(1)),
+            zip_retention: std::time::Duration::from_secs(retention_days.saturating_mul(86_400)),
+        },
+        ca,
+    )
 }
 
 /// The store's CPU share of the batch (Linux), the cost of recording every device.

@@ -330,6 +330,42 @@ pub struct NewBatch<'a> {
     pub output_path: &'a str,
 }
 
+impl BatchRow {
+    /// The batch in seed 001's `CertificateBatchInfo` shape ("Get Batch by ID").
+    ///
+    /// `generatorParametersValues` are the batch parameters as recorded, which never hold the
+    /// PKCS#12 password.
+    pub fn api_json(&self) -> serde_json::Value {
+        let parameters: serde_json::Value =
+            serde_json::from_str(&self.parameters_json).unwrap_or(serde_json::json!({}));
+        serde_json::json!({
+            "batchId": self.id.0,
+            "orderNumber": self.order_number,
+            "creationDate": crate::batch::rfc3339(self.created_at),
+            "profile": self.profile_name,
+            "size": self.size,
+            "status": self.status.as_str(),
+            "active": self.active,
+            "batchName": self.batch_name,
+            "rejectReason": self.reason,
+            "generatorParametersValues": parameters,
+            "userId": self.user_id,
+            "downloadable": self.downloadable,
+            "rejectable": self.rejectable,
+        })
+    }
+
+    /// Seed 001 "processing_info": devices still being issued, issued, failed.
+    pub fn processing_info(&self) -> serde_json::Value {
+        let active = if self.status.is_pending() {
+            self.size.saturating_sub(self.issued + self.failed)
+        } else {
+            0
+        };
+        serde_json::json!({ "active": active, "success": self.issued, "failed": self.failed })
+    }
+}
+
 /// A new device id (`deviceId`): a version 7 UUID (RFC 9562 5.7), 48 bits of Unix
 /// milliseconds then 74 random bits.
 ///

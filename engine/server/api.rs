@@ -1,0 +1,530 @@
+//! The route table: one list builds the router and the OpenAPI 3 document.
+
+use super::{auth_api, batches, catalog, metrics, Shared};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::Router;
+
+/// One endpoint.
+pub struct Route {
+    /// HTTP method (upper case).
+    pub method: &'static str,
+    /// Path, axum/OpenAPI template syntax (`/api/v1/batches/{batchId}`).
+    pub path: &'static str,
+    /// OpenAPI tag (the seed's section).
+    pub tag: &'static str,
+    /// One-line summary.
+    pub summary: &'static str,
+    /// Needs `Authorization: Bearer <accessToken>`.
+    pub auth: bool,
+    /// Request body media type, if any.
+    pub request: Option<&'static str>,
+    /// Response media type of success.
+    pub response: &'static str,
+    /// Query parameters (name, required).
+    pub query: &'static [(&'static str, bool)],
+    handler: fn() -> MethodRouter<Shared>,
+}
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain";
+
+macro_rules! route {
+    ($method:literal, $path:literal, $tag:literal, $summary:literal, auth = $auth:literal,
+     request = $request:expr, response = $response:expr, query = $query:expr, $make:expr) => {
+        Route {
+            method: $method,
+            path: $path,
+            tag: $tag,
+            summary: $summary,
+            auth: $auth,
+            request: $request,
+            response: $response,
+            query: $query,
+            handler: || $make,
+        }
+    };
+}
+
+/// Every endpoint of `certmill serve`.
+pub const ROUTES: &[Route] = &[
+    route!(
+        "POST",
+        "/auth/pwd",
+        "Authentication",
+        "Log in with username and password: accessToken (15 minutes) and refreshToken",
+        auth = false,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(auth_api::login)
+    ),
+    route!(
+        "POST",
+        "/auth/refresh",
+        "Authentication",
+        "Exchange a refresh token (the body) for a new accessToken and the next refreshToken",
+        auth = false,
+        request = Some(TEXT),
+        response = JSON,
+        query = &[],
+        post(auth_api::refresh)
+    ),
+    route!(
+        "GET",
+        "/api/v1/profiles",
+        "Profile",
+        "Profiles the caller may use",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::profiles)
+    ),
+    route!(
+        "GET",
+        "/api/v1/profiles/{profileId}",
+        "Profile",
+        "A profile with its rawProfileConfig",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::profile)
+    ),
+    route!(
+        "GET",
+        "/api/v1/profiles/{profileId}/parameters",
+        "Profile",
+        "The parameters a batch of the profile takes",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::parameters)
+    ),
+    route!(
+        "GET",
+        "/api/v1/profiles/{profileId}/balance",
+        "Profile",
+        "Available balance of the caller's organization for the profile",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::profile_balance)
+    ),
+    route!(
+        "GET",
+        "/api/v1/profiles/{profileId}/dn",
+        "Profile",
+        "The subject DN template: attribute to value or source",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::dn)
+    ),
+    route!(
+        "GET",
+        "/api/v1/generators",
+        "Generator",
+        "Serial generators and their parameters",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("profileId", false)],
+        get(catalog::generators)
+    ),
+    route!(
+        "GET",
+        "/api/v1/authorities/allowed",
+        "Authorities",
+        "Authorities of the caller's organization",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::allowed)
+    ),
+    route!(
+        "GET",
+        "/api/v1/authorities/{authorityId}/balanceused/{organizationId}",
+        "Authorities",
+        "Used balance (of one user with ?userId=)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("userId", false)],
+        get(catalog::balance_used)
+    ),
+    route!(
+        "GET",
+        "/api/v1/authorities/{authorityId}/balanceavailable/{organizationId}",
+        "Authorities",
+        "Available balance of the organization's authority",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::balance_available_for)
+    ),
+    route!(
+        "GET",
+        "/api/v1/authorities/{authorityId}/balanceavailable",
+        "Authorities",
+        "Available balance of the authority",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::balance_available)
+    ),
+    route!(
+        "POST",
+        "/api/v1/batches",
+        "Batch",
+        "Batch grid list: filter, paging, sorting",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[("profileId", false)],
+        post(batches::list)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/batches",
+        "Batch",
+        "Create a generator batch; returns at once, poll status",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(batches::create_generator)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/batches/createSingleCertBatch",
+        "Batch",
+        "Create a single-certificate batch",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(batches::create_single)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/batches/preview",
+        "Batch",
+        "The values the first device of a generator batch would get",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(batches::preview)
+    ),
+    route!(
+        "POST",
+        "/api/v1/batches/upload",
+        "Batch",
+        "Upload CSRs (PEM bundle or ZIP) as a batch",
+        auth = true,
+        request = Some("multipart/form-data"),
+        response = JSON,
+        query = &[("profileId", true)],
+        post(batches::upload_csr)
+    ),
+    route!(
+        "POST",
+        "/api/v1/batches/upload-csv",
+        "Batch",
+        "Upload a CSV of devices as a batch",
+        auth = true,
+        request = Some("multipart/form-data"),
+        response = JSON,
+        query = &[("profileId", true)],
+        post(batches::upload_csv)
+    ),
+    route!(
+        "GET",
+        "/api/v1/batches/{batchId}",
+        "Batch",
+        "A batch",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(batches::get_batch)
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/batches/{batchId}",
+        "Batch",
+        "Reject a batch (body: the reason); its balance is restored",
+        auth = true,
+        request = Some(TEXT),
+        response = JSON,
+        query = &[],
+        delete(batches::reject)
+    ),
+    route!(
+        "GET",
+        "/api/v1/batches/{batchId}/status",
+        "Batch",
+        "Status text: Ready for download, Processing, Failed, Not Acceptable. Status: ...",
+        auth = true,
+        request = None,
+        response = TEXT,
+        query = &[],
+        get(batches::status)
+    ),
+    route!(
+        "GET",
+        "/api/v1/batches/{batchId}/processing_info",
+        "Batch",
+        "Live counts: active, success, failed",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(batches::processing_info)
+    ),
+    route!(
+        "GET",
+        "/api/v1/batches/{batchId}/auditLog",
+        "Batch",
+        "The batch's audit log",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(batches::audit_log)
+    ),
+    route!(
+        "GET",
+        "/api/v1/batches/{batchId}/devices/auditLog",
+        "Batch",
+        "The devices' audit log, from 1-based position, 1000 entries a page",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("position", false)],
+        get(batches::devices_audit_log)
+    ),
+    route!(
+        "GET",
+        "/api/v1/batches/{batchId}/download",
+        "Download",
+        "The batch ZIP; supports Range and ETag",
+        auth = true,
+        request = None,
+        response = "application/zip",
+        query = &[],
+        get(batches::download)
+    ),
+    route!(
+        "POST",
+        "/api/v1/certificates/find",
+        "Certificate",
+        "Find certificates by commonName and/or serialNumber",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(catalog::find_certificates)
+    ),
+    route!(
+        "GET",
+        "/api/v1/devices",
+        "Device",
+        "Devices ordered and issued for the caller's organization",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::devices)
+    ),
+    route!(
+        "GET",
+        "/api/v1/users",
+        "User",
+        "The current user",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::current_user)
+    ),
+    route!(
+        "GET",
+        "/api/v1/openapi.json",
+        "Meta",
+        "This OpenAPI document",
+        auth = false,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(openapi_json)
+    ),
+    route!(
+        "GET",
+        "/healthz",
+        "Meta",
+        "Liveness: ok when the store answers",
+        auth = false,
+        request = None,
+        response = TEXT,
+        query = &[],
+        get(metrics::healthz)
+    ),
+    route!(
+        "GET",
+        "/metrics",
+        "Meta",
+        "Prometheus metrics",
+        auth = false,
+        request = None,
+        response = TEXT,
+        query = &[],
+        get(metrics::metrics)
+    ),
+];
+
+/// The router of [`ROUTES`]; unknown paths are 404 in the API's error shape.
+pub fn router(state: Shared) -> Router {
+    let mut router: Router<Shared> = Router::new();
+    for (path, routes) in group_by_path() {
+        let mut method_router: MethodRouter<Shared> = MethodRouter::new();
+        for route in routes {
+            method_router = method_router.merge((route.handler)());
+        }
+        router = router.route(path, method_router);
+    }
+    router
+        .fallback(|| async { super::ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+fn group_by_path() -> Vec<(&'static str, Vec<&'static Route>)> {
+    let mut groups: Vec<(&'static str, Vec<&'static Route>)> = Vec::new();
+    for route in ROUTES {
+        match groups.iter_mut().find(|(path, _)| *path == route.path) {
+            Some((_, routes)) => routes.push(route),
+            None => groups.push((route.path, vec![route])),
+        }
+    }
+    groups
+}
+
+/// The OpenAPI 3.0 document of [`ROUTES`].
+pub fn openapi() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for (path, routes) in group_by_path() {
+        let mut item = serde_json::Map::new();
+        for route in routes {
+            let mut parameters: Vec<serde_json::Value> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .map(|name| {
+                    serde_json::json!({"name": name, "in": "path", "required": true,
+                                       "schema": {"type": if name.ends_with("Id") { "integer" } else { "string" }}})
+                })
+                .collect();
+            for (name, required) in route.query {
+                parameters.push(
+                    serde_json::json!({"name": name, "in": "query", "required": required,
+                                                    "schema": {"type": "string"}}),
+                );
+            }
+            let mut operation = serde_json::json!({
+                "tags": [route.tag],
+                "summary": route.summary,
+                "operationId": format!("{} {}", route.method, route.path),
+                "parameters": parameters,
+                "responses": {
+                    "200": {"description": "OK", "content": {route.response: {}}},
+                    "400": {"$ref": "#/components/responses/Error"},
+                    "401": {"$ref": "#/components/responses/Error"},
+                    "404": {"$ref": "#/components/responses/Error"},
+                },
+            });
+            if let Some(media) = route.request {
+                operation["requestBody"] =
+                    serde_json::json!({"required": true, "content": {media: {}}});
+            }
+            if route.auth {
+                operation["security"] = serde_json::json!([{"bearer": []}]);
+            }
+            item.insert(route.method.to_ascii_lowercase(), operation);
+        }
+        paths.insert(path.to_owned(), serde_json::Value::Object(item));
+    }
+    serde_json::json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "certmill",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Batch X.509 certificate issuance: seed 001's /auth and /api/v1 endpoints.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "responses": {"Error": {"description": "An error", "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+                "required": ["error", "error_description"],
+            }}}}},
+        },
+    })
+}
+
+async fn openapi_json() -> axum::Json<serde_json::Value> {
+    axum::Json(openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_once() {
+        let doc = openapi();
+        let mut count = 0;
+        for route in ROUTES {
+            let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            assert!(operation.is_object(), "{} {}", route.method, route.path);
+            assert_eq!(
+                operation["security"].is_array(),
+                route.auth,
+                "{}",
+                route.path
+            );
+            count += 1;
+        }
+        let documented: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(documented, count);
+        assert_eq!(
+            doc["paths"]["/api/v1/batches/{batchId}"]["delete"]["parameters"][0]["name"],
+            "batchId"
+        );
+    }
+
+    #[test]
+    fn no_route_is_declared_twice() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {}",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+    }
+}

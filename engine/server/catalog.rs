@@ -1,0 +1,353 @@
+//! Read-mostly endpoints: profiles, generators, authorities and balances, certificate search,
+//! device counts, the current user.
+
+use super::auth_api::Caller;
+use super::{ApiError, Shared};
+use crate::auth::Principal;
+use crate::generator::GeneratorKind;
+use crate::store::{AuthorityId, AuthorityRow, OrganizationId, Store, UserId};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// `GET /api/v1/profiles`.
+pub async fn profiles(State(state): State<Shared>, Caller(caller): Caller) -> Json<Value> {
+    let list: Vec<Value> = state
+        .profiles
+        .iter()
+        .filter(|p| caller.may_use_profile(p.profile.name()))
+        .map(|p| {
+            json!({
+                "profileId": p.id,
+                "algorithms": [p.profile.key_algorithm().syntax()],
+                "ca": p.profile.name(),
+            })
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+/// `GET /api/v1/profiles/{profileId}`.
+pub async fn profile(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = state.profile(&key, &caller)?;
+    Ok(Json(json!({
+        "profileName": p.profile.name(),
+        "profileId": p.id,
+        "rawProfileConfig": p.profile.raw_json(),
+        "name": p.profile.name(),
+        "keyAlgorithmInfo": p.profile.key_algorithm().syntax(),
+    })))
+}
+
+/// `GET /api/v1/profiles/{profileId}/parameters`.
+pub async fn parameters(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = state.profile(&key, &caller)?;
+    serde_json::to_value(p.profile.parameters())
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// `GET /api/v1/profiles/{profileId}/dn`: each subject attribute with its default value, or
+/// `<source list>` when the value comes from the request.
+pub async fn dn(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = state.profile(&key, &caller)?;
+    let mut map = serde_json::Map::new();
+    for part in p.profile.subject_summary().split(", ") {
+        if let Some((name, value)) = part.split_once('=') {
+            map.insert(name.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+    Ok(Json(Value::Object(map)))
+}
+
+/// The caller's organization's authority for `profile`, if any.
+pub(super) fn authority_for(
+    store: &Store,
+    organization: OrganizationId,
+    profile: &str,
+) -> Result<Option<AuthorityRow>, ApiError> {
+    Ok(store
+        .authorities_for(organization)?
+        .into_iter()
+        .find(|a| a.profile_name == profile))
+}
+
+/// `GET /api/v1/profiles/{profileId}/balance`: a bare number.
+pub async fn profile_balance(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<u64>, ApiError> {
+    let name = state.profile(&key, &caller)?.profile.name().to_owned();
+    let organization = OrganizationId(caller.organization_id);
+    let balance = state
+        .store(move |store| {
+            Ok(authority_for(store, organization, &name)?.map_or(0, |a| a.balance_available))
+        })
+        .await?;
+    Ok(Json(balance))
+}
+
+/// `GET /api/v1/generators?profileId=`.
+pub async fn generators(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(key) = query.get("profileId") {
+        let p = state.profile(key, &caller)?;
+        if !p.profile.allows_server_keys() && !p.profile.allows_csr_keys() {
+            return Ok(Json(json!([])));
+        }
+    }
+    let list: Vec<_> = GeneratorKind::ALL
+        .into_iter()
+        .map(GeneratorKind::info)
+        .collect();
+    serde_json::to_value(list)
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// An authority the caller may see: its organization's, or any for an admin; 404 otherwise.
+pub(super) fn visible_authority(
+    store: &Store,
+    caller: &Principal,
+    id: i64,
+) -> Result<AuthorityRow, ApiError> {
+    let missing = || ApiError::not_found(format!("no authority {id}"));
+    let authority = store.authority(AuthorityId(id)).map_err(|e| match e {
+        crate::store::StoreError::AuthorityNotFound { .. } => missing(),
+        other => other.into(),
+    })?;
+    if caller.is_admin() || authority.organization.0 == caller.organization_id {
+        Ok(authority)
+    } else {
+        Err(missing())
+    }
+}
+
+/// `GET /api/v1/authorities/allowed`.
+pub async fn allowed(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let organization = OrganizationId(caller.organization_id);
+    let (authorities, organizations) = state
+        .store(move |store| Ok((store.authorities_for(organization)?, store.organizations()?)))
+        .await?;
+    let list: Vec<Value> = authorities
+        .into_iter()
+        .filter(|a| caller.may_use_profile(&a.profile_name))
+        .map(|a| {
+            json!({
+                "id": a.id.0,
+                "ecosystemId": a.organization.0,
+                "signerCertificateId": a.issuer.0,
+                "ecosystemName": organizations.iter().find(|o| o.id == a.organization).map(|o| o.name.clone()),
+                "balance": a.balance_available,
+                "enabled": true,
+                "profileId": state.profile_named(&a.profile_name).map(|p| p.id),
+                "profileName": a.profile_name,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+/// `?userId=` of balanceused.
+#[derive(Deserialize)]
+pub struct UserQuery {
+    #[serde(rename = "userId")]
+    user_id: Option<i64>,
+}
+
+/// `GET /api/v1/authorities/{authorityId}/balanceused/{organizationId}[?userId=]`.
+pub async fn balance_used(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path((authority, organization)): Path<(i64, i64)>,
+    Query(query): Query<UserQuery>,
+) -> Result<Json<u64>, ApiError> {
+    let used = state
+        .store(move |store| {
+            let a = visible_authority(store, &caller, authority)?;
+            if a.organization.0 != organization {
+                return Err(ApiError::not_found(format!(
+                    "authority {authority} does not belong to organization {organization}"
+                )));
+            }
+            match query.user_id {
+                Some(user) => Ok(store.balance_used_by_user(a.id, user)?),
+                None => Ok(a.balance_used),
+            }
+        })
+        .await?;
+    Ok(Json(used))
+}
+
+/// `GET /api/v1/authorities/{authorityId}/balanceavailable/{organizationId}`.
+pub async fn balance_available_for(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path((authority, organization)): Path<(i64, i64)>,
+) -> Result<Json<u64>, ApiError> {
+    let available = state
+        .store(move |store| {
+            let a = visible_authority(store, &caller, authority)?;
+            if a.organization.0 != organization {
+                return Err(ApiError::not_found(format!(
+                    "authority {authority} does not belong to organization {organization}"
+                )));
+            }
+            Ok(a.balance_available)
+        })
+        .await?;
+    Ok(Json(available))
+}
+
+/// `GET /api/v1/authorities/{authorityId}/balanceavailable`.
+pub async fn balance_available(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(authority): Path<i64>,
+) -> Result<Json<u64>, ApiError> {
+    let available = state
+        .store(move |store| Ok(visible_authority(store, &caller, authority)?.balance_available))
+        .await?;
+    Ok(Json(available))
+}
+
+/// `POST /api/v1/certificates/find` body.
+#[derive(Deserialize)]
+pub struct FindRequest {
+    #[serde(rename = "commonName", default)]
+    common_name: Option<String>,
+    #[serde(rename = "serialNumber", default)]
+    serial_number: Option<String>,
+}
+
+/// `POST /api/v1/certificates/find`: certificates of batches the caller may read.
+pub async fn find_certificates(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Json(request): Json<FindRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let common_name = request.common_name.filter(|s| !s.is_empty());
+    let serial = request.serial_number.filter(|s| !s.is_empty());
+    if common_name.is_none() && serial.is_none() {
+        return Err(ApiError::bad_request(
+            "give commonName, serialNumber or both",
+        ));
+    }
+    let items = state
+        .store(move |store| {
+            let found = store.find_certificates(common_name.as_deref(), serial.as_deref())?;
+            let mut items = Vec::new();
+            for certificate in found {
+                if super::batches::readable(store, &caller, certificate.batch_id.0).is_err() {
+                    continue;
+                }
+                items.push(json!({
+                    "deviceId": certificate.device_id,
+                    "commonName": certificate.common_name,
+                    "serialNumber": certificate.serial_hex.to_ascii_uppercase(),
+                    "creationDate": crate::batch::rfc3339(certificate.not_before),
+                    "status": certificate.status.as_str(),
+                }));
+            }
+            Ok(items)
+        })
+        .await?;
+    Ok(Json(json!({ "totalCount": items.len(), "items": items })))
+}
+
+/// `GET /api/v1/devices`: devices ordered (batch sizes) and issued, over the batches the
+/// caller may read that are not rejected.
+pub async fn devices(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let (ordered, issued) = state
+        .store(move |store| {
+            let mut totals = (0u64, 0u64);
+            for batch in super::batches::visible_batches(store, &caller)? {
+                if batch.active {
+                    totals.0 += batch.size;
+                    totals.1 += batch.issued;
+                }
+            }
+            Ok(totals)
+        })
+        .await?;
+    Ok(Json(json!({ "ordered": ordered, "issued": issued })))
+}
+
+/// `GET /api/v1/users`: the current user in the seed's shape.
+pub async fn current_user(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let id = caller.user_id;
+    let organization = caller.organization_id;
+    let (user, organization_name) = state
+        .store(move |store| {
+            let user = store
+                .user(UserId(id))?
+                .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+            let name = store
+                .organizations()?
+                .into_iter()
+                .find(|o| o.id.0 == organization)
+                .map(|o| o.name);
+            Ok((user, name))
+        })
+        .await?;
+    let accessible: Vec<u64> = state
+        .profiles
+        .iter()
+        .filter(|p| caller.may_use_profile(p.profile.name()))
+        .map(|p| p.id)
+        .collect();
+    let privileges: Vec<Value> = caller
+        .roles
+        .iter()
+        .enumerate()
+        .map(|(i, role)| {
+            json!({
+                "id": i + 1,
+                "userRole": role.as_str(),
+                "ecosystemId": organization,
+                "organizationId": organization,
+                "accessibleProfiles": accessible,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "userId": user.id.0,
+        "firstName": null,
+        "lastName": null,
+        "phone": null,
+        "email": null,
+        "organizationId": organization,
+        "organizationName": organization_name,
+        "credentials": { "login": user.username },
+        "userPrivileges": privileges,
+        "ecosystemId": organization,
+        "isAdmin": caller.is_admin(),
+    })))
+}

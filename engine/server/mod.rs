@@ -1,0 +1,413 @@
+//! `certmill serve`: seed 001's HTTP API over the engine.
+//!
+//! The layer is thin. Handlers authenticate ([`auth_api::Caller`]), check the caller may see
+//! the object (another organization's batch is 404, so ids cannot be probed), parse the
+//! request and hand it to the engine: the store, the batch pipeline, the profile compiler.
+//! Every store call and every CPU-heavy step runs on blocking threads (`spawn_blocking`, or the
+//! batch's own thread and rayon pool), never on tokio's workers.
+//!
+//! Routes live in one table ([`api::ROUTES`]) that builds both the router and the OpenAPI
+//! document, so the two cannot drift.
+
+mod api;
+mod auth_api;
+mod batches;
+mod catalog;
+mod error;
+mod metrics;
+
+pub use error::ApiError;
+
+use crate::auth::Auth;
+use crate::ca::IssuingCa;
+use crate::profile::{CompileOptions, Profile};
+use crate::store::{OrganizationId, Store};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Request body limits (bytes). A request above its limit is answered 413 before its body is
+/// read when it declares a Content-Length, and cut off at the limit when it streams.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// JSON and text bodies (`CERTMILL_MAX_JSON_BYTES`, default 1 MiB).
+    pub json: u64,
+    /// Multipart uploads of CSV and CSR files (`CERTMILL_MAX_UPLOAD_BYTES`, default 512 MiB).
+    pub upload: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            json: 1 << 20,
+            upload: 512 << 20,
+        }
+    }
+}
+
+/// Balance of each default-organization authority created on first use
+/// (`CERTMILL_DEFAULT_BALANCE`).
+pub const DEFAULT_BALANCE: u64 = 1_000_000;
+
+/// How `certmill serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on (`127.0.0.1:8080`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The data directory: store, CA, batch ZIPs.
+    pub data: PathBuf,
+    /// Profile compilation (base URL).
+    pub compile: CompileOptions,
+    /// Extra profile directory (besides the shipped profiles and `<data>/profiles`).
+    pub profiles_dir: Option<PathBuf>,
+    /// Body limits.
+    pub limits: Limits,
+    /// Balance of the default organization's authorities on first start.
+    pub default_balance: u64,
+    /// How often the janitor expires old ZIPs.
+    pub janitor_interval: Duration,
+    /// How long a batch's ZIP is kept.
+    pub zip_retention: Duration,
+}
+
+/// A profile the server offers, with its API id (1-based, in load order).
+pub struct ServedProfile {
+    /// `profileId`.
+    pub id: u64,
+    /// The shipped profile's key (`ecc-device`) or the file stem: accepted for `profileId`.
+    pub key: String,
+    /// The compiled profile.
+    pub profile: Profile,
+}
+
+/// Shared by every request.
+pub struct AppState {
+    data: PathBuf,
+    auth: Auth,
+    ca: IssuingCa,
+    profiles: Vec<ServedProfile>,
+    limits: Limits,
+    metrics: metrics::Metrics,
+    running: batches::Running,
+}
+
+type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Runs `f` with a store connection on a blocking thread.
+    async fn store<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    {
+        let data = self.data.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = Store::open(&data)?;
+            f(&store)
+        })
+        .await?
+    }
+
+    /// The profile with API id or name `key`, if the caller may use it; 404 otherwise.
+    fn profile(
+        &self,
+        key: &str,
+        caller: &crate::auth::Principal,
+    ) -> Result<&ServedProfile, ApiError> {
+        self.profiles
+            .iter()
+            .find(|p| p.id.to_string() == key || p.key == key || p.profile.name() == key)
+            .filter(|p| caller.may_use_profile(p.profile.name()))
+            .ok_or_else(|| ApiError::not_found(format!("no profile {key}")))
+    }
+
+    /// The served profile named `name`.
+    fn profile_named(&self, name: &str) -> Option<&ServedProfile> {
+        self.profiles.iter().find(|p| p.profile.name() == name)
+    }
+}
+
+/// Loads the shipped profiles, then `<data>/profiles/*.json` and `extra/*.json` (sorted by
+/// file name); ids follow that order. A profile that does not compile stops the start with
+/// its error: a server must not silently drop a profile its users expect.
+pub fn load_profiles(
+    data: &Path,
+    extra: Option<&Path>,
+    compile: &CompileOptions,
+) -> anyhow::Result<Vec<ServedProfile>> {
+    use anyhow::Context as _;
+    let mut profiles: Vec<(String, Profile)> = Vec::new();
+    for (name, json) in crate::profile::SHIPPED {
+        profiles.push((name.to_string(), Profile::from_json(json, name, compile)?));
+    }
+    for dir in [Some(data.join("profiles")), extra.map(Path::to_path_buf)]
+        .into_iter()
+        .flatten()
+    {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let profile = Profile::load(&path.display().to_string(), compile)
+                .with_context(|| format!("profile {}", path.display()))?;
+            if profiles.iter().any(|(_, p)| p.name() == profile.name()) {
+                anyhow::bail!(
+                    "profile {} ({}) has the name of a profile already loaded",
+                    profile.name(),
+                    path.display()
+                );
+            }
+            let key = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            profiles.push((key, profile));
+        }
+    }
+    Ok(profiles
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, profile))| ServedProfile {
+            id: i as u64 + 1,
+            key,
+            profile,
+        })
+        .collect())
+}
+
+/// First start: the admin user, the default organization and its authorities.
+///
+/// Returns the generated admin password when one was generated (printed once by the caller).
+pub fn bootstrap(
+    data: &Path,
+    ca: &IssuingCa,
+    profiles: &[ServedProfile],
+    default_balance: u64,
+) -> anyhow::Result<Option<String>> {
+    let generated = crate::auth::bootstrap_admin(data)?;
+    let store = Store::open(data)?;
+    let organization = store.default_organization()?;
+    ensure_default_authorities(
+        &store,
+        organization,
+        ca,
+        profiles.iter().map(|p| &p.profile),
+        default_balance,
+    )?;
+    Ok(generated)
+}
+
+/// Gives the default organization an authority for every profile that has none, signed by
+/// `ca`, with `balance` units. Existing authorities keep their balance.
+pub fn ensure_default_authorities<'a>(
+    store: &Store,
+    organization: OrganizationId,
+    ca: &IssuingCa,
+    profiles: impl Iterator<Item = &'a Profile>,
+    balance: u64,
+) -> anyhow::Result<()> {
+    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
+    let existing = store.authorities_for(organization)?;
+    for profile in profiles {
+        if !existing.iter().any(|a| a.profile_name == profile.name()) {
+            store.create_authority(organization, profile.name(), issuer, balance)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGINT or SIGTERM; running batches then finish before it returns.
+pub fn serve(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("certmill-http")
+        .build()?;
+    runtime.block_on(run(config, ca))
+}
+
+async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
+    let profiles = load_profiles(
+        &config.data,
+        config.profiles_dir.as_deref(),
+        &config.compile,
+    )?;
+    if let Some(password) = bootstrap(&config.data, &ca, &profiles, config.default_balance)? {
+        let user = std::env::var("CERTMILL_ADMIN_USER").unwrap_or_else(|_| "admin".into());
+        // Printed once, on the first start only; never stored in clear or logged again.
+        println!("created user {user:?} with the generated password: {password}");
+        println!("(set CERTMILL_ADMIN_PASSWORD before the first start to choose it; `certmill users passwd {user}` changes it)");
+    }
+    let auth = Auth::open(&config.data)?;
+    let state = Arc::new(AppState {
+        data: config.data.clone(),
+        auth,
+        ca,
+        profiles,
+        limits: config.limits,
+        metrics: metrics::Metrics::default(),
+        running: batches::Running::default(),
+    });
+    let app = api::router(state.clone())
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let local = listener.local_addr()?;
+    println!("certmill listening on http://{local}");
+    tokio::spawn(janitor(
+        config.data.clone(),
+        config.janitor_interval,
+        config.zip_retention,
+    ));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    let waiting = state.running.count();
+    if waiting > 0 {
+        println!("shutting down: waiting for {waiting} running batch(es) to finish");
+    }
+    let running = state.clone();
+    tokio::task::spawn_blocking(move || running.running.wait_all()).await?;
+    println!("certmill stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    println!("certmill: signal received, no new requests accepted");
+}
+
+/// Expires ZIPs past their retention now and every `interval`.
+async fn janitor(data: PathBuf, interval: Duration, retention: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let data = data.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            crate::batch::recovery::expire_zips(&data, retention)
+        })
+        .await;
+        match result {
+            Ok(Ok(expired)) if !expired.is_empty() => {
+                println!(
+                    "janitor: removed the ZIPs of {} expired batch(es)",
+                    expired.len()
+                );
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => eprintln!("janitor: {e}"),
+            Err(e) => eprintln!("janitor: {e}"),
+        }
+    }
+}
+
+/// Enforces the body limits for every extractor: 413 up front for a declared Content-Length
+/// above the limit, and a body that streams past it is cut off with an error.
+async fn limit_body(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let upload = request.uri().path().starts_with("/api/v1/batches/upload");
+    let limit = if upload {
+        state.limits.upload
+    } else {
+        state.limits.json
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return too_large(limit);
+    }
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let response = next
+        .run(Request::from_parts(parts, axum::body::Body::new(limited)))
+        .await;
+    response
+}
+
+/// Rewrites the plain-text rejections of axum's extractors (a malformed JSON body, a missing
+/// Content-Type, a bad path or query parameter) into the API's JSON error shape, and a body
+/// that parses but does not fit the request type (axum's 422) into the 400 of a validation
+/// error.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    if status == StatusCode::RANGE_NOT_SATISFIABLE {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 << 10).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let (status, code) = match parts.status {
+        StatusCode::UNPROCESSABLE_ENTITY => (StatusCode::BAD_REQUEST, "invalid_request"),
+        StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, "not_found"),
+        s if s.is_server_error() => (s, "server_error"),
+        s => (s, "invalid_request"),
+    };
+    let description = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text.trim().to_owned()
+    };
+    ApiError::new(status, code, description).into_response()
+}
+
+fn too_large(limit: u64) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than the limit of {limit} bytes"),
+    )
+    .into_response()
+}
