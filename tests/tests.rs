@@ -11,3 +11,4 @@ mod identity;
 mod interop;
 mod kinds;
 mod lifecycle;
+mod server;

@@ -670,8 +670,13 @@ pub fn issue(
     // 3. Record the batch (and reserve its size from the authority's balance).
     let store = Store::open(data_dir)?;
     let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
-    let parameters_json =
-        serde_json::to_string(&options.parameters).unwrap_or_else(|_| "{}".into());
+    // generatorParametersValues: the batch parameters (never the password), and a generator
+    // batch's own parameters.
+    let mut recorded = options.parameters.clone();
+    if let BatchInput::Generator(sequence) = input {
+        recorded.extend(sequence.recorded_parameters());
+    }
+    let parameters_json = serde_json::to_string(&recorded).unwrap_or_else(|_| "{}".into());
     let out_text = options.out.display().to_string();
     let new_batch = NewBatch {
         batch_name: &options.batch_name,

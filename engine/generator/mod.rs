@@ -237,6 +237,8 @@ pub struct Sequence {
     width: usize,
     separator: char,
     lower_case: bool,
+    /// The parameters as given (validated), for the batch record.
+    given: BTreeMap<String, String>,
 }
 
 fn parameter(
@@ -310,6 +312,7 @@ impl Sequence {
             width: 0,
             separator: ':',
             lower_case: false,
+            given: params.clone(),
         };
         let limit: u64 = match kind {
             GeneratorKind::Decimal => {
@@ -361,6 +364,14 @@ impl Sequence {
             });
         }
         Ok(sequence)
+    }
+
+    /// The generator's parameters as given, with `generatorId` (the batch record's
+    /// `generatorParametersValues`).
+    pub fn recorded_parameters(&self) -> BTreeMap<String, String> {
+        let mut out = self.given.clone();
+        out.insert("generatorId".to_owned(), self.kind.id().to_string());
+        out
     }
 
     /// Number of devices.

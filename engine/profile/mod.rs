@@ -665,6 +665,17 @@ impl Profile {
     /// A human summary of the subject template (`C=GB, ST=..., CN=<macAddress>`), the API's
     /// profile DN.
     pub fn subject_summary(&self) -> String {
+        self.subject_template()
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The subject template in profile order: each attribute's short name (`CN`) with its
+    /// fixed value, or `<source list>` when the value comes from the request (the API's
+    /// "Get Profile Subject DN").
+    pub fn subject_template(&self) -> Vec<(String, String)> {
         self.subject
             .iter()
             .map(|a| {
@@ -672,10 +683,9 @@ impl Profile {
                     Some(Source::Default) => a.field.default.clone().unwrap_or_default(),
                     _ => format!("<{}>", a.field.source_list()),
                 };
-                format!("{}={}", a.attribute.short, value)
+                (a.attribute.short.to_string(), value)
             })
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect()
     }
 }
 

@@ -475,7 +475,10 @@ const CSV_TYPES: &[&str] = &[
     "application/vnd.ms-excel",
     "application/octet-stream",
 ];
+/// Seed 001: a PEM text file as text/plain, application/octet-stream or
+/// application/x-x509-ca-cert; a ZIP as application/zip (and the usual PEM/PKCS#10 types).
 const CSR_TYPES: &[&str] = &[
+    "application/x-x509-ca-cert",
     "application/x-pem-file",
     "application/pkcs10",
     "application/x-pkcs10",
@@ -506,10 +509,23 @@ async fn read_upload(
     };
     let mut request = None;
     let mut file = None;
+    let mut declared_zip = None;
+    let mut first_bytes = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "csrBatchRequest" => {
+                if let Some(media) = field.content_type() {
+                    if !media.to_ascii_lowercase().starts_with("application/json") {
+                        return Err(ApiError::new(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported_media_type",
+                            format!(
+                                "csrBatchRequest: content type {media} must be application/json"
+                            ),
+                        ));
+                    }
+                }
                 let body = field.text().await.map_err(multipart_error)?;
                 let parsed: UploadRequest = serde_json::from_str(&body)
                     .map_err(|e| ApiError::bad_request(format!("csrBatchRequest: {e}")))?;
@@ -521,6 +537,9 @@ async fn read_upload(
                         "files: send one file per upload (a ZIP holds many CSRs)",
                     ));
                 }
+                declared_zip = field
+                    .content_type()
+                    .map(|m| m.to_ascii_lowercase().contains("zip"));
                 if let Some(media) = field.content_type() {
                     let essence = media
                         .split(';')
@@ -549,6 +568,10 @@ async fn read_upload(
                 let (std_file, path) = temp.into_parts();
                 let mut writer = tokio::fs::File::from_std(std_file);
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if first_bytes.len() < 4 {
+                        let take = (4 - first_bytes.len()).min(chunk.len());
+                        first_bytes.extend_from_slice(&chunk[..take]);
+                    }
                     writer.write_all(&chunk).await.map_err(ApiError::internal)?;
                 }
                 writer.flush().await.map_err(ApiError::internal)?;
@@ -562,6 +585,19 @@ async fn read_upload(
         }
     }
     let file = file.ok_or_else(|| ApiError::bad_request("the files part is missing"))?;
+    // Seed 001: a ZIP must be sent as application/zip, a PEM file as a text type.
+    let is_zip = first_bytes.starts_with(b"PK\x03\x04");
+    if accepted == CSR_TYPES && declared_zip.is_some_and(|declared| declared != is_zip) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            if is_zip {
+                "files: a ZIP must be sent with Content-Type application/zip"
+            } else {
+                "files: the part is declared application/zip but is not a ZIP file"
+            },
+        ));
+    }
     Ok((request.unwrap_or_default(), file))
 }
 
@@ -1004,11 +1040,16 @@ pub async fn download(
         _ => parse_range(headers.get(header::RANGE), len),
     };
     let Ok(range) = range else {
-        return Ok((
+        let mut response = ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
-            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            "range_not_satisfiable",
+            format!("the Range header does not fit the file of {len} bytes"),
         )
-            .into_response());
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
+        }
+        return Ok(response);
     };
     let batch_id = batch.id;
     state

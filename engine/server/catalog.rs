@@ -66,10 +66,8 @@ pub async fn dn(
 ) -> Result<Json<Value>, ApiError> {
     let p = state.profile(&key, &caller)?;
     let mut map = serde_json::Map::new();
-    for part in p.profile.subject_summary().split(", ") {
-        if let Some((name, value)) = part.split_once('=') {
-            map.insert(name.to_owned(), Value::String(value.to_owned()));
-        }
+    for (name, value) in p.profile.subject_template() {
+        map.insert(name, Value::String(value));
     }
     Ok(Json(Value::Object(map)))
 }

@@ -376,9 +376,6 @@ async fn json_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    if status == StatusCode::RANGE_NOT_SATISFIABLE {
-        return response;
-    }
     let (parts, body) = response.into_parts();
     let text = match axum::body::to_bytes(body, 64 << 10).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
