@@ -713,7 +713,7 @@ pub fn issue(
         zip_comment: lock.zip_comment(),
     };
     let cpu_before = cputime::process();
-    let result = run_issuing(&context, data_dir, store);
+    let result = run_issuing(&context, data_dir, store.for_pipeline()?);
     let cpu = cputime::process()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
@@ -786,7 +786,7 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
         c.zip_comment.clone(),
     )?;
     // The reserver's own connection, for serial intents (the writer's records certificates).
-    let intents = Store::open(data_dir)?;
+    let intents = Store::open(data_dir)?.for_pipeline()?;
     let (sender, receiver) = crossbeam_channel::bounded::<Vec<Outcome>>(2);
     // Chunks whose serials are reserved, waiting for the workers: reserving chunk k+1 overlaps
     // issuing chunk k, so the workers never wait on the store.

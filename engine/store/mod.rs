@@ -908,6 +908,19 @@ impl Store {
         self
     }
 
+    /// This connection for the batch pipeline's hot path: foreign keys are not probed per row.
+    ///
+    /// `reserve_serials` and `insert_certificates` load the batch once per chunk and refuse a
+    /// missing batch or another issuer's serials in code, so every row they write references
+    /// a batch and issuer just checked; the per-row foreign key lookups would only repeat that
+    /// check for each device. Every other connection enforces the foreign keys.
+    pub fn for_pipeline(self) -> Result<Store, StoreError> {
+        self.connection
+            .pragma_update(None, "foreign_keys", false)
+            .map_err(db("configuring the pipeline connection"))?;
+        Ok(self)
+    }
+
     /// Format version of the open database (`PRAGMA user_version`).
     pub fn format_version(&self) -> Result<i64, StoreError> {
         user_version(&self.connection)
@@ -1133,17 +1146,36 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(db(ACTION))?;
-            // The pipeline reserved this row's serial: one probe of the sequential
-            // (batch_id, row_index) index finds it. A record without its own intent (a caller
-            // that did not reserve) registers the serial now; the registry's key refuses a
-            // serial any other row holds.
-            let mut own_intent = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM serial_intents
-                     WHERE batch_id = ?1 AND row_index = ?2 AND issuer_id = ?3 AND serial = ?4
-                       AND state = 'RESERVED')",
-                )
-                .map_err(db(ACTION))?;
+            // The pipeline reserved these rows' serials: one scan of the sequential
+            // (batch_id, row_index) index over the chunk's rows finds them all. A record
+            // without its own intent (a caller that did not reserve) registers the serial now;
+            // the registry's key refuses a serial any other row holds.
+            let rows = records.iter().map(|r| r.row);
+            let (first, last) = (rows.clone().min(), rows.max());
+            let mut own_intents: Vec<(i64, Vec<u8>)> = match (first, last) {
+                (Some(first), Some(last)) => tx
+                    .prepare_cached(
+                        "SELECT row_index, serial FROM serial_intents
+                         WHERE batch_id = ?1 AND row_index BETWEEN ?2 AND ?3 AND issuer_id = ?4
+                           AND state = 'RESERVED'",
+                    )
+                    .and_then(|mut select| {
+                        select
+                            .query_map(
+                                params![
+                                    batch.0,
+                                    to_sql_integer("row", first).unwrap_or(i64::MAX),
+                                    to_sql_integer("row", last).unwrap_or(i64::MAX),
+                                    state.issuer_id
+                                ],
+                                |found| Ok((found.get(0)?, found.get(1)?)),
+                            )?
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(db(ACTION))?,
+                _ => Vec::new(),
+            };
+            own_intents.sort_unstable();
             let mut register = tx
                 .prepare_cached(
                     "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
@@ -1160,11 +1192,11 @@ impl Store {
                     });
                 }
                 let row = to_sql_integer("row", record.row)?;
-                let own = own_intent
-                    .query_row(params![batch.0, row, state.issuer_id, serial], |found| {
-                        found.get::<_, bool>(0)
-                    })
-                    .map_err(db(ACTION))?;
+                let at = own_intents.partition_point(|(r, _)| *r < row);
+                let own = own_intents[at..]
+                    .iter()
+                    .take_while(|(r, _)| *r == row)
+                    .any(|(_, s)| s.as_slice() == serial);
                 if !own {
                     match register.execute(params![state.issuer_id, serial, batch.0, row, now]) {
                         Ok(_) => {}

@@ -53,7 +53,7 @@ pub(super) fn records(tag: u8, rows: std::ops::Range<u64>) -> Vec<CertificateRec
 }
 
 pub(super) struct Fixture {
-    _dir: tempfile::TempDir,
+    pub(super) dir: tempfile::TempDir,
     pub(super) store: Store,
     pub(super) issuer: IssuerId,
 }
@@ -64,11 +64,7 @@ pub(super) fn fixture() -> Fixture {
     let issuer = store
         .register_issuer(b"issuer one DER", "CN=Factory CA 1")
         .expect("register issuer");
-    Fixture {
-        _dir: dir,
-        store,
-        issuer,
-    }
+    Fixture { dir, store, issuer }
 }
 
 #[test]

@@ -948,3 +948,34 @@ fn a_chunk_of_devices_appends_one_chained_entry_each_in_order() {
         );
     }
 }
+
+#[test]
+fn a_pipeline_connection_still_refuses_rows_of_a_missing_batch_or_another_issuer() {
+    // for_pipeline() drops the per-row foreign key probes; the per-chunk checks in code stay.
+    let f = fixture();
+    let dir = f.dir.path().to_path_buf();
+    let batch = f
+        .store
+        .create_batch(&new_batch(f.issuer, 2))
+        .expect("create");
+    let mut pipeline = Store::open(&dir)
+        .expect("open")
+        .for_pipeline()
+        .expect("pipeline");
+    assert!(matches!(
+        pipeline.insert_certificates(BatchId(batch.0 + 100), &records(1, 0..1)),
+        Err(StoreError::BatchNotFound { .. })
+    ));
+    let s0 = serial(1, 0);
+    assert!(matches!(
+        pipeline.reserve_serials(batch, IssuerId(f.issuer.0 + 9), &[(0, &s0)]),
+        Err(StoreError::IssuerMismatch { .. })
+    ));
+    pipeline
+        .reserve_serials(batch, f.issuer, &[(0, &s0)])
+        .expect("reserve");
+    pipeline
+        .insert_certificates(batch, &records(1, 0..1))
+        .expect("record");
+    assert_eq!(f.store.certificate_count(batch).expect("count"), 1);
+}
