@@ -231,12 +231,6 @@ async fn order(
     })
 }
 
-/// What the batch thread tells the waiting request first.
-enum Started {
-    Created(BatchId),
-    Refused(BatchError),
-}
-
 /// Starts the batch on a thread of its own and answers with the recorded batch, or with the
 /// error that refused it before anything was recorded.
 async fn start(
@@ -249,8 +243,8 @@ async fn start(
         "batch-{}.zip",
         uuid::Uuid::from_bytes(crate::store::new_device_id().map_err(ApiError::internal)?)
     ));
-    let (sender, receiver) = crossbeam_channel::bounded::<Started>(2);
-    let (created_sender, created_receiver) = crossbeam_channel::bounded::<BatchId>(1);
+    let (created_sender, created) = crossbeam_channel::bounded::<BatchId>(1);
+    let (refused_sender, refused) = crossbeam_channel::bounded::<BatchError>(1);
     let thread_state = Arc::clone(state);
     let user = caller.user_id;
     state.running.start();
@@ -258,23 +252,12 @@ async fn start(
         .name("certmill-batch".into())
         .spawn(move || {
             let state = thread_state;
-            // Forward the id as soon as the store has it.
-            let forward = {
-                let sender = sender.clone();
-                std::thread::spawn(move || {
-                    if let Ok(id) = created_receiver.recv() {
-                        let _ = sender.send(Started::Created(id));
-                    }
-                })
-            };
-            let result = run_batch(&state, order, source, user, out, created_sender);
-            let _ = forward.join();
-            match result {
+            match run_batch(&state, order, source, user, out, created_sender) {
                 Ok(report) => state.metrics.batch_finished(report.devices, report.elapsed),
+                // Refused before it was recorded: the waiting request answers with it.
+                // After that, the store has the batch Broken with this reason.
                 Err(e) => {
-                    // Refused before it was recorded: the waiting request answers with it.
-                    // After that, the store has the batch Broken with this reason.
-                    let _ = sender.send(Started::Refused(e));
+                    let _ = refused_sender.send(e);
                 }
             }
             state.running.finish();
@@ -283,22 +266,29 @@ async fn start(
         state.running.finish();
         return Err(ApiError::internal(e));
     }
-    let started = tokio::task::spawn_blocking(move || receiver.recv())
-        .await?
-        .map_err(|_| ApiError::internal("the batch thread ended without a word"))?;
-    match started {
-        Started::Created(id) => {
-            let batch = state
-                .store(move |store| {
-                    store
-                        .batch(id)?
-                        .ok_or_else(|| ApiError::internal("a created batch is missing"))
-                })
-                .await?;
-            Ok(Json(batch.api_json()))
+    // The id is sent before any error of a recorded batch, so it wins when both are there.
+    let started = tokio::task::spawn_blocking(move || {
+        crossbeam_channel::select! {
+            // A disconnected id channel means the batch failed before it was recorded: its
+            // error follows on the other channel.
+            recv(created) -> id => match id {
+                Ok(id) => Ok(Ok(id)),
+                Err(_) => refused.recv().map(Err),
+            },
+            recv(refused) -> error => created.try_recv().map(Ok).or_else(|_| error.map(Err)),
         }
-        Started::Refused(e) => Err(e.into()),
-    }
+    })
+    .await?
+    .map_err(|_| ApiError::internal("the batch thread ended without a word"))?;
+    let id = started?;
+    let batch = state
+        .store(move |store| {
+            store
+                .batch(id)?
+                .ok_or_else(|| ApiError::internal("a created batch is missing"))
+        })
+        .await?;
+    Ok(Json(batch.api_json()))
 }
 
 /// The batch thread: loads the input and runs the pipeline.
@@ -340,6 +330,31 @@ fn run_batch(
     crate::batch::issue(&state.data, &state.ca, profile, &input, &options)
 }
 
+/// The JSON create calls (generator, single): the authority is required, the PKCS#12
+/// password too.
+async fn start_ordered(
+    state: &Shared,
+    caller: &Principal,
+    authority: Option<i64>,
+    batch_name: Option<String>,
+    profile_params: &BTreeMap<String, Value>,
+    source: Source,
+) -> Result<Json<Value>, ApiError> {
+    let authority = authority.ok_or_else(|| ApiError::bad_request("authorityId is required"))?;
+    let parameters = texts("profileParams", profile_params)?;
+    let order = order(
+        state,
+        caller,
+        Some(authority),
+        None,
+        batch_name,
+        parameters,
+        true,
+    )
+    .await?;
+    start(state, caller, order, source).await
+}
+
 /// `PUT /api/v1/batches` and `PUT /api/v1/batches/preview` body.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -354,15 +369,14 @@ pub struct GeneratorRequest {
     profile_params: BTreeMap<String, Value>,
 }
 
-fn sequence(request: &GeneratorRequest) -> Result<(GeneratorKind, Sequence), ApiError> {
+fn sequence(request: &GeneratorRequest) -> Result<Sequence, ApiError> {
     let id = text("generatorId", &request.generator_id)?
         .ok_or_else(|| ApiError::bad_request("generatorId is required"))?;
     let kind =
         GeneratorKind::find(&id).map_err(|e| ApiError::bad_request(format!("generatorId: {e}")))?;
     let own = texts("generatorParams", &request.generator_params)?;
-    let sequence = Sequence::new(kind, &own, request.batch_size)
-        .map_err(|e| ApiError::bad_request(format!("generatorParams: {e}")))?;
-    Ok((kind, sequence))
+    Sequence::new(kind, &own, request.batch_size)
+        .map_err(|e| ApiError::bad_request(format!("generatorParams: {e}")))
 }
 
 /// `PUT /api/v1/batches`: a generator batch.
@@ -371,23 +385,17 @@ pub async fn create_generator(
     Caller(caller): Caller,
     Json(request): Json<GeneratorRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, sequence) = sequence(&request)?;
-    let parameters = texts("profileParams", &request.profile_params)?;
-    let order = order(
+    let sequence = sequence(&request)?;
+    let source = Source::Generator(sequence);
+    start_ordered(
         &state,
         &caller,
-        Some(
-            request
-                .authority_id
-                .ok_or_else(|| ApiError::bad_request("authorityId is required"))?,
-        ),
-        None,
+        request.authority_id,
         request.batch_name,
-        parameters,
-        true,
+        &request.profile_params,
+        source,
     )
-    .await?;
-    start(&state, &caller, order, Source::Generator(sequence)).await
+    .await
 }
 
 /// `PUT /api/v1/batches/preview`: the values the first device would get; nothing is issued.
@@ -397,7 +405,7 @@ pub async fn preview(
     Caller(caller): Caller,
     Json(request): Json<GeneratorRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, sequence) = sequence(&request)?;
+    let sequence = sequence(&request)?;
     let parameters = texts("profileParams", &request.profile_params)?;
     let order = order(
         &state,
@@ -432,22 +440,15 @@ pub async fn create_single(
     Caller(caller): Caller,
     Json(request): Json<SingleRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let parameters = texts("profileParams", &request.profile_params)?;
-    let order = order(
+    start_ordered(
         &state,
         &caller,
-        Some(
-            request
-                .authority_id
-                .ok_or_else(|| ApiError::bad_request("authorityId is required"))?,
-        ),
-        None,
+        request.authority_id,
         request.batch_name,
-        parameters,
-        true,
+        &request.profile_params,
+        Source::Single,
     )
-    .await?;
-    start(&state, &caller, order, Source::Single).await
+    .await
 }
 
 /// `?profileId=`.

@@ -2423,16 +2423,7 @@ impl AuditChain {
         tx: &Transaction<'_>,
         entry: &NewAuditEntry<'_>,
     ) -> Result<(), StoreError> {
-        let hash = audit_hash(
-            &self.prev_hash,
-            self.next_id,
-            entry.batch,
-            entry.device_id,
-            entry.time,
-            entry.actor,
-            entry.kind.as_str(),
-            entry.message,
-        );
+        let hash = self.hash(self.next_id, entry);
         tx.prepare_cached(
             "INSERT INTO audit_log (id, batch_id, device_id, time, actor, type, message,
                                     prev_hash, hash)
