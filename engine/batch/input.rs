@@ -159,11 +159,13 @@ impl<'a> OpenInput<'a> {
     }
 
     /// Resolves and checks one job's values against the template; a CSR is parsed and its
-    /// signature verified here (proof of possession), on the worker.
+    /// signature verified here (proof of possession), on the worker, unless `proof` says these
+    /// exact bytes were verified before ([`ChunkProofs`]).
     pub fn prepare(
         &self,
         template: &Template,
         job: &Job,
+        proof: Proof,
     ) -> Result<(PreparedDevice, Option<Box<ParsedCsr>>), DeviceError> {
         let profile = template.profile();
         let prepared = match &job.input {
@@ -188,7 +190,11 @@ impl<'a> OpenInput<'a> {
                 csr: None,
             }),
             DeviceInput::Csr(der) => {
-                let csr = ParsedCsr::from_der(der).map_err(DeviceError::Csr)?;
+                let csr = match proof {
+                    Proof::Verify => ParsedCsr::from_der(der),
+                    Proof::Verified => ParsedCsr::from_verified_der(der),
+                }
+                .map_err(DeviceError::Csr)?;
                 if csr.key_algorithm() != profile.key_algorithm() {
                     return Err(DeviceError::Value(ValueError::Unencodable {
                         field: "SubjectPublicKeyInfo".into(),
@@ -214,6 +220,60 @@ impl<'a> OpenInput<'a> {
     }
 }
 
+/// Whether a CSR job's signature still needs verifying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proof {
+    /// Verify it.
+    Verify,
+    /// The validation pass verified these exact bytes.
+    Verified,
+}
+
+/// What the validation pass proved about a CSR batch: the SHA-256 of each chunk's requests
+/// (rows and DER, in order), one per [`super::CHUNK`] devices whose signatures all verified.
+/// The issuing pass reads the same chunks; a chunk whose digest matches skips the signature
+/// check (ECDSA verification is deterministic, so repeating it on the same bytes proves
+/// nothing new), and any other chunk (the bundle changed on disk in between) is verified again.
+/// 32 bytes per chunk: 62 KiB at 1,000,000 devices.
+#[derive(Debug, Default)]
+pub struct ChunkProofs {
+    digests: Vec<[u8; 32]>,
+}
+
+impl ChunkProofs {
+    /// Records chunk `index` as verified.
+    pub fn push(&mut self, index: usize, chunk: &[Job]) {
+        if let Some(digest) = chunk_digest(chunk) {
+            debug_assert_eq!(index, self.digests.len());
+            self.digests.push(digest);
+        }
+    }
+
+    /// Whether chunk `index` holds exactly the bytes the validation pass verified.
+    pub fn proof(&self, index: usize, chunk: &[Job]) -> Proof {
+        match (self.digests.get(index), chunk_digest(chunk)) {
+            (Some(proved), Some(digest)) if *proved == digest => Proof::Verified,
+            _ => Proof::Verify,
+        }
+    }
+}
+
+/// SHA-256 over each CSR job's row and DER (length-prefixed); `None` for a chunk without CSRs.
+fn chunk_digest(chunk: &[Job]) -> Option<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut any = false;
+    for job in chunk {
+        if let DeviceInput::Csr(der) = &job.input {
+            any = true;
+            hasher.update(job.row.to_le_bytes());
+            hasher.update((der.len() as u64).to_le_bytes());
+            hasher.update(der);
+        }
+    }
+    any.then(|| hasher.finalize().into())
+}
+
 struct CsvJobs {
     reader: RecordReader,
 }
@@ -231,5 +291,49 @@ impl Iterator for CsvJobs {
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChunkProofs, DeviceInput, Job, Proof};
+
+    fn csr_job(row: u64, der: &[u8]) -> Job {
+        Job {
+            row,
+            location: format!("entry `#{row}`"),
+            input: DeviceInput::Csr(der.to_vec()),
+        }
+    }
+
+    #[test]
+    fn only_the_exact_verified_bytes_skip_verification() {
+        let chunk = vec![csr_job(1, b"\x30\x03\x02\x01\x01"), csr_job(2, b"\x30\x00")];
+        let mut proofs = ChunkProofs::default();
+        proofs.push(0, &chunk);
+        assert_eq!(proofs.proof(0, &chunk), Proof::Verified);
+        // Another chunk index was never proved.
+        assert_eq!(proofs.proof(1, &chunk), Proof::Verify);
+        // One byte changed on disk between the passes.
+        let edited = vec![csr_job(1, b"\x30\x03\x02\x01\x02"), csr_job(2, b"\x30\x00")];
+        assert_eq!(proofs.proof(0, &edited), Proof::Verify);
+        // The same requests in another order (rows swapped) are not the verified chunk.
+        let swapped = vec![csr_job(1, b"\x30\x00"), csr_job(2, b"\x30\x03\x02\x01\x01")];
+        assert_eq!(proofs.proof(0, &swapped), Proof::Verify);
+        // Moving a byte across the boundary of two requests changes the digest too.
+        let shifted = vec![csr_job(1, b"\x30\x03\x02\x01"), csr_job(2, b"\x01\x30\x00")];
+        assert_eq!(proofs.proof(0, &shifted), Proof::Verify);
+    }
+
+    #[test]
+    fn chunks_without_requests_are_never_proved() {
+        let chunk = vec![Job {
+            row: 1,
+            location: "row 1".into(),
+            input: DeviceInput::Values(Default::default()),
+        }];
+        let mut proofs = ChunkProofs::default();
+        proofs.push(0, &chunk);
+        assert_eq!(proofs.proof(0, &chunk), Proof::Verify);
     }
 }

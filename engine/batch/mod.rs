@@ -20,7 +20,7 @@ mod input;
 pub mod recovery;
 
 pub use csv_input::CsvLayout;
-pub use input::{BatchInput, DeviceInput, Job, OpenInput};
+pub use input::{BatchInput, ChunkProofs, DeviceInput, Job, OpenInput, Proof};
 mod writer;
 pub(crate) mod zipstream;
 
@@ -565,11 +565,21 @@ pub fn validate(
     input: &OpenInput<'_>,
     pool: &rayon::ThreadPool,
 ) -> Result<u64, BatchError> {
+    validate_with_proofs(template, input, pool).map(|(total, _)| total)
+}
+
+/// [`validate`], also returning the digests of the chunks it verified ([`ChunkProofs`]).
+fn validate_with_proofs(
+    template: &Template,
+    input: &OpenInput<'_>,
+    pool: &rayon::ThreadPool,
+) -> Result<(u64, ChunkProofs), BatchError> {
     let mut jobs = input.jobs()?;
     let mut errors = Vec::new();
     let mut failed = 0u64;
     let mut total = 0u64;
-    loop {
+    let mut proofs = ChunkProofs::default();
+    for index in 0.. {
         let chunk = next_chunk(&mut jobs)?;
         if chunk.is_empty() {
             break;
@@ -577,16 +587,22 @@ pub fn validate(
         total += chunk.len() as u64;
         let refused: Vec<RowError> = pool.install(|| {
             chunk
-                .into_par_iter()
+                .par_iter()
                 .filter_map(|job| {
-                    input.prepare(template, &job).err().map(|error| RowError {
-                        row: job.row,
-                        location: job.location,
-                        error,
-                    })
+                    input
+                        .prepare(template, job, Proof::Verify)
+                        .err()
+                        .map(|error| RowError {
+                            row: job.row,
+                            location: job.location.clone(),
+                            error,
+                        })
                 })
                 .collect()
         });
+        if refused.is_empty() && failed == 0 {
+            proofs.push(index, &chunk);
+        }
         failed += refused.len() as u64;
         errors.extend(
             refused
@@ -603,7 +619,7 @@ pub fn validate(
     if total == 0 {
         return Err(BatchError::Empty);
     }
-    Ok(total)
+    Ok((total, proofs))
 }
 
 /// Step 2 for a CSV file alone (the fuzz target's entry point).
@@ -664,7 +680,7 @@ pub fn issue(
     // 2. Validate every device before any key is generated or anything signed.
     let started = Instant::now();
     let open = OpenInput::open(input, profile, &options.parameters)?;
-    let total = validate(&template, &open, &pool)?;
+    let (total, proofs) = validate_with_proofs(&template, &open, &pool)?;
     let validation = started.elapsed();
 
     // 3. Record the batch (and reserve its size from the authority's balance).
@@ -709,6 +725,7 @@ pub fn issue(
         issuer,
         batch,
         total,
+        proofs: &proofs,
         extension,
         zip_comment: lock.zip_comment(),
     };
@@ -759,6 +776,8 @@ struct Issuing<'a> {
     issuer: IssuerId,
     batch: BatchId,
     total: u64,
+    /// The chunks the validation pass verified.
+    proofs: &'a ChunkProofs,
     extension: &'static str,
     /// Ends the ZIP, so recovery can recognise it (see [`recovery`]).
     zip_comment: String,
@@ -791,7 +810,7 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
     // Chunks whose serials are reserved, waiting for the workers: reserving chunk k+1 overlaps
     // issuing chunk k, so the workers never wait on the store.
     let (reserved_sender, reserved_receiver) =
-        crossbeam_channel::bounded::<(Vec<Job>, Vec<Reserved>)>(1);
+        crossbeam_channel::bounded::<(Vec<Job>, Vec<Reserved>, Proof)>(1);
     let progress = Progress::new(c.options.progress, c.total);
     let serial_length = c.template.profile().serial_length;
 
@@ -809,23 +828,25 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
         let reserver_thread = scope.spawn(move || -> Result<Duration, BatchError> {
             let mut jobs = c.input.jobs()?;
             let mut store_cpu = Duration::ZERO;
-            loop {
+            for index in 0.. {
                 let chunk = next_chunk(&mut jobs)?;
                 if chunk.is_empty() {
-                    return Ok(store_cpu);
+                    break;
                 }
+                let proof = c.proofs.proof(index, &chunk);
                 let reserved = cputime::measure(&mut store_cpu, || {
                     reserve_chunk(&intents, c.batch, c.issuer, &chunk, serial_length)
                 })?;
-                if reserved_sender.send((chunk, reserved)).is_err() {
+                if reserved_sender.send((chunk, reserved, proof)).is_err() {
                     return Ok(store_cpu); // the issuing loop stopped: its error is reported below
                 }
             }
+            Ok(store_cpu)
         });
 
         // 4. Prepare and issue each reserved chunk on the workers.
         let produce = || -> Result<(), BatchError> {
-            for (chunk, reserved) in reserved_receiver {
+            for (chunk, reserved, proof) in reserved_receiver {
                 let count = chunk.len() as u64;
                 let outcomes: Vec<Outcome> = c.pool.install(|| {
                     chunk
@@ -837,7 +858,7 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
                             // meanwhile) or a device the crypto refuses fails alone.
                             let result = c
                                 .input
-                                .prepare(c.template, &job)
+                                .prepare(c.template, &job, proof)
                                 .map_err(|error| error.to_string())
                                 .and_then(|(prepared, csr)| {
                                     issue_device(

@@ -153,6 +153,15 @@ const SAN_DNS_NAME: &str = "SubjectAlternativeName.dNSName";
 const SAN_URI: &str = "SubjectAlternativeName.uniformResourceIdentifier";
 const SAN_IP_ADDRESS: &str = "SubjectAlternativeName.iPAddress";
 
+/// Whether [`ParsedCsr::decode`] verifies the request's signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proof {
+    /// Verify it (the default).
+    Verify,
+    /// These exact bytes were verified before.
+    AlreadyVerified,
+}
+
 /// A PKCS#10 request, parsed, with its self-signature verified (proof of possession).
 ///
 /// ```text
@@ -188,6 +197,18 @@ impl ParsedCsr {
     /// whose signature algorithm is not ECDSA with SHA-256/384 or RSA PKCS#1 v1.5 with
     /// SHA-256/384/512, and whose signature does not verify ([`CsrError::BadSignature`]).
     pub fn from_der(der: &[u8]) -> Result<ParsedCsr, CsrError> {
+        Self::decode(der, Proof::Verify)
+    }
+
+    /// Parses a DER request whose signature [`ParsedCsr::from_der`] has already verified, byte
+    /// for byte the same DER (a batch's issuing pass, after its validation pass verified the
+    /// same bytes; see `batch::CsrProofs`). Verification is deterministic, so it is not
+    /// repeated; every other check is.
+    pub(crate) fn from_verified_der(der: &[u8]) -> Result<ParsedCsr, CsrError> {
+        Self::decode(der, Proof::AlreadyVerified)
+    }
+
+    fn decode(der: &[u8], proof: Proof) -> Result<ParsedCsr, CsrError> {
         let request = CertReq::from_der(der)?;
         if request.info.version != Version::V1 {
             return Err(Tag::Integer.value_error().into());
@@ -219,9 +240,11 @@ impl ParsedCsr {
             .signature
             .as_bytes()
             .ok_or_else(|| Tag::BitString.value_error())?;
-        UnparsedPublicKey::new(verification, key_bits)
-            .verify(signed, signature_bytes)
-            .map_err(|_| CsrError::BadSignature)?;
+        if proof == Proof::Verify {
+            UnparsedPublicKey::new(verification, key_bits)
+                .verify(signed, signature_bytes)
+                .map_err(|_| CsrError::BadSignature)?;
+        }
 
         let mut values = Vec::new();
         collect_subject(&request.info.subject, &mut values);
