@@ -1,9 +1,13 @@
-//! Single-device issuance latency, in-process, as a factory station sees it: one
-//! `batch::issue` of a single-certificate batch on the ECC device profile (validate, record,
-//! key, sign, PKCS#12, ZIP written, fsynced and renamed, store updated), 1,000 calls.
-//! Prints median, p90, p99 and max. `cargo bench --bench single_latency`.
+//! Single-device issuance latency, in-process, on the ECC device profile, two ways:
+//! - warm: [`batch::Station::issue`] on an open station (key, serial intent, sign, PKCS#12,
+//!   ZIP entry, certificate recorded), what a factory line's flashing station waits for;
+//! - cold: one `batch::issue` of a single-certificate batch per device (validate, record the
+//!   batch, key, sign, PKCS#12, ZIP written, fsynced and renamed, batch finished).
+//!
+//! 1,000 calls each (`CERTMILL_LATENCY_CALLS`). Prints median, p90, p99 and max.
+//! `cargo bench --bench single_latency`.
 
-use certmill::batch::{self, BatchInput, BatchOptions, ProgressStyle};
+use certmill::batch::{self, BatchInput, BatchOptions, ProgressStyle, Station};
 use certmill::ca::{CaInitOptions, IssuingCa};
 use certmill::pkcs12::{Pkcs12Options, Pkcs12Password};
 use certmill::profile::{CompileOptions, Profile};
@@ -18,36 +22,67 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
     let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
-    let mut samples: Vec<Duration> = Vec::with_capacity(calls);
-    for i in 0..calls {
-        let mut parameters = BTreeMap::new();
-        parameters.insert(
+    let options = |name: String, parameters: BTreeMap<String, String>| BatchOptions {
+        parameters,
+        password: Some(Pkcs12Password::new("station-password".into()).expect("password")),
+        pkcs12: Pkcs12Options::default(),
+        out: dir.path().join(format!("{name}.zip")),
+        batch_name: name,
+        threads: Some(1),
+        progress: ProgressStyle::Quiet,
+        authority: None,
+        user: None,
+        on_created: None,
+    };
+    let device = |i: usize| {
+        let mut values = BTreeMap::new();
+        values.insert(
             "macAddress".to_owned(),
             format!("02:00:00:00:{:02X}:{:02X}", i >> 8, i & 0xff),
         );
-        parameters.insert("deviceClass".to_owned(), "Surface Vehicle".to_owned());
-        parameters.insert("years".to_owned(), "1".to_owned());
-        let options = BatchOptions {
-            parameters,
-            password: Some(Pkcs12Password::new("station-password".into()).expect("password")),
-            pkcs12: Pkcs12Options::default(),
-            out: dir.path().join(format!("single-{i}.zip")),
-            batch_name: format!("single-{i}"),
-            threads: Some(1),
-            progress: ProgressStyle::Quiet,
-            authority: None,
-            user: None,
-            on_created: None,
-        };
-        let started = Instant::now();
-        batch::issue(dir.path(), &ca, &profile, &BatchInput::Single, &options).expect("issue");
-        samples.push(started.elapsed());
+        values.insert("deviceClass".to_owned(), "Surface Vehicle".to_owned());
+        values.insert("years".to_owned(), "1".to_owned());
+        values
+    };
+
+    let mut station = Station::open(
+        dir.path(),
+        &ca,
+        &profile,
+        calls as u64 + 50,
+        options("station".into(), BTreeMap::new()),
+    )
+    .expect("station");
+    for i in 0..50 {
+        station.issue(&device(60_000 + i)).expect("warm-up");
     }
+    let mut warm = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let values = device(i);
+        let started = Instant::now();
+        let issued = station.issue(&values).expect("issue");
+        warm.push(started.elapsed());
+        std::hint::black_box(issued);
+    }
+    station.close(dir.path()).expect("close");
+    report("warm (Station::issue)", calls, warm);
+
+    let mut cold = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let opts = options(format!("single-{i}"), device(i));
+        let started = Instant::now();
+        batch::issue(dir.path(), &ca, &profile, &BatchInput::Single, &opts).expect("issue");
+        cold.push(started.elapsed());
+    }
+    report("cold (a single-certificate batch per device)", calls, cold);
+}
+
+fn report(what: &str, calls: usize, mut samples: Vec<Duration>) {
     samples.sort();
     let at =
         |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
     println!(
-        "single-device issuance, ECC device profile, {calls} calls: median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "single-device issuance, ECC device profile, {what}, {calls} calls: median {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         at(0.5).as_secs_f64() * 1e3,
         at(0.9).as_secs_f64() * 1e3,
         at(0.99).as_secs_f64() * 1e3,

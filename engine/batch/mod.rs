@@ -18,9 +18,11 @@ pub mod cputime;
 mod csv_input;
 mod input;
 pub mod recovery;
+mod station;
 
 pub use csv_input::CsvLayout;
 pub use input::{BatchInput, ChunkProofs, DeviceInput, Job, OpenInput, Proof};
+pub use station::{Station, StationDevice};
 mod writer;
 pub(crate) mod zipstream;
 
@@ -653,27 +655,7 @@ pub fn issue(
     options: &BatchOptions,
 ) -> Result<BatchReport, BatchError> {
     check_parameters(profile, &options.parameters, input)?;
-    let password = if input.has_csr() {
-        if !profile.allows_csr_keys() {
-            return Err(BatchError::MissingInput(format!(
-                "profile {:?} takes no key from a CSR (no CSR.SubjectPublicKeyInfo source)",
-                profile.name()
-            )));
-        }
-        None
-    } else {
-        if !profile.allows_server_keys() {
-            return Err(BatchError::MissingInput(format!(
-                "profile {:?} takes keys only from CSRs (no KeypairQueue.der_spki source): this batch cannot generate keys for it",
-                profile.name()
-            )));
-        }
-        Some(options.password.as_ref().ok_or_else(|| {
-            BatchError::MissingInput(
-                "a PKCS#12 password is required: --password-file, CERTMILL_PKCS12_PASSWORD or the prompt".into(),
-            )
-        })?)
-    };
+    let password = server_key_password(profile, input, options)?;
     let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
     let pool = worker_pool(options.threads)?;
 
@@ -763,6 +745,36 @@ pub fn issue(
             Err(e)
         }
     }
+}
+
+/// The PKCS#12 password a batch of `input` needs: none for CSRs (the profile must take keys
+/// from CSRs), the options' password for server-generated keys (the profile must allow them).
+fn server_key_password<'o>(
+    profile: &Profile,
+    input: &BatchInput<'_>,
+    options: &'o BatchOptions,
+) -> Result<Option<&'o Pkcs12Password>, BatchError> {
+    Ok(if input.has_csr() {
+        if !profile.allows_csr_keys() {
+            return Err(BatchError::MissingInput(format!(
+                "profile {:?} takes no key from a CSR (no CSR.SubjectPublicKeyInfo source)",
+                profile.name()
+            )));
+        }
+        None
+    } else {
+        if !profile.allows_server_keys() {
+            return Err(BatchError::MissingInput(format!(
+                "profile {:?} takes keys only from CSRs (no KeypairQueue.der_spki source): this batch cannot generate keys for it",
+                profile.name()
+            )));
+        }
+        Some(options.password.as_ref().ok_or_else(|| {
+            BatchError::MissingInput(
+                "a PKCS#12 password is required: --password-file, CERTMILL_PKCS12_PASSWORD or the prompt".into(),
+            )
+        })?)
+    })
 }
 
 /// Everything the issuing pass needs.

@@ -164,8 +164,10 @@ impl BatchWriter {
     }
 
     /// Writes a chunk of devices: ZIP entries, manifest rows and one store transaction.
-    pub fn write_chunk(&mut self, outcomes: Vec<Outcome>) -> Result<(), BatchError> {
+    /// Returns the entry names of the issued devices, in order.
+    pub fn write_chunk(&mut self, outcomes: Vec<Outcome>) -> Result<Vec<String>, BatchError> {
         let mut records = Vec::with_capacity(outcomes.len());
+        let mut names = Vec::with_capacity(outcomes.len());
         let mut failures = Vec::new();
         for outcome in outcomes {
             let device = match outcome {
@@ -220,6 +222,7 @@ impl BatchWriter {
                 "ISSUED",
                 "",
             ])?;
+            names.push(name.clone());
             records.push(CertificateRecord {
                 device_id: device.device_id,
                 row: device.row,
@@ -243,7 +246,7 @@ impl BatchWriter {
             }
             Ok::<(), BatchError>(())
         })?;
-        Ok(())
+        Ok(names)
     }
 
     fn manifest_row(&mut self, fields: &[&str]) -> Result<(), BatchError> {

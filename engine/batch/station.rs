@@ -1,0 +1,287 @@
+//! A warm issuing station: one open batch that issues devices one at a time, each handed back
+//! to the caller as soon as it is signed, packed and recorded. This is the factory line's
+//! flashing station: the device on the jig needs its PKCS#12 now, not after a batch of
+//! thousands.
+//!
+//! Opening a station does once what a batch does once (compile the template, record the batch
+//! and reserve `capacity` units of the authority's balance, take the batch lock, open the ZIP
+//! and two store connections). Each [`Station::issue`] then costs one device's cryptography
+//! (key, signature, PKCS#12) plus two small store transactions (the serial intent before
+//! signing, the certificate after; WAL, no fsync) and a buffered ZIP entry. [`Station::close`]
+//! appends the manifest, fsyncs and renames the ZIP and ends the batch like any other (Ready
+//! For Download, or Batch Issued Partly when a device failed); the units not used return to
+//! the authority. A station that is dropped without closing (a crash) leaves a Pending Issue
+//! batch that recovery ends at the next start.
+//!
+//! The certificates' notBefore is the station's opening time, as for every device of a batch:
+//! open one station per shift, not one per month.
+
+use super::writer::BatchWriter;
+use super::{
+    check_parameters, issue_device, recovery, reserve_chunk, server_key_password, BatchError,
+    BatchInput, BatchOptions, DeviceError, DeviceInput, FailedDevice, Job, Outcome,
+};
+use crate::ca::IssuingCa;
+use crate::profile::{Inputs, Profile};
+use crate::store::{BatchId, BatchStatus, IssuerId, NewBatch, Store};
+use crate::template::Template;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One device a station issued, handed to the caller.
+#[derive(Debug)]
+pub struct StationDevice {
+    /// The device's position in the station's batch (1-based).
+    pub row: u64,
+    /// Device id (UUID), as the manifest and the API show it.
+    pub device_id: String,
+    /// Subject commonName (empty when the subject has none).
+    pub common_name: String,
+    /// Serial, lower-case hex.
+    pub serial_hex: String,
+    /// The entry name in the batch ZIP.
+    pub file_name: String,
+    /// Certificate DER.
+    pub certificate: Vec<u8>,
+    /// The PKCS#12 (the device's private key lives only here).
+    pub pkcs12: Vec<u8>,
+}
+
+/// An open station; see the module documentation.
+pub struct Station<'a> {
+    template: Template,
+    ca: &'a IssuingCa,
+    options: BatchOptions,
+    batch: BatchId,
+    issuer: IssuerId,
+    capacity: u64,
+    issued: u64,
+    failed: u64,
+    intents: Store,
+    writer: Option<BatchWriter>,
+    _lock: recovery::BatchLock,
+}
+
+impl std::fmt::Debug for Station<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Station")
+            .field("batch", &self.batch)
+            .field("capacity", &self.capacity)
+            .field("issued", &self.issued)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Station<'a> {
+    /// Opens a station for up to `capacity` devices of `profile`, with the batch parameters,
+    /// password, authority and output ZIP of `options` (its `threads` and `progress` are not
+    /// used: a station issues on the calling thread).
+    pub fn open(
+        data_dir: &Path,
+        ca: &'a IssuingCa,
+        profile: &Profile,
+        capacity: u64,
+        options: BatchOptions,
+    ) -> Result<Station<'a>, BatchError> {
+        if capacity == 0 {
+            return Err(BatchError::Empty);
+        }
+        check_parameters(profile, &options.parameters, &BatchInput::Single)?;
+        server_key_password(profile, &BatchInput::Single, &options)?;
+        let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
+        let store = Store::open(data_dir)?;
+        let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
+        let parameters_json =
+            serde_json::to_string(&options.parameters).unwrap_or_else(|_| "{}".into());
+        let out_text = options.out.display().to_string();
+        let new_batch = NewBatch {
+            batch_name: &options.batch_name,
+            profile_name: profile.name(),
+            kind: BatchInput::Single.kind(),
+            size: capacity,
+            issuer,
+            parameters_json: &parameters_json,
+            output_path: &out_text,
+        };
+        let batch = match options.authority {
+            Some(authority) => store.create_batch_for(authority, &new_batch, options.user)?,
+            None => store.create_batch(&new_batch)?,
+        };
+        let opened = (|| {
+            let lock = recovery::lock_batch(data_dir, batch)?;
+            let writer = BatchWriter::create(
+                &options.out,
+                &ca.chain_pem(),
+                store.for_pipeline()?,
+                batch,
+                template.not_before(),
+                "p12",
+                lock.zip_comment(),
+            )?;
+            let intents = Store::open(data_dir)?.for_pipeline()?;
+            Ok::<_, BatchError>((lock, writer, intents))
+        })();
+        let (lock, writer, intents) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                Store::open(data_dir)?.abandon_batch(batch, &e.to_string())?;
+                return Err(e);
+            }
+        };
+        Ok(Station {
+            template,
+            ca,
+            options,
+            batch,
+            issuer,
+            capacity,
+            issued: 0,
+            failed: 0,
+            intents,
+            writer: Some(writer),
+            _lock: lock,
+        })
+    }
+
+    /// The station's batch.
+    pub fn batch(&self) -> BatchId {
+        self.batch
+    }
+
+    /// Devices issued so far.
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    /// Devices left before the station is full.
+    pub fn remaining(&self) -> u64 {
+        self.capacity - self.issued - self.failed
+    }
+
+    /// Issues one device from its request values (`Request.<name>`: what one CSV row would
+    /// hold). A value the profile refuses is an error naming the field, and costs nothing: no
+    /// serial is drawn and the device is not counted. A device the cryptography or the store
+    /// refuses after its serial was reserved is recorded as FAILED (the manifest and the
+    /// device audit log give the reason) and its unit returns to the authority at close.
+    pub fn issue(
+        &mut self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<StationDevice, BatchError> {
+        if self.remaining() == 0 {
+            return Err(BatchError::MissingInput(format!(
+                "the station is full: its {} devices are used; close it and open another",
+                self.capacity
+            )));
+        }
+        let row = self.issued + self.failed + 1;
+        let profile = self.template.profile();
+        let prepared = self
+            .template
+            .prepare(&Inputs {
+                request: Some(values),
+                batch: &self.options.parameters,
+                profile: profile.values(),
+                csr: None,
+            })
+            .map_err(|error| BatchError::InvalidRows {
+                errors: vec![super::RowError {
+                    row,
+                    location: "the request".into(),
+                    error: DeviceError::Value(error),
+                }],
+                total: 1,
+            })?;
+        let job = Job {
+            row,
+            location: format!("device {row}"),
+            input: DeviceInput::Values(BTreeMap::new()),
+        };
+        let mut reserved = reserve_chunk(
+            &self.intents,
+            self.batch,
+            self.issuer,
+            std::slice::from_ref(&job),
+            profile.serial_length,
+        )?;
+        let reserved = reserved
+            .pop()
+            .ok_or(BatchError::Unreachable("no serial reserved"))?;
+        let device_id = reserved.device_id;
+        let issued = issue_device(
+            &self.template,
+            self.ca,
+            row,
+            &format!("device-{row}"),
+            reserved,
+            prepared,
+            None,
+            self.options.password.as_ref(),
+            &self.options.pkcs12,
+        );
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or(BatchError::Unreachable("station used after close"))?;
+        match issued {
+            Ok(device) => {
+                let answer = StationDevice {
+                    row,
+                    device_id: uuid::Uuid::from_bytes(device.device_id)
+                        .hyphenated()
+                        .to_string(),
+                    common_name: device.common_name.clone(),
+                    serial_hex: super::writer::hex(&device.serial),
+                    file_name: String::new(),
+                    certificate: device.certificate.clone(),
+                    pkcs12: device.file.clone(),
+                };
+                let names = writer.write_chunk(vec![Outcome::Issued(device)])?;
+                self.issued += 1;
+                Ok(StationDevice {
+                    file_name: names.into_iter().next().unwrap_or_default(),
+                    ..answer
+                })
+            }
+            Err(error) => {
+                writer.write_chunk(vec![Outcome::Failed(FailedDevice {
+                    row,
+                    device_id,
+                    location: job.location,
+                    reason: error.to_string(),
+                })])?;
+                self.failed += 1;
+                Err(error)
+            }
+        }
+    }
+
+    /// Ends the station: the ZIP is completed and renamed into place, the batch ends Ready For
+    /// Download (Batch Issued Partly when a device failed), and the unused units return to the
+    /// authority. A station that issued nothing ends Broken, with that reason.
+    pub fn close(mut self, data_dir: &Path) -> Result<BatchStatus, BatchError> {
+        let writer = self
+            .writer
+            .take()
+            .ok_or(BatchError::Unreachable("station closed twice"))?;
+        let store = Store::open(data_dir)?;
+        if self.issued == 0 && self.failed == 0 {
+            drop(writer); // the temporary ZIP is deleted
+            store.abandon_batch(self.batch, "the station closed before issuing any device")?;
+            return Ok(BatchStatus::Broken);
+        }
+        if let Err(e) = writer.finish() {
+            store.abandon_batch(self.batch, &e.to_string())?;
+            return Err(e);
+        }
+        let status = if self.failed == 0 {
+            BatchStatus::ReadyForDownload
+        } else if self.issued > 0 {
+            BatchStatus::BatchIssuedPartly
+        } else {
+            BatchStatus::Broken
+        };
+        store.finish_batch(self.batch, status)?;
+        Ok(status)
+    }
+}
