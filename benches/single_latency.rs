@@ -38,6 +38,7 @@ fn main() {
             authority: None,
             user: None,
             on_created: None,
+            keypairs: None,
         };
         let started = Instant::now();
         batch::issue(dir.path(), &ca, &profile, &BatchInput::Single, &options).expect("issue");
