@@ -34,7 +34,7 @@ fn a_batch_issued_from_a_warm_pool_has_matching_keys() {
     let csv = f.write("devices.csv", &mac_csv(DEVICES, "", ""));
     let out = f.path("batch.zip");
     let options = BatchOptions {
-        parameters: Default::default(),
+        parameters: [("deviceClass".to_owned(), "Aircraft".to_owned())].into(),
         password: Some(Pkcs12Password::new(PASSWORD.into()).expect("password")),
         pkcs12: Pkcs12Options::default(),
         out: out.clone(),
@@ -83,4 +83,23 @@ fn a_batch_issued_from_a_warm_pool_has_matching_keys() {
     public_keys.sort();
     public_keys.dedup();
     assert_eq!(public_keys.len(), DEVICES, "a key was used twice");
+}
+
+/// A malformed `CERTMILL_KEYPAIR_QUEUE` stops `certmill serve` before anything starts, with the
+/// entry named and the exit code of refused input.
+#[test]
+fn serve_refuses_a_malformed_keypair_queue() {
+    let f = Fixture::new();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certmill"))
+        .arg("--data")
+        .arg(f.data())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CERTMILL_KEYPAIR_QUEUE", "RSA:2048=8,RSA:1024=4")
+        .output()
+        .expect("run certmill");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("RSA:1024=4"), "{stderr}");
+    assert!(stderr.contains("unknown algorithm"), "{stderr}");
+    assert!(!f.data().join("ca").exists(), "a CA was created");
 }

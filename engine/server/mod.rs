@@ -454,3 +454,25 @@ fn too_large(limit: u64) -> Response {
     )
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_keypair_queue_pools_the_rsa_algorithms_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = load_profiles(dir.path(), None, &CompileOptions::default()).unwrap();
+        // The shipped profiles: two EC (not pooled) and two RSA-2048 (one queue).
+        assert_eq!(
+            default_keypair_queue(&profiles),
+            [(KeyAlgorithm::Rsa2048, DEFAULT_RSA_POOL_CAPACITY)]
+        );
+        let ec_only: Vec<ServedProfile> = profiles
+            .into_iter()
+            .filter(|p| p.profile.key_algorithm().is_ec())
+            .collect();
+        assert!(!ec_only.is_empty());
+        assert_eq!(default_keypair_queue(&ec_only), []);
+    }
+}
