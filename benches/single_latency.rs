@@ -33,6 +33,7 @@ fn main() {
         authority: None,
         user: None,
         on_created: None,
+        keypairs: None,
     };
     let device = |i: usize| {
         let mut values = BTreeMap::new();

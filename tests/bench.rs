@@ -52,3 +52,32 @@ fn bench_writes_a_json_report() {
     // The benchmark works in a temporary directory of its own, not in --data.
     assert!(!f.data().join("ca").exists());
 }
+
+/// `--pool`: the pool is filled before the batch and every key comes from it.
+#[test]
+fn bench_with_a_warm_pool_reports_the_pool() {
+    let f = fixture!();
+    let json = f.path("pool.json");
+    let text = f.certmill_ok(&[
+        "bench",
+        "--devices",
+        "20",
+        "--pool",
+        "20",
+        "--sample",
+        "5",
+        "--no-ceiling",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(text.contains("burst throughput with a warm pool"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("pool.json")).expect("JSON");
+    let pool = &report["runs"][0]["pool"];
+    assert_eq!(pool["capacity"], 20);
+    assert_eq!(pool["full"], true);
+    assert!(pool["fill_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(pool["served_from_pool"], 20, "{pool}");
+    assert_eq!(pool["generated_inline"], 0, "{pool}");
+    assert_eq!(report["runs"][0]["failed"], 0);
+}

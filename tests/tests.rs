@@ -11,4 +11,5 @@ mod identity;
 mod interop;
 mod kinds;
 mod lifecycle;
+mod pool;
 mod server;

@@ -31,7 +31,7 @@ pub use writer::{hex, rfc3339, MANIFEST_HEADER};
 use crate::ca::{CaError, IssuingCa};
 use crate::csr::{CsrError, ParsedCsr};
 use crate::generator::GeneratorError;
-use crate::keys::{self, KeyError};
+use crate::keys::{self, KeyError, KeypairQueue};
 use crate::pkcs12::{self, Pkcs12Error, Pkcs12Options, Pkcs12Password};
 use crate::profile::{CertBag, Profile, ValueError};
 use crate::store::{AuthorityId, BatchId, BatchStatus, IssuerId, NewBatch, Store, StoreError};
@@ -272,6 +272,9 @@ pub struct BatchOptions {
     /// Told the batch's id as soon as the store has recorded it (after validation, before
     /// issuing): a server answers its client then, while the batch runs on.
     pub on_created: Option<crossbeam_channel::Sender<BatchId>>,
+    /// Pre-generated device keys to draw from (none: every key is generated as its device is
+    /// issued). A device whose algorithm has no ready key generates it inline.
+    pub keypairs: Option<std::sync::Arc<KeypairQueue>>,
 }
 
 /// What a finished batch reports.
@@ -401,6 +404,7 @@ fn issue_device(
     csr: Option<&ParsedCsr>,
     password: Option<&Pkcs12Password>,
     pkcs12_options: &Pkcs12Options,
+    keypairs: Option<&KeypairQueue>,
 ) -> Result<IssuedDevice, BatchError> {
     let profile = template.profile();
     let file_stem = prepared
@@ -408,10 +412,16 @@ fn issue_device(
         .clone()
         .unwrap_or_else(|| name_hint.to_owned());
     let Reserved { serial, device_id } = reserved;
-    // The key: the CSR's, or a new one generated here (it lives only until its PKCS#12).
-    let generated = match csr {
-        Some(_) => None,
-        None => Some(
+    // The key: the CSR's, or a new one, from the keypair pool when there is one, else
+    // generated here (it lives only until its PKCS#12).
+    let generated = match (csr, keypairs) {
+        (Some(_), _) => None,
+        (None, Some(queue)) => Some(
+            queue
+                .take(profile.key_algorithm())
+                .map_err(|source| BatchError::Key { row, source })?,
+        ),
+        (None, None) => Some(
             keys::generate(profile.key_algorithm())
                 .map_err(|source| BatchError::Key { row, source })?,
         ),
@@ -883,6 +893,7 @@ fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts,
                                         csr.as_deref(),
                                         c.password,
                                         &c.options.pkcs12,
+                                        c.options.keypairs.as_deref(),
                                     )
                                     .map_err(|e| e.to_string())
                                 });

@@ -218,6 +218,7 @@ impl<'a> Station<'a> {
             None,
             self.options.password.as_ref(),
             &self.options.pkcs12,
+            self.options.keypairs.as_deref(),
         );
         let writer = self
             .writer

@@ -17,14 +17,15 @@ pub use inputs::InputKind;
 
 use crate::batch::{self, BatchInput, BatchOptions, ProgressStyle};
 use crate::ca::{CaInitOptions, IssuingCa};
-use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
+use crate::keys::{KeyAlgorithm, KeypairQueue, SignatureAlgorithm};
 use crate::pkcs12::{Pkcs12Options, Pkcs12Password};
 use crate::profile::Profile;
 use crate::template::Template;
 use ceiling::{Ceiling, Primitives};
 use serde::Serialize;
 use stages::StageTimes;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Errors of the harness.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,12 @@ pub enum BenchError {
     Pkcs12 {
         /// The cause.
         source: crate::pkcs12::Pkcs12Error,
+    },
+    /// The `--pool` keypair pool could not be started.
+    #[error("keypair pool: {source}")]
+    Pool {
+        /// The cause.
+        source: crate::keys::KeyError,
     },
     /// Signing failed in the stage sample.
     #[error("stage sample, signing: {source}")]
@@ -174,7 +181,33 @@ pub struct BenchConfig {
     pub sample: usize,
     /// Measure the ceiling with `openssl speed` (skipped when false).
     pub ceiling: bool,
+    /// `--pool N`: before each batch, fill a keypair pool of N keys of the profile's key
+    /// algorithm (idle-time work, timed apart), then issue from it (none: keys generated as
+    /// the devices are issued).
+    pub pool: Option<usize>,
 }
+
+/// The keypair pool of one run (`--pool`).
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolRun {
+    /// Keys the pool holds when full.
+    pub capacity: usize,
+    /// Filler threads.
+    pub fillers: usize,
+    /// Seconds the fillers took to fill it before the batch (idle-time work, not counted in
+    /// the batch's figures).
+    pub fill_seconds: f64,
+    /// Whether it was full when the batch started (false: the fill timed out).
+    pub full: bool,
+    /// Keys the batch took from the pool.
+    pub served_from_pool: u64,
+    /// Keys the batch generated inline because the pool was empty.
+    pub generated_inline: u64,
+}
+
+/// Longest wait for a `--pool` fill (fillers run at the lowest priority, so a busy machine
+/// slows them down); the batch then starts with what is ready.
+const POOL_FILL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One batch run.
 #[derive(Clone, Debug, Serialize)]
@@ -195,6 +228,9 @@ pub struct Run {
     pub issuing_devices_per_second: f64,
     /// `devices_per_second` ÷ the ceiling.
     pub ratio_to_ceiling: Option<f64>,
+    /// The keypair pool the batch drew from (`--pool`); its figures are then the burst
+    /// throughput with a warm pool.
+    pub pool: Option<PoolRun>,
 }
 
 /// The ceiling section of the report.
@@ -400,6 +436,10 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
     let mut runs = Vec::with_capacity(config.threads.len());
     for (index, &threads) in config.threads.iter().enumerate() {
         let out = dir.path().join(format!("batch-{index}-{threads}t.zip"));
+        let pool = match config.pool.filter(|&n| n > 0) {
+            Some(capacity) => Some(fill_pool(profile.key_algorithm(), capacity, cores)?),
+            None => None,
+        };
         let options = BatchOptions {
             parameters: synthetic.parameters.clone(),
             password: if input.has_csr() {
@@ -415,9 +455,19 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             authority: None,
             user: None,
             on_created: None,
+            keypairs: pool.as_ref().map(|(queue, _)| Arc::clone(queue)),
         };
         let report = batch::issue(&data, &ca, profile, &input, &options)
             .map_err(|source| BenchError::Batch { threads, source })?;
+        drop(options);
+        let pool = pool.map(|(queue, mut run)| {
+            let stats = queue.stats();
+            run.served_from_pool = stats.served_from_pool();
+            run.generated_inline = stats.generated_inline();
+            // Dropping the queue stops its fillers before the next run.
+            drop(queue);
+            run
+        });
         let validation = report.validation.as_secs_f64();
         let issuing = report.elapsed.as_secs_f64();
         let end_to_end = report.devices as f64 / (validation + issuing).max(1e-9);
@@ -430,6 +480,7 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             devices_per_second: end_to_end,
             issuing_devices_per_second: report.devices_per_second(),
             ratio_to_ceiling: ceiling_rate.map(|c| end_to_end / c),
+            pool,
         });
         // The ZIPs are not kept; removing each keeps the temporary directory small.
         std::fs::remove_file(&out).map_err(|source| BenchError::Io {
@@ -473,6 +524,32 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
         ceiling,
         runs,
     })
+}
+
+/// Starts a keypair pool of `capacity` keys of `algorithm` with one filler per core and waits
+/// until it is full (or [`POOL_FILL_TIMEOUT`] has passed).
+fn fill_pool(
+    algorithm: KeyAlgorithm,
+    capacity: usize,
+    fillers: usize,
+) -> Result<(Arc<KeypairQueue>, PoolRun), BenchError> {
+    let started = Instant::now();
+    let queue = KeypairQueue::start(&[(algorithm, capacity)], fillers)
+        .map_err(|source| BenchError::Pool { source })?;
+    let full = queue.wait_until_full(POOL_FILL_TIMEOUT);
+    let fill_seconds = started.elapsed().as_secs_f64();
+    let capacity = queue.config().first().map_or(0, |&(_, n)| n);
+    Ok((
+        queue,
+        PoolRun {
+            capacity,
+            fillers,
+            fill_seconds,
+            full,
+            served_from_pool: 0,
+            generated_inline: 0,
+        },
+    ))
 }
 
 /// The synthetic batches' PKCS#12 password.

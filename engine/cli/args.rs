@@ -363,4 +363,8 @@ pub struct ServeArgs {
     /// Seconds between two runs of the ZIP janitor.
     #[arg(long, env = "CERTMILL_JANITOR_INTERVAL_SECS", default_value_t = 3600)]
     pub janitor_interval_secs: u64,
+    /// Keypair pool: ALGORITHM=CAPACITY entries such as RSA:2048=200,RSA:3072=20; 0 or empty
+    /// for none (default: 64 keys per RSA algorithm the served profiles generate keys with).
+    #[arg(long, env = "CERTMILL_KEYPAIR_QUEUE")]
+    pub keypair_queue: Option<String>,
 }

@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// Skip the `openssl speed` ceiling measurement.
     #[arg(long)]
     pub no_ceiling: bool,
+    /// Fill a keypair pool of N keys of the profile's key algorithm before each batch (timed
+    /// apart, as idle-time work), then issue from it: the burst throughput with a warm pool.
+    #[arg(long, value_name = "N")]
+    pub pool: Option<usize>,
 }
 
 /// `--kind`.
@@ -68,6 +72,12 @@ pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
     if a.threads.contains(&0) {
         bail!(InvalidInput("--threads: 0 is not a thread count".into()));
     }
+    if a.pool.is_some_and(|n| n > crate::keys::MAX_POOL_CAPACITY) {
+        bail!(InvalidInput(format!(
+            "--pool: at most {} keys",
+            crate::keys::MAX_POOL_CAPACITY
+        )));
+    }
     let profile = load_profile(&a.profile, compile)?;
     let threads = if a.threads.is_empty() {
         vec![bench::cores()]
@@ -80,6 +90,7 @@ pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
         threads,
         sample: a.sample.max(1),
         ceiling: !a.no_ceiling,
+        pool: a.pool.filter(|&n| n > 0),
     };
     eprintln!(
         "bench: {} devices, profile {}, kind {}, threads {:?} (ceiling first, then the batches, then the stage sample)",
@@ -157,6 +168,16 @@ fn render(r: &BenchReport) -> String {
         r.input_preparation_seconds
     );
     for run in &r.runs {
+        if let Some(pool) = &run.pool {
+            let _ = writeln!(
+                s,
+                "  keypair pool of {} keys filled in {:.2} s by {} filler(s) (idle-time work, not counted){}",
+                pool.capacity,
+                pool.fill_seconds,
+                pool.fillers,
+                if pool.full { "" } else { ", NOT FULL: the fill timed out" }
+            );
+        }
         let _ = writeln!(
             s,
             "  {} thread(s): {:.0} devices/s end to end ({:.2} s validation + {:.2} s issuing; issuing pass {:.0}/s){}{}",
@@ -174,6 +195,13 @@ fn render(r: &BenchReport) -> String {
                 String::new()
             }
         );
+        if let Some(pool) = &run.pool {
+            let _ = writeln!(
+                s,
+                "    burst throughput with a warm pool: {:.1} devices/s; keys served from the pool {}, generated inline {}",
+                run.devices_per_second, pool.served_from_pool, pool.generated_inline
+            );
+        }
     }
     let st = &r.stages;
     let _ = writeln!(

@@ -305,6 +305,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         }),
         user: None,
         on_created: None,
+        keypairs: None,
     };
     let report = batch::issue(data, &ca, &profile, &input, &options).map_err(batch_error)?;
     println!(
@@ -421,6 +422,7 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         authority: Some(default_authority(data, &ca, &profile)?),
         user: None,
         on_created: None,
+        keypairs: None,
     };
     let report = batch::issue_csv(data, &ca, &profile, &csv, &options).map_err(batch_error)?;
 
@@ -489,6 +491,12 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
         crate::profile::SHIPPED[0].0,
         &compile,
     )?;
+    let keypair_queue = a
+        .keypair_queue
+        .as_deref()
+        .map(crate::keys::parse_pool_config)
+        .transpose()
+        .map_err(|e| InvalidInput(format!("--keypair-queue / CERTMILL_KEYPAIR_QUEUE: {e}")))?;
     let ca = load_or_create_ca(data, &first)?;
     let retention_days: u64 = std::env::var("CERTMILL_ZIP_RETENTION_DAYS")
         .ok()
@@ -507,6 +515,7 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
             default_balance: a.default_balance,
             janitor_interval: std::time::Duration::from_secs(a.janitor_interval_secs.max(1)),
             zip_retention: std::time::Duration::from_secs(retention_days.saturating_mul(86_400)),
+            keypair_queue,
         },
         ca,
     )

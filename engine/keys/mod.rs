@@ -6,8 +6,16 @@
 //! into a certificate template and a PKCS#12, and hands out random bytes for serials and salts.
 //!
 //! It does not touch CA keys (that is `ca/`), does not sign certificates and does not build
-//! PKCS#12 files. Private key bytes never leave a [`GeneratedKey`] except by reference, are
-//! zeroized when it is dropped, and never appear in its `Debug` output.
+//! PKCS#12 files. [`KeypairQueue`] pre-generates device key pairs in idle time (`pool.rs`).
+//! Private key bytes never leave a [`GeneratedKey`] except by reference, are zeroized when it
+//! is dropped, and never appear in its `Debug` output.
+
+mod pool;
+
+pub use pool::{
+    parse_config as parse_pool_config, KeypairQueue, LaneStats, PoolConfigDefect, PoolStats,
+    MAX_CAPACITY as MAX_POOL_CAPACITY,
+};
 
 use std::fmt;
 
@@ -290,11 +298,25 @@ pub enum KeyError {
         /// Algorithm of the key that failed to export.
         algorithm: KeyAlgorithm,
     },
+    /// A keypair pool's filler thread could not be started.
+    #[error("could not start a keypair pool filler thread: {source}")]
+    FillerThread {
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The backend failed to generate a key pair.
     #[error("could not generate a {algorithm} key pair")]
     Generation {
         /// Algorithm that was requested.
         algorithm: KeyAlgorithm,
+    },
+    /// An entry of a keypair pool configuration (`CERTMILL_KEYPAIR_QUEUE`) is malformed.
+    #[error("keypair pool entry {entry:?}: {reason}")]
+    PoolConfig {
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        reason: PoolConfigDefect,
     },
     /// The system random number generator failed.
     #[error("the system random number generator failed")]

@@ -312,6 +312,7 @@ fn run_batch(
         authority: Some(order.authority.id),
         user: Some(user),
         on_created: Some(created),
+        keypairs: state.keypairs.clone(),
     };
     let bundle;
     let input = match &source {

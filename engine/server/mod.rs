@@ -20,6 +20,7 @@ pub use error::ApiError;
 
 use crate::auth::Auth;
 use crate::ca::IssuingCa;
+use crate::keys::{KeyAlgorithm, KeypairQueue};
 use crate::profile::{CompileOptions, Profile};
 use crate::store::{OrganizationId, Store};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -73,6 +74,29 @@ pub struct ServeConfig {
     pub janitor_interval: Duration,
     /// How long a batch's ZIP is kept.
     pub zip_retention: Duration,
+    /// The keypair pool (`CERTMILL_KEYPAIR_QUEUE`): `None` for the default
+    /// ([`default_keypair_queue`]), an empty list for no pool.
+    pub keypair_queue: Option<Vec<(KeyAlgorithm, usize)>>,
+}
+
+/// Keys per RSA algorithm the default keypair pool holds.
+pub const DEFAULT_RSA_POOL_CAPACITY: usize = 64;
+
+/// The keypair pool `certmill serve` starts without `CERTMILL_KEYPAIR_QUEUE`: a queue of
+/// [`DEFAULT_RSA_POOL_CAPACITY`] keys for each RSA algorithm a served profile generates keys
+/// with (`RSA:2048=64` for the shipped profiles). EC keys take ~15 µs and are not pooled.
+pub fn default_keypair_queue(profiles: &[ServedProfile]) -> Vec<(KeyAlgorithm, usize)> {
+    let mut config: Vec<(KeyAlgorithm, usize)> = Vec::new();
+    for p in profiles {
+        let algorithm = p.profile.key_algorithm();
+        if p.profile.allows_server_keys()
+            && !algorithm.is_ec()
+            && !config.iter().any(|(a, _)| *a == algorithm)
+        {
+            config.push((algorithm, DEFAULT_RSA_POOL_CAPACITY));
+        }
+    }
+    config
 }
 
 /// A profile the server offers, with its API id (1-based, in load order).
@@ -94,6 +118,8 @@ pub struct AppState {
     limits: Limits,
     metrics: metrics::Metrics,
     running: batches::Running,
+    /// Pre-generated device keys, shared by every batch.
+    keypairs: Option<Arc<KeypairQueue>>,
 }
 
 type Shared = Arc<AppState>;
@@ -249,6 +275,25 @@ async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
         println!("(set CERTMILL_ADMIN_PASSWORD before the first start to choose it; `certmill users passwd {user}` changes it)");
     }
     let auth = Auth::open(&config.data)?;
+    let pool_config = config
+        .keypair_queue
+        .clone()
+        .unwrap_or_else(|| default_keypair_queue(&profiles));
+    let keypairs = if pool_config.is_empty() {
+        None
+    } else {
+        let fillers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let queue = KeypairQueue::start(&pool_config, fillers)?;
+        let described: Vec<String> = pool_config
+            .iter()
+            .map(|(a, n)| format!("{a}={n}"))
+            .collect();
+        println!(
+            "keypair pool: {} ({fillers} filler thread(s) at the lowest priority)",
+            described.join(",")
+        );
+        Some(queue)
+    };
     let state = Arc::new(AppState {
         data: config.data.clone(),
         auth,
@@ -257,6 +302,7 @@ async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
         limits: config.limits,
         metrics: metrics::Metrics::default(),
         running: batches::Running::default(),
+        keypairs,
     });
     let app = api::router(state.clone())
         .layer(axum::middleware::from_fn(json_errors))
@@ -407,4 +453,26 @@ fn too_large(limit: u64) -> Response {
         format!("the request body is larger than the limit of {limit} bytes"),
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_keypair_queue_pools_the_rsa_algorithms_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = load_profiles(dir.path(), None, &CompileOptions::default()).unwrap();
+        // The shipped profiles: two EC (not pooled) and two RSA-2048 (one queue).
+        assert_eq!(
+            default_keypair_queue(&profiles),
+            [(KeyAlgorithm::Rsa2048, DEFAULT_RSA_POOL_CAPACITY)]
+        );
+        let ec_only: Vec<ServedProfile> = profiles
+            .into_iter()
+            .filter(|p| p.profile.key_algorithm().is_ec())
+            .collect();
+        assert!(!ec_only.is_empty());
+        assert_eq!(default_keypair_queue(&ec_only), []);
+    }
 }
