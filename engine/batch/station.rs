@@ -286,3 +286,113 @@ impl<'a> Station<'a> {
         Ok(status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Station;
+    use crate::batch::{BatchOptions, ProgressStyle};
+    use crate::ca::{CaInitOptions, IssuingCa};
+    use crate::pkcs12::{Pkcs12Options, Pkcs12Password};
+    use crate::profile::{CompileOptions, Profile};
+    use crate::store::{BatchStatus, Store};
+    use std::collections::BTreeMap;
+
+    fn device(mac: &str) -> BTreeMap<String, String> {
+        [
+            ("macAddress", mac),
+            ("deviceClass", "Surface Vehicle"),
+            ("years", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn a_station_issues_one_device_at_a_time_and_ends_like_a_batch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
+        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        let out = dir.path().join("line-1.zip");
+        let options = BatchOptions {
+            parameters: BTreeMap::new(),
+            password: Some(Pkcs12Password::new("line-password".into()).expect("password")),
+            pkcs12: Pkcs12Options::default(),
+            out: out.clone(),
+            batch_name: "line 1".into(),
+            threads: None,
+            progress: ProgressStyle::Quiet,
+            authority: None,
+            user: None,
+            on_created: None,
+            keypairs: None,
+        };
+        let mut station = Station::open(dir.path(), &ca, &profile, 3, options).expect("open");
+        let first = station.issue(&device("02:00:00:00:00:01")).expect("first");
+        assert_eq!(first.row, 1);
+        assert!(!first.pkcs12.is_empty() && !first.certificate.is_empty());
+        assert_eq!(first.file_name, "02-00-00-00-00-01.p12");
+        // A refused value names the field and uses nothing.
+        let refused = station
+            .issue(&device("not a MAC"))
+            .expect_err("bad MAC")
+            .to_string();
+        assert!(refused.contains("the request"), "{refused}");
+        assert_eq!(station.remaining(), 2);
+        let second = station.issue(&device("02:00:00:00:00:02")).expect("second");
+        assert_eq!(second.row, 2);
+        assert_ne!(first.serial_hex, second.serial_hex);
+        let batch = station.batch();
+        // Not downloadable while open.
+        assert!(!out.exists());
+        assert_eq!(
+            station.close(dir.path()).expect("close"),
+            BatchStatus::ReadyForDownload
+        );
+        let store = Store::open(dir.path()).expect("store");
+        assert_eq!(store.certificate_count(batch).expect("count"), 2);
+        let row = store.batch(batch).expect("batch").expect("recorded");
+        assert_eq!(row.status, BatchStatus::ReadyForDownload);
+        let zip = zip::ZipArchive::new(std::fs::File::open(&out).expect("zip")).expect("zip");
+        let names: Vec<String> = zip
+            .file_names()
+            .map(|n| n.expect("entry name").into_owned())
+            .collect();
+        for name in [
+            "chain.pem",
+            "02-00-00-00-00-01.p12",
+            "02-00-00-00-00-02.p12",
+            "manifest.csv",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_station_refuses_more_devices() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
+        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        let options = BatchOptions {
+            parameters: BTreeMap::new(),
+            password: Some(Pkcs12Password::new("line-password".into()).expect("password")),
+            pkcs12: Pkcs12Options::default(),
+            out: dir.path().join("line-2.zip"),
+            batch_name: "line 2".into(),
+            threads: None,
+            progress: ProgressStyle::Quiet,
+            authority: None,
+            user: None,
+            on_created: None,
+            keypairs: None,
+        };
+        let mut station = Station::open(dir.path(), &ca, &profile, 1, options).expect("open");
+        station.issue(&device("02:00:00:00:00:01")).expect("first");
+        let full = station
+            .issue(&device("02:00:00:00:00:02"))
+            .expect_err("full")
+            .to_string();
+        assert!(full.contains("full"), "{full}");
+        assert_eq!(station.issued(), 1);
+    }
+}
