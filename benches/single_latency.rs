@@ -4,10 +4,13 @@
 //! - cold: one `batch::issue` of a single-certificate batch per device (validate, record the
 //!   batch, key, sign, PKCS#12, ZIP written, fsynced and renamed, batch finished).
 //!
-//! 1,000 calls each (`CERTMILL_LATENCY_CALLS`). Prints median, p90, p99 and max.
-//! `cargo bench --bench single_latency`.
+//! 1,000 calls each (`CERTMILL_LATENCY_CALLS`). Prints median, p90, p99 and max, and the warm
+//! p99 as a multiple of the per-device cost at the ceiling (one core: t_keygen + t_sign +
+//! 10240 × t_c from `openssl speed`, measured right before the warm run; skipped without
+//! openssl). `cargo bench --bench single_latency`.
 
 use certmill::batch::{self, BatchInput, BatchOptions, ProgressStyle, Station};
+use certmill::bench::ceiling;
 use certmill::ca::{CaInitOptions, IssuingCa};
 use certmill::pkcs12::{Pkcs12Options, Pkcs12Password};
 use certmill::profile::{CompileOptions, Profile};
@@ -57,6 +60,7 @@ fn main() {
     for i in 0..50 {
         station.issue(&device(60_000 + i)).expect("warm-up");
     }
+    let per_device_at_ceiling = per_device_at_ceiling();
     let mut warm = Vec::with_capacity(calls);
     for i in 0..calls {
         let values = device(i);
@@ -66,7 +70,15 @@ fn main() {
         std::hint::black_box(issued);
     }
     station.close(dir.path()).expect("close");
-    report("warm (Station::issue)", calls, warm);
+    let p99 = report("warm (Station::issue)", calls, warm);
+    match per_device_at_ceiling {
+        Some(cost) => println!(
+            "  per-device cost at the ceiling {:.3} ms (one core, openssl speed, this run): warm p99 = {:.2}x it",
+            cost.as_secs_f64() * 1e3,
+            p99.as_secs_f64() / cost.as_secs_f64()
+        ),
+        None => println!("  per-device cost at the ceiling: not measured (openssl speed failed)"),
+    }
 
     let mut cold = Vec::with_capacity(calls);
     for i in 0..calls {
@@ -78,7 +90,21 @@ fn main() {
     report("cold (a single-certificate batch per device)", calls, cold);
 }
 
-fn report(what: &str, calls: usize, mut samples: Vec<Duration>) {
+/// t_keygen + t_sign + 10240 × t_c: one core's time per ECC device at the ceiling.
+fn per_device_at_ceiling() -> Option<Duration> {
+    let mut primitives = ceiling::Primitives::default();
+    ceiling::measure_ecc(&mut primitives, true).ok()?;
+    let at = ceiling::ecc_device(
+        1,
+        primitives.ecdh_p256_per_second?,
+        primitives.ecdsa_p256_sign_per_second?,
+        primitives.sha256_compression_ns? * 1e-9,
+    );
+    Some(Duration::from_secs_f64(at.seconds_per_device_per_core))
+}
+
+/// Prints the quantiles; returns p99.
+fn report(what: &str, calls: usize, mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     let at =
         |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
@@ -89,4 +115,5 @@ fn report(what: &str, calls: usize, mut samples: Vec<Duration>) {
         at(0.99).as_secs_f64() * 1e3,
         samples[samples.len() - 1].as_secs_f64() * 1e3
     );
+    at(0.99)
 }

@@ -34,7 +34,10 @@ use crate::generator::GeneratorError;
 use crate::keys::{self, KeyError, KeypairQueue};
 use crate::pkcs12::{self, Pkcs12Error, Pkcs12Options, Pkcs12Password};
 use crate::profile::{CertBag, Profile, ValueError};
-use crate::store::{AuthorityId, BatchId, BatchStatus, IssuerId, NewBatch, Store, StoreError};
+use crate::store::{
+    AuthorityId, BatchId, BatchStatus, Checkpointer, IssuerId, NewBatch, Store, StoreError,
+    CHECKPOINT_INTERVAL,
+};
 use crate::template::{PreparedDevice, Template, TemplateError};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -677,28 +680,7 @@ pub fn issue(
 
     // 3. Record the batch (and reserve its size from the authority's balance).
     let store = Store::open(data_dir)?;
-    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
-    // generatorParametersValues: the batch parameters (never the password), and a generator
-    // batch's own parameters.
-    let mut recorded = options.parameters.clone();
-    if let BatchInput::Generator(sequence) = input {
-        recorded.extend(sequence.recorded_parameters());
-    }
-    let parameters_json = serde_json::to_string(&recorded).unwrap_or_else(|_| "{}".into());
-    let out_text = options.out.display().to_string();
-    let new_batch = NewBatch {
-        batch_name: &options.batch_name,
-        profile_name: profile.name(),
-        kind: input.kind(),
-        size: total,
-        issuer,
-        parameters_json: &parameters_json,
-        output_path: &out_text,
-    };
-    let batch = match options.authority {
-        Some(authority) => store.create_batch_for(authority, &new_batch, options.user)?,
-        None => store.create_batch(&new_batch)?,
-    };
+    let (issuer, batch) = record_batch(&store, ca, profile, input, options, total)?;
     // Held while the batch runs: recovery never touches a batch whose lock is taken.
     let lock = recovery::lock_batch(data_dir, batch)?;
     if let Some(created) = &options.on_created {
@@ -722,7 +704,9 @@ pub fn issue(
         zip_comment: lock.zip_comment(),
     };
     let cpu_before = cputime::process();
-    let result = run_issuing(&context, data_dir, store.for_pipeline()?);
+    let checkpointer = Checkpointer::start(data_dir, CHECKPOINT_INTERVAL)?;
+    let result = run_issuing(&context, data_dir, store.for_pipeline()?, &checkpointer);
+    drop(checkpointer);
     let cpu = cputime::process()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
@@ -755,6 +739,40 @@ pub fn issue(
             Err(e)
         }
     }
+}
+
+/// Step 3: registers the issuer and records a batch of `size` devices (reserving them from the
+/// options' authority, if any). generatorParametersValues are the batch parameters (never the
+/// password), and a generator batch's own parameters.
+fn record_batch(
+    store: &Store,
+    ca: &IssuingCa,
+    profile: &Profile,
+    input: &BatchInput<'_>,
+    options: &BatchOptions,
+    size: u64,
+) -> Result<(IssuerId, BatchId), BatchError> {
+    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
+    let mut recorded = options.parameters.clone();
+    if let BatchInput::Generator(sequence) = input {
+        recorded.extend(sequence.recorded_parameters());
+    }
+    let parameters_json = serde_json::to_string(&recorded).unwrap_or_else(|_| "{}".into());
+    let out_text = options.out.display().to_string();
+    let new_batch = NewBatch {
+        batch_name: &options.batch_name,
+        profile_name: profile.name(),
+        kind: input.kind(),
+        size,
+        issuer,
+        parameters_json: &parameters_json,
+        output_path: &out_text,
+    };
+    let batch = match options.authority {
+        Some(authority) => store.create_batch_for(authority, &new_batch, options.user)?,
+        None => store.create_batch(&new_batch)?,
+    };
+    Ok((issuer, batch))
 }
 
 /// The PKCS#12 password a batch of `input` needs: none for CSRs (the profile must take keys
@@ -816,18 +834,27 @@ pub struct Counts {
     pub store_cpu: Duration,
 }
 
-fn run_issuing(c: &Issuing<'_>, data_dir: &Path, store: Store) -> Result<Counts, BatchError> {
+/// Runs the issuing pass. `checkpointer` takes the WAL checkpoints of the pass's connections
+/// (`store` included), so no commit of the reserver or the writer waits on an fsync.
+fn run_issuing(
+    c: &Issuing<'_>,
+    data_dir: &Path,
+    store: Store,
+    checkpointer: &Checkpointer,
+) -> Result<Counts, BatchError> {
     let writer = writer::BatchWriter::create(
         &c.options.out,
         &c.ca.chain_pem(),
-        store,
+        store.checkpoint_in_background(checkpointer)?,
         c.batch,
         c.template.not_before(),
         c.extension,
         c.zip_comment.clone(),
     )?;
     // The reserver's own connection, for serial intents (the writer's records certificates).
-    let intents = Store::open(data_dir)?.for_pipeline()?;
+    let intents = Store::open(data_dir)?
+        .for_pipeline()?
+        .checkpoint_in_background(checkpointer)?;
     let (sender, receiver) = crossbeam_channel::bounded::<Vec<Outcome>>(2);
     // Chunks whose serials are reserved, waiting for the workers: reserving chunk k+1 overlaps
     // issuing chunk k, so the workers never wait on the store.

@@ -74,6 +74,8 @@ pub struct BatchWriter {
     extension: &'static str,
     zip_comment: String,
     counts: Counts,
+    /// Whether to add the store's CPU time to `counts` (two `/proc` reads per chunk).
+    timed: bool,
 }
 
 impl BatchWriter {
@@ -129,7 +131,21 @@ impl BatchWriter {
             extension,
             zip_comment,
             counts: Counts::default(),
+            timed: true,
         })
+    }
+
+    /// Stops timing the store's CPU (`Counts::store_cpu` stays zero): for one-device chunks,
+    /// where the two `/proc` reads would cost more than the store's share they measure.
+    pub fn untimed(mut self) -> BatchWriter {
+        self.timed = false;
+        self
+    }
+
+    /// The writer's store connection, for the caller's other writes on the same thread (one
+    /// connection keeps its page cache instead of re-reading what another one committed).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// A safe, unique entry name derived from the common name (or the stem given for a device
@@ -237,7 +253,7 @@ impl BatchWriter {
         self.counts.issued += records.len() as u64;
         self.counts.failed += failures.len() as u64;
         let (store, batch) = (&mut self.store, self.batch);
-        super::cputime::measure(&mut self.counts.store_cpu, || {
+        let mut record = || {
             if !records.is_empty() {
                 store.insert_certificates(batch, &records)?;
             }
@@ -245,7 +261,12 @@ impl BatchWriter {
                 store.record_failures(batch, &failures)?;
             }
             Ok::<(), BatchError>(())
-        })?;
+        };
+        if self.timed {
+            super::cputime::measure(&mut self.counts.store_cpu, record)?;
+        } else {
+            record()?;
+        }
         Ok(names)
     }
 

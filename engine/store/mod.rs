@@ -15,6 +15,7 @@
 //! It never sees private keys or PKCS#12 passwords, and it does not generate serial numbers:
 //! it only refuses to record (or reserve) one twice.
 
+mod checkpoint;
 mod identity;
 mod schema;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use std::time::Duration;
 use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+pub use checkpoint::{Checkpointer, CHECKPOINT_INTERVAL};
 pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
     DEFAULT_ORGANIZATION,
@@ -839,6 +841,15 @@ pub enum StoreError {
         found: i64,
         /// [`FORMAT_VERSION`].
         supported: i64,
+    },
+    /// A thread of the store could not start.
+    #[error("cannot start a thread for {action}")]
+    Thread {
+        /// What the thread was for.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// A number does not fit SQLite's signed 64-bit integers.
     #[error("{field} {value} is too large to store")]
