@@ -1,6 +1,7 @@
 //! Criterion benches of the per-device stages on their own: key generation (P-256, P-384,
-//! RSA-2048), template fill, signing, PKCS#12 build, ZIP entry write, CSR parse + verify, and
-//! profile compile. `cargo bench --bench stages`. `certmill bench` times the same engine
+//! RSA-2048), template fill, signing, PKCS#12 build, ZIP entry write, CSR parse + verify,
+//! profile compile, and the PKCS#12 key derivation on each path (SHA-NI lockstep, portable
+//! lockstep, and the `pbkdf2` crate for reference). `cargo bench --bench stages`. `certmill bench` times the same engine
 //! functions on a sample inside an end-to-end run.
 
 use certmill::bench::inputs::p256_csr_der;
@@ -112,5 +113,49 @@ fn stages(c: &mut Criterion) {
     rsa.finish();
 }
 
-criterion_group!(benches, stages);
+/// The three key derivations of one OpenSSL 3 default PKCS#12 (2,048 iterations each).
+fn kdf(c: &mut Criterion) {
+    use certmill::pkcs12::{derive_openssl3_keys, KdfPath};
+    use std::num::NonZeroU32;
+    let password = Pkcs12Password::new("bench-password".into()).expect("password");
+    let (key_salt, cert_salt, mac_salt) = ([1u8; 16], [2u8; 16], [3u8; 8]);
+    let iterations = NonZeroU32::new(2048).expect("non-zero");
+    let mut group = c.benchmark_group("pkcs12 kdf (3 chains x 2048)");
+    let mut paths = vec![("portable lockstep", KdfPath::Portable)];
+    if KdfPath::sha_ni_available() {
+        paths.push(("SHA-NI lockstep", KdfPath::ShaNi));
+    }
+    for (name, path) in paths {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                derive_openssl3_keys(
+                    path,
+                    &password,
+                    black_box(&key_salt),
+                    &cert_salt,
+                    &mac_salt,
+                    iterations,
+                )
+            })
+        });
+    }
+    // Reference: the two PBKDF2 chains alone with the `pbkdf2` crate (the MAC chain left out,
+    // so this row undercounts the crate path by a third).
+    group.bench_function("pbkdf2 crate, 2 PBKDF2 chains only", |b| {
+        b.iter(|| {
+            let (mut a, mut k) = ([0u8; 32], [0u8; 32]);
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
+                b"bench-password",
+                black_box(&key_salt),
+                2048,
+                &mut a,
+            );
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"bench-password", &cert_salt, 2048, &mut k);
+            (a, k)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages, kdf);
 criterion_main!(benches);

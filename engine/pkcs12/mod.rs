@@ -17,6 +17,54 @@ mod kdf;
 mod open;
 pub use open::{open, OpenedPkcs12};
 
+/// Which loop derives the three keys of an OpenSSL 3 default PKCS#12 (for benchmarks; [`build`]
+/// always takes the fastest the CPU has).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KdfPath {
+    /// `sha2::compress256` per compression, the three chains in lockstep.
+    Portable,
+    /// x86_64 SHA-NI, the three chains interleaved (falls back to `Portable` without it).
+    ShaNi,
+}
+
+impl KdfPath {
+    /// Whether this CPU runs [`KdfPath::ShaNi`] natively (detected at run time).
+    pub fn sha_ni_available() -> bool {
+        kdf::Backend::detect() == kdf::Backend::ShaNi
+    }
+}
+
+/// The three keys of one OpenSSL 3 default PKCS#12 on `path`: key bag (PBKDF2-HMAC-SHA256
+/// over `key_salt`), certificate bag (over `cert_salt`), MAC key (RFC 7292 KDF, SHA-256, over
+/// `mac_salt`), each 32 bytes, `iterations` rounds. What [`build`] derives, for benchmarks and
+/// checks against other implementations.
+pub fn derive_openssl3_keys(
+    path: KdfPath,
+    password: &Pkcs12Password,
+    key_salt: &[u8],
+    cert_salt: &[u8],
+    mac_salt: &[u8],
+    iterations: NonZeroU32,
+) -> Zeroizing<[[u8; 32]; 3]> {
+    let bmp = kdf::bmp_password(password.as_str());
+    let backend = match path {
+        KdfPath::Portable => kdf::Backend::Portable,
+        KdfPath::ShaNi => kdf::Backend::ShaNi,
+    };
+    let keys = kdf::derive_openssl3_keys_with(
+        &kdf::Openssl3KdfInput {
+            password_utf8: password.as_str().as_bytes(),
+            password_bmp: &bmp,
+            key_bag_salt: key_salt,
+            cert_bag_salt: cert_salt,
+            mac_salt,
+            iterations,
+        },
+        backend,
+    );
+    Zeroizing::new([keys.key_bag_key, keys.cert_bag_key, keys.mac_key])
+}
+
 use core::num::NonZeroU32;
 
 use cbc::cipher::block_padding::Pkcs7;

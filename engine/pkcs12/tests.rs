@@ -725,3 +725,27 @@ fn build_timing() {
         );
     }
 }
+
+#[test]
+fn public_kdf_paths_agree_with_each_other_and_the_pbkdf2_crate() {
+    let password = Pkcs12Password::new("factory line 7".into()).expect("password");
+    let iterations = core::num::NonZeroU32::new(2048).expect("non-zero");
+    let (key_salt, cert_salt, mac_salt) = ([9u8; 16], [8u8; 16], [7u8; 8]);
+    let derive = |path| {
+        super::derive_openssl3_keys(
+            path, &password, &key_salt, &cert_salt, &mac_salt, iterations,
+        )
+    };
+    let portable = derive(super::KdfPath::Portable);
+    let sha_ni = derive(super::KdfPath::ShaNi);
+    assert_eq!(*portable, *sha_ni);
+    for (salt, key) in [(&key_salt, portable[0]), (&cert_salt, portable[1])] {
+        let mut expected = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(b"factory line 7", salt, 2048, &mut expected);
+        assert_eq!(key, expected);
+    }
+    assert_ne!(
+        portable[2], portable[0],
+        "the MAC key comes from its own chain"
+    );
+}
