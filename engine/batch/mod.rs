@@ -409,6 +409,32 @@ fn issue_device(
     pkcs12_options: &Pkcs12Options,
     keypairs: Option<&KeypairQueue>,
 ) -> Result<IssuedDevice, BatchError> {
+    let signed = sign_device(
+        template, ca, row, name_hint, reserved, prepared, csr, keypairs,
+    )?;
+    pack_device(signed, ca, password, pkcs12_options)
+}
+
+/// A signed device whose file is not built yet.
+struct SignedDevice {
+    device: IssuedDevice,
+    /// The generated key (None for a CSR), until its PKCS#12.
+    key: Option<keys::GeneratedKey>,
+    cert_bag: CertBag,
+}
+
+/// The first half of [`issue_device`]: the key, the TBS and the signature.
+#[allow(clippy::too_many_arguments)]
+fn sign_device(
+    template: &Template,
+    ca: &IssuingCa,
+    row: u64,
+    name_hint: &str,
+    reserved: Reserved,
+    prepared: PreparedDevice,
+    csr: Option<&ParsedCsr>,
+    keypairs: Option<&KeypairQueue>,
+) -> Result<SignedDevice, BatchError> {
     let profile = template.profile();
     let file_stem = prepared
         .common_name
@@ -439,43 +465,68 @@ fn issue_device(
         .sign(template.signature_algorithm(), &tbs)
         .map_err(|source| BatchError::Sign { row, source })?;
     let certificate = template.certificate(&tbs, &signature);
-    let file = match generated {
-        None => der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &certificate)
-            .map_err(|_| BatchError::Unreachable("PEM encoding of a certificate"))?
-            .into_bytes(),
+    Ok(SignedDevice {
+        device: IssuedDevice {
+            row,
+            device_id,
+            common_name: prepared.common_name.clone().unwrap_or_default(),
+            file_stem,
+            serial,
+            not_before: template.not_before().unix_timestamp(),
+            not_after: prepared.not_after().unix_timestamp(),
+            certificate,
+            file: Vec::new(),
+        },
+        key: generated,
+        cert_bag: prepared.cert_bag,
+    })
+}
+
+/// The second half of [`issue_device`]: the file, a PKCS#12 for a generated key (which ends
+/// here) or the PEM certificate for a CSR.
+fn pack_device(
+    signed: SignedDevice,
+    ca: &IssuingCa,
+    password: Option<&Pkcs12Password>,
+    pkcs12_options: &Pkcs12Options,
+) -> Result<IssuedDevice, BatchError> {
+    let SignedDevice {
+        mut device,
+        key,
+        cert_bag,
+    } = signed;
+    device.file = match key {
+        None => {
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &device.certificate)
+                .map_err(|_| BatchError::Unreachable("PEM encoding of a certificate"))?
+                .into_bytes()
+        }
         Some(key) => {
             let password =
                 password.ok_or(BatchError::Unreachable("server key without a password"))?;
             let chain = ca.chain_der();
-            let extra = match prepared.cert_bag {
+            let extra = match cert_bag {
                 CertBag::Leaf => 0,
                 CertBag::LeafIssuer => 1.min(chain.len()),
                 CertBag::LeafIssuerRoot => chain.len(),
             };
             let mut certs: Vec<&[u8]> = Vec::with_capacity(1 + extra);
-            certs.push(&certificate);
+            certs.push(&device.certificate);
             certs.extend(chain[..extra].iter().map(Vec::as_slice));
             pkcs12::build(
                 key.pkcs8_der(),
                 &certs,
-                &file_stem,
+                &device.file_stem,
                 password,
                 pkcs12_options,
             )
-            .map_err(|source| BatchError::Pkcs12 { row, source })?
+            .map_err(|source| BatchError::Pkcs12 {
+                row: device.row,
+                source,
+            })?
         }
     };
-    Ok(IssuedDevice {
-        row,
-        device_id,
-        common_name: prepared.common_name.clone().unwrap_or_default(),
-        file_stem,
-        serial,
-        not_before: template.not_before().unix_timestamp(),
-        not_after: prepared.not_after().unix_timestamp(),
-        certificate,
-        file,
-    })
+    Ok(device)
 }
 
 /// A device's serial (already recorded as an intent in the store) and id.

@@ -20,19 +20,34 @@
 
 use super::writer::BatchWriter;
 use super::{
-    check_parameters, issue_device, record_batch, recovery, reserve_chunk, server_key_password,
-    BatchError, BatchInput, BatchOptions, DeviceError, DeviceInput, FailedDevice, Job, Outcome,
-    Reserved,
+    check_parameters, pack_device, record_batch, recovery, reserve_chunk, server_key_password,
+    sign_device, BatchError, BatchInput, BatchOptions, DeviceError, DeviceInput, FailedDevice, Job,
+    Outcome, Reserved,
 };
 use crate::ca::IssuingCa;
+use crate::pkcs12;
 use crate::profile::{Inputs, Profile};
-use crate::store::{BatchId, BatchStatus, Checkpointer, IssuerId, Store, CHECKPOINT_INTERVAL};
+use crate::store::{
+    BatchId, BatchStatus, CertificateRecord, Checkpointer, IssuerId, Store, CHECKPOINT_INTERVAL,
+};
 use crate::template::Template;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-/// Serial intents a station records per transaction, ahead of the devices that use them.
-pub const RESERVE_AHEAD: u64 = 256;
+/// Serial intents a station records per transaction, ahead of the devices that use them; the
+/// next ones are recorded when half are used.
+pub const RESERVE_AHEAD: u64 = 32;
+
+/// The jobs whose serial intents a station reserves: `count` rows from `first`.
+fn intent_jobs(first: u64, count: u64) -> Vec<Job> {
+    (first..first + count)
+        .map(|row| Job {
+            row,
+            location: format!("device {row}"),
+            input: DeviceInput::Values(BTreeMap::new()),
+        })
+        .collect()
+}
 
 /// One device a station issued, handed to the caller.
 #[derive(Debug)]
@@ -55,6 +70,8 @@ pub struct StationDevice {
 
 /// An open station; see the module documentation.
 pub struct Station<'a> {
+    /// Records each certificate while the calling thread builds its PKCS#12.
+    recorder: rayon::ThreadPool,
     template: Template,
     ca: &'a IssuingCa,
     options: BatchOptions,
@@ -101,6 +118,11 @@ impl<'a> Station<'a> {
         check_parameters(profile, &options.parameters, &BatchInput::Single)?;
         server_key_password(profile, &BatchInput::Single, &options)?;
         let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
+        let recorder = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "certmill-station-recorder".into())
+            .build()
+            .map_err(|_| BatchError::Unreachable("cannot start the station's recorder thread"))?;
         let store = Store::open(data_dir)?;
         let (issuer, batch) =
             record_batch(&store, ca, profile, &BatchInput::Single, &options, capacity)?;
@@ -128,6 +150,7 @@ impl<'a> Station<'a> {
             }
         };
         Ok(Station {
+            recorder,
             template,
             ca,
             options,
@@ -191,14 +214,9 @@ impl<'a> Station<'a> {
                 }],
                 total: 1,
             })?;
-        let job = Job {
-            row,
-            location: format!("device {row}"),
-            input: DeviceInput::Values(BTreeMap::new()),
-        };
         let reserved = self.next_reserved(row)?;
         let device_id = reserved.device_id;
-        let issued = issue_device(
+        let signed = sign_device(
             &self.template,
             self.ca,
             row,
@@ -206,59 +224,106 @@ impl<'a> Station<'a> {
             reserved,
             prepared,
             None,
-            self.options.password.as_ref(),
-            &self.options.pkcs12,
             self.options.keypairs.as_deref(),
-        );
+        )
+        // Refused here what the PKCS#12 would refuse after the record: once recorded, a
+        // certificate stands.
+        .and_then(|signed| {
+            pkcs12::check_friendly_name(&signed.device.file_stem)
+                .map(|()| signed)
+                .map_err(|source| BatchError::Pkcs12 { row, source })
+        });
         let writer = self
             .writer
             .as_mut()
             .ok_or(BatchError::Unreachable("station used after close"))?;
-        match issued {
-            Ok(device) => {
-                let answer = StationDevice {
-                    row,
-                    device_id: uuid::Uuid::from_bytes(device.device_id)
-                        .hyphenated()
-                        .to_string(),
-                    common_name: device.common_name.clone(),
-                    serial_hex: super::writer::hex(&device.serial),
-                    file_name: String::new(),
-                    certificate: device.certificate.clone(),
-                    pkcs12: device.file.clone(),
-                };
-                let names = writer.write_chunk(vec![Outcome::Issued(device)])?;
-                self.issued += 1;
-                Ok(StationDevice {
-                    file_name: names.into_iter().next().unwrap_or_default(),
-                    ..answer
-                })
-            }
+        let signed = match signed {
+            Ok(signed) => signed,
             Err(error) => {
                 writer.write_chunk(vec![Outcome::Failed(FailedDevice {
                     row,
                     device_id,
-                    location: job.location,
+                    location: format!("device {row}"),
                     reason: error.to_string(),
                 })])?;
                 self.failed += 1;
-                Err(error)
+                return Err(error);
             }
+        };
+        let name = writer.entry_name(&signed.device.file_stem, row);
+        let device = &signed.device;
+        let record = CertificateRecord {
+            device_id,
+            row,
+            common_name: device.common_name.clone(),
+            serial: device.serial.clone(),
+            not_before: device.not_before,
+            not_after: device.not_after,
+            der: device.certificate.clone(),
+            file_name: name.clone(),
+        };
+        // When half the intents reserved ahead are used, the recorder reserves the next rows
+        // too, after the record: off the caller's path like it.
+        let last = self.ahead.back().map_or(row, |(last, _)| *last);
+        let refill = if (self.ahead.len() as u64) < RESERVE_AHEAD / 2 && last < self.capacity {
+            intent_jobs(last + 1, RESERVE_AHEAD.min(self.capacity - last))
+        } else {
+            Vec::new()
+        };
+        // The certificate's record commits on the recorder thread while this one builds the
+        // PKCS#12 (about half a device's time each); the device is returned after both.
+        let (batch, issuer) = (self.batch, self.issuer);
+        let serial_length = self.template.profile().serial_length;
+        let store = writer.store_mut();
+        let (mut recorded, mut refilled) = (None, None);
+        let packed = self.recorder.in_place_scope(|scope| {
+            scope.spawn(|_| {
+                recorded = Some(store.insert_certificates(batch, std::slice::from_ref(&record)));
+                if !refill.is_empty() {
+                    refilled = Some(reserve_chunk(store, batch, issuer, &refill, serial_length));
+                }
+            });
+            pack_device(
+                signed,
+                self.ca,
+                self.options.password.as_ref(),
+                &self.options.pkcs12,
+            )
+        });
+        // A refill that failed rolled back; the next device tries again, and `next_reserved`
+        // reports the error if the intents run out.
+        if let Some(Ok(more)) = refilled {
+            self.ahead
+                .extend(refill.iter().map(|job| job.row).zip(more));
         }
+        // Not recorded: not issued. Its serial intent stays unused and ends WASTED at close.
+        recorded.ok_or(BatchError::Unreachable("the recorder did not run"))??;
+        self.issued += 1;
+        let device = packed.map_err(|error| {
+            BatchError::MissingInput(format!(
+                "device {row}: certificate serial {} is recorded but its PKCS#12 could not be \
+                 built ({error}); its key is gone: revoke the certificate",
+                super::writer::hex(&record.serial)
+            ))
+        })?;
+        writer.write_entry(&name, &device)?;
+        Ok(StationDevice {
+            row,
+            device_id: uuid::Uuid::from_bytes(device_id).hyphenated().to_string(),
+            common_name: device.common_name,
+            serial_hex: super::writer::hex(&device.serial),
+            file_name: name,
+            certificate: device.certificate,
+            pkcs12: device.file,
+        })
     }
 
-    /// The serial and device id reserved for `row`, recording the next [`RESERVE_AHEAD`] rows'
-    /// intents (at most up to the capacity) in one transaction when none is left.
+    /// The serial and device id reserved for `row`. When none is left (the first device, or
+    /// after a failed refill), records the next [`RESERVE_AHEAD`] rows' intents (at most up to
+    /// the capacity) in one transaction first.
     fn next_reserved(&mut self, row: u64) -> Result<Reserved, BatchError> {
         if self.ahead.is_empty() {
-            let count = RESERVE_AHEAD.min(self.capacity - row + 1);
-            let jobs: Vec<Job> = (row..row + count)
-                .map(|row| Job {
-                    row,
-                    location: format!("device {row}"),
-                    input: DeviceInput::Values(BTreeMap::new()),
-                })
-                .collect();
+            let jobs = intent_jobs(row, RESERVE_AHEAD.min(self.capacity - row + 1));
             let writer = self
                 .writer
                 .as_ref()
@@ -409,6 +474,40 @@ mod tests {
             .to_string();
         assert!(full.contains("full"), "{full}");
         assert_eq!(station.issued(), 1);
+    }
+
+    #[test]
+    fn intents_are_refilled_ahead_when_half_are_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
+        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        let out = dir.path().join("line-4.zip");
+        let mut station =
+            Station::open(dir.path(), &ca, &profile, 100, options(out, "line 4")).expect("open");
+        let batch = station.batch();
+        let store = Store::open(dir.path()).expect("store");
+        let pending_rows = || -> Vec<u64> {
+            store
+                .serial_intents(batch)
+                .expect("intents")
+                .iter()
+                .map(|i| i.row)
+                .collect()
+        };
+        let half = super::RESERVE_AHEAD / 2;
+        for i in 0..=half {
+            station
+                .issue(&device(&format!("02:00:00:00:01:{i:02X}")))
+                .expect("issue");
+        }
+        // Row 17 left 15 reserved (18..=32): its recorder reserved 33..=64 as well.
+        let expected: Vec<u64> = (half + 2..=3 * super::RESERVE_AHEAD / 2 + half).collect();
+        assert_eq!(pending_rows(), expected);
+        assert_eq!(
+            station.close(dir.path()).expect("close"),
+            BatchStatus::ReadyForDownload
+        );
+        assert_eq!(store.certificate_count(batch).expect("count"), half + 1);
     }
 
     #[test]

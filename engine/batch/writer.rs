@@ -3,7 +3,7 @@
 //! the output file or the store while a batch runs.
 
 use super::zipstream::ZipStream;
-use super::{BatchError, Counts, Outcome};
+use super::{BatchError, Counts, IssuedDevice, Outcome};
 use crate::store::{BatchId, CertificateRecord, DeviceFailure, Store};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -46,6 +46,20 @@ impl NameFilter {
 }
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// The store's record of an issued device whose ZIP entry is `file_name`.
+pub(super) fn record_of(device: IssuedDevice, file_name: String) -> CertificateRecord {
+    CertificateRecord {
+        device_id: device.device_id,
+        row: device.row,
+        common_name: device.common_name,
+        serial: device.serial,
+        not_before: device.not_before,
+        not_after: device.not_after,
+        der: device.certificate,
+        file_name,
+    }
+}
 
 /// Header of `manifest.csv`.
 pub const MANIFEST_HEADER: [&str; 10] = [
@@ -151,7 +165,7 @@ impl BatchWriter {
     /// A safe, unique entry name derived from the common name (or the stem given for a device
     /// without one): characters outside
     /// `[A-Za-z0-9._-]` become `-` (MAC colons included), and a repeat gets `-<row>`.
-    fn entry_name(&mut self, common_name: &str, row: u64) -> String {
+    pub(super) fn entry_name(&mut self, common_name: &str, row: u64) -> String {
         let mut stem: String = common_name
             .chars()
             .take(96)
@@ -214,41 +228,9 @@ impl BatchWriter {
                 }
             };
             let name = self.entry_name(&device.file_stem, device.row);
-            let zip = self
-                .zip
-                .as_mut()
-                .ok_or(BatchError::Unreachable("zip writer used after finish"))?;
-            zip.add(&name, &device.file)
-                .map_err(|source| BatchError::Io {
-                    path: self.out.display().to_string(),
-                    source,
-                })?;
-            let digest = Sha256::digest(&device.file);
-            self.manifest_row(&[
-                &device.row.to_string(),
-                &uuid::Uuid::from_bytes(device.device_id)
-                    .hyphenated()
-                    .to_string(),
-                &device.common_name,
-                &hex(&device.serial),
-                &rfc3339(device.not_before),
-                &rfc3339(device.not_after),
-                &name,
-                &hex(&digest),
-                "ISSUED",
-                "",
-            ])?;
+            self.write_entry(&name, &device)?;
             names.push(name.clone());
-            records.push(CertificateRecord {
-                device_id: device.device_id,
-                row: device.row,
-                common_name: device.common_name,
-                serial: device.serial,
-                not_before: device.not_before,
-                not_after: device.not_after,
-                der: device.certificate,
-                file_name: name,
-            });
+            records.push(record_of(device, name));
         }
         self.counts.issued += records.len() as u64;
         self.counts.failed += failures.len() as u64;
@@ -268,6 +250,44 @@ impl BatchWriter {
             record()?;
         }
         Ok(names)
+    }
+
+    /// Writes an issued device's ZIP entry (`name`, from [`BatchWriter::entry_name`]) and its
+    /// manifest row; the store is not touched (see [`BatchWriter::write_chunk`]).
+    pub(super) fn write_entry(
+        &mut self,
+        name: &str,
+        device: &IssuedDevice,
+    ) -> Result<(), BatchError> {
+        let zip = self
+            .zip
+            .as_mut()
+            .ok_or(BatchError::Unreachable("zip writer used after finish"))?;
+        zip.add(name, &device.file)
+            .map_err(|source| BatchError::Io {
+                path: self.out.display().to_string(),
+                source,
+            })?;
+        let digest = Sha256::digest(&device.file);
+        self.manifest_row(&[
+            &device.row.to_string(),
+            &uuid::Uuid::from_bytes(device.device_id)
+                .hyphenated()
+                .to_string(),
+            &device.common_name,
+            &hex(&device.serial),
+            &rfc3339(device.not_before),
+            &rfc3339(device.not_after),
+            name,
+            &hex(&digest),
+            "ISSUED",
+            "",
+        ])
+    }
+
+    /// The writer's store connection, to record on another thread while this one works.
+    pub(super) fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
     }
 
     fn manifest_row(&mut self, fields: &[&str]) -> Result<(), BatchError> {

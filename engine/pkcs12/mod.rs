@@ -694,6 +694,12 @@ fn attribute(id: &ObjectIdentifier, value: &[u8]) -> Vec<u8> {
 }
 
 /// The friendly name as `BMPString` content (UTF-16BE, no terminator), or `None` when empty.
+/// Whether [`build`] takes `name` as a friendly name (at most 1,024 characters, no control
+/// characters, all in the BMP); the error names the defect.
+pub fn check_friendly_name(name: &str) -> Result<(), Pkcs12Error> {
+    friendly_name_bmp(name).map(drop)
+}
+
 fn friendly_name_bmp(name: &str) -> Result<Option<Vec<u8>>, Pkcs12Error> {
     if name.is_empty() {
         return Ok(None);
