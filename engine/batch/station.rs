@@ -240,13 +240,14 @@ impl<'a> Station<'a> {
         let signed = match signed {
             Ok(signed) => signed,
             Err(error) => {
+                // The row is used either way: its intent has left the queue.
+                self.failed += 1;
                 writer.write_chunk(vec![Outcome::Failed(FailedDevice {
                     row,
                     device_id,
                     location: format!("device {row}"),
                     reason: error.to_string(),
                 })])?;
-                self.failed += 1;
                 return Err(error);
             }
         };
@@ -296,8 +297,20 @@ impl<'a> Station<'a> {
             self.ahead
                 .extend(refill.iter().map(|job| job.row).zip(more));
         }
-        // Not recorded: not issued. Its serial intent stays unused and ends WASTED at close.
-        recorded.ok_or(BatchError::Unreachable("the recorder did not run"))??;
+        // Not recorded: not issued. The row is used (its intent has left the queue and ends
+        // WASTED at close) and counts as failed; the failure is recorded if the store takes it,
+        // and the store's error is the one returned either way.
+        if let Err(error) = recorded.ok_or(BatchError::Unreachable("the recorder did not run"))? {
+            let error = BatchError::from(error);
+            self.failed += 1;
+            let _ = writer.write_chunk(vec![Outcome::Failed(FailedDevice {
+                row,
+                device_id,
+                location: format!("device {row}"),
+                reason: error.to_string(),
+            })]);
+            return Err(error);
+        }
         self.issued += 1;
         let device = packed.map_err(|error| {
             BatchError::MissingInput(format!(
