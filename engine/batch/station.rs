@@ -49,6 +49,16 @@ fn intent_jobs(first: u64, count: u64) -> Vec<Job> {
         .collect()
 }
 
+/// The manifest and store outcome of a station device that failed with `error`.
+fn failed_outcome(row: u64, device_id: [u8; 16], error: &BatchError) -> Outcome {
+    Outcome::Failed(FailedDevice {
+        row,
+        device_id,
+        location: format!("device {row}"),
+        reason: error.to_string(),
+    })
+}
+
 /// One device a station issued, handed to the caller.
 #[derive(Debug)]
 pub struct StationDevice {
@@ -242,12 +252,7 @@ impl<'a> Station<'a> {
             Err(error) => {
                 // The row is used either way: its intent has left the queue.
                 self.failed += 1;
-                writer.write_chunk(vec![Outcome::Failed(FailedDevice {
-                    row,
-                    device_id,
-                    location: format!("device {row}"),
-                    reason: error.to_string(),
-                })])?;
+                writer.write_chunk(vec![failed_outcome(row, device_id, &error)])?;
                 return Err(error);
             }
         };
@@ -303,12 +308,7 @@ impl<'a> Station<'a> {
         if let Err(error) = recorded.ok_or(BatchError::Unreachable("the recorder did not run"))? {
             let error = BatchError::from(error);
             self.failed += 1;
-            let _ = writer.write_chunk(vec![Outcome::Failed(FailedDevice {
-                row,
-                device_id,
-                location: format!("device {row}"),
-                reason: error.to_string(),
-            })]);
+            let _ = writer.write_chunk(vec![failed_outcome(row, device_id, &error)]);
             return Err(error);
         }
         self.issued += 1;
@@ -409,6 +409,14 @@ mod tests {
         .collect()
     }
 
+    /// A data directory with a development CA, and the ECC device profile.
+    fn fixture() -> (tempfile::TempDir, IssuingCa, Profile) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
+        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        (dir, ca, profile)
+    }
+
     fn options(out: std::path::PathBuf, name: &str) -> BatchOptions {
         BatchOptions {
             parameters: BTreeMap::new(),
@@ -427,9 +435,7 @@ mod tests {
 
     #[test]
     fn a_station_issues_one_device_at_a_time_and_ends_like_a_batch() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
-        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        let (dir, ca, profile) = fixture();
         let out = dir.path().join("line-1.zip");
         let options = options(out.clone(), "line 1");
         let mut station = Station::open(dir.path(), &ca, &profile, 3, options).expect("open");
@@ -475,9 +481,7 @@ mod tests {
 
     #[test]
     fn a_full_station_refuses_more_devices() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
-        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        let (dir, ca, profile) = fixture();
         let options = options(dir.path().join("line-2.zip"), "line 2");
         let mut station = Station::open(dir.path(), &ca, &profile, 1, options).expect("open");
         station.issue(&device("02:00:00:00:00:01")).expect("first");
@@ -491,9 +495,7 @@ mod tests {
 
     #[test]
     fn intents_are_refilled_ahead_when_half_are_used() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
-        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        let (dir, ca, profile) = fixture();
         let out = dir.path().join("line-4.zip");
         let mut station =
             Station::open(dir.path(), &ca, &profile, 100, options(out, "line 4")).expect("open");
@@ -525,9 +527,7 @@ mod tests {
 
     #[test]
     fn intents_reserved_ahead_and_unused_end_wasted_at_close() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
-        let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
+        let (dir, ca, profile) = fixture();
         let out = dir.path().join("line-3.zip");
         let mut station =
             Station::open(dir.path(), &ca, &profile, 5, options(out, "line 3")).expect("open");
