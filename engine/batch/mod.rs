@@ -412,7 +412,7 @@ fn issue_device(
     let signed = sign_device(
         template, ca, row, name_hint, reserved, prepared, csr, keypairs,
     )?;
-    pack_device(signed, ca, password, pkcs12_options)
+    pack_device(signed, ca, Sealing::Derive(password, pkcs12_options))
 }
 
 /// A signed device whose file is not built yet.
@@ -482,13 +482,20 @@ fn sign_device(
     })
 }
 
+/// How [`pack_device`] gets a PKCS#12's password-derived keys.
+enum Sealing<'a> {
+    /// Derived here, from the batch's password (none for a CSR batch) and options.
+    Derive(Option<&'a Pkcs12Password>, &'a Pkcs12Options),
+    /// Derived already, e.g. on another thread while the device was signed.
+    Sealed(pkcs12::Pkcs12Seal),
+}
+
 /// The second half of [`issue_device`]: the file, a PKCS#12 for a generated key (which ends
 /// here) or the PEM certificate for a CSR.
 fn pack_device(
     signed: SignedDevice,
     ca: &IssuingCa,
-    password: Option<&Pkcs12Password>,
-    pkcs12_options: &Pkcs12Options,
+    sealing: Sealing<'_>,
 ) -> Result<IssuedDevice, BatchError> {
     let SignedDevice {
         mut device,
@@ -502,8 +509,6 @@ fn pack_device(
                 .into_bytes()
         }
         Some(key) => {
-            let password =
-                password.ok_or(BatchError::Unreachable("server key without a password"))?;
             let chain = ca.chain_der();
             let extra = match cert_bag {
                 CertBag::Leaf => 0,
@@ -513,17 +518,20 @@ fn pack_device(
             let mut certs: Vec<&[u8]> = Vec::with_capacity(1 + extra);
             certs.push(&device.certificate);
             certs.extend(chain[..extra].iter().map(Vec::as_slice));
-            pkcs12::build(
-                key.pkcs8_der(),
-                &certs,
-                &device.file_stem,
-                password,
-                pkcs12_options,
-            )
-            .map_err(|source| BatchError::Pkcs12 {
-                row: device.row,
-                source,
-            })?
+            let row = device.row;
+            match sealing {
+                Sealing::Derive(password, options) => pkcs12::build(
+                    key.pkcs8_der(),
+                    &certs,
+                    &device.file_stem,
+                    password.ok_or(BatchError::Unreachable("server key without a password"))?,
+                    options,
+                ),
+                Sealing::Sealed(seal) => {
+                    pkcs12::build_sealed(seal, key.pkcs8_der(), &certs, &device.file_stem)
+                }
+            }
+            .map_err(|source| BatchError::Pkcs12 { row, source })?
         }
     };
     Ok(device)
@@ -847,6 +855,14 @@ fn server_key_password<'o>(
                 "profile {:?} takes keys only from CSRs (no KeypairQueue.der_spki source): this batch cannot generate keys for it",
                 profile.name()
             )));
+        }
+        // Refused before anything is recorded: every device's PKCS#12 would fail after its
+        // certificate was signed.
+        if options.pkcs12.iterations == 0 {
+            return Err(BatchError::MissingInput(
+                "the PKCS#12 iteration count is 0; it must be at least 1 (OpenSSL 3 uses 2048)"
+                    .into(),
+            ));
         }
         Some(options.password.as_ref().ok_or_else(|| {
             BatchError::MissingInput(

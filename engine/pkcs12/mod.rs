@@ -373,6 +373,9 @@ mod oids {
 ///
 /// An empty `friendly_name` writes no friendlyName attribute (localKeyId stays). The legacy
 /// format uses 8-byte salts for its bags, as OpenSSL does.
+///
+/// This is [`Pkcs12Seal::derive`] then [`build_sealed`]; a caller with a second core can run
+/// the derivation (nearly all of the cost) while it makes the key and the certificate.
 pub fn build(
     key_pkcs8: &[u8],
     certs: &[&[u8]],
@@ -380,14 +383,141 @@ pub fn build(
     password: &Pkcs12Password,
     options: &Pkcs12Options,
 ) -> Result<Vec<u8>, Pkcs12Error> {
-    let iterations = NonZeroU32::new(options.iterations).ok_or(Pkcs12Error::ZeroIterations)?;
-    check_sequence(key_pkcs8).map_err(|defect| Pkcs12Error::InvalidPrivateKey { defect })?;
-    let Some(leaf) = certs.first() else {
-        return Err(Pkcs12Error::NoCertificates);
-    };
-    for (index, cert) in certs.iter().enumerate() {
-        check_sequence(cert).map_err(|defect| Pkcs12Error::InvalidCertificate { index, defect })?;
+    // The cheap checks first: a refused input costs no key derivation.
+    check_contents(key_pkcs8, certs)?;
+    friendly_name_bmp(friendly_name)?;
+    build_sealed(
+        Pkcs12Seal::derive(password, options)?,
+        key_pkcs8,
+        certs,
+        friendly_name,
+    )
+}
+
+/// The password half of one PKCS#12: fresh salts and IVs and the keys derived from them and the
+/// password (both bags' encryption keys and the MAC key). It depends on nothing else, so it can
+/// be derived before or while the private key and the certificate are made: about 0.23 ms of a
+/// default PKCS#12's 0.25 ms. [`build_sealed`] consumes it, so its salts and IVs serve one file
+/// only. Zeroized on drop; `Debug` prints no secret.
+pub struct Pkcs12Seal(SealKeys);
+
+/// What a [`Pkcs12Seal`] holds, by format.
+enum SealKeys {
+    Aes256Pbes2 {
+        iterations: NonZeroU32,
+        key_salt: [u8; 16],
+        key_iv: [u8; 16],
+        cert_salt: [u8; 16],
+        cert_iv: [u8; 16],
+        mac_salt: [u8; 8],
+        keys: kdf::Openssl3Keys,
+    },
+    LegacyTripleDesSha1 {
+        iterations: NonZeroU32,
+        key_salt: [u8; 8],
+        cert_salt: [u8; 8],
+        mac_salt: [u8; 8],
+        key_bag: TripleDesKey,
+        cert_bag: TripleDesKey,
+        mac_key: Zeroizing<[u8; 20]>,
+    },
+}
+
+/// A 3DES key and IV from the PKCS#12 KDF on SHA-1.
+struct TripleDesKey {
+    key: Zeroizing<[u8; 24]>,
+    iv: [u8; 8],
+}
+
+impl core::fmt::Debug for Pkcs12Seal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let format = match self.0 {
+            SealKeys::Aes256Pbes2 { .. } => "Aes256Pbes2",
+            SealKeys::LegacyTripleDesSha1 { .. } => "LegacyTripleDesSha1",
+        };
+        write!(f, "Pkcs12Seal({format}, <redacted>)")
     }
+}
+
+impl Pkcs12Seal {
+    /// Draws the salts and IVs (one call to `aws_lc_rs::rand`) and derives the keys of a
+    /// PKCS#12 in `options`' format under `password`: for the default format the three chains
+    /// in one interleaved loop (module `kdf`), for the legacy one the PKCS#12 KDF on SHA-1.
+    pub fn derive(password: &Pkcs12Password, options: &Pkcs12Options) -> Result<Self, Pkcs12Error> {
+        let iterations = NonZeroU32::new(options.iterations).ok_or(Pkcs12Error::ZeroIterations)?;
+        let bmp = kdf::bmp_password(password.as_str());
+        Ok(Self(match options.encryption {
+            Pkcs12Encryption::Aes256Pbes2 => {
+                // Key-bag salt and IV, cert salt and IV, MAC salt: one call to the generator.
+                let mut random = [0u8; 16 + 16 + 16 + 16 + 8];
+                aws_lc_rs::rand::fill(&mut random).map_err(|_| Pkcs12Error::Random)?;
+                let take16 = |at: usize| -> [u8; 16] {
+                    let mut out = [0; 16];
+                    out.copy_from_slice(&random[at..at + 16]);
+                    out
+                };
+                let (key_salt, key_iv, cert_salt, cert_iv) =
+                    (take16(0), take16(16), take16(32), take16(48));
+                let mut mac_salt = [0u8; 8];
+                mac_salt.copy_from_slice(&random[64..]);
+                let keys = kdf::derive_openssl3_keys(&kdf::Openssl3KdfInput {
+                    password_utf8: password.as_str().as_bytes(),
+                    password_bmp: &bmp,
+                    key_bag_salt: &key_salt,
+                    cert_bag_salt: &cert_salt,
+                    mac_salt: &mac_salt,
+                    iterations,
+                });
+                SealKeys::Aes256Pbes2 {
+                    iterations,
+                    key_salt,
+                    key_iv,
+                    cert_salt,
+                    cert_iv,
+                    mac_salt,
+                    keys,
+                }
+            }
+            Pkcs12Encryption::LegacyTripleDesSha1 => {
+                let mut random = [0u8; 8 * 3];
+                aws_lc_rs::rand::fill(&mut random).map_err(|_| Pkcs12Error::Random)?;
+                let take8 = |at: usize| -> [u8; 8] {
+                    let mut out = [0; 8];
+                    out.copy_from_slice(&random[at..at + 8]);
+                    out
+                };
+                let (key_salt, cert_salt, mac_salt) = (take8(0), take8(8), take8(16));
+                let mut mac_key = Zeroizing::new([0u8; 20]);
+                kdf::pkcs12_kdf::<Sha1>(
+                    &bmp,
+                    &mac_salt,
+                    kdf::Pkcs12KdfId::Mac,
+                    iterations,
+                    &mut mac_key[..],
+                );
+                SealKeys::LegacyTripleDesSha1 {
+                    iterations,
+                    key_salt,
+                    cert_salt,
+                    mac_salt,
+                    key_bag: TripleDesKey::derive(&bmp, &key_salt, iterations),
+                    cert_bag: TripleDesKey::derive(&bmp, &cert_salt, iterations),
+                    mac_key,
+                }
+            }
+        }))
+    }
+}
+
+/// [`build`] with the password half already derived: encrypts the bags with `seal`'s keys and
+/// MACs the result, about 15 µs for a P-256 device. The checks and the layout are [`build`]'s.
+pub fn build_sealed(
+    seal: Pkcs12Seal,
+    key_pkcs8: &[u8],
+    certs: &[&[u8]],
+    friendly_name: &str,
+) -> Result<Vec<u8>, Pkcs12Error> {
+    let leaf = check_contents(key_pkcs8, certs)?;
     let friendly_name = friendly_name_bmp(friendly_name)?;
 
     // RFC 7292 §4.2 bag attributes: localKeyId ties the key bag to the leaf cert bag.
@@ -403,14 +533,7 @@ pub fn build(
     let cert_bag_refs: Vec<&[u8]> = cert_bags.iter().map(Vec::as_slice).collect();
     let cert_safe_contents = tlv_parts(SEQUENCE, &cert_bag_refs);
 
-    let sealed = match options.encryption {
-        Pkcs12Encryption::Aes256Pbes2 => {
-            seal_aes256_pbes2(key_pkcs8, &cert_safe_contents, password, iterations)?
-        }
-        Pkcs12Encryption::LegacyTripleDesSha1 => {
-            seal_legacy_3des(key_pkcs8, &cert_safe_contents, password, iterations)?
-        }
-    };
+    let sealed = seal.seal(key_pkcs8, &cert_safe_contents);
 
     // EncryptedPrivateKeyInfo ::= SEQUENCE { encryptionAlgorithm, encryptedData OCTET STRING }.
     let mut encrypted_key_info = Vec::with_capacity(sealed.key_ciphertext.len() + 160);
@@ -440,23 +563,23 @@ pub fn build(
 
     // MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }
     // (RFC 7292 §4); the MAC covers the content octets of the authSafe `Data`.
-    let (digest_oid, mac) = match &sealed.mac_key {
-        MacKey::Sha1(key) => (&oids::SHA1, hmac_tag::<Hmac<Sha1>, 20>(key, &auth_safe)),
-        MacKey::Sha256(key) => (&oids::SHA256, hmac_tag::<Hmac<Sha256>, 32>(key, &auth_safe)),
+    let (digest_oid, mac) = match sealed.mac_key {
+        MacKeyRef::Sha1(key) => (&oids::SHA1, hmac_tag::<Hmac<Sha1>, 20>(key, &auth_safe)),
+        MacKeyRef::Sha256(key) => (&oids::SHA256, hmac_tag::<Hmac<Sha256>, 32>(key, &auth_safe)),
     };
     let digest_algorithm = tlv_parts(SEQUENCE, &[&oid_const(digest_oid), &[NULL, 0]]);
     let digest_info = tlv_parts(SEQUENCE, &[&digest_algorithm, &tlv(OCTET_STRING, &mac)]);
     // DER omits a DEFAULT value, so an iteration count of 1 is not written (OpenSSL agrees).
-    let mac_iterations = if iterations.get() == 1 {
+    let mac_iterations = if sealed.iterations.get() == 1 {
         Vec::new()
     } else {
-        small_integer(u64::from(iterations.get()))
+        small_integer(u64::from(sealed.iterations.get()))
     };
     let mac_data = tlv_parts(
         SEQUENCE,
         &[
             &digest_info,
-            &tlv(OCTET_STRING, &sealed.mac_salt),
+            &tlv(OCTET_STRING, sealed.mac_salt),
             &mac_iterations,
         ],
     );
@@ -469,8 +592,21 @@ pub fn build(
     ))
 }
 
-/// The encrypted parts of a PFX and its MAC key.
-struct Sealed {
+/// Checks that the key and each certificate is a single DER `SEQUENCE` and that there is a
+/// leaf; returns the leaf.
+fn check_contents<'c>(key_pkcs8: &[u8], certs: &[&'c [u8]]) -> Result<&'c [u8], Pkcs12Error> {
+    check_sequence(key_pkcs8).map_err(|defect| Pkcs12Error::InvalidPrivateKey { defect })?;
+    let Some(leaf) = certs.first() else {
+        return Err(Pkcs12Error::NoCertificates);
+    };
+    for (index, cert) in certs.iter().enumerate() {
+        check_sequence(cert).map_err(|defect| Pkcs12Error::InvalidCertificate { index, defect })?;
+    }
+    Ok(leaf)
+}
+
+/// The encrypted parts of a PFX and its MAC key, borrowing the seal's salts and keys.
+struct Sealed<'s> {
     /// AlgorithmIdentifier of the key bag encryption.
     key_algorithm: Vec<u8>,
     /// The encrypted PKCS#8 PrivateKeyInfo.
@@ -480,9 +616,11 @@ struct Sealed {
     /// The encrypted certificate SafeContents.
     cert_ciphertext: Vec<u8>,
     /// MacData salt.
-    mac_salt: Vec<u8>,
+    mac_salt: &'s [u8],
+    /// MacData iteration count.
+    iterations: NonZeroU32,
     /// HMAC key of the MacData.
-    mac_key: MacKey,
+    mac_key: MacKeyRef<'s>,
 }
 
 /// An HMAC key of the MacData, by digest.
@@ -491,79 +629,56 @@ enum MacKey {
     Sha256(Zeroizing<[u8; 32]>),
 }
 
-/// OpenSSL 3 defaults: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC for both bags, and the
-/// SHA-256 MAC key from the PKCS#12 KDF, the three derived in one lockstep loop.
-fn seal_aes256_pbes2(
-    key_pkcs8: &[u8],
-    cert_safe_contents: &[u8],
-    password: &Pkcs12Password,
-    iterations: NonZeroU32,
-) -> Result<Sealed, Pkcs12Error> {
-    // Key-bag salt and IV, cert salt and IV, MAC salt: one call to the random generator.
-    let mut random = [0u8; 16 + 16 + 16 + 16 + 8];
-    aws_lc_rs::rand::fill(&mut random).map_err(|_| Pkcs12Error::Random)?;
-    let (mut key_salt, mut key_iv, mut cert_salt, mut cert_iv) =
-        ([0u8; 16], [0; 16], [0; 16], [0; 16]);
-    key_salt.copy_from_slice(&random[..16]);
-    key_iv.copy_from_slice(&random[16..32]);
-    cert_salt.copy_from_slice(&random[32..48]);
-    cert_iv.copy_from_slice(&random[48..64]);
-    let mac_salt = &random[64..];
-
-    let bmp = kdf::bmp_password(password.as_str());
-    let keys = kdf::derive_openssl3_keys(&kdf::Openssl3KdfInput {
-        password_utf8: password.as_str().as_bytes(),
-        password_bmp: &bmp,
-        key_bag_salt: &key_salt,
-        cert_bag_salt: &cert_salt,
-        mac_salt,
-        iterations,
-    });
-
-    let key_ciphertext = aes256_cbc(&keys.key_bag_key, &key_iv, key_pkcs8);
-    let cert_ciphertext = aes256_cbc(&keys.cert_bag_key, &cert_iv, cert_safe_contents);
-    Ok(Sealed {
-        key_algorithm: pbes2_algorithm(&key_salt, iterations, &key_iv),
-        key_ciphertext,
-        cert_algorithm: pbes2_algorithm(&cert_salt, iterations, &cert_iv),
-        cert_ciphertext,
-        mac_salt: mac_salt.to_vec(),
-        mac_key: MacKey::Sha256(Zeroizing::new(keys.mac_key)),
-    })
+/// A [`MacKey`] borrowed from a [`Pkcs12Seal`].
+enum MacKeyRef<'s> {
+    Sha1(&'s [u8; 20]),
+    Sha256(&'s [u8; 32]),
 }
 
-/// The legacy format: pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 Appendix C) for both bags and
-/// an HMAC-SHA1 MAC, every key and IV from the PKCS#12 KDF on SHA-1.
-fn seal_legacy_3des(
-    key_pkcs8: &[u8],
-    cert_safe_contents: &[u8],
-    password: &Pkcs12Password,
-    iterations: NonZeroU32,
-) -> Result<Sealed, Pkcs12Error> {
-    let mut random = [0u8; 8 * 3];
-    aws_lc_rs::rand::fill(&mut random).map_err(|_| Pkcs12Error::Random)?;
-    let (key_salt, rest) = random.split_at(8);
-    let (cert_salt, mac_salt) = rest.split_at(8);
-
-    let bmp = kdf::bmp_password(password.as_str());
-    let key_ciphertext = triple_des_pbe(&bmp, key_salt, iterations, key_pkcs8);
-    let cert_ciphertext = triple_des_pbe(&bmp, cert_salt, iterations, cert_safe_contents);
-    let mut mac_key = Zeroizing::new([0u8; 20]);
-    kdf::pkcs12_kdf::<Sha1>(
-        &bmp,
-        mac_salt,
-        kdf::Pkcs12KdfId::Mac,
-        iterations,
-        &mut mac_key[..],
-    );
-    Ok(Sealed {
-        key_algorithm: pkcs12_pbe_algorithm(key_salt, iterations),
-        key_ciphertext,
-        cert_algorithm: pkcs12_pbe_algorithm(cert_salt, iterations),
-        cert_ciphertext,
-        mac_salt: mac_salt.to_vec(),
-        mac_key: MacKey::Sha1(mac_key),
-    })
+impl Pkcs12Seal {
+    /// Encrypts the key and the certificate SafeContents.
+    fn seal<'s>(&'s self, key_pkcs8: &[u8], cert_safe_contents: &[u8]) -> Sealed<'s> {
+        match &self.0 {
+            // OpenSSL 3 defaults: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC for both bags,
+            // the SHA-256 MAC key from the PKCS#12 KDF.
+            SealKeys::Aes256Pbes2 {
+                iterations,
+                key_salt,
+                key_iv,
+                cert_salt,
+                cert_iv,
+                mac_salt,
+                keys,
+            } => Sealed {
+                key_algorithm: pbes2_algorithm(key_salt, *iterations, key_iv),
+                key_ciphertext: aes256_cbc(&keys.key_bag_key, key_iv, key_pkcs8),
+                cert_algorithm: pbes2_algorithm(cert_salt, *iterations, cert_iv),
+                cert_ciphertext: aes256_cbc(&keys.cert_bag_key, cert_iv, cert_safe_contents),
+                mac_salt,
+                iterations: *iterations,
+                mac_key: MacKeyRef::Sha256(&keys.mac_key),
+            },
+            // The legacy format: pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 Appendix C) for
+            // both bags and an HMAC-SHA1 MAC, every key and IV from the PKCS#12 KDF on SHA-1.
+            SealKeys::LegacyTripleDesSha1 {
+                iterations,
+                key_salt,
+                cert_salt,
+                mac_salt,
+                key_bag,
+                cert_bag,
+                mac_key,
+            } => Sealed {
+                key_algorithm: pkcs12_pbe_algorithm(key_salt, *iterations),
+                key_ciphertext: key_bag.encrypt(key_pkcs8),
+                cert_algorithm: pkcs12_pbe_algorithm(cert_salt, *iterations),
+                cert_ciphertext: cert_bag.encrypt(cert_safe_contents),
+                mac_salt,
+                iterations: *iterations,
+                mac_key: MacKeyRef::Sha1(mac_key),
+            },
+        }
+    }
 }
 
 /// AES-256-CBC with PKCS#7 padding.
@@ -572,15 +687,22 @@ fn aes256_cbc(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]) -> Vec<u8> {
         .encrypt_padded_vec_mut::<Pkcs7>(plaintext)
 }
 
-/// pbeWithSHAAnd3-KeyTripleDES-CBC: key (ID 1, 24 bytes) and IV (ID 2, 8 bytes) from the
-/// PKCS#12 KDF on SHA-1, then 3DES-EDE-CBC with PKCS#7 padding.
-fn triple_des_pbe(bmp: &[u8], salt: &[u8], iterations: NonZeroU32, plaintext: &[u8]) -> Vec<u8> {
-    let mut key = Zeroizing::new([0u8; 24]);
-    let mut iv = [0u8; 8];
-    kdf::pkcs12_kdf::<Sha1>(bmp, salt, kdf::Pkcs12KdfId::Key, iterations, &mut key[..]);
-    kdf::pkcs12_kdf::<Sha1>(bmp, salt, kdf::Pkcs12KdfId::Iv, iterations, &mut iv);
-    cbc::Encryptor::<des::TdesEde3>::new((&*key).into(), (&iv).into())
-        .encrypt_padded_vec_mut::<Pkcs7>(plaintext)
+impl TripleDesKey {
+    /// pbeWithSHAAnd3-KeyTripleDES-CBC's key (ID 1, 24 bytes) and IV (ID 2, 8 bytes) from the
+    /// PKCS#12 KDF on SHA-1.
+    fn derive(bmp: &[u8], salt: &[u8], iterations: NonZeroU32) -> Self {
+        let mut key = Zeroizing::new([0u8; 24]);
+        let mut iv = [0u8; 8];
+        kdf::pkcs12_kdf::<Sha1>(bmp, salt, kdf::Pkcs12KdfId::Key, iterations, &mut key[..]);
+        kdf::pkcs12_kdf::<Sha1>(bmp, salt, kdf::Pkcs12KdfId::Iv, iterations, &mut iv);
+        Self { key, iv }
+    }
+
+    /// 3DES-EDE-CBC with PKCS#7 padding.
+    fn encrypt(&self, plaintext: &[u8]) -> Vec<u8> {
+        cbc::Encryptor::<des::TdesEde3>::new((&*self.key).into(), (&self.iv).into())
+            .encrypt_padded_vec_mut::<Pkcs7>(plaintext)
+    }
 }
 
 /// PBES2 AlgorithmIdentifier (RFC 8018 A.4) as OpenSSL 3 writes it: PBKDF2 with salt and

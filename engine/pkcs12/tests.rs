@@ -458,6 +458,51 @@ fn one_iteration_omits_the_default_mac_iterations_and_empty_name_omits_friendly_
 }
 
 #[test]
+fn a_seal_derived_on_another_thread_builds_the_same_layout_in_both_formats() {
+    for (encryption, salt_len) in [
+        (Pkcs12Encryption::Aes256Pbes2, 16),
+        (Pkcs12Encryption::LegacyTripleDesSha1, 8),
+    ] {
+        let opts = options(encryption, 64);
+        let pw = password(NON_ASCII_PASSWORD);
+        // The station derives the seal on a helper thread while it signs: the seal is Send.
+        let seal = std::thread::scope(|scope| {
+            scope
+                .spawn(|| Pkcs12Seal::derive(&pw, &opts))
+                .join()
+                .expect("thread")
+        })
+        .expect("derive");
+        let pfx = build_sealed(seal, LEAF_KEY, &chain(), "device-0002").expect("build");
+        let opened = open(&pfx, NON_ASCII_PASSWORD);
+        assert_eq!(opened.key, LEAF_KEY, "{encryption:?}");
+        assert_eq!(opened.certs.len(), 3);
+        assert_eq!(opened.mac_iterations, Some(64));
+        assert_eq!(opened.bag_salt_lens, vec![salt_len, salt_len]);
+        assert_eq!(
+            opened.key_attributes,
+            Some(expected_attributes("device-0002"))
+        );
+    }
+}
+
+#[test]
+fn a_seal_refuses_zero_iterations_and_redacts_its_keys() {
+    let pw = password(PASSWORD);
+    assert!(matches!(
+        Pkcs12Seal::derive(&pw, &options(Pkcs12Encryption::Aes256Pbes2, 0)),
+        Err(Pkcs12Error::ZeroIterations)
+    ));
+    let seal = Pkcs12Seal::derive(&pw, &options(Pkcs12Encryption::Aes256Pbes2, 1)).expect("seal");
+    assert_eq!(format!("{seal:?}"), "Pkcs12Seal(Aes256Pbes2, <redacted>)");
+    // A bad certificate is refused by the sealed build too, naming it.
+    assert!(matches!(
+        build_sealed(seal, LEAF_KEY, &[LEAF, b"\x04\x00"], "n"),
+        Err(Pkcs12Error::InvalidCertificate { index: 1, .. })
+    ));
+}
+
+#[test]
 fn salts_and_ivs_are_fresh_per_call() {
     let pw = password(PASSWORD);
     let opts = options(Pkcs12Encryption::Aes256Pbes2, 1);
