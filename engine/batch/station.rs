@@ -75,26 +75,48 @@ fn failed_outcome(row: u64, device_id: [u8; 16], error: &BatchError) -> Outcome 
 /// this lets it sleep, and the next device pays one wake-up.
 pub const WARM_WINDOW: Duration = Duration::from_millis(2);
 
-/// Keeps a one-thread pool busy-waiting for up to [`WARM_WINDOW`] or until
-/// [`KeepWarm::release`]. The loop polls a flag and the clock without `spin_loop`: under KVM a
-/// PAUSE loop is taken for a lock waiter and the vCPU is descheduled (measured: that made the
-/// tail worse than sleeping).
+/// Keeps the helper thread awake after its job, for up to [`WARM_WINDOW`] or until dropped.
+///
+/// The wait is spawned from inside the helper's job, onto that thread's own queue, so it runs
+/// the moment the job ends: a wait spawned from the caller after the device arrives too late
+/// (rayon's idle worker sleeps within some 30 µs, and Linux then wakes it on the caller's
+/// core, behind the caller's key derivation: measured, 5–8% of devices started their helper
+/// half only after it). The loop polls a flag and the clock without `spin_loop`: under KVM a
+/// PAUSE loop is taken for a lock waiter and the vCPU is descheduled (measured: worse than
+/// sleeping).
 struct KeepWarm(Arc<AtomicBool>);
 
 impl KeepWarm {
-    fn start(pool: &rayon::ThreadPool) -> Self {
-        let released = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&released);
-        pool.spawn(move || {
-            let started = Instant::now();
-            while !flag.load(Ordering::Relaxed) && started.elapsed() < WARM_WINDOW {}
-        });
-        Self(released)
+    fn new() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
     }
 
-    /// Lets the pool's thread go: to the job queued next, or to sleep.
-    fn release(self) {
-        self.0.store(true, Ordering::Relaxed);
+    /// Queues the wait on the current rayon thread; called from the helper's job.
+    fn wait_after_this_job(&self) {
+        let released = Arc::clone(&self.0);
+        rayon::spawn(move || spin_until(&released, WARM_WINDOW));
+    }
+}
+
+impl Drop for KeepWarm {
+    /// Lets the helper go: to the job queued next, or to sleep.
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Busy-waits until `flag` is set or `limit` has passed, without PAUSE (see [`KeepWarm`]).
+fn spin_until(flag: &AtomicBool, limit: Duration) {
+    let started = Instant::now();
+    while !flag.load(Ordering::Acquire) && started.elapsed() < limit {}
+}
+
+/// Sets its flag when dropped, so a job holding it reports its end, panics included.
+struct SetOnDrop<'f>(&'f AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
@@ -320,11 +342,13 @@ impl<'a> Station<'a> {
         let store = writer.store_mut();
         let (mut signed, mut recorded, mut refilled) = (None, None, None);
         // The helper, still awake from the last device, takes the job below at once.
-        if let Some(warm) = self.warm.take() {
-            warm.release();
-        }
+        self.warm = None;
+        let warm = KeepWarm::new();
+        let helper_done = AtomicBool::new(false);
         let seal = self.helper.in_place_scope(|scope| {
             scope.spawn(|_| {
+                let _done = SetOnDrop(&helper_done);
+                warm.wait_after_this_job();
                 let result = sign_device(
                     template,
                     ca,
@@ -352,8 +376,13 @@ impl<'a> Station<'a> {
                     refilled = Some(reserve_chunk(store, batch, issuer, &refill, serial_length));
                 }
             });
-            pkcs12::Pkcs12Seal::derive(password, pkcs12_options)
+            let seal = pkcs12::Pkcs12Seal::derive(password, pkcs12_options);
+            // Waits for the helper here, awake, rather than asleep in rayon's latch: a sleeping
+            // caller may be woken on the helper's core, behind the helper's own wait.
+            spin_until(&helper_done, WARM_WINDOW);
+            seal
         });
+        self.warm = Some(warm);
         // A refill that failed rolled back; the next device tries again, and `next_reserved`
         // reports the error if the intents run out.
         if let Some(Ok(more)) = refilled {
@@ -390,7 +419,6 @@ impl<'a> Station<'a> {
                 ))
             })?;
         writer.write_entry(&name, &device)?;
-        self.warm = Some(KeepWarm::start(&self.helper));
         Ok(StationDevice {
             row,
             device_id: uuid::Uuid::from_bytes(device_id).hyphenated().to_string(),
@@ -433,9 +461,7 @@ impl<'a> Station<'a> {
     /// Download (Batch Issued Partly when a device failed), and the unused units return to the
     /// authority. A station that issued nothing ends Broken, with that reason.
     pub fn close(mut self, data_dir: &Path) -> Result<BatchStatus, BatchError> {
-        if let Some(warm) = self.warm.take() {
-            warm.release();
-        }
+        self.warm = None;
         let writer = self
             .writer
             .take()
