@@ -243,10 +243,21 @@ pub struct ChunkProofs {
 impl ChunkProofs {
     /// Records chunk `index` as verified.
     pub fn push(&mut self, index: usize, chunk: &[Job]) {
-        if let Some(digest) = chunk_digest(chunk) {
+        self.push_digest(index, ChunkProofs::digest(chunk));
+    }
+
+    /// Records chunk `index`, whose [`ChunkProofs::digest`] is `digest`, as verified.
+    pub fn push_digest(&mut self, index: usize, digest: Option<[u8; 32]>) {
+        if let Some(digest) = digest {
             debug_assert_eq!(index, self.digests.len());
             self.digests.push(digest);
         }
+    }
+
+    /// The digest of a chunk: SHA-256 over each CSR job's row and DER (length-prefixed);
+    /// `None` for a chunk without CSRs.
+    pub fn digest(chunk: &[Job]) -> Option<[u8; 32]> {
+        chunk_digest(chunk)
     }
 
     /// Whether chunk `index` holds exactly the bytes the validation pass verified.
