@@ -4,10 +4,14 @@
 //! - cold: one `batch::issue` of a single-certificate batch per device (validate, record the
 //!   batch, key, sign, PKCS#12, ZIP written, fsynced and renamed, batch finished).
 //!
-//! 1,000 calls each (`CERTMILL_LATENCY_CALLS`). Prints median, p90, p99 and max, and the warm
-//! p99 as a multiple of the per-device cost at the ceiling (one core: t_keygen + t_sign +
-//! 10240 × t_c from `openssl speed`, measured right before the warm run; skipped without
-//! openssl). `cargo bench --bench single_latency`.
+//! Warm: `CERTMILL_LATENCY_ROUNDS` rounds (default 3) of `CERTMILL_LATENCY_CALLS` calls
+//! (default 2,000) on one station, each round right after its own measurement of the
+//! per-device cost at the ceiling (one core: t_keygen + t_sign + 10240 × t_c from
+//! `openssl speed`; skipped without openssl). Prints each round's median, p90, p99 and max and
+//! its p99 as a multiple of that cost, then the median of the rounds' multiples: this VM's
+//! speed drifts by 20–30% within minutes, so one round is one sample. Cold: the same
+//! quantiles over `CERTMILL_LATENCY_COLD_CALLS` calls (default 200).
+//! `cargo bench --bench single_latency`.
 
 use certmill::batch::{self, BatchInput, BatchOptions, ProgressStyle, Station};
 use certmill::bench::ceiling;
@@ -18,10 +22,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let calls: usize = std::env::var("CERTMILL_LATENCY_CALLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let setting = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(default)
+    };
+    let calls = setting("CERTMILL_LATENCY_CALLS", 2000);
+    let rounds = setting("CERTMILL_LATENCY_ROUNDS", 3);
+    let cold_calls = setting("CERTMILL_LATENCY_COLD_CALLS", 200);
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
     let profile = Profile::load("ecc-device", &CompileOptions::default()).expect("profile");
@@ -53,41 +63,67 @@ fn main() {
         dir.path(),
         &ca,
         &profile,
-        calls as u64 + 50,
+        (calls * rounds) as u64 + 50,
         options("station".into(), BTreeMap::new()),
     )
     .expect("station");
     for i in 0..50 {
         station.issue(&device(60_000 + i)).expect("warm-up");
     }
-    let per_device_at_ceiling = per_device_at_ceiling();
-    let mut warm = Vec::with_capacity(calls);
-    for i in 0..calls {
-        let values = device(i);
-        let started = Instant::now();
-        let issued = station.issue(&values).expect("issue");
-        warm.push(started.elapsed());
-        std::hint::black_box(issued);
+    let mut multiples = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let per_device_at_ceiling = per_device_at_ceiling();
+        let mut warm = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let values = device(round * calls + i);
+            let started = Instant::now();
+            let issued = station.issue(&values).expect("issue");
+            warm.push(started.elapsed());
+            std::hint::black_box(issued);
+        }
+        let p99 = report(
+            &format!("warm (Station::issue), round {} of {rounds}", round + 1),
+            calls,
+            warm,
+        );
+        match per_device_at_ceiling {
+            Some(cost) => {
+                let multiple = p99.as_secs_f64() / cost.as_secs_f64();
+                multiples.push(multiple);
+                println!(
+                    "  per-device cost at the ceiling {:.3} ms (one core, openssl speed, right before this round): p99 = {multiple:.2}x it",
+                    cost.as_secs_f64() * 1e3,
+                );
+            }
+            None => {
+                println!("  per-device cost at the ceiling: not measured (openssl speed failed)")
+            }
+        }
     }
     station.close(dir.path()).expect("close");
-    let p99 = report("warm (Station::issue)", calls, warm);
-    match per_device_at_ceiling {
-        Some(cost) => println!(
-            "  per-device cost at the ceiling {:.3} ms (one core, openssl speed, this run): warm p99 = {:.2}x it",
-            cost.as_secs_f64() * 1e3,
-            p99.as_secs_f64() / cost.as_secs_f64()
-        ),
-        None => println!("  per-device cost at the ceiling: not measured (openssl speed failed)"),
+    if !multiples.is_empty() {
+        multiples.sort_by(f64::total_cmp);
+        println!(
+            "warm p99 ÷ per-device cost at the ceiling: median {:.2}x over {} rounds (range {:.2}–{:.2}x)",
+            multiples[multiples.len() / 2],
+            multiples.len(),
+            multiples[0],
+            multiples[multiples.len() - 1],
+        );
     }
 
-    let mut cold = Vec::with_capacity(calls);
-    for i in 0..calls {
+    let mut cold = Vec::with_capacity(cold_calls);
+    for i in 0..cold_calls {
         let opts = options(format!("single-{i}"), device(i));
         let started = Instant::now();
         batch::issue(dir.path(), &ca, &profile, &BatchInput::Single, &opts).expect("issue");
         cold.push(started.elapsed());
     }
-    report("cold (a single-certificate batch per device)", calls, cold);
+    report(
+        "cold (a single-certificate batch per device)",
+        cold_calls,
+        cold,
+    );
 }
 
 /// t_keygen + t_sign + 10240 × t_c: one core's time per ECC device at the ceiling.
