@@ -355,7 +355,7 @@ fn random_serial(length: usize, row: u64) -> Result<Vec<u8>, BatchError> {
 }
 
 #[cfg(test)]
-mod serial_tests {
+mod validation_tests {
     use super::*;
 
     /// The validation pass reads the next chunk while the pool checks the current one: every
@@ -393,6 +393,11 @@ mod serial_tests {
             other => panic!("expected the three bad rows, got {other:?}"),
         }
     }
+}
+
+#[cfg(test)]
+mod serial_tests {
+    use super::*;
 
     #[test]
     fn long_serials_lead_with_the_clock_and_keep_80_random_bits() {
