@@ -6,7 +6,9 @@
 //! PBKDF2-HMAC-SHA256, AES-256-CBC, SHA-256 MAC); [`Pkcs12Encryption::LegacyTripleDesSha1`] is
 //! for old devices and still opens in OpenSSL 3 without `-legacy` (3DES, never RC2). The three
 //! key derivations of the default format run in one interleaved loop (module `kdf`), which is
-//! where a device's time goes.
+//! where a device's time goes. They depend only on the password, so [`Pkcs12Seal::derive`]
+//! can run them before or while the key and certificate are made, and [`build_sealed`] then
+//! finishes the file.
 //!
 //! [`build`] does not check that the key matches the leaf certificate or decode the key and
 //! certificates beyond checking that each is a single DER `SEQUENCE`: callers hand it what they
