@@ -230,7 +230,7 @@ pub enum Proof {
 }
 
 /// What the validation pass proved about a CSR batch: the SHA-256 of each chunk's requests
-/// (rows and DER, in order), one per [`super::CHUNK`] devices whose signatures all verified.
+/// (rows and DER, in order), one per `CHUNK` (512) devices whose signatures all verified.
 /// The issuing pass reads the same chunks; a chunk whose digest matches skips the signature
 /// check (ECDSA verification is deterministic, so repeating it on the same bytes proves
 /// nothing new), and any other chunk (the bundle changed on disk in between) is verified again.

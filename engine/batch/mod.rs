@@ -325,7 +325,7 @@ const TIME_PREFIXED_FROM: usize = SERIAL_CLOCK_OCTETS + 8;
 
 /// Draws a serial of `length` octets, positive and of fixed length in DER.
 ///
-/// From [`TIME_PREFIXED_FROM`] octets (the shipped profiles use 16), the serial is the Unix
+/// From `TIME_PREFIXED_FROM` octets (the shipped profiles use 16), the serial is the Unix
 /// time in milliseconds on 6 octets followed by `length - 6` CSPRNG octets: 80 random bits at 16
 /// octets, above the 64 that CA/Browser Forum BR 7.1 asks for, and the leading octet is 0x01
 /// until the year 10889, so the serial is positive with no sign octet. Time order puts each new

@@ -347,8 +347,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port, printed at start).
     #[arg(long, env = "CERTMILL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// Another directory of profile JSON files to serve (besides the shipped profiles and
-    /// <data>/profiles).
+    /// Another directory of profile JSON files to serve (besides the shipped profiles and the
+    /// profiles folder of the data directory).
     #[arg(long, env = "CERTMILL_PROFILES")]
     pub profiles: Option<PathBuf>,
     /// Largest JSON or text request body, bytes.

@@ -1,12 +1,12 @@
 //! `certmill serve`: seed 001's HTTP API over the engine.
 //!
-//! The layer is thin. Handlers authenticate ([`auth_api::Caller`]), check the caller may see
+//! The layer is thin. Handlers authenticate (`auth_api::Caller`), check the caller may see
 //! the object (another organization's batch is 404, so ids cannot be probed), parse the
 //! request and hand it to the engine: the store, the batch pipeline, the profile compiler.
 //! Every store call and every CPU-heavy step runs on blocking threads (`spawn_blocking`, or the
 //! batch's own thread and rayon pool), never on tokio's workers.
 //!
-//! Routes live in one table ([`api::ROUTES`]) that builds both the router and the OpenAPI
+//! Routes live in one table (`api::ROUTES`) that builds both the router and the OpenAPI
 //! document, so the two cannot drift.
 
 mod api;
