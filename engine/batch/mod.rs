@@ -220,6 +220,7 @@ pub struct FailedDevice {
 }
 
 /// A device issued by a worker, on its way to the writer.
+#[derive(Clone)]
 pub struct IssuedDevice {
     /// Input row.
     pub row: u64,

@@ -24,18 +24,16 @@
 //! The certificates' notBefore is the station's opening time, as for every device of a batch:
 //! open one station per shift, not one per month.
 
-use super::writer::BatchWriter;
+use super::writer::{record_of, BatchWriter};
 use super::{
     check_parameters, pack_device, record_batch, recovery, reserve_chunk, server_key_password,
     sign_device, BatchError, BatchInput, BatchOptions, DeviceError, DeviceInput, FailedDevice, Job,
-    Outcome, Reserved, Sealing, SignedDevice,
+    Outcome, Reserved, Sealing,
 };
 use crate::ca::IssuingCa;
 use crate::pkcs12;
 use crate::profile::{Inputs, Profile};
-use crate::store::{
-    BatchId, BatchStatus, CertificateRecord, Checkpointer, IssuerId, Store, CHECKPOINT_INTERVAL,
-};
+use crate::store::{BatchId, BatchStatus, Checkpointer, IssuerId, Store, CHECKPOINT_INTERVAL};
 use crate::template::Template;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -120,21 +118,6 @@ impl Drop for SetOnDrop<'_> {
     }
 }
 
-/// The store's record of a signed device whose ZIP entry is `file_name`.
-fn certificate_record(signed: &SignedDevice, file_name: &str) -> CertificateRecord {
-    let device = &signed.device;
-    CertificateRecord {
-        device_id: device.device_id,
-        row: device.row,
-        common_name: device.common_name.clone(),
-        serial: device.serial.clone(),
-        not_before: device.not_before,
-        not_after: device.not_after,
-        der: device.certificate.clone(),
-        file_name: file_name.to_owned(),
-    }
-}
-
 /// One device a station issued, handed to the caller.
 #[derive(Debug)]
 pub struct StationDevice {
@@ -192,7 +175,7 @@ impl std::fmt::Debug for Station<'_> {
 impl<'a> Station<'a> {
     /// Opens a station for up to `capacity` devices of `profile`, with the batch parameters,
     /// password, authority and output ZIP of `options` (its `threads` and `progress` are not
-    /// used: a station issues on the calling thread).
+    /// used: a station issues on the calling thread and one helper thread).
     pub fn open(
         data_dir: &Path,
         ca: &'a IssuingCa,
@@ -324,18 +307,10 @@ impl<'a> Station<'a> {
         } else {
             Vec::new()
         };
-        // Two halves at once: this thread derives the PKCS#12's keys from the password (about
-        // 0.23 ms, nearly all of a device's cost, and independent of the device), while the
-        // helper generates the key, signs the certificate and records it (about 0.1 ms). The
-        // device is packed when both are done.
-        // The entry name, known before signing: it goes into the record.
-        let name = writer.entry_name(
-            prepared
-                .common_name
-                .as_deref()
-                .unwrap_or(&format!("device-{row}")),
-            row,
-        );
+        // The entry name, known before signing (the same stem `sign_device` takes): it goes
+        // into the record.
+        let name_hint = format!("device-{row}");
+        let name = writer.entry_name(prepared.common_name.as_deref().unwrap_or(&name_hint), row);
         let (template, ca, batch, issuer) = (&self.template, self.ca, self.batch, self.issuer);
         let (keypairs, pkcs12_options) = (self.options.keypairs.as_deref(), &self.options.pkcs12);
         let serial_length = template.profile().serial_length;
@@ -345,19 +320,16 @@ impl<'a> Station<'a> {
         self.warm = None;
         let warm = KeepWarm::new();
         let helper_done = AtomicBool::new(false);
+        // Two halves at once: this thread derives the PKCS#12's keys from the password (about
+        // 0.23 ms, nearly all of a device's cost, and independent of the device), while the
+        // helper generates the key, signs the certificate and records it (about 0.13 ms). The
+        // device is packed when both are done.
         let seal = self.helper.in_place_scope(|scope| {
             scope.spawn(|_| {
                 let _done = SetOnDrop(&helper_done);
                 warm.wait_after_this_job();
                 let result = sign_device(
-                    template,
-                    ca,
-                    row,
-                    &format!("device-{row}"),
-                    reserved,
-                    prepared,
-                    None,
-                    keypairs,
+                    template, ca, row, &name_hint, reserved, prepared, None, keypairs,
                 )
                 // Refused here what the PKCS#12 would refuse after the record: once recorded,
                 // a certificate stands.
@@ -367,7 +339,7 @@ impl<'a> Station<'a> {
                         .map_err(|source| BatchError::Pkcs12 { row, source })
                 });
                 if let Ok(signed) = &result {
-                    let record = certificate_record(signed, &name);
+                    let record = record_of(signed.device.clone(), name.clone());
                     recorded =
                         Some(store.insert_certificates(batch, std::slice::from_ref(&record)));
                 }
