@@ -19,6 +19,7 @@ pub mod generator;
 pub mod keys;
 pub mod pkcs12;
 pub mod profile;
+pub mod revocation;
 pub mod server;
 pub mod store;
 pub mod template;

@@ -223,6 +223,38 @@ impl CaSigningKey {
         }
     }
 
+    /// Signs a message given by its digest (computed by the caller, in pieces); the digest's
+    /// algorithm must be `algorithm`'s ([`SignatureAlgorithm::digest_algorithm`]). Same
+    /// signature encodings as [`CaSigningKey::sign`].
+    pub(crate) fn sign_digest(
+        &self,
+        algorithm: SignatureAlgorithm,
+        digest: &aws_lc_rs::digest::Digest,
+    ) -> Result<Vec<u8>, CaError> {
+        if !algorithm.fits(self.algorithm) || digest.algorithm() != algorithm.digest_algorithm() {
+            return Err(CaError::AlgorithmMismatch {
+                requested: algorithm,
+                key: self.algorithm,
+            });
+        }
+        match &self.inner {
+            Inner::Ec(pair) => pair
+                .sign_digest(digest)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(|_| CaError::SigningFailed { algorithm }),
+            Inner::Rsa(pair) => {
+                let padding: &'static dyn signature::RsaEncoding = match algorithm {
+                    SignatureAlgorithm::Sha384WithRsaEncryption => &signature::RSA_PKCS1_SHA384,
+                    _ => &signature::RSA_PKCS1_SHA256,
+                };
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign_digest(padding, digest, &mut sig)
+                    .map_err(|_| CaError::SigningFailed { algorithm })?;
+                Ok(sig)
+            }
+        }
+    }
+
     /// PKCS#8 v1 DER of the private key.
     fn pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, CaError> {
         let exported = match &self.inner {

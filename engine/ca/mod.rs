@@ -841,6 +841,30 @@ impl IssuingCa {
         self.key.sign(algorithm, tbs_der)
     }
 
+    /// Signs a message given by its digest, computed by the caller in pieces (a CRL streamed
+    /// from the store never sits in memory whole). The digest must be of
+    /// [`SignatureAlgorithm::digest_algorithm`]; otherwise, or when `algorithm` does not fit
+    /// the CA key, [`CaError::AlgorithmMismatch`].
+    pub fn sign_digest(
+        &self,
+        algorithm: SignatureAlgorithm,
+        digest: &aws_lc_rs::digest::Digest,
+    ) -> Result<Vec<u8>, CaError> {
+        self.key.sign_digest(algorithm, digest)
+    }
+
+    /// The signature algorithm the CA signs its CRLs and OCSP responder certificates with:
+    /// the key's default (ECDSA with the curve's hash, or sha256WithRSAEncryption).
+    pub fn default_signature_algorithm(&self) -> SignatureAlgorithm {
+        self.key.algorithm().default_signature_algorithm()
+    }
+
+    /// The issuing certificate's subjectPublicKey BIT STRING contents (for OCSP CertID key
+    /// hashes and key identifiers).
+    pub fn public_key_bits(&self) -> &[u8] {
+        self.key.public_key_bits()
+    }
+
     /// One line: subject CN, key algorithm, notAfter and SKI in hex.
     pub fn describe(&self) -> String {
         let not_after = OffsetDateTime::from_unix_timestamp(self.not_after_unix)

@@ -192,6 +192,19 @@ impl SignatureAlgorithm {
         }
     }
 
+    /// The hash this signature algorithm signs over, for signing a digest computed in
+    /// pieces (a CRL streamed from the store: `IssuingCa::sign_digest`).
+    pub fn digest_algorithm(self) -> &'static aws_lc_rs::digest::Algorithm {
+        match self {
+            SignatureAlgorithm::EcdsaWithSha256 | SignatureAlgorithm::Sha256WithRsaEncryption => {
+                &aws_lc_rs::digest::SHA256
+            }
+            SignatureAlgorithm::EcdsaWithSha384 | SignatureAlgorithm::Sha384WithRsaEncryption => {
+                &aws_lc_rs::digest::SHA384
+            }
+        }
+    }
+
     /// The signature algorithm whose AlgorithmIdentifier is exactly `der`, if supported.
     pub fn from_algorithm_identifier_der(der: &[u8]) -> Option<Self> {
         Self::ALL

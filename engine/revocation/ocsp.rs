@@ -1,0 +1,1 @@
+//! OCSP requests and responses (being written).

@@ -1,0 +1,1 @@
+//! The revocation service of a data directory (being written).
