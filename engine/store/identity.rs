@@ -623,7 +623,6 @@ mod tests {
         }
         let store = open(dir.path());
         assert_eq!(store.format_version().expect("version"), FORMAT_VERSION);
-        assert_eq!(FORMAT_VERSION, 4);
         // Duplicate names from version 2 survive; lookups take the oldest.
         let acme = store
             .organization_by_name("Acme")

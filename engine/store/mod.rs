@@ -17,9 +17,12 @@
 
 mod checkpoint;
 mod identity;
+mod revocation;
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_revocation;
 #[cfg(test)]
 mod tests_v2;
 
@@ -35,6 +38,7 @@ pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
     DEFAULT_ORGANIZATION,
 };
+pub use revocation::{CrlState, RevocationRow, RevokeOutcome, RevokedCertificate, SerialStatus};
 pub use schema::FORMAT_VERSION;
 
 /// Name of the database file inside the data directory.
@@ -478,17 +482,21 @@ pub enum AuditKind {
     Failed,
     /// "ISSUED": one device's certificate was recorded.
     Issued,
+    /// "REVOKED": one device's certificate was revoked, its reason changed, or it was released
+    /// from hold.
+    Revoked,
     /// "STATUS": the batch changed status.
     Status,
 }
 
 impl AuditKind {
     /// Every kind, in alphabetical order.
-    pub const ALL: [AuditKind; 5] = [
+    pub const ALL: [AuditKind; 6] = [
         AuditKind::Created,
         AuditKind::Downloaded,
         AuditKind::Failed,
         AuditKind::Issued,
+        AuditKind::Revoked,
         AuditKind::Status,
     ];
 
@@ -499,6 +507,7 @@ impl AuditKind {
             AuditKind::Downloaded => "DOWNLOADED",
             AuditKind::Failed => "FAILED",
             AuditKind::Issued => "ISSUED",
+            AuditKind::Revoked => "REVOKED",
             AuditKind::Status => "STATUS",
         }
     }
@@ -699,6 +708,18 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A revoke named no certificate issued by this store.
+    #[error("no certificate for {what}")]
+    CertificateNotFound {
+        /// What was named: `device <id>` or `serial <hex>`.
+        what: String,
+    },
+    /// A whole batch cannot be put on hold or released: a batch revoke is final.
+    #[error("a batch cannot be revoked with reason {reason}: a batch revoke is final (put single certificates on hold instead)")]
+    BatchReasonRefused {
+        /// The reason refused.
+        reason: crate::revocation::RevocationReason,
+    },
     /// A database operation failed.
     #[error("database error while {action}")]
     Database {
@@ -810,6 +831,23 @@ pub enum StoreError {
     /// Issued Partly and before downloading the batch".
     #[error("batch {batch} cannot be rejected: it is {status}{}", if *downloaded { " and was downloaded" } else { "" })]
     NotRejectable {
+        /// The batch.
+        batch: BatchId,
+        /// Its status.
+        status: BatchStatus,
+        /// Whether it was downloaded.
+        downloaded: bool,
+    },
+    /// removeFromCRL only releases a certificate on hold (certificateHold).
+    #[error("serial number {serial_hex} is not on hold: removeFromCRL only releases a certificate revoked with certificateHold")]
+    NotOnHold {
+        /// The serial, lower-case hex.
+        serial_hex: String,
+    },
+    /// Seed 001: a batch can be revoked if it "has status Zip removed after expiration or Ready
+    /// For Download or Batch Issued Partly, but only after downloading batch".
+    #[error("batch {batch} cannot be revoked: it is {status}{}", if *downloaded { "" } else { " and was not downloaded (reject it instead)" })]
+    NotRevocable {
         /// The batch.
         batch: BatchId,
         /// Its status.
@@ -1574,8 +1612,15 @@ impl Store {
                 };
                 match insert.execute(params![issuer.0, serial, batch.0, row, now]) {
                     Ok(_) => {}
+                    // The registry's key, or the trigger that keeps OCSP responder
+                    // certificates' serials out of it (schema V5).
                     Err(error)
-                        if extended_code(&error) == Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+                        if matches!(
+                            extended_code(&error),
+                            Some(
+                                ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_TRIGGER
+                            )
+                        ) =>
                     {
                         return Err(duplicate())
                     }
@@ -2262,6 +2307,32 @@ impl BatchState {
                 run("UPDATE batches SET used = 0 WHERE id = ?1", &[&batch.0])?;
                 message.push_str(&format!("; {} used units restored", self.used));
                 self.used = 0;
+            }
+            // A rejected batch was never delivered, but its certificates are signed: they go
+            // on the CRL and OCSP answers revoked (cessationOfOperation), so a copy that leaked
+            // is not trusted. Certificates revoked before keep their reason.
+            let revoked = run(
+                "INSERT INTO revocations (issuer_id, serial, device_id, batch_id, reason,
+                                          revoked_at, not_after, actor)
+                 SELECT issuer_id, serial, device_id, batch_id, ?2, ?3, not_after, ?4
+                 FROM certificates WHERE batch_id = ?1
+                 ON CONFLICT (issuer_id, serial) DO NOTHING",
+                &[
+                    &batch.0,
+                    &i64::from(crate::revocation::RevocationReason::CessationOfOperation.code()),
+                    &now,
+                    &actor,
+                ],
+            )?;
+            if revoked > 0 {
+                run(
+                    "UPDATE issuers SET revocation_version = revocation_version + 1
+                     WHERE id = ?1",
+                    &[&self.issuer_id],
+                )?;
+                message.push_str(&format!(
+                    "; {revoked} certificates revoked (cessationOfOperation)"
+                ));
             }
         }
         let device_status = match to {

@@ -5,10 +5,10 @@
 //! describes every table and the invariants the constraints below enforce.
 
 /// Format version written by this build: the number of migrations.
-pub const FORMAT_VERSION: i64 = 4;
+pub const FORMAT_VERSION: i64 = 5;
 
 /// The migrations, in order; `MIGRATIONS[n - 1]` produces format version `n`.
-pub(super) const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+pub(super) const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// Format version 1: issuers, batches, certificates.
 const V1: &str = r"
@@ -192,4 +192,60 @@ CREATE TABLE refresh_tokens (
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
 CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
 CREATE INDEX refresh_tokens_expires ON refresh_tokens (expires_at);
+";
+
+/// Format version 5: revocation (`engine/revocation`).
+///
+/// `revocations` holds one row per revoked serial of an issuer, keyed like the serial registry,
+/// so a CRL streams an issuer's entries in serial order from the primary key and an OCSP lookup
+/// is one key probe. `not_after` is copied from the certificate so a CRL can drop entries of
+/// long-expired certificates without a join. Reasons 7 (unused by RFC 5280) and 8
+/// (removeFromCRL, which only releases a hold) are never stored.
+///
+/// `issuers` grows the CRL state: the last CRL number issued (strictly increasing, RFC 5280
+/// section 5.2.3), its times, and `revocation_version`, bumped by every transaction that changes
+/// an issuer's revocations: a CRL records the version it was built from, so a server sees that a
+/// revocation (from any process) needs a new CRL and that its cached OCSP answers are stale.
+///
+/// `ocsp_responders` keeps every delegated OCSP responder certificate an issuer signed. Their
+/// serials share the issuer's serial space with device certificates: a trigger refuses a
+/// serial intent that an OCSP responder certificate already uses (the responder side checks the
+/// registry before it signs).
+const V5: &str = r"
+CREATE TABLE revocations (
+    issuer_id  INTEGER NOT NULL REFERENCES issuers (id),
+    serial     BLOB    NOT NULL
+               CHECK (length(serial) BETWEEN 1 AND 20 AND substr(serial, 1, 1) <> x'00'),
+    device_id  BLOB    NOT NULL CHECK (length(device_id) = 16),
+    batch_id   INTEGER NOT NULL REFERENCES batches (id),
+    reason     INTEGER NOT NULL CHECK (reason BETWEEN 0 AND 10 AND reason NOT IN (7, 8)),
+    revoked_at INTEGER NOT NULL,
+    not_after  INTEGER NOT NULL,
+    actor      TEXT    NOT NULL,
+    PRIMARY KEY (issuer_id, serial)
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE issuers ADD COLUMN revocation_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE issuers ADD COLUMN crl_number INTEGER NOT NULL DEFAULT 0 CHECK (crl_number >= 0);
+ALTER TABLE issuers ADD COLUMN crl_this_update INTEGER;
+ALTER TABLE issuers ADD COLUMN crl_next_update INTEGER;
+ALTER TABLE issuers ADD COLUMN crl_revocation_version INTEGER;
+
+CREATE TABLE ocsp_responders (
+    issuer_id  INTEGER NOT NULL REFERENCES issuers (id),
+    serial     BLOB    NOT NULL
+               CHECK (length(serial) BETWEEN 1 AND 20 AND substr(serial, 1, 1) <> x'00'),
+    not_before INTEGER NOT NULL,
+    not_after  INTEGER NOT NULL CHECK (not_after > not_before),
+    der        BLOB    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer_id, serial)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER serial_intents_not_responder BEFORE INSERT ON serial_intents
+WHEN EXISTS (SELECT 1 FROM ocsp_responders r
+             WHERE r.issuer_id = NEW.issuer_id AND r.serial = NEW.serial)
+BEGIN
+    SELECT RAISE(ABORT, 'serial number used by an OCSP responder certificate');
+END;
 ";

@@ -544,7 +544,8 @@ fn audit_log_records_every_change_in_one_chain() {
     );
     assert_eq!(
         log[3].message,
-        "Processing Reject -> Rejected; 2 used units restored"
+        "Processing Reject -> Rejected; 2 used units restored; 2 certificates revoked \
+         (cessationOfOperation)"
     );
     assert_eq!(
         (log[0].actor.as_str(), log[3].actor.as_str()),
