@@ -12,6 +12,7 @@
 //! existing CA and never writes a key file that is readable by anyone but its owner.
 
 mod key;
+mod responder;
 #[cfg(test)]
 mod tests;
 mod x509;
@@ -109,6 +110,16 @@ pub enum CaError {
     InvalidOption {
         /// The option's field name in [`CaInitOptions`].
         option: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An argument of [`IssuingCa::issue_ocsp_responder`] is unusable (a SubjectPublicKeyInfo
+    /// that does not parse, a serial that is not a positive 20-octet INTEGER, an empty validity
+    /// or one that ends after the issuing CA's notAfter); nothing was signed.
+    #[error("invalid OCSP responder certificate parameter {parameter}: {reason}")]
+    InvalidResponderParameter {
+        /// The parameter's name.
+        parameter: &'static str,
         /// What is wrong with it.
         reason: &'static str,
     },
