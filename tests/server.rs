@@ -11,30 +11,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const ADMIN_PASSWORD: &str = "admin-password-for-tests";
-const BOB_PASSWORD: &str = "bob-password-for-tests";
-const PKCS12_PASSWORD: &str = "factory-line-7";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub(crate) const BOB_PASSWORD: &str = "bob-password-for-tests";
+pub(crate) const PKCS12_PASSWORD: &str = "factory-line-7";
 const DEFAULT_BALANCE: u64 = 1_000_000;
 
 /// A running `certmill serve`; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     dir: PathBuf,
-    data: PathBuf,
+    pub(crate) data: PathBuf,
     stdout: Arc<Mutex<Vec<String>>>,
     files: Cell<usize>,
 }
 
 /// One HTTP answer.
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// A request body.
-enum Body<'a> {
+pub(crate) enum Body<'a> {
     Empty,
     Json(Value),
     /// Bytes with their Content-Type.
@@ -44,30 +44,30 @@ enum Body<'a> {
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text()))
     }
 
     /// Asserts the status; returns self for chaining.
-    fn expect(self, status: u16, what: &str) -> Resp {
+    pub(crate) fn expect(self, status: u16, what: &str) -> Resp {
         assert_eq!(self.status, status, "{what}: {}", self.text());
         self
     }
 
     /// Asserts an error answer in the API's shape with this status.
-    fn expect_error(self, status: u16, what: &str) -> Value {
+    pub(crate) fn expect_error(self, status: u16, what: &str) -> Value {
         assert_eq!(self.status, status, "{what}: {}", self.text());
         let body = self.json();
         assert!(
@@ -84,7 +84,7 @@ impl Resp {
 
 impl Server {
     /// `certmill --data DIR serve --listen 127.0.0.1:0`, with the admin password set.
-    fn start(f: &Fixture, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(f: &Fixture, env: &[(&str, &str)]) -> Server {
         let stderr = std::fs::File::create(f.path("server.stderr")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_certmill"));
         command
@@ -157,14 +157,14 @@ impl Server {
         }
     }
 
-    fn temp(&self, what: &str) -> PathBuf {
+    pub(crate) fn temp(&self, what: &str) -> PathBuf {
         let n = self.files.get() + 1;
         self.files.set(n);
         self.dir.join(format!("http-{n}.{what}"))
     }
 
     /// One request with curl.
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,
@@ -254,16 +254,16 @@ impl Server {
         }
     }
 
-    fn get(&self, path: &str, token: &str) -> Resp {
+    pub(crate) fn get(&self, path: &str, token: &str) -> Resp {
         self.call("GET", path, Some(token), Body::Empty, &[])
     }
 
-    fn json(&self, method: &str, path: &str, token: &str, body: Value) -> Resp {
+    pub(crate) fn json(&self, method: &str, path: &str, token: &str, body: Value) -> Resp {
         self.call(method, path, Some(token), Body::Json(body), &[])
     }
 
     /// `POST /auth/pwd`: (accessToken, refreshToken).
-    fn login(&self, username: &str, password: &str) -> (String, String) {
+    pub(crate) fn login(&self, username: &str, password: &str) -> (String, String) {
         let r = self
             .call(
                 "POST",
@@ -285,12 +285,12 @@ impl Server {
         (access, refresh)
     }
 
-    fn admin(&self) -> String {
+    pub(crate) fn admin(&self) -> String {
         self.login("admin", ADMIN_PASSWORD).0
     }
 
     /// The id of the caller's authority for `profile_id`.
-    fn authority(&self, token: &str, profile_id: u64) -> i64 {
+    pub(crate) fn authority(&self, token: &str, profile_id: u64) -> i64 {
         let list = self
             .get("/api/v1/authorities/allowed", token)
             .expect(200, "authorities/allowed")
@@ -303,7 +303,7 @@ impl Server {
             .unwrap_or_else(|| panic!("no authority for profile {profile_id}: {list}"))
     }
 
-    fn balance_available(&self, token: &str, authority: i64) -> u64 {
+    pub(crate) fn balance_available(&self, token: &str, authority: i64) -> u64 {
         self.get(
             &format!("/api/v1/authorities/{authority}/balanceavailable"),
             token,
@@ -315,7 +315,7 @@ impl Server {
     }
 
     /// `POST /api/v1/batches/upload-csv?profileId=1`: the batch JSON.
-    fn upload_csv(&self, token: &str, csv: &str, params: Value) -> Resp {
+    pub(crate) fn upload_csv(&self, token: &str, csv: &str, params: Value) -> Resp {
         let csv_path = self.temp("csv");
         std::fs::write(&csv_path, csv).unwrap();
         let request = self.temp("request.json");
@@ -336,7 +336,7 @@ impl Server {
     }
 
     /// Polls `/status` until "Ready for download" (60 s at most).
-    fn wait_ready(&self, token: &str, id: i64) {
+    pub(crate) fn wait_ready(&self, token: &str, id: i64) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = self
@@ -359,7 +359,12 @@ impl Server {
     }
 
     /// Downloads a batch into `<dir>/<name>.zip`, unzips it into `<dir>/<name>/`.
-    fn download(&self, token: &str, id: i64, name: &str) -> (PathBuf, Vec<String>, Resp) {
+    pub(crate) fn download(
+        &self,
+        token: &str,
+        id: i64,
+        name: &str,
+    ) -> (PathBuf, Vec<String>, Resp) {
         let r = self
             .get(&format!("/api/v1/batches/{id}/download"), token)
             .expect(200, "download");
@@ -371,7 +376,7 @@ impl Server {
     }
 
     /// `certmill --data DIR ARGS` while the server runs.
-    fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_certmill"))
             .arg("--data")
             .arg(&self.data)
@@ -391,7 +396,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status (30 s at most).
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let kill = tool("kill", &["-TERM", &pid]);
         assert!(kill.status.success(), "kill -TERM {pid}");
@@ -417,7 +422,7 @@ impl Drop for Server {
     }
 }
 
-fn batch_id(batch: &Value) -> i64 {
+pub(crate) fn batch_id(batch: &Value) -> i64 {
     batch["batchId"]
         .as_i64()
         .unwrap_or_else(|| panic!("batchId in {batch}"))
@@ -445,7 +450,7 @@ fn assert_batch_shape(batch: &Value) {
 }
 
 /// Rows of manifest.csv as maps of column name to value.
-fn manifest_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+pub(crate) fn manifest_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
     let header: Vec<String> = lines
@@ -466,7 +471,7 @@ fn manifest_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> 
 }
 
 /// `openssl verify -x509_strict` of a certificate against the server's CA chain.
-fn verify(data: &Path, cert: &Path) {
+pub(crate) fn verify(data: &Path, cert: &Path) {
     let out = tool(
         "openssl",
         &[
@@ -527,7 +532,7 @@ fn public_key(args: &[&str]) -> String {
 }
 
 /// The body of a generator batch of `size` MAC addresses from `start`.
-fn generator_batch(authority: i64, name: &str, start: &str, size: u64) -> Value {
+pub(crate) fn generator_batch(authority: i64, name: &str, start: &str, size: u64) -> Value {
     json!({
         "authorityId": authority,
         "batchName": name,

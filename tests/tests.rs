@@ -12,4 +12,5 @@ mod interop;
 mod kinds;
 mod lifecycle;
 mod pool;
+mod revocation;
 mod server;

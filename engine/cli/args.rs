@@ -57,6 +57,14 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Revoke certificates: one by serial or device, or every certificate of a batch.
+    Revoke(RevokeArgs),
+    /// The CA's certificate revocation list: show it, or issue one now.
+    #[command(subcommand)]
+    Crl(CrlCommand),
+    /// What the OCSP responder answers for a serial number.
+    #[command(subcommand)]
+    Ocsp(OcspCommand),
     /// Benchmark: issue a synthetic batch end to end in a temporary directory and report
     /// devices/s, time per stage, peak memory and the machine's ceiling.
     Bench(super::bench::BenchArgs),
@@ -219,6 +227,60 @@ pub enum CertsCommand {
         /// Also print each certificate as PEM.
         #[arg(long)]
         pem: bool,
+    },
+}
+
+/// `certmill revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// What to revoke: exactly one of these.
+    #[command(flatten)]
+    pub target: RevokeTarget,
+    /// RFC 5280 CRLReason, by name (keyCompromise, superseded, cessationOfOperation,
+    /// affiliationChanged, certificateHold, removeFromCRL to release a hold, ...) or code.
+    #[arg(long)]
+    pub reason: String,
+}
+
+/// The certificates `certmill revoke` acts on.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RevokeTarget {
+    /// Serial number in hex (colons and case ignored).
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Device id (a UUID, as in manifest.csv).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Batch id: every certificate of a downloaded batch (the batch becomes Revoked).
+    #[arg(long)]
+    pub batch: Option<i64>,
+}
+
+/// `certmill crl ...`.
+#[derive(Debug, Subcommand)]
+pub enum CrlCommand {
+    /// Show the CA's CRL state and its latest revocations.
+    Show {
+        /// Also write the current CRL (DER) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How many of the latest revocations to list.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
+    /// Issue a CRL now (a running `certmill serve` does this on schedule and after revocations).
+    Issue,
+}
+
+/// `certmill ocsp ...`.
+#[derive(Debug, Subcommand)]
+pub enum OcspCommand {
+    /// The status OCSP gives a serial number: good, revoked (time, reason), or unknown.
+    Status {
+        /// Serial number in hex (colons and case ignored).
+        #[arg(long)]
+        serial: String,
     },
 }
 

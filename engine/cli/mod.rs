@@ -5,6 +5,7 @@ pub mod args;
 pub mod bench;
 mod identity;
 mod lifecycle;
+mod revocation;
 
 /// Days a finished batch's ZIP is kept (`CERTMILL_ZIP_RETENTION_DAYS`).
 pub const DEFAULT_RETENTION_DAYS: u64 = 30;
@@ -91,6 +92,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Batches(command) => lifecycle::batches(&cli.data, command),
         Command::Authorities(command) => lifecycle::authorities(&cli.data, &compile, command),
         Command::Audit(AuditCommand::Verify) => lifecycle::audit_verify(&cli.data),
+        Command::Revoke(a) => revocation::revoke(&cli.data, a),
+        Command::Crl(command) => revocation::crl(&cli.data, &compile, command),
+        Command::Ocsp(command) => revocation::ocsp(&cli.data, command),
         Command::Bench(a) => bench::bench(&compile, a),
         Command::Serve(a) => serve(&cli.data, compile, a),
         Command::Users(command) => identity::users(&cli.data, command),

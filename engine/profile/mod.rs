@@ -500,6 +500,18 @@ impl Profile {
         self.extensions.crl.as_ref()
     }
 
+    /// The OCSP responder URLs the profile's certificates name (AuthorityInfoAccess), with
+    /// `{baseUrl}` resolved.
+    pub fn ocsp_urls(&self) -> &[String] {
+        &self.extensions.ocsp_urls
+    }
+
+    /// The CRL distribution point URLs the profile's certificates name, with `{baseUrl}`
+    /// resolved.
+    pub fn crl_urls(&self) -> &[String] {
+        self.extensions.crl.as_ref().map_or(&[], |crl| &crl.urls)
+    }
+
     /// Fields in resolution order, with their scope-relevant data.
     fn fields(&self) -> impl Iterator<Item = &Field> {
         self.subject

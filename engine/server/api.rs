@@ -1,6 +1,6 @@
 //! The route table: one list builds the router and the OpenAPI 3 document.
 
-use super::{auth_api, batches, catalog, metrics, Shared};
+use super::{auth_api, batches, catalog, metrics, revocation_api, Shared};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
@@ -334,6 +334,72 @@ pub const ROUTES: &[Route] = &[
         post(catalog::find_certificates)
     ),
     route!(
+        "POST",
+        "/api/v1/certificates/revoke",
+        "Certificate",
+        "Revoke the certificates of devices (reasonCode, deviceIds); all or none",
+        auth = true,
+        request = Some(JSON),
+        response = TEXT,
+        query = &[],
+        post(revocation_api::revoke_devices)
+    ),
+    route!(
+        "POST",
+        "/api/v1/certificates/{profileId}/revoke",
+        "Certificate",
+        "Revoke one certificate of the profile by serialNumber (reasonCode, serialNumber)",
+        auth = true,
+        request = Some(JSON),
+        response = TEXT,
+        query = &[],
+        post(revocation_api::revoke_serial)
+    ),
+    route!(
+        "POST",
+        "/api/v1/batches/{batchId}/revoke",
+        "Batch",
+        "Revoke every certificate of a downloaded batch (reasonCode): Processing Revoke, then Revoked",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(revocation_api::revoke_batch)
+    ),
+    route!(
+        "GET",
+        "/crl/{name}",
+        "Revocation",
+        "The CA's current CRL (DER), at the name the profiles' distribution points give",
+        auth = false,
+        request = None,
+        response = "application/pkix-crl",
+        query = &[],
+        get(revocation_api::crl)
+    ),
+    route!(
+        "POST",
+        "/ocsp",
+        "Revocation",
+        "OCSP (RFC 6960, RFC 5019 profile): the DER request as the body",
+        auth = false,
+        request = Some("application/ocsp-request"),
+        response = "application/ocsp-response",
+        query = &[],
+        post(revocation_api::ocsp_post)
+    ),
+    route!(
+        "GET",
+        "/ocsp/{*request}",
+        "Revocation",
+        "OCSP by GET: the url-encoded base64 of the DER request (RFC 6960 A.1)",
+        auth = false,
+        request = None,
+        response = "application/ocsp-response",
+        query = &[],
+        get(revocation_api::ocsp_get)
+    ),
+    route!(
         "GET",
         "/api/v1/devices",
         "Device",
@@ -421,6 +487,9 @@ pub fn openapi() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
     for (path, routes) in group_by_path() {
         let mut item = serde_json::Map::new();
+        // axum's catch-all `{*name}` is an ordinary path parameter to OpenAPI.
+        let path = path.replace("{*", "{");
+        let path = path.as_str();
         for route in routes {
             let mut parameters: Vec<serde_json::Value> = path
                 .split('/')
@@ -491,7 +560,8 @@ mod tests {
         let doc = openapi();
         let mut count = 0;
         for route in ROUTES {
-            let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            let path = route.path.replace("{*", "{");
+            let operation = &doc["paths"][path.as_str()][route.method.to_ascii_lowercase()];
             assert!(operation.is_object(), "{} {}", route.method, route.path);
             assert_eq!(
                 operation["security"].is_array(),

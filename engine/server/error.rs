@@ -111,19 +111,21 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::BatchNotFound { .. } | StoreError::AuthorityNotFound { .. } => {
-                ApiError::not_found(e.to_string())
-            }
+            StoreError::BatchNotFound { .. }
+            | StoreError::AuthorityNotFound { .. }
+            | StoreError::CertificateNotFound { .. } => ApiError::not_found(e.to_string()),
             StoreError::InvalidTransition { .. }
             | StoreError::NotRejectable { .. }
+            | StoreError::NotRevocable { .. }
+            | StoreError::NotOnHold { .. }
             | StoreError::NotDownloadable { .. }
             | StoreError::BatchNotPending { .. } => ApiError::conflict(e.to_string()),
             StoreError::InsufficientBalance { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_balance", e.to_string())
             }
-            StoreError::EmptyQuery | StoreError::InvalidSerialQuery { .. } => {
-                ApiError::bad_request(e.to_string())
-            }
+            StoreError::EmptyQuery
+            | StoreError::InvalidSerialQuery { .. }
+            | StoreError::BatchReasonRefused { .. } => ApiError::bad_request(e.to_string()),
             _ => ApiError::internal(e),
         }
     }

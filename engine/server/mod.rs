@@ -15,6 +15,7 @@ mod batches;
 mod catalog;
 mod error;
 mod metrics;
+mod revocation_api;
 
 pub use error::ApiError;
 
@@ -120,6 +121,8 @@ pub struct AppState {
     running: batches::Running,
     /// Pre-generated device keys, shared by every batch.
     keypairs: Option<Arc<KeypairQueue>>,
+    /// CRLs and the OCSP responder of the CA.
+    revocation: Option<revocation_api::Revocation>,
 }
 
 type Shared = Arc<AppState>;
@@ -294,6 +297,7 @@ async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
         );
         Some(queue)
     };
+    let revocation = start_revocation(&config.data, &ca, &profiles)?;
     let state = Arc::new(AppState {
         data: config.data.clone(),
         auth,
@@ -303,7 +307,11 @@ async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
         metrics: metrics::Metrics::default(),
         running: batches::Running::default(),
         keypairs,
+        revocation: Some(revocation),
     });
+    // The first CRL (or the one on disk) is published before the first request.
+    let first = state.clone();
+    tokio::task::spawn_blocking(move || revocation_round(&first)).await?;
     let app = api::router(state.clone())
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(
@@ -323,6 +331,7 @@ async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
         config.janitor_interval,
         config.zip_retention,
     ));
+    tokio::spawn(revocation_worker(state.clone()));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -380,6 +389,132 @@ async fn janitor(data: PathBuf, interval: Duration, retention: Duration) {
             Err(e) => eprintln!("janitor: {e}"),
         }
     }
+}
+
+/// How often the revocation worker looks for revocations made elsewhere (CLI, other
+/// servers), CRLs due and a responder certificate to rotate: revocations made through this
+/// server's API reach the CRL within this time (coalesced), and OCSP at once.
+const REVOCATION_TICK: Duration = Duration::from_secs(1);
+
+/// The revocation side of the server: the issuer, its schedule from the served profiles, the
+/// OCSP responder, and the CRL file names the profiles' distribution points name.
+fn start_revocation(
+    data: &Path,
+    ca: &IssuingCa,
+    profiles: &[ServedProfile],
+) -> anyhow::Result<revocation_api::Revocation> {
+    let store = Store::open(data)?;
+    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
+    let schedule =
+        crate::revocation::service::CrlSchedule::from_profiles(profiles.iter().map(|p| &p.profile));
+    let ocsp = crate::revocation::service::OcspService::start(data, &store, ca, issuer, schedule)?;
+    let mut crl_names: Vec<String> = Vec::new();
+    for served in profiles {
+        for url in served.profile.crl_urls() {
+            match served_path(url).and_then(|path| path.strip_prefix("/crl/").map(str::to_owned)) {
+                Some(name) if !name.is_empty() && !name.contains('/') => {
+                    if !crl_names.contains(&name) {
+                        crl_names.push(name);
+                    }
+                }
+                _ => println!(
+                    "note: profile {:?} names the CRL URL {url}; certmill serves CRLs at \
+                     /crl/<name>, so that URL needs a proxy in front",
+                    served.profile.name()
+                ),
+            }
+        }
+        for url in served.profile.ocsp_urls() {
+            if served_path(url).is_none_or(|path| path != "/ocsp") {
+                println!(
+                    "note: profile {:?} names the OCSP URL {url}; certmill answers OCSP at \
+                     /ocsp, so that URL needs a proxy in front",
+                    served.profile.name()
+                );
+            }
+        }
+    }
+    Ok(revocation_api::Revocation {
+        issuer,
+        schedule,
+        ocsp,
+        crl: std::sync::RwLock::new(None),
+        crl_names,
+    })
+}
+
+/// The path of an `http://host[:port]/path` URL.
+fn served_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://")?;
+    rest.find('/').map(|i| &rest[i..])
+}
+
+/// Checks revocations, CRL and responder now and every [`REVOCATION_TICK`].
+async fn revocation_worker(state: Shared) {
+    let mut ticks = tokio::time::interval(REVOCATION_TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let round = state.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || revocation_round(&round)).await {
+            eprintln!("revocation: {e}");
+        }
+    }
+}
+
+/// One round of the revocation worker: drops stale OCSP answers, issues the CRL when due,
+/// rotates the responder certificate when due. Errors are logged; the next round retries.
+fn revocation_round(state: &AppState) {
+    use crate::revocation::service;
+    let Some(revocation) = &state.revocation else {
+        return;
+    };
+    let result = (|| -> Result<(), service::ServiceError> {
+        let store = Store::open(&state.data)?;
+        revocation.ocsp.sync_with_store(&store)?;
+        if revocation.ocsp.rotate_if_due(&store, &state.ca)? {
+            println!("revocation: OCSP responder certificate rotated");
+        }
+        let path = service::crl_path(&state.data, revocation.issuer);
+        let now = service::now_unix();
+        let crl_state = store.crl_state(revocation.issuer)?;
+        if revocation.schedule.crl_due(&crl_state, &path, now) {
+            let issued = service::issue_crl(
+                &state.data,
+                &store,
+                &state.ca,
+                revocation.issuer,
+                &revocation.schedule,
+                now,
+            )?;
+            revocation.publish(revocation_api::PublishedCrl {
+                path: issued.path,
+                this_update: issued.this_update,
+                next_update: issued.next_update,
+                etag: hex(&issued.sha256),
+            });
+        } else if revocation.crl.read().is_ok_and(|crl| crl.is_none()) {
+            // A restart: serve the CRL on disk, which the store says is current.
+            let bytes = std::fs::read(&path).map_err(|source| service::ServiceError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            revocation.publish(revocation_api::PublishedCrl {
+                path,
+                this_update: crl_state.this_update.unwrap_or(now),
+                next_update: crl_state.next_update.unwrap_or(now),
+                etag: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref()),
+            });
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        eprintln!("revocation: {e}");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Enforces the body limits for every extractor: 413 up front for a declared Content-Length

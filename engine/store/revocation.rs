@@ -422,6 +422,19 @@ impl Store {
         })
     }
 
+    /// The batch of the device's certificate, if the device has one.
+    pub fn find_device(&self, device: &[u8; 16]) -> Result<Option<BatchId>, StoreError> {
+        self.connection
+            .prepare_cached("SELECT batch_id FROM certificates WHERE device_id = ?1")
+            .and_then(|mut select| {
+                select
+                    .query_row([device.as_slice()], |row| row.get(0))
+                    .optional()
+            })
+            .map(|found| found.map(BatchId))
+            .map_err(db("looking up a device"))
+    }
+
     /// The device whose certificate of `issuer` has this serial, if one was issued.
     pub fn device_of_serial(
         &self,
@@ -814,8 +827,10 @@ impl Store {
 
     /// Records an OCSP responder certificate `issuer` signed with `serial`.
     ///
-    /// Call before the certificate is signed: a serial already in the issuer's serial registry
-    /// (or of another responder) is [`StoreError::DuplicateSerial`] and nothing is recorded.
+    /// A responder certificate is put to use only once recorded: a serial already in the
+    /// issuer's serial registry (or of another responder) is [`StoreError::DuplicateSerial`],
+    /// nothing is recorded and the certificate must be discarded. From then on the registry
+    /// refuses the serial to devices.
     pub fn record_ocsp_responder(
         &self,
         issuer: IssuerId,
