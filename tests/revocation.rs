@@ -522,10 +522,17 @@ fn revoke_crl_and_ocsp_over_http() {
         .as_array()
         .expect("an array of entries")
         .iter()
-        .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with("revoked serial")))
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("revoked serial"))
+        })
         .collect();
     assert_eq!(revoked.len(), 2, "{log}");
-    assert!(revoked.iter().any(|e| e["deviceId"] == device0.as_str()), "{log}");
+    assert!(
+        revoked.iter().any(|e| e["deviceId"] == device0.as_str()),
+        "{log}"
+    );
     let verified = server.cli(&["audit", "verify"]);
     assert!(verified.contains("hash chain verified"), "{verified}");
 }

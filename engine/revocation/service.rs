@@ -413,7 +413,8 @@ impl OcspService {
             .min(active.not_after);
         let mut statuses = Vec::with_capacity(request.certs.len());
         let mut extended_revoke = false;
-        let mut cacheable = request.nonce.is_none() && request.certs.len() == 1;
+        // HTTP caches may keep an answer without a nonce; this cache keeps single answers.
+        let mut http_cacheable = request.nonce.is_none();
         for cert in &request.certs {
             let status = match store.serial_status(self.issuer, &cert.serial)? {
                 SerialStatus::Good { .. } => CertStatus::Good,
@@ -435,8 +436,8 @@ impl OcspService {
                     }
                 }
                 SerialStatus::Pending => {
-                    // Its certificate may be signed any moment: do not cache "unknown".
-                    cacheable = false;
+                    // Its certificate may be signed any moment: nobody may cache "unknown".
+                    http_cacheable = false;
                     CertStatus::Unknown
                 }
                 SerialStatus::Unknown => CertStatus::Unknown,
@@ -470,12 +471,12 @@ impl OcspService {
                 .saturating_add(self.schedule.frequency_secs())
                 .min(next_update),
         };
-        if cacheable {
+        if http_cacheable && request.certs.len() == 1 {
             self.insert(&request.certs[0], &response, generation);
         }
         Ok(OcspAnswer::Signed {
             response,
-            cacheable: request.nonce.is_none(),
+            cacheable: http_cacheable,
         })
     }
 
@@ -573,4 +574,354 @@ fn new_responder(
         },
         not_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asn1;
+    use crate::ca::CaInitOptions;
+    use crate::store::{BatchStatus, CertificateRecord, NewBatch};
+    use der::Decode;
+
+    struct Setup {
+        dir: tempfile::TempDir,
+        store: Store,
+        ca: IssuingCa,
+        issuer: IssuerId,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = IssuingCa::init(dir.path(), &CaInitOptions::default()).expect("CA");
+        let store = Store::open(dir.path()).expect("store");
+        let issuer = store
+            .register_issuer(ca.certificate_der(), &ca.describe())
+            .expect("issuer");
+        Setup {
+            dir,
+            store,
+            ca,
+            issuer,
+        }
+    }
+
+    fn serial(row: u64) -> Vec<u8> {
+        let mut s = vec![0x11; 8];
+        s.extend_from_slice(&row.to_be_bytes());
+        s
+    }
+
+    /// A finished batch of `n` recorded certificates (rows 0..n) plus one serial reserved for
+    /// row `n` and never used; returns the batch.
+    fn issue(s: &mut Setup, n: u64) -> crate::store::BatchId {
+        let batch = s
+            .store
+            .create_batch(&NewBatch {
+                batch_name: "t",
+                profile_name: "ecc-device",
+                kind: "GENERATOR",
+                size: n + 1,
+                issuer: s.issuer,
+                parameters_json: "{}",
+                output_path: "/dev/null",
+            })
+            .expect("batch");
+        let unused = serial(n);
+        s.store
+            .reserve_serials(batch, s.issuer, &[(n, &unused)])
+            .expect("reserve");
+        let now = now_unix();
+        let records: Vec<CertificateRecord> = (0..n)
+            .map(|row| CertificateRecord {
+                device_id: {
+                    let mut id = [7u8; 16];
+                    id[8..].copy_from_slice(&row.to_be_bytes());
+                    id
+                },
+                row,
+                common_name: format!("d{row}"),
+                serial: serial(row),
+                not_before: now,
+                not_after: now + 86_400,
+                der: vec![0x30, 0x00],
+                file_name: format!("d{row}.p12"),
+            })
+            .collect();
+        s.store
+            .insert_certificates(batch, &records)
+            .expect("record");
+        batch
+    }
+
+    /// An OCSPRequest for `serials` of the setup's CA (SHA-1 CertIDs), with a nonce if given.
+    fn request(s: &Setup, serials: &[Vec<u8>], nonce: Option<&[u8]>) -> ParsedRequest {
+        let sha1 = |data: &[u8]| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+                .as_ref()
+                .to_vec()
+        };
+        let algorithm = asn1::tlv_parts(
+            asn1::SEQUENCE,
+            &[&[0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a], &[0x05, 0x00]],
+        );
+        let name_hash = asn1::tlv(asn1::OCTET_STRING, &sha1(s.ca.subject_der()));
+        let key_hash = asn1::tlv(asn1::OCTET_STRING, &sha1(s.ca.public_key_bits()));
+        let mut list = Vec::new();
+        for serial in serials {
+            let cert_id = asn1::tlv_parts(
+                asn1::SEQUENCE,
+                &[
+                    &algorithm,
+                    &name_hash,
+                    &key_hash,
+                    &asn1::unsigned_integer(serial),
+                ],
+            );
+            list.extend(asn1::tlv(asn1::SEQUENCE, &cert_id));
+        }
+        let list = asn1::tlv(asn1::SEQUENCE, &list);
+        let mut tbs = list;
+        if let Some(nonce) = nonce {
+            let value = asn1::tlv(asn1::OCTET_STRING, &asn1::tlv(asn1::OCTET_STRING, nonce));
+            let oid = [
+                0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02,
+            ];
+            let extension = asn1::tlv_parts(asn1::SEQUENCE, &[&oid, &value]);
+            let extensions = asn1::tlv(asn1::SEQUENCE, &extension);
+            tbs.extend(asn1::tlv(asn1::context_constructed(2), &extensions));
+        }
+        let der = asn1::tlv(asn1::SEQUENCE, &asn1::tlv(asn1::SEQUENCE, &tbs));
+        ocsp::parse_request(&der).expect("parse our own request")
+    }
+
+    /// The status of the single response, as x509-ocsp decodes it: "Good", "Revoked" or
+    /// "Unknown".
+    fn status_of(answer: &OcspAnswer) -> String {
+        let OcspAnswer::Signed { response, .. } = answer else {
+            panic!("not signed: {answer:?}");
+        };
+        let outer = x509_ocsp::OcspResponse::from_der(&response.der).expect("OCSPResponse");
+        let bytes = outer.response_bytes.expect("responseBytes");
+        let basic = x509_ocsp::BasicOcspResponse::from_der(bytes.response.as_bytes())
+            .expect("BasicOCSPResponse");
+        let status = format!("{:?}", basic.tbs_response_data.responses[0].cert_status);
+        status.split('(').next().unwrap_or_default().to_owned()
+    }
+
+    fn der_of(answer: &OcspAnswer) -> Vec<u8> {
+        match answer {
+            OcspAnswer::Signed { response, .. } => response.der.to_vec(),
+            OcspAnswer::Status(_, der) => der.to_vec(),
+        }
+    }
+
+    #[test]
+    fn answers_are_cached_until_a_revocation_and_the_store_is_the_truth() {
+        let mut s = setup();
+        let batch = issue(&mut s, 3);
+        let service = OcspService::start(
+            s.dir.path(),
+            &s.store,
+            &s.ca,
+            s.issuer,
+            CrlSchedule::default(),
+        )
+        .expect("service");
+        let good = request(&s, &[serial(0)], None);
+        assert!(service.cached(&good, now_unix()).is_none());
+        let first = service.answer(&s.store, &good).expect("answer");
+        assert_eq!(status_of(&first), "Good");
+        let hit = service
+            .cached(&good, now_unix())
+            .expect("cached after the first answer");
+        assert_eq!(*hit.der, *der_of(&first));
+
+        // A revocation in the store: the epoch moves and the cache goes.
+        s.store
+            .finish_batch(batch, BatchStatus::BatchIssuedPartly)
+            .expect("finish");
+        s.store
+            .revoke_serial(
+                s.issuer,
+                &serial(0),
+                RevocationReason::KeyCompromise,
+                "test",
+            )
+            .expect("revoke");
+        assert!(service.sync_with_store(&s.store).expect("sync"));
+        assert!(service.cached(&good, now_unix()).is_none());
+        assert!(!service.sync_with_store(&s.store).expect("sync again"));
+        assert_eq!(
+            status_of(&service.answer(&s.store, &good).expect("answer")),
+            "Revoked"
+        );
+
+        // A nonce is answered afresh, echoed, and never cached.
+        let with_nonce = request(&s, &[serial(1)], Some(&[9; 16]));
+        let answer = service.answer(&s.store, &with_nonce).expect("answer");
+        assert!(matches!(
+            answer,
+            OcspAnswer::Signed {
+                cacheable: false,
+                ..
+            }
+        ));
+        assert!(der_of(&answer).windows(16).any(|w| w == [9; 16]));
+        assert!(service
+            .cached(&request(&s, &[serial(1)], None), now_unix())
+            .is_none());
+    }
+
+    #[test]
+    fn unknown_pending_voided_and_foreign_serials() {
+        let mut s = setup();
+        let batch = issue(&mut s, 1);
+        let service = OcspService::start(
+            s.dir.path(),
+            &s.store,
+            &s.ca,
+            s.issuer,
+            CrlSchedule::default(),
+        )
+        .expect("service");
+        // Reserved for a batch still issuing: unknown, and nobody may cache it.
+        let pending = request(&s, &[serial(1)], None);
+        let answer = service.answer(&s.store, &pending).expect("answer");
+        assert_eq!(status_of(&answer), "Unknown");
+        assert!(matches!(
+            answer,
+            OcspAnswer::Signed {
+                cacheable: false,
+                ..
+            }
+        ));
+        assert!(service.cached(&pending, now_unix()).is_none());
+        // The batch ends without it: never issued, "revoked" since 1970 (RFC 6960 2.2).
+        s.store
+            .finish_batch(batch, BatchStatus::BatchIssuedPartly)
+            .expect("finish");
+        let answer = service.answer(&s.store, &pending).expect("answer");
+        assert_eq!(status_of(&answer), "Revoked");
+        let extended_revoke = [
+            0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x09,
+        ];
+        assert!(der_of(&answer).windows(11).any(|w| w == extended_revoke));
+        // Never assigned.
+        let unknown = request(&s, &[vec![0x55; 12]], None);
+        assert_eq!(
+            status_of(&service.answer(&s.store, &unknown).expect("answer")),
+            "Unknown"
+        );
+        // Another CA's CertID: unauthorized (RFC 5019 2.2.3).
+        let other = setup();
+        let foreign = request(&other, &[serial(0)], None);
+        assert!(matches!(
+            service.answer(&s.store, &foreign).expect("answer"),
+            OcspAnswer::Status(ResponseStatus::Unauthorized, _)
+        ));
+    }
+
+    #[test]
+    fn an_answer_read_before_an_invalidation_is_not_cached() {
+        let mut s = setup();
+        issue(&mut s, 1);
+        let service = OcspService::start(
+            s.dir.path(),
+            &s.store,
+            &s.ca,
+            s.issuer,
+            CrlSchedule::default(),
+        )
+        .expect("service");
+        let good = request(&s, &[serial(0)], None);
+        let OcspAnswer::Signed { response, .. } = service.answer(&s.store, &good).expect("answer")
+        else {
+            panic!("signed");
+        };
+        service.invalidate_all();
+        let stale_generation = service.generation.load(Ordering::Acquire) - 1;
+        service.insert(&good.certs[0], &response, stale_generation);
+        assert!(service.cached(&good, now_unix()).is_none());
+    }
+
+    #[test]
+    fn the_responder_rotates_before_its_responses_could_outlive_it() {
+        let s = setup();
+        let schedule = CrlSchedule {
+            validity: Duration::from_secs(3_600),
+            frequency: Duration::from_secs(600),
+        };
+        let service =
+            OcspService::start(s.dir.path(), &s.store, &s.ca, s.issuer, schedule).expect("service");
+        let first = service.responder_certificate();
+        assert!(!service.rotate_if_due(&s.store, &s.ca).expect("not due"));
+        // Four lifetimes of validity, rotated when two remain: make it due.
+        match service.active.write() {
+            Ok(mut guard) => {
+                let responder = Responder {
+                    key: ResponderKey::generate().expect("key"),
+                    certificate_der: guard.responder.certificate_der.clone(),
+                };
+                *guard = Arc::new(ActiveResponder {
+                    responder,
+                    not_after: now_unix() + 3_600,
+                });
+            }
+            Err(_) => panic!("lock"),
+        }
+        assert!(service.rotate_if_due(&s.store, &s.ca).expect("due"));
+        assert_ne!(service.responder_certificate(), first);
+    }
+
+    #[test]
+    fn crls_are_issued_with_increasing_numbers_when_due() {
+        let mut s = setup();
+        let batch = issue(&mut s, 2);
+        let schedule = CrlSchedule::default();
+        let path = crl_path(s.dir.path(), s.issuer);
+        let now = now_unix();
+        assert!(schedule.crl_due(&s.store.crl_state(s.issuer).unwrap(), &path, now));
+        let first =
+            issue_crl(s.dir.path(), &s.store, &s.ca, s.issuer, &schedule, now).expect("CRL");
+        assert_eq!((first.number, first.entries), (1, 0));
+        assert!(!schedule.crl_due(&s.store.crl_state(s.issuer).unwrap(), &path, now));
+        let frequency = i64::try_from(schedule.frequency.as_secs()).unwrap();
+        assert!(schedule.crl_due(
+            &s.store.crl_state(s.issuer).unwrap(),
+            &path,
+            now + frequency
+        ));
+        s.store
+            .finish_batch(batch, BatchStatus::ReadyForDownload)
+            .expect("finish");
+        s.store
+            .revoke_serial(s.issuer, &serial(1), RevocationReason::Superseded, "test")
+            .expect("revoke");
+        assert!(schedule.crl_due(&s.store.crl_state(s.issuer).unwrap(), &path, now));
+        let second =
+            issue_crl(s.dir.path(), &s.store, &s.ca, s.issuer, &schedule, now).expect("CRL");
+        assert_eq!((second.number, second.entries), (2, 1));
+        let bytes = std::fs::read(&path).expect("file");
+        let list = x509_cert::crl::CertificateList::from_der(&bytes).expect("CRL");
+        let revoked = list.tbs_cert_list.revoked_certificates.expect("entries");
+        assert_eq!(revoked[0].serial_number.as_bytes(), serial(1).as_slice());
+        std::fs::remove_file(&path).unwrap();
+        assert!(schedule.crl_due(&s.store.crl_state(s.issuer).unwrap(), &path, now));
+    }
+
+    #[test]
+    fn the_schedule_is_the_strictest_of_the_profiles() {
+        let profiles: Vec<Profile> = crate::profile::SHIPPED
+            .iter()
+            .map(|(name, json)| {
+                Profile::from_json(json, name, &crate::profile::CompileOptions::default())
+                    .expect("profile")
+            })
+            .collect();
+        let schedule = CrlSchedule::from_profiles(&profiles);
+        assert_eq!(schedule.validity, Duration::from_secs(4 * 86_400));
+        assert_eq!(schedule.frequency, Duration::from_secs(12 * 3_600));
+        assert_eq!(CrlSchedule::from_profiles(&[]), CrlSchedule::default());
+    }
 }
