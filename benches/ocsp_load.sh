@@ -48,6 +48,15 @@ SPEED=$(openssl speed -seconds 3 ecdsap256 2>/dev/null | awk '/256 bits ecdsa \(
 echo "ecdsa_p256_signs_per_second_per_core: $SPEED"
 
 export OCSP_PATHS="$WORK/req/get-paths.txt" OCSP_BODY="$WORK/req/post-nonce.der"
+# What is measured must be real answers: one of each kind, checked by openssl.
+curl -sS "$URL$(head -1 "$OCSP_PATHS")" -o "$WORK/get.der"
+curl -sS --data-binary "@$OCSP_BODY" -H 'Content-Type: application/ocsp-request' "$URL/ocsp" -o "$WORK/post.der"
+for kind in get post; do
+  printf '%s answer: ' "$kind"
+  openssl ocsp -respin "$WORK/$kind.der" -CAfile "$WORK/data/ca/chain.pem" -resp_text 2>&1 \
+    | grep -E 'Cert Status|Response verify' | tr -s ' \n' ' '
+  echo
+done
 echo "warm-up: one pass over every certificate fills the cache ..." >&2
 wrk -t1 -c16 -d"$(( DEVICES / 2000 + 2 ))s" -s "$ROOT/benches/ocsp/get.lua" "$URL" > /dev/null
 echo "== warm: GET, cached answers ($CONNECTIONS connections, $DURATION)"
