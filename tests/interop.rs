@@ -34,7 +34,7 @@ fn allowed_findings(profile: &str) -> &'static [(&'static str, &'static str)] {
 }
 
 /// Lints a PEM certificate; returns the findings at WARNING and above as (code, line).
-fn lint(cert_pem: &Path) -> Vec<(String, String)> {
+pub(crate) fn lint(cert_pem: &Path) -> Vec<(String, String)> {
     let out = tool(
         "python3",
         &[
