@@ -312,13 +312,24 @@ fn revoke_crl_and_ocsp_over_http() {
     assert_eq!(py["responder_ocsp_signing"], true);
     assert_eq!(py["responder_issued_by_ca"], true);
     // The delegated responder certificate passes pkilint with no finding at WARNING or above.
-    let text = openssl(&["ocsp", "-respin", response.to_str().unwrap(), "-resp_text", "-noverify"]);
-    let start = text.find("-----BEGIN CERTIFICATE-----").expect("responder certificate");
+    let text = openssl(&[
+        "ocsp",
+        "-respin",
+        response.to_str().unwrap(),
+        "-resp_text",
+        "-noverify",
+    ]);
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("responder certificate");
     let end = text.find("-----END CERTIFICATE-----").expect("end") + 25;
     let responder = dir.join("responder.pem");
     std::fs::write(&responder, format!("{}\n", &text[start..end])).unwrap();
     let findings = crate::interop::lint(&responder);
-    assert!(findings.is_empty(), "pkilint on the OCSP responder certificate: {findings:?}");
+    assert!(
+        findings.is_empty(),
+        "pkilint on the OCSP responder certificate: {findings:?}"
+    );
     // The warm path gives the same bytes.
     let (_, cached, _) = ocsp_get(&server, dir, &certs[0], "good-again");
     assert_eq!(

@@ -73,6 +73,14 @@ impl fmt::Debug for CaSigningKey {
     }
 }
 
+/// PKCS#1 v1.5 padding for an RSA signature algorithm (`fits` has checked it is RSA).
+fn rsa_padding(algorithm: SignatureAlgorithm) -> &'static dyn signature::RsaEncoding {
+    match algorithm {
+        SignatureAlgorithm::Sha384WithRsaEncryption => &signature::RSA_PKCS1_SHA384,
+        _ => &signature::RSA_PKCS1_SHA256,
+    }
+}
+
 impl CaSigningKey {
     /// Generates a new CA key with aws-lc-rs.
     pub(crate) fn generate(algorithm: KeyAlgorithm) -> Result<Self, CaError> {
@@ -211,12 +219,8 @@ impl CaSigningKey {
                 .map(|sig| sig.as_ref().to_vec())
                 .map_err(|_| CaError::SigningFailed { algorithm }),
             Inner::Rsa(pair) => {
-                let padding: &'static dyn signature::RsaEncoding = match algorithm {
-                    SignatureAlgorithm::Sha384WithRsaEncryption => &signature::RSA_PKCS1_SHA384,
-                    _ => &signature::RSA_PKCS1_SHA256,
-                };
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign(padding, &rng, message, &mut sig)
+                pair.sign(rsa_padding(algorithm), &rng, message, &mut sig)
                     .map_err(|_| CaError::SigningFailed { algorithm })?;
                 Ok(sig)
             }
@@ -243,12 +247,8 @@ impl CaSigningKey {
                 .map(|sig| sig.as_ref().to_vec())
                 .map_err(|_| CaError::SigningFailed { algorithm }),
             Inner::Rsa(pair) => {
-                let padding: &'static dyn signature::RsaEncoding = match algorithm {
-                    SignatureAlgorithm::Sha384WithRsaEncryption => &signature::RSA_PKCS1_SHA384,
-                    _ => &signature::RSA_PKCS1_SHA256,
-                };
                 let mut sig = vec![0u8; pair.public_modulus_len()];
-                pair.sign_digest(padding, digest, &mut sig)
+                pair.sign_digest(rsa_padding(algorithm), digest, &mut sig)
                     .map_err(|_| CaError::SigningFailed { algorithm })?;
                 Ok(sig)
             }

@@ -125,6 +125,20 @@ impl CrlState {
     }
 }
 
+/// A stored `revocations.reason`, checked: the table's CHECK keeps it a CRLReason, so another
+/// value means the file was altered outside certmill.
+fn stored_reason(code: i64, serial: &[u8]) -> Result<RevocationReason, StoreError> {
+    u8::try_from(code)
+        .ok()
+        .and_then(RevocationReason::from_code)
+        .ok_or_else(|| StoreError::CorruptRow {
+            table: "revocations",
+            id: hex(serial),
+            column: "reason",
+            value: code.to_string(),
+        })
+}
+
 /// What to do with a certificate's revocation given its current reason and the one asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Change {
@@ -201,13 +215,7 @@ impl Target {
         let device_id = <[u8; 16]>::try_from(device_id.as_slice())
             .map_err(|_| corrupt("device_id", hex(&device_id)))?;
         let current = match (reason, revoked_at) {
-            (Some(code), Some(at)) => Some((
-                u8::try_from(code)
-                    .ok()
-                    .and_then(RevocationReason::from_code)
-                    .ok_or_else(|| corrupt("reason", code.to_string()))?,
-                at,
-            )),
+            (Some(code), Some(at)) => Some((stored_reason(code, &serial)?, at)),
             _ => None,
         };
         Ok(Target {
@@ -352,7 +360,8 @@ impl Store {
     /// committed before this returns (with one audit entry per changed certificate).
     ///
     /// A device id that names no certificate is [`StoreError::CertificateNotFound`] and nothing
-    /// changes. See [`decide`] for certificates already revoked. `actor` names who asked
+    /// changes. A certificate already revoked keeps its first reason and date, except for the
+    /// hold and keyCompromise rules (`decide`, `docs/REVOCATION.md`). `actor` names who asked
     /// (`user 3`, `cli`).
     pub fn revoke_devices(
         &self,
@@ -607,15 +616,7 @@ impl Store {
         Ok(match (not_after, reason, revoked_at) {
             (Some(not_after), Some(code), Some(revoked_at)) => SerialStatus::Revoked {
                 revoked_at,
-                reason: u8::try_from(code)
-                    .ok()
-                    .and_then(RevocationReason::from_code)
-                    .ok_or_else(|| StoreError::CorruptRow {
-                        table: "revocations",
-                        id: hex(serial),
-                        column: "reason",
-                        value: code.to_string(),
-                    })?,
+                reason: stored_reason(code, serial)?,
                 not_after,
             },
             (Some(not_after), _, _) => SerialStatus::Good { not_after },
@@ -648,15 +649,7 @@ impl Store {
         while let Some(row) = rows.next().map_err(db(ACTION))? {
             let serial: Vec<u8> = row.get(0).map_err(db(ACTION))?;
             let code: i64 = row.get(2).map_err(db(ACTION))?;
-            let reason = u8::try_from(code)
-                .ok()
-                .and_then(RevocationReason::from_code)
-                .ok_or_else(|| StoreError::CorruptRow {
-                    table: "revocations",
-                    id: hex(&serial),
-                    column: "reason",
-                    value: code.to_string(),
-                })?;
+            let reason = stored_reason(code, &serial)?;
             let entry = RevokedEntry {
                 serial,
                 revoked_at: row.get(1).map_err(db(ACTION))?,
@@ -712,10 +705,7 @@ impl Store {
                         value,
                     };
                     Ok(RevocationRow {
-                        reason: u8::try_from(code)
-                            .ok()
-                            .and_then(RevocationReason::from_code)
-                            .ok_or_else(|| corrupt("reason", code.to_string()))?,
+                        reason: stored_reason(code, &serial)?,
                         device_id: uuid::Uuid::from_slice(&device)
                             .map_err(|_| corrupt("device_id", hex(&device)))?
                             .hyphenated()
