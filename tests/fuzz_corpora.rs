@@ -83,3 +83,29 @@ fn csr_der_corpus() {
     }
     assert_eq!(verified, 2, "the two openssl-made CSRs parse and verify");
 }
+
+#[test]
+fn ocsp_request_corpus() {
+    let mut parsed = 0;
+    for (path, bytes) in corpus("ocsp_request") {
+        let result = std::panic::catch_unwind(|| {
+            let request = certmill::revocation::ocsp::parse_request(&bytes);
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = certmill::revocation::ocsp::decode_get_path(text);
+            }
+            request.map(|r| r.certs.len())
+        });
+        match result {
+            Ok(Ok(n)) => {
+                assert!((1..=16).contains(&n), "{}: {n} CertIDs", path.display());
+                parsed += 1;
+            }
+            Ok(Err(_)) => {}
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+    }
+    assert_eq!(
+        parsed, 3,
+        "the three requests openssl made parse; the broken ones do not"
+    );
+}
