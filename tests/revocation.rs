@@ -494,6 +494,41 @@ fn revoke_crl_and_ocsp_over_http() {
     let (ok, out) = verify_with_crl(&server, dir, &crl, &certs[2]);
     assert!(ok, "{out}");
 
+    // A hold is released with removeFromCRL (8): OCSP says good again; 8 on a certificate
+    // that is not on hold is refused.
+    server
+        .json(
+            "POST",
+            "/api/v1/certificates/1/revoke",
+            &token,
+            json!({"reasonCode": 8, "serialNumber": serial2}),
+        )
+        .expect_error(409, "removeFromCRL without a hold");
+    server
+        .json(
+            "POST",
+            "/api/v1/certificates/1/revoke",
+            &token,
+            json!({"reasonCode": 6, "serialNumber": serial2}),
+        )
+        .expect(200, "hold");
+    let held = ocsp_post(&server, &certs[2]);
+    assert!(
+        held.contains(": revoked") && held.contains("certificateHold"),
+        "{held}"
+    );
+    server
+        .json(
+            "POST",
+            "/api/v1/certificates/1/revoke",
+            &token,
+            json!({"reasonCode": 8, "serialNumber": serial2}),
+        )
+        .expect(200, "release");
+    let released = ocsp_post(&server, &certs[2]);
+    assert!(released.contains(": good"), "{released}");
+    assert_eq!(find(&server, &token, macs[2]).2, "ISSUED");
+
     // A malformed request and an unknown serial.
     let garbage = server.call(
         "POST",
@@ -547,7 +582,14 @@ fn revoke_crl_and_ocsp_over_http() {
                 .is_some_and(|m| m.starts_with("revoked serial"))
         })
         .collect();
-    assert_eq!(revoked.len(), 2, "{log}");
+    // keyCompromise, superseded, the hold; the release has its own entry.
+    assert_eq!(revoked.len(), 3, "{log}");
+    assert!(
+        log.as_array().unwrap().iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("released from certificateHold (removeFromCRL)"))),
+        "{log}"
+    );
     assert!(
         revoked.iter().any(|e| e["deviceId"] == device0.as_str()),
         "{log}"
