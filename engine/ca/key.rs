@@ -62,6 +62,8 @@ pub(crate) struct CaSigningKey {
 enum Inner {
     Ec(EcdsaKeyPair),
     Rsa(RsaKeyPair),
+    /// In a PKCS#11 token: certmill holds a handle, never the key.
+    Pkcs11(Box<super::pkcs11::Pkcs11Key>),
 }
 
 impl fmt::Debug for CaSigningKey {
@@ -188,6 +190,23 @@ impl CaSigningKey {
         })
     }
 
+    /// A key held in a PKCS#11 token.
+    pub(crate) fn from_pkcs11(key: super::pkcs11::Pkcs11Key) -> Self {
+        CaSigningKey {
+            algorithm: key.algorithm(),
+            public_key_bits: key.public_key_bits().to_vec(),
+            inner: Inner::Pkcs11(Box::new(key)),
+        }
+    }
+
+    /// Where the key lives when it is in a token.
+    pub(crate) fn pkcs11_config(&self) -> Option<&super::pkcs11::Pkcs11Config> {
+        match &self.inner {
+            Inner::Pkcs11(key) => Some(key.config()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn algorithm(&self) -> KeyAlgorithm {
         self.algorithm
     }
@@ -224,6 +243,7 @@ impl CaSigningKey {
                     .map_err(|_| CaError::SigningFailed { algorithm })?;
                 Ok(sig)
             }
+            Inner::Pkcs11(key) => key.sign(algorithm, message),
         }
     }
 
@@ -252,6 +272,7 @@ impl CaSigningKey {
                     .map_err(|_| CaError::SigningFailed { algorithm })?;
                 Ok(sig)
             }
+            Inner::Pkcs11(key) => key.sign_digest(algorithm, digest),
         }
     }
 
@@ -260,6 +281,12 @@ impl CaSigningKey {
         let exported = match &self.inner {
             Inner::Ec(pair) => pair.to_pkcs8v1().map(|doc| doc.as_ref().to_vec()),
             Inner::Rsa(pair) => pair.as_der().map(|der| der.as_ref().to_vec()),
+            // A token key is not extractable: there is nothing to export.
+            Inner::Pkcs11(_) => {
+                return Err(CaError::KeyExport {
+                    algorithm: self.algorithm,
+                })
+            }
         };
         exported
             .map(Zeroizing::new)

@@ -12,6 +12,7 @@
 //! existing CA and never writes a key file that is readable by anyone but its owner.
 
 mod key;
+mod pkcs11;
 mod responder;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use time::{Duration, OffsetDateTime};
 
 pub use key::CaPassphrase;
 use key::CaSigningKey;
+pub use pkcs11::{Pkcs11Config, Pkcs11Pin, PKCS11_FILE};
 use x509::ParsedCertificate;
 
 use crate::keys::{KeyAlgorithm, KeyError, SignatureAlgorithm};
@@ -101,6 +103,15 @@ pub enum CaError {
         /// Index of the certificate whose signature failed; 0 is the issuing CA certificate,
         /// 1 the first certificate of the chain file.
         position: usize,
+    },
+    /// A PKCS#11 operation failed (module, token, login, key); `detail` says which and why,
+    /// never the PIN.
+    #[error("PKCS#11: {action}: {detail}")]
+    Pkcs11 {
+        /// What was being done.
+        action: &'static str,
+        /// The module's answer or what was missing.
+        detail: String,
     },
     /// An empty passphrase was given.
     #[error("the CA key passphrase is empty")]
@@ -278,6 +289,9 @@ pub struct CaInitOptions {
     pub issuing_years: u32,
     /// Encrypts both key files when set.
     pub passphrase: Option<CaPassphrase>,
+    /// Generates both keys in this PKCS#11 token instead of key files: the issuing key under
+    /// the configured label, the root key under `<label>-root`.
+    pub pkcs11: Option<(Pkcs11Config, Pkcs11Pin)>,
 }
 
 impl Default for CaInitOptions {
@@ -289,6 +303,7 @@ impl Default for CaInitOptions {
             root_years: 20,
             issuing_years: 10,
             passphrase: None,
+            pkcs11: None,
         }
     }
 }
@@ -301,6 +316,7 @@ struct CaPaths {
     issuing_crt: PathBuf,
     issuing_key: PathBuf,
     chain_pem: PathBuf,
+    pkcs11: PathBuf,
 }
 
 impl CaPaths {
@@ -312,6 +328,7 @@ impl CaPaths {
             issuing_crt: dir.join("issuing.crt"),
             issuing_key: dir.join("issuing.key"),
             chain_pem: dir.join("chain.pem"),
+            pkcs11: dir.join(PKCS11_FILE),
             dir,
         }
     }
@@ -324,6 +341,7 @@ impl CaPaths {
             &self.issuing_crt,
             &self.issuing_key,
             &self.chain_pem,
+            &self.pkcs11,
         ] {
             // `symlink_metadata` so that a dangling symlink also counts as present.
             if fs::symlink_metadata(path).is_ok() {
@@ -564,8 +582,30 @@ impl IssuingCa {
         } else {
             options.common_name_prefix.as_str()
         };
-        let root_key = CaSigningKey::generate(options.algorithm)?;
-        let issuing_key = CaSigningKey::generate(options.algorithm)?;
+        let (root_key, issuing_key) = match &options.pkcs11 {
+            Some((config, pin)) => {
+                let root = Pkcs11Config {
+                    key_label: format!("{}-root", config.key_label),
+                    ..config.clone()
+                };
+                (
+                    CaSigningKey::from_pkcs11(pkcs11::Pkcs11Key::generate(
+                        &root,
+                        pin,
+                        options.algorithm,
+                    )?),
+                    CaSigningKey::from_pkcs11(pkcs11::Pkcs11Key::generate(
+                        config,
+                        pin,
+                        options.algorithm,
+                    )?),
+                )
+            }
+            None => (
+                CaSigningKey::generate(options.algorithm)?,
+                CaSigningKey::generate(options.algorithm)?,
+            ),
+        };
 
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
@@ -607,21 +647,33 @@ impl IssuingCa {
             .signed_by(&issuing_key, &issuer)
             .map_err(generation)?;
 
-        let passphrase = options.passphrase.as_ref();
-        let root_key_pem = root_key.to_pem(passphrase, &paths.root_key)?;
-        let issuing_key_pem = issuing_key.to_pem(passphrase, &paths.issuing_key)?;
         let issuing = ParsedCertificate::from_der(issuing_cert.der().to_vec(), &paths.issuing_crt)?;
         let root = ParsedCertificate::from_der(root_cert.der().to_vec(), &paths.root_crt)?;
 
         create_ca_dir(&paths.dir)?;
         let mut files = NewFiles::new();
-        files.write(&paths.root_key, root_key_pem.as_bytes(), KEY_FILE_MODE)?;
+        match issuing_key.pkcs11_config() {
+            // The keys stay in the token; the file only says where.
+            Some(config) => {
+                let json = serde_json::to_string_pretty(config).map_err(|e| CaError::Pkcs11 {
+                    action: "writing the PKCS#11 configuration",
+                    detail: e.to_string(),
+                })?;
+                files.write(&paths.pkcs11, json.as_bytes(), CERT_FILE_MODE)?;
+            }
+            None => {
+                let passphrase = options.passphrase.as_ref();
+                let root_key_pem = root_key.to_pem(passphrase, &paths.root_key)?;
+                let issuing_key_pem = issuing_key.to_pem(passphrase, &paths.issuing_key)?;
+                files.write(&paths.root_key, root_key_pem.as_bytes(), KEY_FILE_MODE)?;
+                files.write(
+                    &paths.issuing_key,
+                    issuing_key_pem.as_bytes(),
+                    KEY_FILE_MODE,
+                )?;
+            }
+        }
         files.write(&paths.root_crt, root_cert.pem().as_bytes(), CERT_FILE_MODE)?;
-        files.write(
-            &paths.issuing_key,
-            issuing_key_pem.as_bytes(),
-            KEY_FILE_MODE,
-        )?;
         files.write(
             &paths.issuing_crt,
             issuing_cert.pem().as_bytes(),
@@ -724,11 +776,20 @@ impl IssuingCa {
     /// Loads the issuing CA from `<data_dir>/ca/`. [`CaError::NotFound`] if there is none,
     /// [`CaError::PassphraseRequired`] if the key is encrypted and no passphrase was given,
     /// [`CaError::WrongPassphrase`] if it does not decrypt the key.
+    ///
+    /// A CA whose key is in a PKCS#11 token (`<data_dir>/ca/pkcs11.json`) logs in with the PIN
+    /// from `CERTMILL_PKCS11_PIN_FILE` (a file) or `CERTMILL_PKCS11_PIN`.
     pub fn load(data_dir: &Path, passphrase: Option<&CaPassphrase>) -> Result<IssuingCa, CaError> {
         let paths = CaPaths::new(data_dir);
-        for path in [&paths.issuing_crt, &paths.issuing_key] {
+        let token = pkcs11::read_config(&paths.pkcs11)?;
+        let needed: &[&PathBuf] = if token.is_some() {
+            &[&paths.issuing_crt]
+        } else {
+            &[&paths.issuing_crt, &paths.issuing_key]
+        };
+        for path in needed {
             if !path.exists() {
-                return Err(CaError::NotFound(path.clone()));
+                return Err(CaError::NotFound((*path).clone()));
             }
         }
         let certificates =
@@ -746,8 +807,15 @@ impl IssuingCa {
         };
         issuing.check_is_ca(&paths.issuing_crt)?;
 
-        let key_text = zeroize::Zeroizing::new(read_text(&paths.issuing_key)?);
-        let key = CaSigningKey::from_pem(&key_text, &paths.issuing_key, passphrase)?;
+        let key = match &token {
+            Some(config) => {
+                CaSigningKey::from_pkcs11(pkcs11::Pkcs11Key::open(config, &Pkcs11Pin::from_env()?)?)
+            }
+            None => {
+                let key_text = zeroize::Zeroizing::new(read_text(&paths.issuing_key)?);
+                CaSigningKey::from_pem(&key_text, &paths.issuing_key, passphrase)?
+            }
+        };
         if key.public_key_bits() != issuing.public_key_bits() {
             return Err(CaError::KeyMismatch {
                 certificate: paths.issuing_crt.clone(),
@@ -772,7 +840,7 @@ impl IssuingCa {
     /// Whether `<data_dir>/ca/` holds an issuing CA certificate or key.
     pub fn exists(data_dir: &Path) -> bool {
         let paths = CaPaths::new(data_dir);
-        paths.issuing_crt.exists() || paths.issuing_key.exists()
+        paths.issuing_crt.exists() || paths.issuing_key.exists() || paths.pkcs11.exists()
     }
 
     fn assemble(

@@ -181,6 +181,17 @@ pub enum CaCommand {
         /// Organization name in the CA subjects.
         #[arg(long, default_value = "certmill development")]
         organization: String,
+        /// Generate the keys in a PKCS#11 token through this module (e.g.
+        /// /usr/lib/softhsm/libsofthsm2.so) instead of key files; needs --token and
+        /// --key-label, and the PIN in CERTMILL_PKCS11_PIN_FILE or CERTMILL_PKCS11_PIN.
+        #[arg(long, requires_all = ["token", "key_label"])]
+        pkcs11_module: Option<PathBuf>,
+        /// Label of the PKCS#11 token.
+        #[arg(long, requires = "pkcs11_module")]
+        token: Option<String>,
+        /// Label of the issuing CA key pair in the token (the root's is `<label>-root`).
+        #[arg(long, requires = "pkcs11_module")]
+        key_label: Option<String>,
     },
     /// Use an existing issuing CA (certificate and PKCS#8 key, PEM).
     Import {

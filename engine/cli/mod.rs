@@ -565,13 +565,28 @@ fn ca(data: &Path, command: CaCommand) -> Result<()> {
         CaCommand::Init {
             algorithm,
             organization,
+            pkcs11_module,
+            token,
+            key_label,
         } => {
             let algorithm = KeyAlgorithm::from_syntax(&algorithm)
                 .ok_or_else(|| InvalidInput(format!("--algorithm {algorithm:?}: expected EC:P-256, EC:P-384, RSA:2048, RSA:3072 or RSA:4096")))?;
+            let pkcs11 = match (pkcs11_module, token, key_label) {
+                (Some(module), Some(token), Some(key_label)) => Some((
+                    crate::ca::Pkcs11Config {
+                        module,
+                        token,
+                        key_label,
+                    },
+                    crate::ca::Pkcs11Pin::from_env()?,
+                )),
+                _ => None,
+            };
             let options = CaInitOptions {
                 algorithm,
                 organization,
                 passphrase: ca_passphrase()?,
+                pkcs11,
                 ..CaInitOptions::default()
             };
             let ca = IssuingCa::init(data, &options)?;
