@@ -7,6 +7,7 @@ mod util;
 mod bench;
 mod cli;
 mod fuzz_corpora;
+mod hsm;
 mod identity;
 mod interop;
 mod kinds;
