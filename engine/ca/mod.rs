@@ -6,6 +6,8 @@
 //! `chain.pem` (issuing CA first, then its issuers up to the root, PEM). Key files are PKCS#8
 //! PEM, created with mode 0600, and encrypted (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC) when a
 //! passphrase is given. CA certificates are made with rcgen; signing uses aws-lc-rs directly.
+//! Or the keys live in a PKCS#11 token (`pkcs11`): then `pkcs11.json` names the module, token
+//! and key label in place of the key files, and every signature is made in the token.
 //!
 //! It does not build leaf certificates, choose serials for them or decide what a profile
 //! allows: callers hand [`IssuingCa::sign`] the exact TBS bytes to sign. It never overwrites an
