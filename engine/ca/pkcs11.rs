@@ -300,6 +300,18 @@ impl Pkcs11Key {
             find_key(&session, &config.key_label, ObjectClass::PRIVATE_KEY)?.ok_or_else(missing)?;
         let public =
             find_key(&session, &config.key_label, ObjectClass::PUBLIC_KEY)?.ok_or_else(missing)?;
+        Self::assemble(config, context, slot, session, private_key, public)
+    }
+
+    /// The key from its handles, with its public key read from the token.
+    fn assemble(
+        config: &Pkcs11Config,
+        context: Pkcs11,
+        slot: Slot,
+        session: Session,
+        private_key: ObjectHandle,
+        public: ObjectHandle,
+    ) -> Result<Pkcs11Key, CaError> {
         let (algorithm, public_key_bits) = public_key(&session, public)?;
         Ok(Pkcs11Key {
             config: config.clone(),
@@ -373,17 +385,14 @@ impl Pkcs11Key {
         let (public, private_key) = session
             .generate_key_pair(&mechanism, &public_template, &private_template)
             .map_err(pkcs11_error("generating the key pair in the token"))?;
-        let (found, public_key_bits) = public_key(&session, public)?;
-        debug_assert_eq!(found, algorithm);
-        Ok(Pkcs11Key {
-            config: config.clone(),
-            context,
-            slot,
-            private_key,
-            algorithm,
-            public_key_bits,
-            sessions: Mutex::new(vec![session]),
-        })
+        let key = Self::assemble(config, context, slot, session, private_key, public)?;
+        if key.algorithm != algorithm {
+            return Err(CaError::Pkcs11 {
+                action: "generating the key pair in the token",
+                detail: format!("asked for {algorithm}, the token made {}", key.algorithm),
+            });
+        }
+        Ok(key)
     }
 
     pub(crate) fn config(&self) -> &Pkcs11Config {
