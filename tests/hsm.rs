@@ -50,10 +50,15 @@ fn token(f: &Fixture, label: &str) -> PathBuf {
 
 /// `certmill --data <dir>/data ARGS` with the token's configuration and the PIN in a file.
 fn certmill(f: &Fixture, conf: &Path, args: &[&str]) -> Output {
+    certmill_in(f, conf, &f.data(), args)
+}
+
+/// [`certmill`] on another data directory.
+fn certmill_in(f: &Fixture, conf: &Path, data: &Path, args: &[&str]) -> Output {
     let pin_file = f.write("pin.txt", &format!("{PIN}\n"));
     Command::new(env!("CARGO_BIN_EXE_certmill"))
         .arg("--data")
-        .arg(f.data())
+        .arg(data)
         .args(args)
         .env_remove("CERTMILL_DATA")
         .env_remove("CERTMILL_PKCS11_PIN")
@@ -249,6 +254,101 @@ fn an_ecc_ca_in_softhsm_issues_batches_crls_and_ocsp_answers() {
     );
     let r = server.call("GET", "/crl/issuing-ca.crl", None, Body::Empty, &[]);
     assert_eq!(r.status, 200);
+    drop(server);
+
+    // The same token key imported into another data directory (a maker's existing HSM key):
+    // its batches verify against the same chain; the root's key does not match the issuing
+    // certificate and is refused by name.
+    let other = f.path("imported");
+    let mismatch = certmill_in(
+        &f,
+        &conf,
+        &other,
+        &[
+            "ca",
+            "import",
+            "--cert",
+            chain.to_str().unwrap(),
+            "--pkcs11-module",
+            MODULE,
+            "--token",
+            "certmill-ca",
+            "--key-label",
+            "issuing-1-root",
+        ],
+    );
+    assert!(!mismatch.status.success());
+    let stderr = String::from_utf8_lossy(&mismatch.stderr);
+    assert!(
+        stderr.contains("pkcs11:token=certmill-ca;object=issuing-1-root"),
+        "{stderr}"
+    );
+    ok(
+        certmill_in(
+            &f,
+            &conf,
+            &other,
+            &[
+                "ca",
+                "import",
+                "--cert",
+                chain.to_str().unwrap(),
+                "--pkcs11-module",
+                MODULE,
+                "--token",
+                "certmill-ca",
+                "--key-label",
+                "issuing-1",
+            ],
+        ),
+        "ca import of the token key",
+    );
+    assert!(!other.join("ca/issuing.key").exists() && other.join("ca/pkcs11.json").exists());
+    let csv = f.write("more.csv", "macAddress\n00:1A:2B:3C:9B:01\n");
+    let zip = f.path("imported.zip");
+    let password = f.path("pw.txt");
+    ok(
+        certmill_in(
+            &f,
+            &conf,
+            &other,
+            &[
+                "issue",
+                "--profile",
+                "ecc-device",
+                "--csv",
+                csv.to_str().unwrap(),
+                "--param",
+                "deviceClass=Aircraft",
+                "--password-file",
+                password.to_str().unwrap(),
+                "--out",
+                zip.to_str().unwrap(),
+            ],
+        ),
+        "issue with the imported token key",
+    );
+    let dir = f.path("imported-unzipped");
+    unzip(&zip, &dir);
+    let leaf = f.path("imported-leaf.pem");
+    openssl_ok(&[
+        "pkcs12",
+        "-in",
+        dir.join("00-1A-2B-3C-9B-01.p12").to_str().unwrap(),
+        "-passin",
+        "pass:hsm-batch-1",
+        "-clcerts",
+        "-nokeys",
+        "-out",
+        leaf.to_str().unwrap(),
+    ]);
+    openssl_ok(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        chain.to_str().unwrap(),
+        leaf.to_str().unwrap(),
+    ]);
 }
 
 #[test]

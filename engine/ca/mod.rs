@@ -529,6 +529,14 @@ impl rcgen::SigningKey for CaSigningKey {
     }
 }
 
+/// Where an imported CA's key comes from.
+enum ImportKey<'a> {
+    /// A PEM key file.
+    Pem(&'a Path),
+    /// A key already in a PKCS#11 token.
+    Pkcs11(Pkcs11Config, &'a Pkcs11Pin),
+}
+
 /// The issuing CA loaded and ready to sign. `Send + Sync`: workers share it behind `&` or
 /// `Arc`.
 pub struct IssuingCa {
@@ -657,11 +665,11 @@ impl IssuingCa {
         match issuing_key.pkcs11_config() {
             // The keys stay in the token; the file only says where.
             Some(config) => {
-                let json = serde_json::to_string_pretty(config).map_err(|e| CaError::Pkcs11 {
-                    action: "writing the PKCS#11 configuration",
-                    detail: e.to_string(),
-                })?;
-                files.write(&paths.pkcs11, json.as_bytes(), CERT_FILE_MODE)?;
+                files.write(
+                    &paths.pkcs11,
+                    pkcs11::config_json(config)?.as_bytes(),
+                    CERT_FILE_MODE,
+                )?;
             }
             None => {
                 let passphrase = options.passphrase.as_ref();
@@ -704,6 +712,41 @@ impl IssuingCa {
         chain_pem: Option<&Path>,
         passphrase: Option<&CaPassphrase>,
     ) -> Result<IssuingCa, CaError> {
+        Self::import_key(
+            data_dir,
+            cert_pem,
+            ImportKey::Pem(key_pem),
+            chain_pem,
+            passphrase,
+        )
+    }
+
+    /// Imports an existing issuing CA whose key is already in a PKCS#11 token (a maker's HSM):
+    /// as [`IssuingCa::import`], but the key is found in the token by its label and stays
+    /// there; `pkcs11.json` records where.
+    pub fn import_pkcs11(
+        data_dir: &Path,
+        cert_pem: &Path,
+        config: Pkcs11Config,
+        pin: &Pkcs11Pin,
+        chain_pem: Option<&Path>,
+    ) -> Result<IssuingCa, CaError> {
+        Self::import_key(
+            data_dir,
+            cert_pem,
+            ImportKey::Pkcs11(config, pin),
+            chain_pem,
+            None,
+        )
+    }
+
+    fn import_key(
+        data_dir: &Path,
+        cert_pem: &Path,
+        key_source: ImportKey<'_>,
+        chain_pem: Option<&Path>,
+        passphrase: Option<&CaPassphrase>,
+    ) -> Result<IssuingCa, CaError> {
         let paths = CaPaths::new(data_dir);
         paths.ensure_absent()?;
 
@@ -720,11 +763,27 @@ impl IssuingCa {
         let issuing = ParsedCertificate::from_der(issuing_der, cert_pem)?;
         issuing.check_is_ca(cert_pem)?;
 
-        let key = CaSigningKey::from_pem(&read_text(key_pem)?, key_pem, passphrase)?;
+        let (key, key_name) = match key_source {
+            ImportKey::Pem(key_pem) => (
+                CaSigningKey::from_pem(&read_text(key_pem)?, key_pem, passphrase)?,
+                key_pem.to_path_buf(),
+            ),
+            ImportKey::Pkcs11(config, pin) => {
+                // RFC 7512 names the key in errors.
+                let name = PathBuf::from(format!(
+                    "pkcs11:token={};object={}",
+                    config.token, config.key_label
+                ));
+                (
+                    CaSigningKey::from_pkcs11(pkcs11::Pkcs11Key::open(&config, pin)?),
+                    name,
+                )
+            }
+        };
         if key.public_key_bits() != issuing.public_key_bits() {
             return Err(CaError::KeyMismatch {
                 certificate: cert_pem.to_path_buf(),
-                key: key_pem.to_path_buf(),
+                key: key_name,
             });
         }
 
@@ -749,7 +808,6 @@ impl IssuingCa {
             _ => None,
         };
 
-        let key_pem_text = key.to_pem(passphrase, &paths.issuing_key)?;
         let issuing_pem =
             x509::certificates_pem([issuing.der()]).map_err(|source| CaError::Certificate {
                 path: paths.issuing_crt.clone(),
@@ -758,7 +816,17 @@ impl IssuingCa {
 
         create_ca_dir(&paths.dir)?;
         let mut files = NewFiles::new();
-        files.write(&paths.issuing_key, key_pem_text.as_bytes(), KEY_FILE_MODE)?;
+        match key.pkcs11_config() {
+            Some(config) => files.write(
+                &paths.pkcs11,
+                pkcs11::config_json(config)?.as_bytes(),
+                CERT_FILE_MODE,
+            )?,
+            None => {
+                let key_pem_text = key.to_pem(passphrase, &paths.issuing_key)?;
+                files.write(&paths.issuing_key, key_pem_text.as_bytes(), KEY_FILE_MODE)?;
+            }
+        }
         files.write(&paths.issuing_crt, issuing_pem.as_bytes(), CERT_FILE_MODE)?;
         if let Some(root_der) = root_der {
             let root_pem = x509::certificates_pem([root_der.as_slice()]).map_err(|source| {

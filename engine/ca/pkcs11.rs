@@ -501,6 +501,14 @@ fn ecdsa_der(raw: &[u8]) -> Option<Vec<u8>> {
     ))
 }
 
+/// `pkcs11.json`'s text for `config`.
+pub(crate) fn config_json(config: &Pkcs11Config) -> Result<String, CaError> {
+    serde_json::to_string_pretty(config).map_err(|e| CaError::Pkcs11 {
+        action: "writing the PKCS#11 configuration",
+        detail: e.to_string(),
+    })
+}
+
 /// Reads `<data>/ca/pkcs11.json`, if the CA's key is in a token.
 pub(crate) fn read_config(path: &Path) -> Result<Option<Pkcs11Config>, CaError> {
     let text = match std::fs::read_to_string(path) {

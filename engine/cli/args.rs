@@ -198,9 +198,24 @@ pub enum CaCommand {
         /// Issuing CA certificate (PEM).
         #[arg(long)]
         cert: PathBuf,
-        /// Its private key (PKCS#8 PEM, encrypted or not).
-        #[arg(long)]
-        key: PathBuf,
+        /// Its private key (PKCS#8 PEM, encrypted or not); or give the token key with
+        /// --pkcs11-module, --token and --key-label.
+        #[arg(
+            long,
+            required_unless_present = "pkcs11_module",
+            conflicts_with = "pkcs11_module"
+        )]
+        key: Option<PathBuf>,
+        /// The key is already in a PKCS#11 token, through this module (the PIN in
+        /// CERTMILL_PKCS11_PIN_FILE or CERTMILL_PKCS11_PIN).
+        #[arg(long, requires_all = ["token", "key_label"])]
+        pkcs11_module: Option<PathBuf>,
+        /// Label of the PKCS#11 token.
+        #[arg(long, requires = "pkcs11_module")]
+        token: Option<String>,
+        /// Label of the issuing CA's key pair in the token.
+        #[arg(long, requires = "pkcs11_module")]
+        key_label: Option<String>,
         /// The rest of the chain up to the root (PEM), optional.
         #[arg(long)]
         chain: Option<PathBuf>,

@@ -593,14 +593,37 @@ fn ca(data: &Path, command: CaCommand) -> Result<()> {
             println!("created {}", ca.describe());
             println!("chain: {}", data.join("ca").join("chain.pem").display());
         }
-        CaCommand::Import { cert, key, chain } => {
-            let ca = IssuingCa::import(
-                data,
-                &cert,
-                &key,
-                chain.as_deref(),
-                ca_passphrase()?.as_ref(),
-            )?;
+        CaCommand::Import {
+            cert,
+            key,
+            pkcs11_module,
+            token,
+            key_label,
+            chain,
+        } => {
+            let ca = match (key, pkcs11_module, token, key_label) {
+                (Some(key), _, _, _) => IssuingCa::import(
+                    data,
+                    &cert,
+                    &key,
+                    chain.as_deref(),
+                    ca_passphrase()?.as_ref(),
+                )?,
+                (None, Some(module), Some(token), Some(key_label)) => IssuingCa::import_pkcs11(
+                    data,
+                    &cert,
+                    crate::ca::Pkcs11Config {
+                        module,
+                        token,
+                        key_label,
+                    },
+                    &crate::ca::Pkcs11Pin::from_env()?,
+                    chain.as_deref(),
+                )?,
+                _ => bail!(InvalidInput(
+                    "give --key, or --pkcs11-module with --token and --key-label".to_owned()
+                )),
+            };
             println!("imported {}", ca.describe());
         }
         CaCommand::Show => {
