@@ -58,9 +58,9 @@ pub enum ServiceError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The system clock is before 1970 or beyond what certificates can encode.
-    #[error("the system clock is out of range")]
-    Clock,
+    /// The system's random generator failed (drawing a responder certificate's serial).
+    #[error("drawing a serial number failed: {0}")]
+    Random(#[from] crate::keys::KeyError),
 }
 
 /// When an issuer's CRLs and OCSP responses are made and how long they are valid.
@@ -268,7 +268,6 @@ struct ActiveResponder {
 /// signed responses per serial (RFC 5019: responses without a nonce are pre-producible and
 /// cacheable).
 pub struct OcspService {
-    data: PathBuf,
     issuer: IssuerId,
     hashes: IssuerKeyHashes,
     schedule: CrlSchedule,
@@ -294,7 +293,6 @@ impl OcspService {
     /// Starts the responder for `ca` (registered in the store as `issuer`): a fresh responder
     /// key and certificate.
     pub fn start(
-        data: &Path,
         store: &Store,
         ca: &IssuingCa,
         issuer: IssuerId,
@@ -303,7 +301,6 @@ impl OcspService {
         let active = new_responder(store, ca, issuer, &schedule, now_unix())?;
         let epoch = store.revocation_epoch()?;
         Ok(OcspService {
-            data: data.to_path_buf(),
             issuer,
             hashes: IssuerKeyHashes::new(ca.subject_der(), ca.public_key_bits()),
             schedule,
@@ -386,7 +383,8 @@ impl OcspService {
     }
 
     /// Answers a parsed request: looks each serial up in the store, signs, and caches what may
-    /// be cached. Blocking (store read, signature): run it off async threads.
+    /// be cached. Blocking (store read, signature): run it off async threads, after
+    /// [`OcspService::cached`] found nothing.
     pub fn answer(
         &self,
         store: &Store,
@@ -399,12 +397,6 @@ impl OcspService {
                 ResponseStatus::Unauthorized,
                 ocsp::error_response(ResponseStatus::Unauthorized).into(),
             ));
-        }
-        if let Some(response) = self.cached(request, now) {
-            return Ok(OcspAnswer::Signed {
-                response,
-                cacheable: true,
-            });
         }
         let generation = self.generation.load(Ordering::Acquire);
         let active = self.current();
@@ -532,19 +524,11 @@ impl OcspService {
         self.invalidate_all();
         Ok(true)
     }
-
-    /// The data directory it serves.
-    pub fn data(&self) -> &Path {
-        &self.data
-    }
 }
 
 fn etag_of(der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::batch::hex(&digest.as_ref()[..16])
 }
 
 /// A new delegated responder: a fresh key, a certificate from `ca` valid for four response
@@ -563,7 +547,7 @@ fn new_responder(
     let not_after = now
         .saturating_add(schedule.validity_secs().saturating_mul(4))
         .min(ca.not_after_unix());
-    let serial = crate::batch::draw_serial(20).map_err(|_| ServiceError::Clock)?;
+    let serial = crate::batch::draw_serial(20)?;
     let certificate_der =
         ca.issue_ocsp_responder(key.spki_der(), &serial, not_before, not_after)?;
     store.record_ocsp_responder(issuer, &serial, not_before, not_after, &certificate_der)?;
@@ -720,14 +704,8 @@ mod tests {
     fn answers_are_cached_until_a_revocation_and_the_store_is_the_truth() {
         let mut s = setup();
         let batch = issue(&mut s, 3);
-        let service = OcspService::start(
-            s.dir.path(),
-            &s.store,
-            &s.ca,
-            s.issuer,
-            CrlSchedule::default(),
-        )
-        .expect("service");
+        let service =
+            OcspService::start(&s.store, &s.ca, s.issuer, CrlSchedule::default()).expect("service");
         let good = request(&s, &[serial(0)], None);
         assert!(service.cached(&good, now_unix()).is_none());
         let first = service.answer(&s.store, &good).expect("answer");
@@ -777,14 +755,8 @@ mod tests {
     fn unknown_pending_voided_and_foreign_serials() {
         let mut s = setup();
         let batch = issue(&mut s, 1);
-        let service = OcspService::start(
-            s.dir.path(),
-            &s.store,
-            &s.ca,
-            s.issuer,
-            CrlSchedule::default(),
-        )
-        .expect("service");
+        let service =
+            OcspService::start(&s.store, &s.ca, s.issuer, CrlSchedule::default()).expect("service");
         // Reserved for a batch still issuing: unknown, and nobody may cache it.
         let pending = request(&s, &[serial(1)], None);
         let answer = service.answer(&s.store, &pending).expect("answer");
@@ -826,14 +798,8 @@ mod tests {
     fn an_answer_read_before_an_invalidation_is_not_cached() {
         let mut s = setup();
         issue(&mut s, 1);
-        let service = OcspService::start(
-            s.dir.path(),
-            &s.store,
-            &s.ca,
-            s.issuer,
-            CrlSchedule::default(),
-        )
-        .expect("service");
+        let service =
+            OcspService::start(&s.store, &s.ca, s.issuer, CrlSchedule::default()).expect("service");
         let good = request(&s, &[serial(0)], None);
         let OcspAnswer::Signed { response, .. } = service.answer(&s.store, &good).expect("answer")
         else {
@@ -852,8 +818,7 @@ mod tests {
             validity: Duration::from_secs(3_600),
             frequency: Duration::from_secs(600),
         };
-        let service =
-            OcspService::start(s.dir.path(), &s.store, &s.ca, s.issuer, schedule).expect("service");
+        let service = OcspService::start(&s.store, &s.ca, s.issuer, schedule).expect("service");
         let first = service.responder_certificate();
         assert!(!service.rotate_if_due(&s.store, &s.ca).expect("not due"));
         // Four lifetimes of validity, rotated when two remain: make it due.

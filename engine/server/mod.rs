@@ -122,7 +122,7 @@ pub struct AppState {
     /// Pre-generated device keys, shared by every batch.
     keypairs: Option<Arc<KeypairQueue>>,
     /// CRLs and the OCSP responder of the CA.
-    revocation: Option<revocation_api::Revocation>,
+    revocation: revocation_api::Revocation,
 }
 
 type Shared = Arc<AppState>;
@@ -307,7 +307,7 @@ async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
         metrics: metrics::Metrics::default(),
         running: batches::Running::default(),
         keypairs,
-        revocation: Some(revocation),
+        revocation,
     });
     // The first CRL (or the one on disk) is published before the first request.
     let first = state.clone();
@@ -407,7 +407,7 @@ fn start_revocation(
     let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
     let schedule =
         crate::revocation::service::CrlSchedule::from_profiles(profiles.iter().map(|p| &p.profile));
-    let ocsp = crate::revocation::service::OcspService::start(data, &store, ca, issuer, schedule)?;
+    let ocsp = crate::revocation::service::OcspService::start(&store, ca, issuer, schedule)?;
     let mut crl_names: Vec<String> = Vec::new();
     for served in profiles {
         for url in served.profile.crl_urls() {
@@ -466,13 +466,11 @@ async fn revocation_worker(state: Shared) {
 /// rotates the responder certificate when due. Errors are logged; the next round retries.
 fn revocation_round(state: &AppState) {
     use crate::revocation::service;
-    let Some(revocation) = &state.revocation else {
-        return;
-    };
-    let result = (|| -> Result<(), service::ServiceError> {
-        let store = Store::open(&state.data)?;
-        revocation.ocsp.sync_with_store(&store)?;
-        if revocation.ocsp.rotate_if_due(&store, &state.ca)? {
+    let revocation = &state.revocation;
+    // A round runs on a blocking thread: it uses that thread's store connection, as OCSP does.
+    let result = revocation_api::with_reader(&state.data, |store| {
+        revocation.ocsp.sync_with_store(store)?;
+        if revocation.ocsp.rotate_if_due(store, &state.ca)? {
             println!("revocation: OCSP responder certificate rotated");
         }
         let path = service::crl_path(&state.data, revocation.issuer);
@@ -481,7 +479,7 @@ fn revocation_round(state: &AppState) {
         if revocation.schedule.crl_due(&crl_state, &path, now) {
             let issued = service::issue_crl(
                 &state.data,
-                &store,
+                store,
                 &state.ca,
                 revocation.issuer,
                 &revocation.schedule,
@@ -491,7 +489,7 @@ fn revocation_round(state: &AppState) {
                 path: issued.path,
                 this_update: issued.this_update,
                 next_update: issued.next_update,
-                etag: hex(&issued.sha256),
+                etag: crate::batch::hex(&issued.sha256),
             });
         } else if revocation.crl.read().is_ok_and(|crl| crl.is_none()) {
             // A restart: serve the CRL on disk, which the store says is current.
@@ -503,18 +501,16 @@ fn revocation_round(state: &AppState) {
                 path,
                 this_update: crl_state.this_update.unwrap_or(now),
                 next_update: crl_state.next_update.unwrap_or(now),
-                etag: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref()),
+                etag: crate::batch::hex(
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
+                ),
             });
         }
         Ok(())
-    })();
+    });
     if let Err(e) = result {
         eprintln!("revocation: {e}");
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Enforces the body limits for every extractor: 413 up front for a declared Content-Length

@@ -94,9 +94,7 @@ fn actor(caller: &crate::auth::Principal) -> String {
 /// the worker's next round.
 fn revoked(state: &Shared, changes: &[RevokedCertificate]) {
     if changes.iter().any(|c| c.outcome.changed()) {
-        if let Some(revocation) = &state.revocation {
-            revocation.ocsp.invalidate_all();
-        }
+        state.revocation.ocsp.invalidate_all();
     }
 }
 
@@ -230,9 +228,7 @@ pub async fn revoke_batch(
                 .ok_or_else(|| ApiError::not_found(format!("no batch {id}")))
         })
         .await?;
-    if let Some(revocation) = &state.revocation {
-        revocation.ocsp.invalidate_all();
-    }
+    state.revocation.ocsp.invalidate_all();
     Ok(Json(batch.api_json()))
 }
 
@@ -242,9 +238,7 @@ pub async fn crl(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Some(revocation) = &state.revocation else {
-        return Err(ApiError::not_found("no CRL is published"));
-    };
+    let revocation = &state.revocation;
     if !revocation.crl_names.contains(&name) {
         return Err(ApiError::not_found(format!("no CRL {name}")));
     }
@@ -332,9 +326,6 @@ pub async fn ocsp_post(State(state): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn answer(state: &Shared, der: Bytes, get: bool) -> Response {
-    let Some(revocation) = &state.revocation else {
-        return status_response(ResponseStatus::Unauthorized);
-    };
     if der.len() > MAX_OCSP_REQUEST {
         return status_response(ResponseStatus::MalformedRequest);
     }
@@ -343,15 +334,14 @@ async fn answer(state: &Shared, der: Bytes, get: bool) -> Response {
     };
     let now = now_unix();
     // The warm path: a lookup, no store, no signature, no thread hop.
-    if let Some(cached) = revocation.ocsp.cached(&request, now) {
+    if let Some(cached) = state.revocation.ocsp.cached(&request, now) {
         return signed_response(&cached, get, now);
     }
     let state = state.clone();
     let answered = tokio::task::spawn_blocking(move || {
-        let Some(revocation) = &state.revocation else {
-            return Err(service::ServiceError::Clock);
-        };
-        with_reader(&state, |store| revocation.ocsp.answer(store, &request))
+        with_reader(&state.data, |store| {
+            state.revocation.ocsp.answer(store, &request)
+        })
     })
     .await;
     match answered {
@@ -404,20 +394,17 @@ thread_local! {
     static READER: std::cell::RefCell<Option<(PathBuf, Store)>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `f` with this thread's reader connection to the server's store.
-fn with_reader<T>(
-    state: &Shared,
+/// Runs `f` with this thread's connection to the store in `data`, opened on first use.
+pub(super) fn with_reader<T>(
+    data: &std::path::Path,
     f: impl FnOnce(&Store) -> Result<T, service::ServiceError>,
 ) -> Result<T, service::ServiceError> {
     READER.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(path, _)| *path != state.data) {
-            *slot = Some((state.data.clone(), Store::open(&state.data)?));
-        }
-        match slot.as_ref() {
-            Some((_, store)) => f(store),
-            // Filled just above.
-            None => Err(service::ServiceError::Clock),
-        }
+        let store = match &mut *slot {
+            Some((path, store)) if path == data => store,
+            other => &mut other.insert((data.to_path_buf(), Store::open(data)?)).1,
+        };
+        f(store)
     })
 }
