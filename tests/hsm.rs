@@ -92,7 +92,69 @@ fn openssl_ok(args: &[&str]) -> String {
     text
 }
 
-/// Inits a CA in the token, issues two devices of `profile` and checks them and a CRL with
+/// Issues one device of `profile` with the CA in `data` (key in the token), and checks its
+/// certificate with `openssl verify` against that CA's chain; returns the certificate.
+fn issue_one(
+    f: &Fixture,
+    conf: &Path,
+    data: &Path,
+    profile: &str,
+    mac: &str,
+    tag: &str,
+) -> PathBuf {
+    let csv = f.write(&format!("{tag}.csv"), &format!("macAddress\n{mac}\n"));
+    let password = f.write("pw.txt", "hsm-batch-1\n");
+    let zip = f.path(&format!("{tag}.zip"));
+    ok(
+        certmill_in(
+            f,
+            conf,
+            data,
+            &[
+                "issue",
+                "--profile",
+                profile,
+                "--csv",
+                csv.to_str().unwrap(),
+                "--param",
+                "deviceClass=Aircraft",
+                "--password-file",
+                password.to_str().unwrap(),
+                "--out",
+                zip.to_str().unwrap(),
+            ],
+        ),
+        "issue with the token's key",
+    );
+    let dir = f.path(&format!("{tag}-unzipped"));
+    unzip(&zip, &dir);
+    let leaf = f.path(&format!("{tag}-leaf.pem"));
+    openssl_ok(&[
+        "pkcs12",
+        "-in",
+        dir.join(format!("{}.p12", mac.replace(':', "-")))
+            .to_str()
+            .unwrap(),
+        "-passin",
+        "pass:hsm-batch-1",
+        "-clcerts",
+        "-nokeys",
+        "-out",
+        leaf.to_str().unwrap(),
+    ]);
+    let chain = data.join("ca/chain.pem");
+    let verified = openssl_ok(&[
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        chain.to_str().unwrap(),
+        leaf.to_str().unwrap(),
+    ]);
+    assert!(verified.contains(": OK"), "{verified}");
+    leaf
+}
+
+/// Inits a CA in the token, issues a device of `profile` and checks them and a CRL with
 /// openssl; returns the first device's certificate.
 fn issue_and_verify(f: &Fixture, conf: &Path, algorithm: &str, profile: &str) -> PathBuf {
     let out = ok(
@@ -121,56 +183,8 @@ fn issue_and_verify(f: &Fixture, conf: &Path, algorithm: &str, profile: &str) ->
         !ca.join("issuing.key").exists() && !ca.join("root.key").exists(),
         "no key files"
     );
-    // The key is in the token: softhsm2-util lists it and it cannot be read out.
-    let csv = f.write(
-        "devices.csv",
-        "macAddress\n00:1A:2B:3C:9A:01\n00:1A:2B:3C:9A:02\n",
-    );
-    let password = f.write("pw.txt", "hsm-batch-1\n");
-    let zip = f.path("hsm.zip");
-    ok(
-        certmill(
-            f,
-            conf,
-            &[
-                "issue",
-                "--profile",
-                profile,
-                "--csv",
-                csv.to_str().unwrap(),
-                "--param",
-                "deviceClass=Aircraft",
-                "--password-file",
-                password.to_str().unwrap(),
-                "--out",
-                zip.to_str().unwrap(),
-            ],
-        ),
-        "issue with the token's key",
-    );
-    let dir = f.path("unzipped");
-    unzip(&zip, &dir);
-    let leaf = f.path("leaf.pem");
-    openssl_ok(&[
-        "pkcs12",
-        "-in",
-        dir.join("00-1A-2B-3C-9A-01.p12").to_str().unwrap(),
-        "-passin",
-        "pass:hsm-batch-1",
-        "-clcerts",
-        "-nokeys",
-        "-out",
-        leaf.to_str().unwrap(),
-    ]);
+    let leaf = issue_one(f, conf, &f.data(), profile, "00:1A:2B:3C:9A:01", "hsm");
     let chain = ca.join("chain.pem");
-    let verified = openssl_ok(&[
-        "verify",
-        "-x509_strict",
-        "-CAfile",
-        chain.to_str().unwrap(),
-        leaf.to_str().unwrap(),
-    ]);
-    assert!(verified.contains(": OK"), "{verified}");
     ok(
         certmill(f, conf, &["crl", "issue"]),
         "crl issue with the token's key",
@@ -260,30 +274,7 @@ fn an_ecc_ca_in_softhsm_issues_batches_crls_and_ocsp_answers() {
     // its batches verify against the same chain; the root's key does not match the issuing
     // certificate and is refused by name.
     let other = f.path("imported");
-    let mismatch = certmill_in(
-        &f,
-        &conf,
-        &other,
-        &[
-            "ca",
-            "import",
-            "--cert",
-            chain.to_str().unwrap(),
-            "--pkcs11-module",
-            MODULE,
-            "--token",
-            "certmill-ca",
-            "--key-label",
-            "issuing-1-root",
-        ],
-    );
-    assert!(!mismatch.status.success());
-    let stderr = String::from_utf8_lossy(&mismatch.stderr);
-    assert!(
-        stderr.contains("pkcs11:token=certmill-ca;object=issuing-1-root"),
-        "{stderr}"
-    );
-    ok(
+    let import = |label: &str| {
         certmill_in(
             &f,
             &conf,
@@ -298,57 +289,27 @@ fn an_ecc_ca_in_softhsm_issues_batches_crls_and_ocsp_answers() {
                 "--token",
                 "certmill-ca",
                 "--key-label",
-                "issuing-1",
+                label,
             ],
-        ),
-        "ca import of the token key",
+        )
+    };
+    let mismatch = import("issuing-1-root");
+    assert!(!mismatch.status.success());
+    let stderr = String::from_utf8_lossy(&mismatch.stderr);
+    assert!(
+        stderr.contains("pkcs11:token=certmill-ca;object=issuing-1-root"),
+        "{stderr}"
     );
+    ok(import("issuing-1"), "ca import of the token key");
     assert!(!other.join("ca/issuing.key").exists() && other.join("ca/pkcs11.json").exists());
-    let csv = f.write("more.csv", "macAddress\n00:1A:2B:3C:9B:01\n");
-    let zip = f.path("imported.zip");
-    let password = f.path("pw.txt");
-    ok(
-        certmill_in(
-            &f,
-            &conf,
-            &other,
-            &[
-                "issue",
-                "--profile",
-                "ecc-device",
-                "--csv",
-                csv.to_str().unwrap(),
-                "--param",
-                "deviceClass=Aircraft",
-                "--password-file",
-                password.to_str().unwrap(),
-                "--out",
-                zip.to_str().unwrap(),
-            ],
-        ),
-        "issue with the imported token key",
+    issue_one(
+        &f,
+        &conf,
+        &other,
+        "ecc-device",
+        "00:1A:2B:3C:9B:01",
+        "imported",
     );
-    let dir = f.path("imported-unzipped");
-    unzip(&zip, &dir);
-    let leaf = f.path("imported-leaf.pem");
-    openssl_ok(&[
-        "pkcs12",
-        "-in",
-        dir.join("00-1A-2B-3C-9B-01.p12").to_str().unwrap(),
-        "-passin",
-        "pass:hsm-batch-1",
-        "-clcerts",
-        "-nokeys",
-        "-out",
-        leaf.to_str().unwrap(),
-    ]);
-    openssl_ok(&[
-        "verify",
-        "-x509_strict",
-        "-CAfile",
-        chain.to_str().unwrap(),
-        leaf.to_str().unwrap(),
-    ]);
 }
 
 #[test]

@@ -244,6 +244,16 @@ fn verify_with_crl(server: &Server, dir: &Path, crl: &Path, cert: &Path) -> (boo
     (out.status.success(), text(&out))
 }
 
+/// `POST /api/v1/certificates/revoke` with `body`.
+fn revoke_devices(server: &Server, token: &str, body: Value) -> Resp {
+    server.json("POST", "/api/v1/certificates/revoke", token, body)
+}
+
+/// `POST /api/v1/certificates/1/revoke` (profile 1, ecc-device) with `body`.
+fn revoke_serial(server: &Server, token: &str, body: Value) -> Resp {
+    server.json("POST", "/api/v1/certificates/1/revoke", token, body)
+}
+
 #[test]
 fn revoke_crl_and_ocsp_over_http() {
     let f = fixture!();
@@ -338,46 +348,32 @@ fn revoke_crl_and_ocsp_over_http() {
     );
 
     // Refused requests change nothing.
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            &token,
-            json!({"reasonCode": 7, "deviceIds": [device0]}),
-        )
-        .expect_error(400, "reason 7");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            &token,
-            json!({"reasonCode": 11, "deviceIds": [device0]}),
-        )
-        .expect_error(400, "reason 11");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            &token,
-            json!({"reasonCode": 1, "deviceIds": []}),
-        )
+    revoke_devices(
+        &server,
+        &token,
+        json!({"reasonCode": 7, "deviceIds": [device0]}),
+    )
+    .expect_error(400, "reason 7");
+    revoke_devices(
+        &server,
+        &token,
+        json!({"reasonCode": 11, "deviceIds": [device0]}),
+    )
+    .expect_error(400, "reason 11");
+    revoke_devices(&server, &token, json!({"reasonCode": 1, "deviceIds": []}))
         .expect_error(400, "no devices");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            &token,
-            json!({"reasonCode": 1, "deviceIds": [device0, "0190b6a4-0000-7000-8000-000000000000"]}),
-        )
-        .expect_error(404, "an unknown device revokes nothing");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &token,
-            json!({"reasonCode": 1, "serialNumber": "0123456789ABCDEF"}),
-        )
-        .expect_error(404, "unknown serial");
+    revoke_devices(
+        &server,
+        &token,
+        json!({"reasonCode": 1, "deviceIds": [device0, "0190b6a4-0000-7000-8000-000000000000"]}),
+    )
+    .expect_error(404, "an unknown device revokes nothing");
+    revoke_serial(
+        &server,
+        &token,
+        json!({"reasonCode": 1, "serialNumber": "0123456789ABCDEF"}),
+    )
+    .expect_error(404, "unknown serial");
     assert_eq!(find(&server, &token, macs[0]).2, "ISSUED");
 
     // Another organization's user cannot revoke (404, as for what does not exist).
@@ -395,51 +391,41 @@ fn revoke_crl_and_ocsp_over_http() {
         password_file.to_str().unwrap(),
     ]);
     let (bob, _) = server.login("bob", BOB_PASSWORD);
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &bob,
-            json!({"reasonCode": 1, "serialNumber": serial0}),
-        )
-        .expect_error(404, "another org's serial");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            &bob,
-            json!({"reasonCode": 1, "deviceIds": [device0]}),
-        )
-        .expect_error(404, "another org's device");
+    revoke_serial(
+        &server,
+        &bob,
+        json!({"reasonCode": 1, "serialNumber": serial0}),
+    )
+    .expect_error(404, "another org's serial");
+    revoke_devices(
+        &server,
+        &bob,
+        json!({"reasonCode": 1, "deviceIds": [device0]}),
+    )
+    .expect_error(404, "another org's device");
 
     // Revoke: device 0 by device id (keyCompromise), device 1 by serial (superseded).
-    let r = server
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            &token,
-            json!({"reasonCode": 1, "deviceIds": [device0]}),
-        )
-        .expect(200, "revoke by device");
+    let r = revoke_devices(
+        &server,
+        &token,
+        json!({"reasonCode": 1, "deviceIds": [device0]}),
+    )
+    .expect(200, "revoke by device");
     assert!(r.body.is_empty(), "seed 001 answers 200 without a body");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &token,
-            json!({"reasonCode": 4, "serialNumber": serial1}),
-        )
-        .expect(200, "revoke by serial");
+    revoke_serial(
+        &server,
+        &token,
+        json!({"reasonCode": 4, "serialNumber": serial1}),
+    )
+    .expect(200, "revoke by serial");
     assert_eq!(find(&server, &token, macs[0]).2, "REVOKED");
     // Idempotent: again with another reason keeps the first.
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &token,
-            json!({"reasonCode": 3, "serialNumber": serial1}),
-        )
-        .expect(200, "revoke again");
+    revoke_serial(
+        &server,
+        &token,
+        json!({"reasonCode": 3, "serialNumber": serial1}),
+    )
+    .expect(200, "revoke again");
 
     // OCSP says revoked at once, by POST and by GET (the cached "good" is gone).
     let post = ocsp_post(&server, &certs[0]);
@@ -496,35 +482,29 @@ fn revoke_crl_and_ocsp_over_http() {
 
     // A hold is released with removeFromCRL (8): OCSP says good again; 8 on a certificate
     // that is not on hold is refused.
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &token,
-            json!({"reasonCode": 8, "serialNumber": serial2}),
-        )
-        .expect_error(409, "removeFromCRL without a hold");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &token,
-            json!({"reasonCode": 6, "serialNumber": serial2}),
-        )
-        .expect(200, "hold");
+    revoke_serial(
+        &server,
+        &token,
+        json!({"reasonCode": 8, "serialNumber": serial2}),
+    )
+    .expect_error(409, "removeFromCRL without a hold");
+    revoke_serial(
+        &server,
+        &token,
+        json!({"reasonCode": 6, "serialNumber": serial2}),
+    )
+    .expect(200, "hold");
     let held = ocsp_post(&server, &certs[2]);
     assert!(
         held.contains(": revoked") && held.contains("certificateHold"),
         "{held}"
     );
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &token,
-            json!({"reasonCode": 8, "serialNumber": serial2}),
-        )
-        .expect(200, "release");
+    revoke_serial(
+        &server,
+        &token,
+        json!({"reasonCode": 8, "serialNumber": serial2}),
+    )
+    .expect(200, "release");
     let released = ocsp_post(&server, &certs[2]);
     assert!(released.contains(": good"), "{released}");
     assert_eq!(find(&server, &token, macs[2]).2, "ISSUED");
@@ -706,14 +686,12 @@ fn a_downloaded_batch_is_revoked_whole_and_a_revocation_survives_kill_9() {
     server.wait_ready(&token, batch_id(&single));
     let cert = leaf(&server, &dir, "00:1A:2B:3C:7F:00");
     let (_, serial, _) = find(&server, &token, "00:1A:2B:3C:7F:00");
-    server
-        .json(
-            "POST",
-            "/api/v1/certificates/1/revoke",
-            &token,
-            json!({"reasonCode": 1, "serialNumber": serial}),
-        )
-        .expect(200, "revoke");
+    revoke_serial(
+        &server,
+        &token,
+        json!({"reasonCode": 1, "serialNumber": serial}),
+    )
+    .expect(200, "revoke");
     // Dropping the server SIGKILLs it (std's Child::kill): no graceful shutdown.
     drop(server);
     let server = Server::start(&f, &[]);
@@ -729,7 +707,6 @@ fn a_downloaded_batch_is_revoked_whole_and_a_revocation_survives_kill_9() {
 #[test]
 fn the_cli_revokes_and_issues_and_shows_the_crl() {
     let f = fixture!();
-    let dir = f.dir.path();
     let csv = f.write(
         "devices.csv",
         "macAddress\n00:1A:2B:3C:8A:01\n00:1A:2B:3C:8A:02\n",
@@ -799,5 +776,4 @@ fn the_cli_revokes_and_issues_and_shows_the_crl() {
     );
     let second = f.certmill_ok(&["crl", "issue"]);
     assert!(second.contains("CRL number 2"), "numbers go up: {second}");
-    let _ = dir;
 }

@@ -230,13 +230,16 @@ impl Target {
 }
 
 /// Writes one decided change inside the caller's transaction and returns its report; the audit
-/// entry is appended by the caller (so a batch can append many at once).
+/// entry is appended by the caller (so a batch can append many at once). `set_status` updates
+/// the certificate's status row; a batch revoke leaves that to its Revoked transition, which
+/// sets the whole batch's in one statement.
 fn apply(
     tx: &Transaction<'_>,
     target: &Target,
     requested: RevocationReason,
     actor: &str,
     now: i64,
+    set_status: bool,
 ) -> Result<RevokedCertificate, StoreError> {
     const ACTION: &str = "recording a revocation";
     let change = decide(target.current.map(|(r, _)| r), requested, &target.serial)?;
@@ -289,7 +292,7 @@ fn apply(
             RevokeOutcome::AlreadyRevoked,
         ),
     };
-    if outcome.changed() {
+    if set_status && outcome.changed() {
         // A released certificate is back to what its batch's download made it.
         run(
             "UPDATE certificates SET status = CASE WHEN ?2 THEN ?3 ELSE
@@ -388,7 +391,7 @@ impl Store {
                     what: format!("device {}", uuid::Uuid::from_bytes(*device).hyphenated()),
                 })?;
             let target = Target::parse(raw)?;
-            let change = apply(&tx, &target, reason, actor, now)?;
+            let change = apply(&tx, &target, reason, actor, now, true)?;
             if change.outcome.changed() {
                 chain.append(
                     &tx,
@@ -543,21 +546,18 @@ impl Store {
             };
             last_row = last;
             let mut changes = Vec::with_capacity(raws.len());
-            let mut targets = Vec::with_capacity(raws.len());
             for (raw, _) in raws {
                 let target = Target::parse(raw)?;
-                let change = apply(&tx, &target, reason, actor, now)?;
+                let change = apply(&tx, &target, reason, actor, now, false)?;
                 if change.outcome.changed() {
-                    changes.push((audit_message(&change, reason), target.batch_id));
-                    targets.push(target);
+                    changes.push((audit_message(&change, reason), target));
                 }
             }
             changed += changes.len() as u64;
             let entries: Vec<NewAuditEntry<'_>> = changes
                 .iter()
-                .zip(&targets)
-                .map(|((message, batch), target)| NewAuditEntry {
-                    batch: *batch,
+                .map(|(message, target)| NewAuditEntry {
+                    batch: target.batch_id,
                     device_id: Some(&target.device_id),
                     time: now,
                     actor,
@@ -883,46 +883,28 @@ mod tests {
     #[test]
     fn a_revoked_certificate_keeps_its_first_reason_except_for_hold_and_key_compromise() {
         let serial = [1u8];
-        assert_eq!(decide(None, Superseded, &serial).unwrap(), Change::Insert);
-        assert_eq!(
-            decide(Some(Superseded), Superseded, &serial).unwrap(),
-            Change::Keep
-        );
-        assert_eq!(
-            decide(Some(Superseded), AffiliationChanged, &serial).unwrap(),
-            Change::Keep
-        );
-        assert_eq!(
-            decide(Some(Superseded), KeyCompromise, &serial).unwrap(),
-            Change::SetReason
-        );
-        assert_eq!(
-            decide(Some(KeyCompromise), KeyCompromise, &serial).unwrap(),
-            Change::Keep
-        );
-        assert_eq!(
-            decide(Some(KeyCompromise), Superseded, &serial).unwrap(),
-            Change::Keep
-        );
-        assert_eq!(
-            decide(Some(CertificateHold), Superseded, &serial).unwrap(),
-            Change::SetReason
-        );
-        assert_eq!(
-            decide(Some(CertificateHold), CertificateHold, &serial).unwrap(),
-            Change::Keep
-        );
-        assert_eq!(
-            decide(Some(CertificateHold), RemoveFromCrl, &serial).unwrap(),
-            Change::Release
-        );
-        assert!(matches!(
-            decide(Some(Superseded), RemoveFromCrl, &serial),
-            Err(StoreError::NotOnHold { .. })
-        ));
-        assert!(matches!(
-            decide(None, RemoveFromCrl, &serial),
-            Err(StoreError::NotOnHold { .. })
-        ));
+        for (current, requested, expected) in [
+            (None, Superseded, Change::Insert),
+            (Some(Superseded), Superseded, Change::Keep),
+            (Some(Superseded), AffiliationChanged, Change::Keep),
+            (Some(Superseded), KeyCompromise, Change::SetReason),
+            (Some(KeyCompromise), KeyCompromise, Change::Keep),
+            (Some(KeyCompromise), Superseded, Change::Keep),
+            (Some(CertificateHold), Superseded, Change::SetReason),
+            (Some(CertificateHold), CertificateHold, Change::Keep),
+            (Some(CertificateHold), RemoveFromCrl, Change::Release),
+        ] {
+            assert_eq!(
+                decide(current, requested, &serial).unwrap(),
+                expected,
+                "{current:?} then {requested:?}"
+            );
+        }
+        for current in [Some(Superseded), None] {
+            assert!(matches!(
+                decide(current, RemoveFromCrl, &serial),
+                Err(StoreError::NotOnHold { .. })
+            ));
+        }
     }
 }
