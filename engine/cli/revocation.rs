@@ -106,7 +106,12 @@ pub(super) fn revoke(data: &Path, args: RevokeArgs) -> Result<()> {
                 }
             }
             (None, Some(device)) => device.trim().to_owned(),
-            (None, None) => unreachable_target()?,
+            // clap's group makes one target present; this answers if that ever changes.
+            (None, None) => {
+                return Err(anyhow!(InvalidInput(
+                    "give one of --serial, --device or --batch".to_owned()
+                )))
+            }
         };
         let uuid = uuid::Uuid::parse_str(&device).map_err(|_| {
             anyhow!(InvalidInput(format!(
@@ -124,13 +129,6 @@ pub(super) fn revoke(data: &Path, args: RevokeArgs) -> Result<()> {
         "(a running `certmill serve` publishes the new CRL within seconds; otherwise run `certmill crl issue`)"
     );
     Ok(())
-}
-
-/// clap's group makes exactly one target present; this is the error if that ever breaks.
-fn unreachable_target() -> Result<String> {
-    Err(anyhow!(InvalidInput(
-        "give one of --serial, --device or --batch".to_owned()
-    )))
 }
 
 /// The CA and its issuer id in the store.
