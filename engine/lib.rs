@@ -21,6 +21,7 @@ pub mod pkcs12;
 pub mod profile;
 pub mod revocation;
 pub mod server;
+pub mod signers;
 pub mod store;
 pub mod template;
 

@@ -25,7 +25,8 @@ const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 /// PBKDF2-SHA256. The key is decrypted once per process, so the ~0.1 s this costs is paid once.
 const PBKDF2_ITERATIONS: u32 = 600_000;
 
-/// A CA key passphrase (redacted Debug, zeroized).
+/// A CA key passphrase (redacted Debug, zeroized; clones are zeroized too).
+#[derive(Clone)]
 pub struct CaPassphrase(Zeroizing<String>);
 
 impl CaPassphrase {

@@ -16,6 +16,7 @@
 mod key;
 mod pkcs11;
 mod responder;
+mod signer;
 #[cfg(test)]
 mod tests;
 mod x509;
@@ -36,6 +37,7 @@ use time::{Duration, OffsetDateTime};
 pub use key::CaPassphrase;
 use key::CaSigningKey;
 pub use pkcs11::{Pkcs11Config, Pkcs11Pin, PKCS11_FILE};
+pub use signer::{RootCa, SignerOptions};
 use x509::ParsedCertificate;
 
 use crate::keys::{KeyAlgorithm, KeyError, SignatureAlgorithm};
@@ -270,6 +272,19 @@ pub enum CaError {
         /// The issuer's public key algorithm OID.
         key: ObjectIdentifier,
     },
+    /// A name cannot be re-encoded exactly (rcgen does not carry its string types or
+    /// multi-valued RDNs), so a certificate under it would not chain; nothing was written.
+    #[error("{}: its subject name cannot be reproduced exactly; use a certificate made by the root itself (`certmill ca install`)", .path.display())]
+    NameNotReproducible {
+        /// The certificate whose name it is.
+        path: PathBuf,
+    },
+    /// A renewal certificate has another subject than the certificate it replaces.
+    #[error("{}: its subject differs from the signer's; a renewal keeps the subject (create a new signer instead)", .path.display())]
+    SubjectChanged {
+        /// The certificate offered.
+        path: PathBuf,
+    },
     /// The passphrase does not decrypt the key file.
     #[error("{}: wrong passphrase", .0.display())]
     WrongPassphrase(PathBuf),
@@ -310,28 +325,35 @@ impl Default for CaInitOptions {
     }
 }
 
-/// The files of a CA in a data directory.
+/// The files of a CA (or of one signer) in its directory.
 struct CaPaths {
     dir: PathBuf,
     root_crt: PathBuf,
     root_key: PathBuf,
     issuing_crt: PathBuf,
     issuing_key: PathBuf,
+    issuing_csr: PathBuf,
     chain_pem: PathBuf,
     pkcs11: PathBuf,
 }
 
 impl CaPaths {
+    /// The CA of a data directory: `<data_dir>/ca/`.
     fn new(data_dir: &Path) -> Self {
-        let dir = data_dir.join("ca");
+        Self::at(&data_dir.join("ca"))
+    }
+
+    /// The files in `dir`.
+    fn at(dir: &Path) -> Self {
         CaPaths {
             root_crt: dir.join("root.crt"),
             root_key: dir.join("root.key"),
             issuing_crt: dir.join("issuing.crt"),
             issuing_key: dir.join("issuing.key"),
+            issuing_csr: dir.join("issuing.csr"),
             chain_pem: dir.join("chain.pem"),
             pkcs11: dir.join(PKCS11_FILE),
-            dir,
+            dir: dir.to_path_buf(),
         }
     }
 
@@ -344,6 +366,7 @@ impl CaPaths {
             &self.issuing_key,
             &self.chain_pem,
             &self.pkcs11,
+            &self.issuing_csr,
         ] {
             // `symlink_metadata` so that a dangling symlink also counts as present.
             if fs::symlink_metadata(path).is_ok() {
@@ -493,6 +516,16 @@ fn ca_params(
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, organization);
     name.push(DnType::CommonName, common_name);
+    ca_params_named(name, key, not_before, not_after)
+}
+
+/// CA certificate parameters for `name`: a random serial, the validity, and the SKI of `key`.
+fn ca_params_named(
+    name: DistinguishedName,
+    key: &CaSigningKey,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, CaError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = name;
     params.serial_number = Some(random_serial()?);
@@ -526,6 +559,25 @@ impl rcgen::SigningKey for CaSigningKey {
         // Same pairing as `rcgen::PublicKeyData::algorithm` above.
         CaSigningKey::sign(self, self.algorithm().default_signature_algorithm(), msg)
             .map_err(|_| rcgen::Error::RemoteKeyError)
+    }
+}
+
+/// The issuing key in `paths`: the token key `pkcs11.json` names (PIN from the environment),
+/// else `issuing.key`.
+fn load_key(
+    paths: &CaPaths,
+    token: Option<&Pkcs11Config>,
+    passphrase: Option<&CaPassphrase>,
+) -> Result<CaSigningKey, CaError> {
+    match token {
+        Some(config) => Ok(CaSigningKey::from_pkcs11(pkcs11::Pkcs11Key::open(
+            config,
+            &Pkcs11Pin::from_env()?,
+        )?)),
+        None => {
+            let key_text = zeroize::Zeroizing::new(read_text(&paths.issuing_key)?);
+            CaSigningKey::from_pem(&key_text, &paths.issuing_key, passphrase)
+        }
     }
 }
 
@@ -566,6 +618,12 @@ impl IssuingCa {
     /// overwrite an existing CA ([`CaError::AlreadyExists`]); on failure it removes what it
     /// wrote.
     pub fn init(data_dir: &Path, options: &CaInitOptions) -> Result<IssuingCa, CaError> {
+        Self::init_in(&data_dir.join("ca"), options)
+    }
+
+    /// As [`IssuingCa::init`], in `dir` instead of `<data_dir>/ca/` (a named issuer's
+    /// directory).
+    pub fn init_in(dir: &Path, options: &CaInitOptions) -> Result<IssuingCa, CaError> {
         if !(1..=100).contains(&options.root_years) {
             return Err(CaError::InvalidOption {
                 option: "root_years",
@@ -584,7 +642,7 @@ impl IssuingCa {
                 reason: "must not be empty",
             });
         }
-        let paths = CaPaths::new(data_dir);
+        let paths = CaPaths::at(dir);
         paths.ensure_absent()?;
 
         let prefix = if options.common_name_prefix.trim().is_empty() {
@@ -712,8 +770,25 @@ impl IssuingCa {
         chain_pem: Option<&Path>,
         passphrase: Option<&CaPassphrase>,
     ) -> Result<IssuingCa, CaError> {
+        Self::import_into(
+            &data_dir.join("ca"),
+            cert_pem,
+            key_pem,
+            chain_pem,
+            passphrase,
+        )
+    }
+
+    /// As [`IssuingCa::import`], into `dir` instead of `<data_dir>/ca/`.
+    pub fn import_into(
+        dir: &Path,
+        cert_pem: &Path,
+        key_pem: &Path,
+        chain_pem: Option<&Path>,
+        passphrase: Option<&CaPassphrase>,
+    ) -> Result<IssuingCa, CaError> {
         Self::import_key(
-            data_dir,
+            dir,
             cert_pem,
             ImportKey::Pem(key_pem),
             chain_pem,
@@ -731,8 +806,19 @@ impl IssuingCa {
         pin: &Pkcs11Pin,
         chain_pem: Option<&Path>,
     ) -> Result<IssuingCa, CaError> {
+        Self::import_pkcs11_into(&data_dir.join("ca"), cert_pem, config, pin, chain_pem)
+    }
+
+    /// As [`IssuingCa::import_pkcs11`], into `dir` instead of `<data_dir>/ca/`.
+    pub fn import_pkcs11_into(
+        dir: &Path,
+        cert_pem: &Path,
+        config: Pkcs11Config,
+        pin: &Pkcs11Pin,
+        chain_pem: Option<&Path>,
+    ) -> Result<IssuingCa, CaError> {
         Self::import_key(
-            data_dir,
+            dir,
             cert_pem,
             ImportKey::Pkcs11(config, pin),
             chain_pem,
@@ -741,13 +827,13 @@ impl IssuingCa {
     }
 
     fn import_key(
-        data_dir: &Path,
+        dir: &Path,
         cert_pem: &Path,
         key_source: ImportKey<'_>,
         chain_pem: Option<&Path>,
         passphrase: Option<&CaPassphrase>,
     ) -> Result<IssuingCa, CaError> {
-        let paths = CaPaths::new(data_dir);
+        let paths = CaPaths::at(dir);
         paths.ensure_absent()?;
 
         let mut certificates = x509::pem_certificates(&read_text(cert_pem)?, cert_pem)?;
@@ -850,7 +936,12 @@ impl IssuingCa {
     /// A CA whose key is in a PKCS#11 token (`<data_dir>/ca/pkcs11.json`) logs in with the PIN
     /// from `CERTMILL_PKCS11_PIN_FILE` (a file) or `CERTMILL_PKCS11_PIN`.
     pub fn load(data_dir: &Path, passphrase: Option<&CaPassphrase>) -> Result<IssuingCa, CaError> {
-        let paths = CaPaths::new(data_dir);
+        Self::load_from(&data_dir.join("ca"), passphrase)
+    }
+
+    /// As [`IssuingCa::load`], from `dir` instead of `<data_dir>/ca/` (a signer's directory).
+    pub fn load_from(dir: &Path, passphrase: Option<&CaPassphrase>) -> Result<IssuingCa, CaError> {
+        let paths = CaPaths::at(dir);
         let token = pkcs11::read_config(&paths.pkcs11)?;
         let needed: &[&PathBuf] = if token.is_some() {
             &[&paths.issuing_crt]
@@ -877,15 +968,7 @@ impl IssuingCa {
         };
         issuing.check_is_ca(&paths.issuing_crt)?;
 
-        let key = match &token {
-            Some(config) => {
-                CaSigningKey::from_pkcs11(pkcs11::Pkcs11Key::open(config, &Pkcs11Pin::from_env()?)?)
-            }
-            None => {
-                let key_text = zeroize::Zeroizing::new(read_text(&paths.issuing_key)?);
-                CaSigningKey::from_pem(&key_text, &paths.issuing_key, passphrase)?
-            }
-        };
+        let key = load_key(&paths, token.as_ref(), passphrase)?;
         if key.public_key_bits() != issuing.public_key_bits() {
             return Err(CaError::KeyMismatch {
                 certificate: paths.issuing_crt.clone(),

@@ -107,6 +107,7 @@ pub(crate) struct ParsedCertificate {
     der: Vec<u8>,
     certificate: Certificate,
     tbs: Range<usize>,
+    issuer: Range<usize>,
     subject: Range<usize>,
 }
 
@@ -140,12 +141,18 @@ impl ParsedCertificate {
             position += tlv_extent(&der[position..]).map_err(certificate_error)?.1;
         }
         // serialNumber, signature, issuer, validity.
-        for _ in 0..4 {
-            position += tlv_extent(&der[position..]).map_err(certificate_error)?.1;
+        let mut issuer = 0..0;
+        for field in 0..4 {
+            let len = tlv_extent(&der[position..]).map_err(certificate_error)?.1;
+            if field == 2 {
+                issuer = position..position + len;
+            }
+            position += len;
         }
         let subject_len = tlv_extent(&der[position..]).map_err(certificate_error)?.1;
         Ok(ParsedCertificate {
             tbs: tbs_start..tbs_start + tbs_len,
+            issuer,
             subject: position..position + subject_len,
             der,
             certificate,
@@ -165,6 +172,11 @@ impl ParsedCertificate {
     /// TBSCertificate exactly as signed.
     pub(crate) fn tbs_der(&self) -> &[u8] {
         &self.der[self.tbs.clone()]
+    }
+
+    /// The issuer Name exactly as encoded.
+    pub(crate) fn issuer_der(&self) -> &[u8] {
+        &self.der[self.issuer.clone()]
     }
 
     /// The subject Name exactly as encoded.

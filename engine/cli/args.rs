@@ -173,8 +173,12 @@ pub struct PreviewArgs {
 /// `certmill ca ...`.
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
-    /// Create a root CA and an issuing CA in the data directory.
+    /// Create an issuer: a root CA and its first signer (issuing CA), in the data directory.
     Init {
+        /// Issuer name (profiles name it in `Issuer.name`); `default` serves profiles that
+        /// name none.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        name: String,
         /// Key algorithm: EC:P-256, EC:P-384, RSA:2048, RSA:3072, RSA:4096.
         #[arg(long, default_value = "EC:P-256")]
         algorithm: String,
@@ -193,8 +197,12 @@ pub enum CaCommand {
         #[arg(long, requires = "pkcs11_module")]
         key_label: Option<String>,
     },
-    /// Use an existing issuing CA (certificate and PKCS#8 key, PEM).
+    /// Create an issuer from an existing issuing CA (certificate and key); its root is
+    /// external, so a rotation makes a CSR for it.
     Import {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        name: String,
         /// Issuing CA certificate (PEM).
         #[arg(long)]
         cert: PathBuf,
@@ -220,8 +228,94 @@ pub enum CaCommand {
         #[arg(long)]
         chain: Option<PathBuf>,
     },
-    /// Describe the issuing CA.
-    Show,
+    /// Describe an issuer's current signer.
+    Show {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+    },
+    /// List every issuer's signers: id, state, generation, key, validity, name.
+    List {
+        /// Only this issuer's.
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+    /// Rotate an issuer: a new key and certificate become its ACTIVE signer, the previous one
+    /// RETIRED (it keeps signing CRLs and OCSP for what it issued). With an external root the
+    /// new signer waits (PENDING) with a CSR for `ca install`.
+    Rotate {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// The new signer's name (its commonName); by default the previous one's, numbered on.
+        #[arg(long)]
+        name: Option<String>,
+        /// Key algorithm of the new signer; by default the previous one's.
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// Validity in years (default 10; never beyond the root).
+        #[arg(long)]
+        years: Option<u32>,
+        /// Write the CSR (external root) to this file as well.
+        #[arg(long)]
+        csr_out: Option<PathBuf>,
+    },
+    /// Renew a signer: the same key in a new certificate (or a CSR for an external root).
+    Renew {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// Signer id, or `current`.
+        #[arg(long, default_value = "current")]
+        signer: String,
+        /// Validity in years from now (default 10; never beyond the root).
+        #[arg(long)]
+        years: Option<u32>,
+        /// Write the CSR (external root) to this file as well.
+        #[arg(long)]
+        csr_out: Option<PathBuf>,
+    },
+    /// Install the certificate an external root made from a signer's CSR (PEM, then its
+    /// chain): a PENDING signer becomes ACTIVE, an ACTIVE or RETIRED one is renewed.
+    Install {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// Signer id, or `current`.
+        #[arg(long)]
+        signer: String,
+        /// The certificate (PEM; further certificates are its chain).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Revoke a signer: it signs nothing more (no batches, CRLs or OCSP answers).
+    Revoke {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// Signer id, or `current`.
+        #[arg(long)]
+        signer: String,
+    },
+    /// Delete a signer that is not ACTIVE once nothing it issued is still valid; its key
+    /// files are removed.
+    Delete {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// Signer id.
+        #[arg(long)]
+        signer: String,
+    },
+    /// Print a signer's audit log.
+    Events {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// Signer id, or `current`.
+        #[arg(long, default_value = "current")]
+        signer: String,
+    },
 }
 
 /// `certmill profile ...`.
@@ -286,8 +380,14 @@ pub struct RevokeTarget {
 /// `certmill crl ...`.
 #[derive(Debug, Subcommand)]
 pub enum CrlCommand {
-    /// Show the CA's CRL state and its latest revocations.
+    /// Show a signer's CRL state and its latest revocations.
     Show {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// Signer id, or `current`.
+        #[arg(long, default_value = "current")]
+        signer: String,
         /// Also write the current CRL (DER) to this file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -295,8 +395,16 @@ pub enum CrlCommand {
         #[arg(long, default_value_t = 20)]
         limit: u64,
     },
-    /// Issue a CRL now (a running `certmill serve` does this on schedule and after revocations).
-    Issue,
+    /// Issue a signer's CRL now (a running `certmill serve` does this on schedule and after
+    /// revocations).
+    Issue {
+        /// Issuer name.
+        #[arg(long, default_value = crate::signers::DEFAULT_ISSUER)]
+        issuer: String,
+        /// Signer id, or `current`.
+        #[arg(long, default_value = "current")]
+        signer: String,
+    },
 }
 
 /// `certmill ocsp ...`.
@@ -307,6 +415,9 @@ pub enum OcspCommand {
         /// Serial number in hex (colons and case ignored).
         #[arg(long)]
         serial: String,
+        /// Only this issuer's signers (by default every signer is asked).
+        #[arg(long)]
+        issuer: Option<String>,
     },
 }
 

@@ -105,9 +105,12 @@ pub(super) fn authorities(
         } => {
             let profile = Profile::load(&profile, compile)
                 .map_err(|e| anyhow!(InvalidInput(e.to_string())))?;
-            let ca = crate::ca::IssuingCa::load(data, super::ca_passphrase()?.as_ref())
-                .with_context(|| "an authority names its issuing CA: create or import one first (certmill ca init|import)")?;
-            let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
+            let signers =
+                crate::signers::Signers::load(data, &store, super::ca_passphrase()?.as_ref())?;
+            let issuer = signers
+                .require_current(profile.issuer_name())
+                .with_context(|| "an authority names its profile's issuer: create or import one first (certmill ca init|import --name)")?
+                .issuer();
             // "created if new": an existing organization of that name is reused, so users
             // added with `--org NAME` and the authority share it.
             let org = match store.organization_by_name(&organization)? {

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+mod ca;
 mod identity;
 mod lifecycle;
 mod revocation;
@@ -38,15 +39,16 @@ fn housekeeping(data: &Path) -> Result<()> {
 }
 
 use crate::batch::{self, BatchError, BatchInput, BatchOptions, ProgressStyle};
-use crate::ca::{CaInitOptions, CaPassphrase, IssuingCa};
+use crate::ca::{CaInitOptions, CaPassphrase};
 use crate::csr::{CsrBundle, CsrLimits};
 use crate::generator::{GeneratorKind, Sequence};
 use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
 use crate::pkcs12::{Pkcs12Encryption, Pkcs12Options, Pkcs12Password};
 use crate::profile::{CompileOptions, Profile, ProfileError};
+use crate::signers::{LoadedSigner, Signers};
 use crate::store::Store;
 use anyhow::{anyhow, bail, Context, Result};
-use args::{AuditCommand, CaCommand, CertsCommand, Cli, Command, ProfileCommand};
+use args::{AuditCommand, CertsCommand, Cli, Command, ProfileCommand};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -76,7 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&all)?);
             Ok(())
         }
-        Command::Ca(c) => ca(&cli.data, c),
+        Command::Ca(c) => ca::ca(&cli.data, c),
         Command::Profile(ProfileCommand::Check { file, json }) => {
             profile_check(&file, &compile, json)
         }
@@ -111,13 +113,21 @@ fn ca_passphrase() -> Result<Option<CaPassphrase>> {
     }
 }
 
-/// Loads the issuing CA, creating a development CA whose key fits `profile` when the data
-/// directory has none.
-fn load_or_create_ca(data: &Path, profile: &Profile) -> Result<IssuingCa> {
+/// The current signer of the issuer `profile` names. When that issuer has no signer at all, a
+/// development issuer whose key fits the profile is created first (a note says so).
+fn signer_for(data: &Path, profile: &Profile) -> Result<LoadedSigner> {
     let passphrase = ca_passphrase()?;
-    if IssuingCa::exists(data) {
-        return IssuingCa::load(data, passphrase.as_ref())
-            .with_context(|| format!("loading the CA in {}", data.display()));
+    let store = Store::open(data)?;
+    let loaded = Signers::load(data, &store, passphrase.as_ref())
+        .with_context(|| format!("loading the signers in {}", data.display()))?;
+    let issuer = profile.issuer_name();
+    if let Some(current) = loaded.current(issuer) {
+        return Ok(current.clone());
+    }
+    if !store.signers(Some(issuer))?.is_empty() {
+        bail!(crate::signers::SignerError::NoCurrentSigner(
+            issuer.to_owned()
+        ));
     }
     let algorithm = match profile.signature_algorithm() {
         SignatureAlgorithm::EcdsaWithSha256 => KeyAlgorithm::EcP256,
@@ -130,14 +140,17 @@ fn load_or_create_ca(data: &Path, profile: &Profile) -> Result<IssuingCa> {
         passphrase,
         ..CaInitOptions::default()
     };
-    let ca = IssuingCa::init(data, &options)
-        .with_context(|| format!("creating a CA in {}", data.display()))?;
+    let (row, ca) = crate::signers::init_issuer(data, &store, issuer, &options, "cli")
+        .with_context(|| format!("creating issuer {issuer} in {}", data.display()))?;
     eprintln!(
-        "note: {} had no CA; created a DEVELOPMENT CA ({}). Use `certmill ca import` for a production issuing CA.",
+        "note: {} had no issuer {issuer}; created a DEVELOPMENT CA ({}). Use `certmill ca import --name {issuer}` for a production issuing CA.",
         data.display(),
         ca.describe()
     );
-    Ok(ca)
+    Ok(LoadedSigner {
+        row,
+        ca: std::sync::Arc::new(ca),
+    })
 }
 
 fn load_profile(name_or_path: &str, compile: &CompileOptions) -> Result<Profile> {
@@ -281,7 +294,8 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
             &mut parameters,
         )?)
     };
-    let ca = load_or_create_ca(data, &profile)?;
+    let signer = signer_for(data, &profile)?;
+    let ca = signer.ca.as_ref();
     let pkcs12 = Pkcs12Options {
         encryption: if a.legacy_pkcs12 {
             Pkcs12Encryption::LegacyTripleDesSha1
@@ -305,7 +319,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         progress: progress_style(),
         authority: Some(match a.authority {
             Some(id) => crate::store::AuthorityId(id),
-            None => default_authority(data, &ca, &profile)?,
+            None => default_authority(data, &profile)?,
         }),
         user: None,
         on_created: None,
@@ -360,7 +374,8 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         bail!(InvalidInput("--devices must be at least 1".into()));
     }
     let profile = load_profile("ecc-device", compile)?;
-    let ca = load_or_create_ca(data, &profile)?;
+    let signer = signer_for(data, &profile)?;
+    let ca = signer.ca.as_ref();
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let dir = data.join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -423,7 +438,7 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         batch_name: format!("demo-{stamp}"),
         threads,
         progress: progress_style(),
-        authority: Some(default_authority(data, &ca, &profile)?),
+        authority: Some(default_authority(data, &profile)?),
         user: None,
         on_created: None,
         keypairs: None,
@@ -436,7 +451,7 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
             .map_err(|e| anyhow!("{e}"))?;
     let checked = check_one_pkcs12(&out, &check_password)?;
 
-    let chain = data.join("ca").join("chain.pem");
+    let chain = data.join(&signer.row.key_dir).join("chain.pem");
     println!(
         "issued {} devices in {:.2} s: {:.0} devices/s",
         report.devices,
@@ -455,11 +470,7 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
 /// The default organization's authority for `profile`, created with
 /// `CERTMILL_DEFAULT_BALANCE` units (default 1,000,000) if it has none: CLI batches without
 /// `--authority` draw on the same balance as the HTTP API's default organization.
-fn default_authority(
-    data: &Path,
-    ca: &IssuingCa,
-    profile: &Profile,
-) -> Result<crate::store::AuthorityId> {
+fn default_authority(data: &Path, profile: &Profile) -> Result<crate::store::AuthorityId> {
     let balance = match std::env::var("CERTMILL_DEFAULT_BALANCE") {
         Ok(v) => v
             .parse::<u64>()
@@ -468,10 +479,11 @@ fn default_authority(
     };
     let store = crate::store::Store::open(data)?;
     let organization = store.default_organization()?;
+    let signers = Signers::load(data, &store, ca_passphrase()?.as_ref())?;
     crate::server::ensure_default_authorities(
         &store,
         organization,
-        ca,
+        &signers,
         std::iter::once(profile),
         balance,
     )?;
@@ -501,7 +513,8 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
         .map(crate::keys::parse_pool_config)
         .transpose()
         .map_err(|e| InvalidInput(format!("--keypair-queue / CERTMILL_KEYPAIR_QUEUE: {e}")))?;
-    let ca = load_or_create_ca(data, &first)?;
+    // A fresh data directory gets its development CA before the server starts.
+    signer_for(data, &first)?;
     let retention_days: u64 = std::env::var("CERTMILL_ZIP_RETENTION_DAYS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -521,7 +534,7 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
             zip_retention: std::time::Duration::from_secs(retention_days.saturating_mul(86_400)),
             keypair_queue,
         },
-        ca,
+        ca_passphrase()?,
     )
 }
 
@@ -558,80 +571,6 @@ fn check_one_pkcs12(zip_path: &Path, password: &Pkcs12Password) -> Result<String
         "{name} opens with the password: MAC valid, key matches its certificate, {} certificate(s)",
         opened.certificates.len()
     ))
-}
-
-fn ca(data: &Path, command: CaCommand) -> Result<()> {
-    match command {
-        CaCommand::Init {
-            algorithm,
-            organization,
-            pkcs11_module,
-            token,
-            key_label,
-        } => {
-            let algorithm = KeyAlgorithm::from_syntax(&algorithm)
-                .ok_or_else(|| InvalidInput(format!("--algorithm {algorithm:?}: expected EC:P-256, EC:P-384, RSA:2048, RSA:3072 or RSA:4096")))?;
-            let pkcs11 = match (pkcs11_module, token, key_label) {
-                (Some(module), Some(token), Some(key_label)) => Some((
-                    crate::ca::Pkcs11Config {
-                        module,
-                        token,
-                        key_label,
-                    },
-                    crate::ca::Pkcs11Pin::from_env()?,
-                )),
-                _ => None,
-            };
-            let options = CaInitOptions {
-                algorithm,
-                organization,
-                passphrase: ca_passphrase()?,
-                pkcs11,
-                ..CaInitOptions::default()
-            };
-            let ca = IssuingCa::init(data, &options)?;
-            println!("created {}", ca.describe());
-            println!("chain: {}", data.join("ca").join("chain.pem").display());
-        }
-        CaCommand::Import {
-            cert,
-            key,
-            pkcs11_module,
-            token,
-            key_label,
-            chain,
-        } => {
-            let ca = match (key, pkcs11_module, token, key_label) {
-                (Some(key), _, _, _) => IssuingCa::import(
-                    data,
-                    &cert,
-                    &key,
-                    chain.as_deref(),
-                    ca_passphrase()?.as_ref(),
-                )?,
-                (None, Some(module), Some(token), Some(key_label)) => IssuingCa::import_pkcs11(
-                    data,
-                    &cert,
-                    crate::ca::Pkcs11Config {
-                        module,
-                        token,
-                        key_label,
-                    },
-                    &crate::ca::Pkcs11Pin::from_env()?,
-                    chain.as_deref(),
-                )?,
-                _ => bail!(InvalidInput(
-                    "give --key, or --pkcs11-module with --token and --key-label".to_owned()
-                )),
-            };
-            println!("imported {}", ca.describe());
-        }
-        CaCommand::Show => {
-            let ca = IssuingCa::load(data, ca_passphrase()?.as_ref())?;
-            println!("{}", ca.describe());
-        }
-    }
-    Ok(())
 }
 
 fn profile_check(file: &str, compile: &CompileOptions, json: bool) -> Result<()> {

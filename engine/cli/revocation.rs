@@ -2,14 +2,11 @@
 //! and the revocation service, render. The rules live in `store` and `revocation`.
 
 use super::args::{CrlCommand, OcspCommand, RevokeArgs};
-use super::{ca_passphrase, InvalidInput};
-use crate::ca::IssuingCa;
+use super::InvalidInput;
 use crate::profile::CompileOptions;
 use crate::revocation::service::{self, CrlSchedule};
 use crate::revocation::RevocationReason;
-use crate::store::{
-    BatchId, IssuerId, RevokeOutcome, RevokedCertificate, SerialStatus, Store, StoreError,
-};
+use crate::store::{BatchId, RevokeOutcome, RevokedCertificate, SerialStatus, Store, StoreError};
 use anyhow::{anyhow, Context, Result};
 use std::path::Path;
 
@@ -131,21 +128,18 @@ pub(super) fn revoke(data: &Path, args: RevokeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The CA and its issuer id in the store.
-fn issuer(data: &Path, store: &Store) -> Result<(IssuingCa, IssuerId)> {
-    let ca = IssuingCa::load(data, ca_passphrase()?.as_ref())
-        .with_context(|| format!("loading the CA in {}", data.display()))?;
-    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
-    Ok((ca, issuer))
-}
-
 /// `certmill crl show|issue`.
 pub(super) fn crl(data: &Path, compile: &CompileOptions, command: CrlCommand) -> Result<()> {
     let store = Store::open(data)?;
-    let (ca, issuer) = issuer(data, &store)?;
+    let (issuer_name, spec) = match &command {
+        CrlCommand::Issue { issuer, signer } | CrlCommand::Show { issuer, signer, .. } => {
+            (issuer.as_str(), signer.as_str())
+        }
+    };
+    let (_, ca, issuer) = super::ca::load_signer(data, &store, issuer_name, spec)?;
     let path = service::crl_path(data, issuer);
     match command {
-        CrlCommand::Issue => {
+        CrlCommand::Issue { .. } => {
             let profiles = crate::server::load_profiles(data, None, compile)?;
             let schedule = CrlSchedule::from_profiles(profiles.iter().map(|p| &p.profile));
             let issued =
@@ -161,7 +155,7 @@ pub(super) fn crl(data: &Path, compile: &CompileOptions, command: CrlCommand) ->
             );
             println!("{}", issued.path.display());
         }
-        CrlCommand::Show { out, limit } => {
+        CrlCommand::Show { out, limit, .. } => {
             let state = store.crl_state(issuer)?;
             println!("issuer:       {}", ca.describe());
             match (state.this_update, state.next_update) {
@@ -209,32 +203,48 @@ pub(super) fn crl(data: &Path, compile: &CompileOptions, command: CrlCommand) ->
     Ok(())
 }
 
-/// `certmill ocsp status --serial S`.
+/// `certmill ocsp status --serial S [--issuer N]`: the answer of the signer that assigned the
+/// serial (every signer with a certificate is asked; a serial no signer assigned is unknown).
 pub(super) fn ocsp(data: &Path, command: OcspCommand) -> Result<()> {
-    let OcspCommand::Status { serial } = command;
+    let OcspCommand::Status { serial, issuer } = command;
     let store = Store::open(data)?;
-    let (_, issuer) = issuer(data, &store)?;
+    crate::signers::adopt_legacy(data, &store, super::ca_passphrase()?.as_ref())?;
     let octets = Store::parse_serial(&serial).map_err(refused)?;
-    match store.serial_status(issuer, &octets)? {
+    let signers = store.signers(issuer.as_deref())?;
+    let mut answer = None;
+    for row in &signers {
+        let Some(id) = row.issuer else { continue };
+        let status = store.serial_status(id, &octets)?;
+        if status != SerialStatus::Unknown {
+            answer = Some((row, status));
+            break;
+        }
+    }
+    let Some((row, status)) = answer else {
+        println!("{serial}: unknown (no signer assigned it)");
+        return Ok(());
+    };
+    let by = format!("signer {} of issuer {}", row.id, row.issuer_name);
+    match status {
         SerialStatus::Good { not_after } => {
-            println!("{serial}: good (valid until {})", date(not_after));
+            println!("{serial}: good (valid until {}; {by})", date(not_after));
         }
         SerialStatus::Revoked {
             revoked_at, reason, ..
         } => println!(
-            "{serial}: revoked at {}, reason {} ({})",
+            "{serial}: revoked at {}, reason {} ({}; {by})",
             date(revoked_at),
             reason.name(),
             reason.code()
         ),
         SerialStatus::Pending => {
-            println!("{serial}: unknown (reserved for a batch still issuing)");
+            println!("{serial}: unknown (reserved for a batch still issuing; {by})");
         }
         SerialStatus::Voided => println!(
             "{serial}: revoked (never issued: reserved by a batch that ended without it; \
-             RFC 6960 extended revoked)"
+             RFC 6960 extended revoked; {by})"
         ),
-        SerialStatus::Unknown => println!("{serial}: unknown (this CA never assigned it)"),
+        SerialStatus::Unknown => println!("{serial}: unknown (no signer assigned it)"),
     }
     Ok(())
 }

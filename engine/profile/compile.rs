@@ -249,6 +249,21 @@ pub(super) fn compile(
             format!("issuer source {other:?} is not supported (IssuerCertificate.Subject)"),
         ),
     }
+    let issuer = match raw.issuer.name.as_deref() {
+        None => crate::signers::DEFAULT_ISSUER.to_owned(),
+        Some(name) => {
+            if crate::signers::check_issuer_name(name).is_err() {
+                c.problem(
+                    "/Issuer/name",
+                    format!(
+                        "issuer name {name:?}: use 1 to 64 characters a-z, 0-9, '.', '_', '-', \
+                         starting with a letter or digit"
+                    ),
+                );
+            }
+            name.to_owned()
+        }
+    };
 
     let mut subject = Vec::new();
     for (i, attribute) in raw.subject.attributes.iter().enumerate() {
@@ -414,6 +429,7 @@ pub(super) fn compile(
     Ok(Profile {
         name,
         id,
+        issuer,
         serial_length,
         signature_algorithm,
         key_algorithm,

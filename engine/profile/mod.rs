@@ -379,6 +379,7 @@ pub struct CrlSpec {
 pub struct Profile {
     pub(crate) name: String,
     pub(crate) id: Option<u64>,
+    pub(crate) issuer: String,
     pub(crate) serial_length: usize,
     pub(crate) signature_algorithm: SignatureAlgorithm,
     pub(crate) key_algorithm: KeyAlgorithm,
@@ -458,6 +459,12 @@ impl Profile {
     /// Display name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The issuer whose current signer signs this profile's certificates (`Issuer.name`,
+    /// [`crate::signers::DEFAULT_ISSUER`] when absent).
+    pub fn issuer_name(&self) -> &str {
+        &self.issuer
     }
 
     /// Numeric id, when the profile declares one.

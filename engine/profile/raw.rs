@@ -67,9 +67,9 @@ pub struct RawProfile {
     /// Where the subject public key comes from and which algorithm it must have.
     #[serde(rename = "SubjectPublicKeyInfo")]
     pub subject_public_key_info: RawField,
-    /// Where the issuer name comes from.
+    /// Where the issuer name comes from, and which issuer signs.
     #[serde(rename = "Issuer")]
-    pub issuer: RawSourceOnly,
+    pub issuer: RawIssuer,
     /// The subject distinguished name.
     #[serde(rename = "Subject")]
     pub subject: RawSubject,
@@ -113,6 +113,17 @@ pub struct RawSerialNumber {
 pub struct RawSignatureAlgorithm {
     /// Algorithm name, e.g. `ecdsa-with-SHA256`.
     pub name: String,
+}
+
+/// `Issuer`: the source of the issuer name, and (certmill addition) the name of the issuer
+/// whose current signer signs (`default` when absent).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Where the value comes from.
+    pub source: OneOrMany,
+    /// The issuer (`certmill ca list`).
+    pub name: Option<String>,
 }
 
 /// An object with only a `source`.

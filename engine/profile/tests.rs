@@ -90,7 +90,7 @@ fn every_shipped_profile_compiles_and_points_at_the_base_url() {
         );
         assert_eq!(
             profile.crl().unwrap().urls,
-            ["http://ca.example.test:9000/crl/issuing-ca.crl"],
+            ["http://ca.example.test:9000/crl/{issuerKeyId}.crl"],
             "{name}"
         );
         assert!(profile.id().is_some(), "{name}");

@@ -313,6 +313,15 @@ impl OcspService {
         })
     }
 
+    /// Whether this responder answers for the request: its first CertID names this issuer
+    /// (a request for several issuers is then refused by [`OcspService::answer`]).
+    pub fn serves(&self, request: &ParsedRequest) -> bool {
+        request
+            .certs
+            .first()
+            .is_some_and(|cert| self.hashes.matches(cert))
+    }
+
     /// The issuer this responder answers for.
     pub fn issuer(&self) -> IssuerId {
         self.issuer

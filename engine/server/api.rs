@@ -1,6 +1,6 @@
 //! The route table: one list builds the router and the OpenAPI 3 document.
 
-use super::{auth_api, batches, catalog, metrics, revocation_api, Shared};
+use super::{auth_api, batches, catalog, metrics, revocation_api, signers_api, Shared};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
@@ -365,6 +365,127 @@ pub const ROUTES: &[Route] = &[
         response = JSON,
         query = &[],
         post(revocation_api::revoke_batch)
+    ),
+    route!(
+        "GET",
+        "/api/v1/issuers",
+        "Certificate Authority",
+        "Issuers (seed 004 tenants) with their current signer and the profiles naming them (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(signers_api::list_issuers)
+    ),
+    route!(
+        "GET",
+        "/api/v1/issuers/{issuer}/signers",
+        "Certificate Authority",
+        "List the issuer's signers, oldest first, paged (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("page", false), ("page_size", false), ("state", false)],
+        get(signers_api::list_signers)
+    ),
+    route!(
+        "POST",
+        "/api/v1/issuers/{issuer}/signers",
+        "Certificate Authority",
+        "Create the issuer's first signer, or rotate: a new ACTIVE signer, the previous RETIRED (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(signers_api::create)
+    ),
+    route!(
+        "GET",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}",
+        "Certificate Authority",
+        "A signer (id or current) with its certificate (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(signers_api::get)
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}",
+        "Certificate Authority",
+        "Delete a signer that is not ACTIVE once nothing it issued is still valid (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        delete(signers_api::delete)
+    ),
+    route!(
+        "GET",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}/chain",
+        "Certificate Authority",
+        "The signer's certificate chain up to the root, PEM (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(signers_api::chain)
+    ),
+    route!(
+        "POST",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}/renew",
+        "Certificate Authority",
+        "Renew: the same key in a new certificate (or a CSR for an external root) (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(signers_api::renew)
+    ),
+    route!(
+        "POST",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}/revoke",
+        "Certificate Authority",
+        "Revoke a signer: it signs nothing more and is no longer served (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        post(signers_api::revoke)
+    ),
+    route!(
+        "GET",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}/csr",
+        "Certificate Authority",
+        "The CSR a signer of an external root waits with, PEM (ADMIN)",
+        auth = true,
+        request = None,
+        response = "application/pkcs10",
+        query = &[],
+        get(signers_api::csr)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}/certificate",
+        "Certificate Authority",
+        "Install the external root's certificate for the signer's CSR, PEM then chain (ADMIN)",
+        auth = true,
+        request = Some(TEXT),
+        response = JSON,
+        query = &[],
+        put(signers_api::install)
+    ),
+    route!(
+        "GET",
+        "/api/v1/issuers/{issuer}/signers/{signerSpec}/events",
+        "Certificate Authority",
+        "The signer's audit log (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(signers_api::events)
     ),
     route!(
         "GET",

@@ -143,6 +143,9 @@ enum Source {
 struct Order {
     authority: AuthorityRow,
     profile: usize,
+    /// The signer the batch is signed with from its first device to its last, even when its
+    /// issuer rotates meanwhile.
+    signer: crate::signers::LoadedSigner,
     batch_name: String,
     parameters: BTreeMap<String, String>,
     password: Option<Pkcs12Password>,
@@ -201,6 +204,7 @@ async fn order(
         .position(|p| p.profile.name() == authority.profile_name)
         .filter(|_| caller.may_use_profile(&authority.profile_name))
         .ok_or_else(|| ApiError::not_found(format!("no authority {}", authority.id.0)))?;
+    let signer = state.signer_for(&state.profiles[profile].profile)?;
     let password_name = state.profiles[profile]
         .profile
         .password_parameter()
@@ -225,6 +229,7 @@ async fn order(
     Ok(Order {
         authority,
         profile,
+        signer,
         batch_name,
         parameters,
         password,
@@ -328,7 +333,7 @@ fn run_batch(
             BatchInput::Csr(&bundle)
         }
     };
-    crate::batch::issue(&state.data, &state.ca, profile, &input, &options)
+    crate::batch::issue(&state.data, &order.signer.ca, profile, &input, &options)
 }
 
 /// The JSON create calls (generator, single): the authority is required, the PKCS#12

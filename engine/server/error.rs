@@ -113,13 +113,16 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::BatchNotFound { .. }
             | StoreError::AuthorityNotFound { .. }
-            | StoreError::CertificateNotFound { .. } => ApiError::not_found(e.to_string()),
+            | StoreError::CertificateNotFound { .. }
+            | StoreError::SignerNotFound { .. } => ApiError::not_found(e.to_string()),
             StoreError::InvalidTransition { .. }
             | StoreError::NotRejectable { .. }
             | StoreError::NotRevocable { .. }
             | StoreError::NotOnHold { .. }
             | StoreError::NotDownloadable { .. }
-            | StoreError::BatchNotPending { .. } => ApiError::conflict(e.to_string()),
+            | StoreError::BatchNotPending { .. }
+            | StoreError::SignerInUse { .. }
+            | StoreError::SignerState { .. } => ApiError::conflict(e.to_string()),
             StoreError::InsufficientBalance { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_balance", e.to_string())
             }
@@ -141,6 +144,33 @@ impl From<BatchError> for ApiError {
             | BatchError::Key { .. }
             | BatchError::Sign { .. } => ApiError::internal(e),
             other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::signers::SignerError> for ApiError {
+    fn from(e: crate::signers::SignerError) -> Self {
+        use crate::ca::CaError;
+        use crate::signers::SignerError;
+        match e {
+            SignerError::Store(store) => store.into(),
+            SignerError::NotFound { .. } | SignerError::NoCurrentSigner(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            SignerError::IssuerExists(_) => ApiError::conflict(e.to_string()),
+            SignerError::InvalidName(_)
+            | SignerError::Ca(
+                CaError::InvalidOption { .. }
+                | CaError::KeyMismatch { .. }
+                | CaError::ChainMismatch { .. }
+                | CaError::NotCa { .. }
+                | CaError::Pem { .. }
+                | CaError::PemMissing { .. }
+                | CaError::Certificate { .. }
+                | CaError::SubjectChanged { .. }
+                | CaError::NameNotReproducible { .. },
+            ) => ApiError::bad_request(e.to_string()),
+            other => ApiError::internal(other),
         }
     }
 }

@@ -16,13 +16,15 @@ mod catalog;
 mod error;
 mod metrics;
 mod revocation_api;
+mod signers_api;
 
 pub use error::ApiError;
 
 use crate::auth::Auth;
-use crate::ca::IssuingCa;
+use crate::ca::CaPassphrase;
 use crate::keys::{KeyAlgorithm, KeypairQueue};
 use crate::profile::{CompileOptions, Profile};
+use crate::signers::{LoadedSigner, Signers};
 use crate::store::{OrganizationId, Store};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
@@ -30,7 +32,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Request body limits (bytes). A request above its limit is answered 413 before its body is
@@ -114,14 +117,21 @@ pub struct ServedProfile {
 pub struct AppState {
     data: PathBuf,
     auth: Auth,
-    ca: IssuingCa,
+    /// The signers of every issuer, replaced whole when one changes.
+    signers: RwLock<Arc<Signers>>,
+    /// The store's signers epoch the loaded signers reflect.
+    signers_epoch: AtomicI64,
+    /// Serializes reloads of the signers.
+    reload: Mutex<()>,
+    /// Decrypts CA key files of signers loaded after the start.
+    passphrase: Option<CaPassphrase>,
     profiles: Vec<ServedProfile>,
     limits: Limits,
     metrics: metrics::Metrics,
     running: batches::Running,
     /// Pre-generated device keys, shared by every batch.
     keypairs: Option<Arc<KeypairQueue>>,
-    /// CRLs and the OCSP responder of the CA.
+    /// CRLs and the OCSP responders of the signers.
     revocation: revocation_api::Revocation,
 }
 
@@ -153,6 +163,51 @@ impl AppState {
             .find(|p| p.id.to_string() == key || p.key == key || p.profile.name() == key)
             .filter(|p| caller.may_use_profile(p.profile.name()))
             .ok_or_else(|| ApiError::not_found(format!("no profile {key}")))
+    }
+
+    /// The signers loaded now.
+    fn signers(&self) -> Arc<Signers> {
+        match self.signers.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The current signer of the issuer `profile` names; 409 when it has none.
+    fn signer_for(&self, profile: &Profile) -> Result<LoadedSigner, ApiError> {
+        self.signers()
+            .current(profile.issuer_name())
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "issuer {} of profile {} has no current signer",
+                    profile.issuer_name(),
+                    profile.name()
+                ))
+            })
+    }
+
+    /// Reloads the signers from the store when its signers epoch moved (or `force`): new
+    /// batches then use the new current signers, OCSP and CRLs serve the new set, and the
+    /// default organization's authorities follow. Blocking.
+    fn reload_signers(&self, store: &Store, force: bool) -> anyhow::Result<bool> {
+        let _guard = match self.reload.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let epoch = store.signers_epoch()?;
+        if !force && epoch == self.signers_epoch.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let signers = Arc::new(Signers::load(&self.data, store, self.passphrase.as_ref())?);
+        self.revocation.sync(store, &signers)?;
+        ensure_authorities_follow(store, &signers, self.profiles.iter().map(|p| &p.profile))?;
+        match self.signers.write() {
+            Ok(mut guard) => *guard = signers,
+            Err(poisoned) => *poisoned.into_inner() = signers,
+        }
+        self.signers_epoch.store(epoch, Ordering::Release);
+        Ok(true)
     }
 
     /// The served profile named `name`.
@@ -220,7 +275,7 @@ pub fn load_profiles(
 /// Returns the generated admin password when one was generated (printed once by the caller).
 pub fn bootstrap(
     data: &Path,
-    ca: &IssuingCa,
+    signers: &Signers,
     profiles: &[ServedProfile],
     default_balance: u64,
 ) -> anyhow::Result<Option<String>> {
@@ -230,48 +285,85 @@ pub fn bootstrap(
     ensure_default_authorities(
         &store,
         organization,
-        ca,
+        signers,
         profiles.iter().map(|p| &p.profile),
         default_balance,
     )?;
     Ok(generated)
 }
 
-/// Gives the default organization an authority for every profile that has none, signed by
-/// `ca`, with `balance` units. Existing authorities keep their balance.
+/// Gives the default organization an authority for every profile that has none, signed by the
+/// current signer of the profile's issuer, with `balance` units (a profile whose issuer has no
+/// signer gets none yet). Existing authorities keep their balance and follow their profile's
+/// current signer.
 pub fn ensure_default_authorities<'a>(
     store: &Store,
     organization: OrganizationId,
-    ca: &IssuingCa,
-    profiles: impl Iterator<Item = &'a Profile>,
+    signers: &Signers,
+    profiles: impl Iterator<Item = &'a Profile> + Clone,
     balance: u64,
 ) -> anyhow::Result<()> {
-    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
     let existing = store.authorities_for(organization)?;
-    for profile in profiles {
+    for profile in profiles.clone() {
+        let Some(signer) = signers.current(profile.issuer_name()) else {
+            continue;
+        };
         if !existing.iter().any(|a| a.profile_name == profile.name()) {
-            store.create_authority(organization, profile.name(), issuer, balance)?;
+            store.create_authority(organization, profile.name(), signer.issuer(), balance)?;
+        }
+    }
+    ensure_authorities_follow(store, signers, profiles)
+}
+
+/// Points every authority of each profile at the current signer of the profile's issuer (a
+/// profile moved to another issuer; a rotation already moves them in its transaction).
+fn ensure_authorities_follow<'a>(
+    store: &Store,
+    signers: &Signers,
+    profiles: impl Iterator<Item = &'a Profile>,
+) -> anyhow::Result<()> {
+    for profile in profiles {
+        if let Some(signer) = signers.current(profile.issuer_name()) {
+            store.repoint_authorities(profile.name(), signer.issuer())?;
         }
     }
     Ok(())
 }
 
 /// Runs the server until SIGINT or SIGTERM; running batches then finish before it returns.
-pub fn serve(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
+///
+/// Serves every ACTIVE and RETIRED signer in the data directory (`passphrase` decrypts their
+/// key files).
+pub fn serve(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("certmill-http")
         .build()?;
-    runtime.block_on(run(config, ca))
+    runtime.block_on(run(config, passphrase))
 }
 
-async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
+async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::Result<()> {
     let profiles = load_profiles(
         &config.data,
         config.profiles_dir.as_deref(),
         &config.compile,
     )?;
-    if let Some(password) = bootstrap(&config.data, &ca, &profiles, config.default_balance)? {
+    let (signers, epoch) = {
+        let store = Store::open(&config.data)?;
+        let signers = Signers::load(&config.data, &store, passphrase.as_ref())?;
+        (signers, store.signers_epoch()?)
+    };
+    for served in &profiles {
+        let issuer = served.profile.issuer_name();
+        if signers.current(issuer).is_none() {
+            println!(
+                "note: profile {:?} names issuer {issuer:?}, which has no current signer; its \
+                 batches are refused until `certmill ca init --name {issuer}` (or import)",
+                served.profile.name()
+            );
+        }
+    }
+    if let Some(password) = bootstrap(&config.data, &signers, &profiles, config.default_balance)? {
         let user = std::env::var("CERTMILL_ADMIN_USER").unwrap_or_else(|_| "admin".into());
         // Printed once, on the first start only; never stored in clear or logged again.
         println!("created user {user:?} with the generated password: {password}");
@@ -297,11 +389,14 @@ async fn run(config: ServeConfig, ca: IssuingCa) -> anyhow::Result<()> {
         );
         Some(queue)
     };
-    let revocation = start_revocation(&config.data, &ca, &profiles)?;
+    let revocation = start_revocation(&config.data, &signers, &profiles)?;
     let state = Arc::new(AppState {
         data: config.data.clone(),
         auth,
-        ca,
+        signers: RwLock::new(Arc::new(signers)),
+        signers_epoch: AtomicI64::new(epoch),
+        reload: Mutex::new(()),
+        passphrase,
         profiles,
         limits: config.limits,
         metrics: metrics::Metrics::default(),
@@ -396,25 +491,32 @@ async fn janitor(data: PathBuf, interval: Duration, retention: Duration) {
 /// server's API reach the CRL within this time (coalesced), and OCSP at once.
 const REVOCATION_TICK: Duration = Duration::from_secs(1);
 
-/// The revocation side of the server: the issuer, its schedule from the served profiles, the
-/// OCSP responder, and the CRL file names the profiles' distribution points name.
+/// The revocation side of the server: the schedule from the served profiles, an OCSP
+/// responder per signer, and the fixed CRL file names the profiles' distribution points name.
 fn start_revocation(
     data: &Path,
-    ca: &IssuingCa,
+    signers: &Signers,
     profiles: &[ServedProfile],
 ) -> anyhow::Result<revocation_api::Revocation> {
     let store = Store::open(data)?;
-    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
     let schedule =
         crate::revocation::service::CrlSchedule::from_profiles(profiles.iter().map(|p| &p.profile));
-    let ocsp = crate::revocation::service::OcspService::start(&store, ca, issuer, schedule)?;
-    let mut crl_names: Vec<String> = Vec::new();
+    let mut crl_names: Vec<(String, String)> = Vec::new();
     for served in profiles {
+        let issuer = served.profile.issuer_name();
         for url in served.profile.crl_urls() {
             match served_path(url).and_then(|path| path.strip_prefix("/crl/").map(str::to_owned)) {
+                // `{issuerKeyId}.crl`: every signer's CRL is served under its key id.
+                Some(name) if name.contains(crate::template::ISSUER_KEY_ID) => {}
                 Some(name) if !name.is_empty() && !name.contains('/') => {
-                    if !crl_names.contains(&name) {
-                        crl_names.push(name);
+                    match crl_names.iter().find(|(n, _)| *n == name) {
+                        None => crl_names.push((name, issuer.to_owned())),
+                        Some((_, other)) if !other.eq_ignore_ascii_case(issuer) => println!(
+                            "note: profile {:?} names the CRL URL {url}, which already serves \
+                             issuer {other:?}; use {{issuerKeyId}} in the URL instead",
+                            served.profile.name()
+                        ),
+                        Some(_) => {}
                     }
                 }
                 _ => println!(
@@ -434,13 +536,13 @@ fn start_revocation(
             }
         }
     }
-    Ok(revocation_api::Revocation {
-        issuer,
+    let revocation = revocation_api::Revocation {
         schedule,
-        ocsp,
-        crl: std::sync::RwLock::new(None),
         crl_names,
-    })
+        signers: RwLock::new(Arc::new(Vec::new())),
+    };
+    revocation.sync(&store, signers)?;
+    Ok(revocation)
 }
 
 /// The path of an `http://host[:port]/path` URL.
@@ -462,54 +564,71 @@ async fn revocation_worker(state: Shared) {
     }
 }
 
-/// One round of the revocation worker: drops stale OCSP answers, issues the CRL when due,
-/// rotates the responder certificate when due. Errors are logged; the next round retries.
+/// One round of the revocation worker: picks up signer changes made elsewhere, then for each
+/// signer drops stale OCSP answers, issues the CRL when due and rotates the responder
+/// certificate when due. Errors are logged; the next round retries.
 fn revocation_round(state: &AppState) {
     use crate::revocation::service;
-    let revocation = &state.revocation;
     // A round runs on a blocking thread: it uses that thread's store connection, as OCSP does.
-    let result = revocation_api::with_reader(&state.data, |store| {
-        revocation.ocsp.sync_with_store(store)?;
-        if revocation.ocsp.rotate_if_due(store, &state.ca)? {
-            println!("revocation: OCSP responder certificate rotated");
+    let changed = revocation_api::with_reader(&state.data, |store| Ok(store.signers_epoch()?))
+        .map(|epoch| epoch != state.signers_epoch.load(Ordering::Acquire));
+    if matches!(changed, Ok(true)) {
+        let reloaded = Store::open(&state.data)
+            .map_err(anyhow::Error::from)
+            .and_then(|store| state.reload_signers(&store, false));
+        match reloaded {
+            Ok(true) => println!("signers: reloaded after a change"),
+            Ok(false) => {}
+            Err(e) => eprintln!("signers: {e:#}"),
         }
-        let path = service::crl_path(&state.data, revocation.issuer);
-        let now = service::now_unix();
-        let crl_state = store.crl_state(revocation.issuer)?;
-        if revocation.schedule.crl_due(&crl_state, &path, now) {
-            let issued = service::issue_crl(
-                &state.data,
-                store,
-                &state.ca,
-                revocation.issuer,
-                &revocation.schedule,
-                now,
-            )?;
-            revocation.publish(revocation_api::PublishedCrl {
-                path: issued.path,
-                this_update: issued.this_update,
-                next_update: issued.next_update,
-                etag: crate::batch::hex(&issued.sha256),
-            });
-        } else if revocation.crl.read().is_ok_and(|crl| crl.is_none()) {
-            // A restart: serve the CRL on disk, which the store says is current.
-            let bytes = std::fs::read(&path).map_err(|source| service::ServiceError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            revocation.publish(revocation_api::PublishedCrl {
-                path,
-                this_update: crl_state.this_update.unwrap_or(now),
-                next_update: crl_state.next_update.unwrap_or(now),
-                etag: crate::batch::hex(
-                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
-                ),
-            });
+    }
+    let signers = state.signers();
+    for revocation in state.revocation.signers().iter() {
+        let Some(signer) = signers.by_issuer(revocation.issuer) else {
+            continue;
+        };
+        let ca = &signer.ca;
+        let result = revocation_api::with_reader(&state.data, |store| {
+            revocation.ocsp.sync_with_store(store)?;
+            if revocation.ocsp.rotate_if_due(store, ca)? {
+                println!(
+                    "revocation: OCSP responder certificate of signer {} rotated",
+                    signer.row.id
+                );
+            }
+            let path = service::crl_path(&state.data, revocation.issuer);
+            let now = service::now_unix();
+            let crl_state = store.crl_state(revocation.issuer)?;
+            let schedule = &state.revocation.schedule;
+            if schedule.crl_due(&crl_state, &path, now) {
+                let issued =
+                    service::issue_crl(&state.data, store, ca, revocation.issuer, schedule, now)?;
+                revocation.publish(revocation_api::PublishedCrl {
+                    path: issued.path,
+                    this_update: issued.this_update,
+                    next_update: issued.next_update,
+                    etag: crate::batch::hex(&issued.sha256),
+                });
+            } else if revocation.crl.read().is_ok_and(|crl| crl.is_none()) {
+                // A restart: serve the CRL on disk, which the store says is current.
+                let bytes = std::fs::read(&path).map_err(|source| service::ServiceError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                revocation.publish(revocation_api::PublishedCrl {
+                    path,
+                    this_update: crl_state.this_update.unwrap_or(now),
+                    next_update: crl_state.next_update.unwrap_or(now),
+                    etag: crate::batch::hex(
+                        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
+                    ),
+                });
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            eprintln!("revocation: signer {}: {e}", signer.row.id);
         }
-        Ok(())
-    });
-    if let Err(e) = result {
-        eprintln!("revocation: {e}");
     }
 }
 

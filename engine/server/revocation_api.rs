@@ -38,23 +38,21 @@ pub struct PublishedCrl {
     pub etag: String,
 }
 
-/// What the server needs to revoke, publish CRLs and answer OCSP for its issuer.
+/// Revocation of one signer: its OCSP responder and the CRL it publishes.
 #[derive(Debug)]
-pub struct Revocation {
-    /// The issuer's store id.
+pub struct SignerRevocation {
+    /// The signer's store registration.
     pub issuer: IssuerId,
-    /// Its CRL and OCSP schedule.
-    pub schedule: CrlSchedule,
+    /// `<key id>.crl`: the file name under `/crl/` that serves this signer's CRL (the
+    /// `{issuerKeyId}` of profile URLs).
+    pub crl_file: String,
     /// The OCSP responder.
     pub ocsp: OcspService,
     /// The CRL being served, once one is issued or found.
     pub crl: RwLock<Option<Arc<PublishedCrl>>>,
-    /// File names under `/crl/` that serve the issuer's CRL: the last path segment of every
-    /// served profile's distribution point URL.
-    pub crl_names: Vec<String>,
 }
 
-impl Revocation {
+impl SignerRevocation {
     /// Publishes the CRL in the file after an issue (or at start).
     pub fn publish(&self, crl: PublishedCrl) {
         let crl = Some(Arc::new(crl));
@@ -69,6 +67,96 @@ impl Revocation {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+}
+
+/// What the server needs to publish CRLs and answer OCSP for every signer it serves (the
+/// ACTIVE and RETIRED signers of every issuer).
+#[derive(Debug)]
+pub struct Revocation {
+    /// The CRL and OCSP schedule (from the served profiles).
+    pub schedule: CrlSchedule,
+    /// Fixed file names under `/crl/` that profiles name, each with the issuer whose current
+    /// signer's CRL it serves.
+    pub crl_names: Vec<(String, String)>,
+    /// One entry per served signer.
+    pub signers: RwLock<Arc<Vec<Arc<SignerRevocation>>>>,
+}
+
+impl Revocation {
+    /// The signers served now.
+    pub fn signers(&self) -> Arc<Vec<Arc<SignerRevocation>>> {
+        match self.signers.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Makes the served set exactly `signers`: an entry is kept for a signer already served
+    /// (its responder and cache live on), started for a new one (a responder certificate is
+    /// issued), dropped for one no longer loaded.
+    pub fn sync(
+        &self,
+        store: &Store,
+        signers: &crate::signers::Signers,
+    ) -> Result<(), service::ServiceError> {
+        let current = self.signers();
+        let mut next = Vec::with_capacity(signers.all().len());
+        for signer in signers.all() {
+            let issuer = signer.issuer();
+            match current.iter().find(|s| s.issuer == issuer) {
+                Some(kept) => next.push(kept.clone()),
+                None => next.push(Arc::new(SignerRevocation {
+                    issuer,
+                    crl_file: format!(
+                        "{}.crl",
+                        crate::batch::hex(signer.ca.subject_key_identifier())
+                    ),
+                    ocsp: OcspService::start(store, &signer.ca, issuer, self.schedule)?,
+                    crl: RwLock::new(None),
+                })),
+            }
+        }
+        let next = Arc::new(next);
+        match self.signers.write() {
+            Ok(mut guard) => *guard = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        Ok(())
+    }
+
+    /// Drops every signer's cached OCSP answers (after a revocation).
+    pub fn invalidate_all(&self) {
+        for signer in self.signers().iter() {
+            signer.ocsp.invalidate_all();
+        }
+    }
+
+    /// The signer whose CertID hashes the request's first CertID carries.
+    fn for_request(&self, request: &ocsp::ParsedRequest) -> Option<Arc<SignerRevocation>> {
+        self.signers()
+            .iter()
+            .find(|s| s.ocsp.serves(request))
+            .cloned()
+    }
+
+    /// The signer whose CRL `/crl/{name}` serves: `<key id>.crl`, or a fixed name a profile
+    /// gives, which serves its issuer's current signer.
+    fn for_crl(
+        &self,
+        name: &str,
+        current: &crate::signers::Signers,
+    ) -> Option<Arc<SignerRevocation>> {
+        let signers = self.signers();
+        if let Some(found) = signers
+            .iter()
+            .find(|s| s.crl_file.eq_ignore_ascii_case(name))
+        {
+            return Some(found.clone());
+        }
+        let (_, issuer_name) = self.crl_names.iter().find(|(n, _)| n == name)?;
+        let issuer = current.current(issuer_name)?.issuer();
+        signers.iter().find(|s| s.issuer == issuer).cloned()
     }
 }
 
@@ -94,7 +182,7 @@ fn actor(caller: &crate::auth::Principal) -> String {
 /// the worker's next round.
 fn revoked(state: &Shared, changes: &[RevokedCertificate]) {
     if changes.iter().any(|c| c.outcome.changed()) {
-        state.revocation.ocsp.invalidate_all();
+        state.revocation.invalidate_all();
     }
 }
 
@@ -228,7 +316,7 @@ pub async fn revoke_batch(
                 .ok_or_else(|| ApiError::not_found(format!("no batch {id}")))
         })
         .await?;
-    state.revocation.ocsp.invalidate_all();
+    state.revocation.invalidate_all();
     Ok(Json(batch.api_json()))
 }
 
@@ -238,10 +326,9 @@ pub async fn crl(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let revocation = &state.revocation;
-    if !revocation.crl_names.contains(&name) {
+    let Some(revocation) = state.revocation.for_crl(&name, &state.signers()) else {
         return Err(ApiError::not_found(format!("no CRL {name}")));
-    }
+    };
     let Some(crl) = revocation.published() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -333,15 +420,17 @@ async fn answer(state: &Shared, der: Bytes, get: bool) -> Response {
         return status_response(ResponseStatus::MalformedRequest);
     };
     let now = now_unix();
+    // RFC 5019 section 2.2.3 / RFC 6960 section 2.3: not a CA this server serves.
+    let Some(signer) = state.revocation.for_request(&request) else {
+        return status_response(ResponseStatus::Unauthorized);
+    };
     // The warm path: a lookup, no store, no signature, no thread hop.
-    if let Some(cached) = state.revocation.ocsp.cached(&request, now) {
+    if let Some(cached) = signer.ocsp.cached(&request, now) {
         return signed_response(&cached, get, now);
     }
-    let state = state.clone();
+    let data = state.data.clone();
     let answered = tokio::task::spawn_blocking(move || {
-        with_reader(&state.data, |store| {
-            state.revocation.ocsp.answer(store, &request)
-        })
+        with_reader(&data, |store| signer.ocsp.answer(store, &request))
     })
     .await;
     match answered {

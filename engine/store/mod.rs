@@ -19,6 +19,7 @@ mod checkpoint;
 mod identity;
 mod revocation;
 mod schema;
+mod signers;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -40,6 +41,7 @@ pub use identity::{
 };
 pub use revocation::{CrlState, RevocationRow, RevokeOutcome, RevokedCertificate, SerialStatus};
 pub use schema::FORMAT_VERSION;
+pub use signers::{NewSigner, SignerCertificate, SignerEvent, SignerRow, SignerState};
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "certmill.db";
@@ -810,6 +812,32 @@ pub enum StoreError {
     IssuerNotFound {
         /// The id given.
         issuer: IssuerId,
+    },
+    /// A signer still has certificates that have not expired; nothing was changed.
+    #[error("signer {signer} issued {valid} certificate(s) still valid (until {until}): it can be retired by rotation or revoked, not deleted")]
+    SignerInUse {
+        /// The signer's id.
+        signer: String,
+        /// Certificates not yet expired.
+        valid: u64,
+        /// The last notAfter among them, unix seconds.
+        until: i64,
+    },
+    /// No signer has this id.
+    #[error("no signer {signer}")]
+    SignerNotFound {
+        /// The id given.
+        signer: String,
+    },
+    /// The signer's state does not allow the operation; nothing was changed.
+    #[error("signer {signer} is {state} and cannot {action}")]
+    SignerState {
+        /// The signer's id.
+        signer: String,
+        /// Its state.
+        state: SignerState,
+        /// What was refused.
+        action: &'static str,
     },
     /// SQLite refused WAL mode (e.g. on a network file system).
     #[error("database {} cannot use WAL mode; journal mode is {mode:?}", path.display())]

@@ -5,10 +5,10 @@
 //! describes every table and the invariants the constraints below enforce.
 
 /// Format version written by this build: the number of migrations.
-pub const FORMAT_VERSION: i64 = 5;
+pub const FORMAT_VERSION: i64 = 6;
 
 /// The migrations, in order; `MIGRATIONS[n - 1]` produces format version `n`.
-pub(super) const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
+pub(super) const MIGRATIONS: [&str; 6] = [V1, V2, V3, V4, V5, V6];
 
 /// Format version 1: issuers, batches, certificates.
 const V1: &str = r"
@@ -247,5 +247,60 @@ WHEN EXISTS (SELECT 1 FROM ocsp_responders r
              WHERE r.issuer_id = NEW.issuer_id AND r.serial = NEW.serial)
 BEGIN
     SELECT RAISE(ABORT, 'serial number used by an OCSP responder certificate');
+END;
+";
+
+/// Format version 6: named issuers and their signers (seed 004), and the signers' audit log.
+///
+/// A signer is one issuing key of a named issuer (seed 004's tenant) with its current
+/// certificate, registered in `issuers` once it has one (`issuer_id`, NULL while it waits for
+/// an external root). A renewal replaces the `issuers` row's certificate in place, so serial
+/// registry, revocations and CRL numbers stay with the key. At most one signer per issuer is
+/// ACTIVE (the partial unique index): rotating retires the previous one in the same
+/// transaction. A DELETED signer keeps its row (its `issuers` row may still be referenced by
+/// expired certificates) but its key files are gone.
+///
+/// `signer_events` is append-only like `audit_log` (triggers refuse UPDATE and DELETE); its
+/// highest id is the signers' epoch, which a server polls to pick up changes made elsewhere.
+const V6: &str = r"
+CREATE TABLE signers (
+    id          TEXT    NOT NULL PRIMARY KEY CHECK (length(id) = 26),
+    issuer_name TEXT    NOT NULL COLLATE NOCASE CHECK (length(issuer_name) BETWEEN 1 AND 64),
+    name        TEXT    NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+    state       TEXT    NOT NULL
+                CHECK (state IN ('PENDING', 'ACTIVE', 'RETIRED', 'REVOKED', 'DELETED')),
+    generation  INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0),
+    issuer_id   INTEGER UNIQUE REFERENCES issuers (id),
+    algorithm   TEXT    NOT NULL,
+    key_dir     TEXT    NOT NULL,
+    root_dir    TEXT,
+    not_after   INTEGER,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    CHECK (state IN ('PENDING', 'DELETED') OR issuer_id IS NOT NULL)
+) STRICT, WITHOUT ROWID;
+
+CREATE UNIQUE INDEX signers_one_active ON signers (issuer_name) WHERE state = 'ACTIVE';
+CREATE INDEX signers_issuer ON signers (issuer_name, created_at);
+
+CREATE TABLE signer_events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    signer_id TEXT    NOT NULL REFERENCES signers (id),
+    time      INTEGER NOT NULL,
+    actor     TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    message   TEXT    NOT NULL
+) STRICT;
+
+CREATE INDEX signer_events_signer ON signer_events (signer_id);
+
+CREATE TRIGGER signer_events_no_update BEFORE UPDATE ON signer_events
+BEGIN
+    SELECT RAISE(ABORT, 'signer_events is append-only');
+END;
+
+CREATE TRIGGER signer_events_no_delete BEFORE DELETE ON signer_events
+BEGIN
+    SELECT RAISE(ABORT, 'signer_events is append-only');
 END;
 ";

@@ -9,6 +9,10 @@
 
 use crate::asn1::{self, push_header, push_tlv, tlv, tlv_len, tlv_parts};
 use crate::ca::IssuingCa;
+
+/// Placeholder in CRL distribution point URLs for the signing CA's key identifier (lower-case
+/// hex of its subjectKeyIdentifier), which `GET /crl/<key id>.crl` serves.
+pub const ISSUER_KEY_ID: &str = "{issuerKeyId}";
 use crate::keys::SignatureAlgorithm;
 use crate::profile::{
     AttributeType, CertBag, DirectoryString, GeneralNameKind, Inputs, Profile, ValueError,
@@ -336,7 +340,14 @@ impl Template {
         }
         if let Some(crl) = &e.crl {
             // One DistributionPoint { distributionPoint [0] { fullName [0] { URIs } } }.
-            let names: Vec<u8> = crl.urls.iter().flat_map(|u| uri(u)).collect();
+            // `{issuerKeyId}` names the signer's own CRL, so a certificate keeps pointing at
+            // the CRL of the key that signed it after its issuer rotates.
+            let key_id = crate::batch::hex(issuer.subject_key_identifier());
+            let names: Vec<u8> = crl
+                .urls
+                .iter()
+                .flat_map(|u| uri(&u.replace(ISSUER_KEY_ID, &key_id)))
+                .collect();
             let full_name = tlv(asn1::context_constructed(0), &names);
             let point_name = tlv(asn1::context_constructed(0), &full_name);
             let point = tlv(asn1::SEQUENCE, &point_name);

@@ -155,8 +155,13 @@ fn ecc_device_certificate_matches_the_profile() {
     else {
         panic!()
     };
+    // `{issuerKeyId}` became the signing CA's key identifier: the signer's own CRL.
+    let own_crl = format!(
+        "http://certmill.test/crl/{}.crl",
+        crate::batch::hex(f.ca.subject_key_identifier())
+    );
     assert!(
-        matches!(&names[0], x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) if u.as_str() == "http://certmill.test/crl/issuing-ca.crl")
+        matches!(&names[0], x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) if u.as_str() == own_crl)
     );
     // SAN: otherName AeroMACS device class = UTF8String "Surface Vehicle", byte for byte.
     let san = extension(&cert, "2.5.29.17").unwrap();
