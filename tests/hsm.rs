@@ -266,7 +266,13 @@ fn an_ecc_ca_in_softhsm_issues_batches_crls_and_ocsp_answers() {
         answer.contains(": good") && answer.contains("Response verify OK"),
         "{answer}"
     );
-    let r = server.call("GET", "/crl/issuing-ca.crl", None, Body::Empty, &[]);
+    let r = server.call(
+        "GET",
+        &crate::util::crl_path_of(&f.data().join("ca").join("issuing.crt")),
+        None,
+        Body::Empty,
+        &[],
+    );
     assert_eq!(r.status, 200);
     drop(server);
 

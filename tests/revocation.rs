@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const CRL_PATH: &str = "/crl/issuing-ca.crl";
+/// The CRL of the data directory's first signer (`{issuerKeyId}` in the shipped profiles).
+fn crl_url(server: &Server) -> String {
+    crate::util::crl_path_of(&server.data.join("ca").join("issuing.crt"))
+}
 
 fn text(out: &std::process::Output) -> String {
     format!(
@@ -134,7 +137,7 @@ fn ocsp_get(server: &Server, dir: &Path, cert: &Path, tag: &str) -> (String, Res
 
 /// Downloads the CRL to `<dir>/<tag>.crl`; checks its HTTP headers.
 fn fetch_crl(server: &Server, dir: &Path, tag: &str) -> (PathBuf, Resp) {
-    let r = server.call("GET", CRL_PATH, None, Body::Empty, &[]);
+    let r = server.call("GET", &crl_url(server), None, Body::Empty, &[]);
     assert_eq!(r.status, 200, "CRL: {}", r.text());
     assert_eq!(r.header("content-type"), Some("application/pkix-crl"));
     assert!(
@@ -288,7 +291,7 @@ fn revoke_crl_and_ocsp_over_http() {
     let etag = first.header("etag").unwrap().to_owned();
     let again = server.call(
         "GET",
-        CRL_PATH,
+        &crl_url(&server),
         None,
         Body::Empty,
         &[&format!("If-None-Match: {etag}")],

@@ -159,3 +159,36 @@ pub fn mac_csv(n: usize, extra_header: &str, extra_value: &str) -> String {
     }
     csv
 }
+
+/// `/crl/<key id>.crl`: where the server serves the CRL of the signer whose certificate is in
+/// `issuing_crt` (PEM), the `{issuerKeyId}` of the shipped profiles' distribution points.
+pub fn crl_path_of(issuing_crt: &Path) -> String {
+    let out = tool(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            issuing_crt.to_str().expect("UTF-8 path"),
+            "-noout",
+            "-ext",
+            "subjectKeyIdentifier",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "openssl x509 -ext subjectKeyIdentifier"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key_id: String = text
+        .lines()
+        .last()
+        .expect("a key identifier line")
+        .trim()
+        .replace(':', "")
+        .to_ascii_lowercase();
+    assert!(
+        key_id.len() >= 8 && key_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "key identifier {key_id:?}"
+    );
+    format!("/crl/{key_id}.crl")
+}
