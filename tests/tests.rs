@@ -15,3 +15,4 @@ mod lifecycle;
 mod pool;
 mod revocation;
 mod server;
+mod signers;

@@ -23,6 +23,8 @@ pub async fn profiles(State(state): State<Shared>, Caller(caller): Caller) -> Js
                 "profileId": p.id,
                 "algorithms": [p.profile.key_algorithm().syntax()],
                 "ca": p.profile.name(),
+                // certmill: the issuer whose current signer signs this profile.
+                "issuer": p.profile.issuer_name(),
             })
         })
         .collect();
