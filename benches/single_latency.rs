@@ -45,6 +45,7 @@ fn main() {
         progress: ProgressStyle::Quiet,
         authority: None,
         user: None,
+        issuer: None,
         on_created: None,
         keypairs: None,
     };

@@ -43,6 +43,7 @@ fn a_batch_issued_from_a_warm_pool_has_matching_keys() {
         progress: ProgressStyle::Quiet,
         authority: None,
         user: None,
+        issuer: None,
         on_created: None,
         keypairs: Some(Arc::clone(&queue)),
     };

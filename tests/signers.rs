@@ -483,6 +483,30 @@ fn two_issuers_side_by_side_rotation_mid_batch_renewal_and_refused_deletes() {
     );
     assert!(verify(&renewed_chain, &first_leaf(&again_dir, &again_names)).0);
 
+    // A rotation by another process (the CLI) while the server runs: the very next batch is
+    // signed by the new signer, without waiting for the server's next look at the store.
+    let rotated_by_cli = server.cli(&["ca", "rotate"]);
+    assert!(
+        rotated_by_cli.contains("now signs with"),
+        "{rotated_by_cli}"
+    );
+    let third = start_batch(
+        &server,
+        &token,
+        ecc_authority,
+        "third",
+        "02:00:00:04:00:00",
+        1,
+    );
+    let (third_dir, third_names) = issued(&server, &token, third, "third");
+    let third_leaf = first_leaf(&third_dir, &third_names);
+    assert!(
+        issuer_of(&third_leaf).contains("Issuing CA 3"),
+        "{}",
+        issuer_of(&third_leaf)
+    );
+    assert!(verify(&third_dir.join("chain.pem"), &third_leaf).0);
+
     // Deletion is refused while certificates are valid, and for the current signer.
     let old_id = old["info"]["id"].as_str().unwrap();
     let refused = server
@@ -553,7 +577,13 @@ fn two_issuers_side_by_side_rotation_mid_batch_renewal_and_refused_deletes() {
     assert_eq!(kinds, ["CREATED", "ACTIVATED", "RETIRED"], "{events}");
     assert_eq!(events[2]["actor"], "user 1");
     let current_events = server
-        .get("/api/v1/issuers/default/signers/current/events", &token)
+        .get(
+            &format!(
+                "/api/v1/issuers/default/signers/{}/events",
+                rotated["id"].as_str().unwrap()
+            ),
+            &token,
+        )
         .expect(200, "events")
         .json();
     assert!(
@@ -570,7 +600,12 @@ fn two_issuers_side_by_side_rotation_mid_batch_renewal_and_refused_deletes() {
         .get("/api/v1/issuers/default/signers?page=1&page_size=5", &token)
         .expect(200, "list")
         .json();
-    assert_eq!(page.as_array().unwrap().len(), 2);
+    assert_eq!(page.as_array().unwrap().len(), 3);
+    let retired_only = server
+        .get("/api/v1/issuers/default/signers?state=RETIRED", &token)
+        .expect(200, "list RETIRED")
+        .json();
+    assert_eq!(retired_only.as_array().unwrap().len(), 2, "{retired_only}");
     server
         .get("/api/v1/issuers/default/signers?page_size=4", &token)
         .expect_error(400, "page_size below 5");

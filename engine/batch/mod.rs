@@ -273,6 +273,10 @@ pub struct BatchOptions {
     pub authority: Option<AuthorityId>,
     /// The user ordering it.
     pub user: Option<i64>,
+    /// The signer's registration in the store (a loaded signer's); `None` registers the CA
+    /// certificate by its fingerprint. Given, it keeps a batch under its signer's serial
+    /// registry even when the signer was renewed after the batch picked it up.
+    pub issuer: Option<IssuerId>,
     /// Told the batch's id as soon as the store has recorded it (after validation, before
     /// issuing): a server answers its client then, while the batch runs on.
     pub on_created: Option<crossbeam_channel::Sender<BatchId>>,
@@ -861,7 +865,10 @@ fn record_batch(
     options: &BatchOptions,
     size: u64,
 ) -> Result<(IssuerId, BatchId), BatchError> {
-    let issuer = store.register_issuer(ca.certificate_der(), &ca.describe())?;
+    let issuer = match options.issuer {
+        Some(issuer) => issuer,
+        None => store.register_issuer(ca.certificate_der(), &ca.describe())?,
+    };
     let mut recorded = options.parameters.clone();
     if let BatchInput::Generator(sequence) = input {
         recorded.extend(sequence.recorded_parameters());

@@ -500,6 +500,7 @@ mod tests {
             progress: ProgressStyle::Quiet,
             authority: None,
             user: None,
+            issuer: None,
             on_created: None,
             keypairs: None,
         }

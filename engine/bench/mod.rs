@@ -454,6 +454,7 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             progress: ProgressStyle::Quiet,
             authority: None,
             user: None,
+            issuer: None,
             on_created: None,
             keypairs: pool.as_ref().map(|(queue, _)| Arc::clone(queue)),
         };

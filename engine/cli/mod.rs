@@ -322,6 +322,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
             None => default_authority(data, &profile)?,
         }),
         user: None,
+        issuer: Some(signer.issuer()),
         on_created: None,
         keypairs: None,
     };
@@ -440,6 +441,7 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         progress: progress_style(),
         authority: Some(default_authority(data, &profile)?),
         user: None,
+        issuer: Some(signer.issuer()),
         on_created: None,
         keypairs: None,
     };

@@ -204,7 +204,27 @@ async fn order(
         .position(|p| p.profile.name() == authority.profile_name)
         .filter(|_| caller.may_use_profile(&authority.profile_name))
         .ok_or_else(|| ApiError::not_found(format!("no authority {}", authority.id.0)))?;
-    let signer = state.signer_for(&state.profiles[profile].profile)?;
+    let mut signer = state.signer_for(&state.profiles[profile].profile)?;
+    if signer.issuer() != authority.issuer {
+        // Another process rotated the issuer (its transaction moved the authority): pick up
+        // the new current signer now instead of at the next worker round.
+        let reloading = state.clone();
+        state
+            .store(move |store| {
+                reloading
+                    .reload_signers(store, false)
+                    .map_err(ApiError::internal)
+            })
+            .await?;
+        signer = state.signer_for(&state.profiles[profile].profile)?;
+        if signer.issuer() != authority.issuer {
+            return Err(ApiError::conflict(format!(
+                "authority {} is bound to another signer than the current one of issuer {}; \
+                 retry in a second",
+                authority.id.0, signer.row.issuer_name
+            )));
+        }
+    }
     let password_name = state.profiles[profile]
         .profile
         .password_parameter()
@@ -316,6 +336,7 @@ fn run_batch(
         progress: ProgressStyle::Quiet,
         authority: Some(order.authority.id),
         user: Some(user),
+        issuer: Some(order.signer.issuer()),
         on_created: Some(created),
         keypairs: state.keypairs.clone(),
     };
