@@ -142,7 +142,8 @@ fn issue_one(
         "-out",
         leaf.to_str().unwrap(),
     ]);
-    let chain = data.join("ca/chain.pem");
+    // The chain the batch carries: its signer's, up to the root.
+    let chain = dir.join("chain.pem");
     let verified = openssl_ok(&[
         "verify",
         "-x509_strict",
@@ -322,5 +323,58 @@ fn an_ecc_ca_in_softhsm_issues_batches_crls_and_ocsp_answers() {
 fn an_rsa_ca_in_softhsm_issues_rsa_devices() {
     let f = fixture!();
     let conf = token(&f, "certmill-ca");
-    issue_and_verify(&f, &conf, "RSA:2048", "rsa-device");
+    let first = issue_and_verify(&f, &conf, "RSA:2048", "rsa-device");
+
+    // Rotating generates the next signer's key in the same token (no key file anywhere) and
+    // certifies it with the root key in the token; renewing certifies the same token key again.
+    let rotated = ok(
+        certmill(&f, &conf, &["ca", "rotate"]),
+        "rotation in the token",
+    );
+    assert!(rotated.contains("now signs with"), "{rotated}");
+    let leaf = issue_one(
+        &f,
+        &conf,
+        &f.data(),
+        "rsa-device",
+        "00:1A:2B:3C:9A:02",
+        "rotated",
+    );
+    let issuer =
+        |cert: &Path| openssl_ok(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-issuer"]);
+    assert!(issuer(&leaf).contains("Issuing CA 2"), "{}", issuer(&leaf));
+    assert!(
+        issuer(&first).contains("Issuing CA 1"),
+        "{}",
+        issuer(&first)
+    );
+    let signers = f.data().join("issuers/default");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(&signers)
+        .expect("the rotated signer's directory")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].join("pkcs11.json").exists() && !dirs[0].join("issuing.key").exists());
+    let label = std::fs::read_to_string(dirs[0].join("pkcs11.json")).unwrap();
+    assert!(label.contains("issuing-1-"), "{label}");
+    let pubkey =
+        |cert: &Path| openssl_ok(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"]);
+    let before = pubkey(&dirs[0].join("issuing.crt"));
+    ok(
+        certmill(&f, &conf, &["ca", "renew", "--years", "2"]),
+        "renewal in the token",
+    );
+    assert_eq!(
+        pubkey(&dirs[0].join("issuing.crt")),
+        before,
+        "a renewal keeps the token key"
+    );
+    issue_one(
+        &f,
+        &conf,
+        &f.data(),
+        "rsa-device",
+        "00:1A:2B:3C:9A:03",
+        "renewed",
+    );
 }

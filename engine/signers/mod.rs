@@ -427,7 +427,7 @@ pub fn rotate(
             }
         })?;
     let id = new_ulid().map_err(CaError::from)?;
-    let key_dir = format!("{}/{}", issuer_dir(issuer), id.to_ascii_lowercase());
+    let key_dir = format!("issuers/{}/{}", template.issuer_name, id.to_ascii_lowercase());
     let dir = data.join(&key_dir);
     let algorithm = options.algorithm.unwrap_or(previous.key_algorithm());
     let pkcs11 = match previous.pkcs11_config() {
