@@ -140,9 +140,11 @@ pub(super) fn ca(data: &Path, command: CaCommand) -> Result<()> {
                 data,
                 &store,
                 &name,
-                &cert,
-                key,
-                chain.as_deref(),
+                signers::Imported {
+                    cert: &cert,
+                    key,
+                    chain: chain.as_deref(),
+                },
                 passphrase.as_ref(),
                 CLI_ACTOR,
             )

@@ -147,10 +147,8 @@ fn signer_for(data: &Path, profile: &Profile) -> Result<LoadedSigner> {
         data.display(),
         ca.describe()
     );
-    Ok(LoadedSigner {
-        row,
-        ca: std::sync::Arc::new(ca),
-    })
+    LoadedSigner::new(row, std::sync::Arc::new(ca))
+        .ok_or_else(|| anyhow!("issuer {issuer}: its new signer has no registered certificate"))
 }
 
 fn load_profile(name_or_path: &str, compile: &CompileOptions) -> Result<Profile> {
@@ -326,7 +324,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         on_created: None,
         keypairs: None,
     };
-    let report = batch::issue(data, &ca, &profile, &input, &options).map_err(batch_error)?;
+    let report = batch::issue(data, ca, &profile, &input, &options).map_err(batch_error)?;
     println!(
         "batch {}: {} devices in {:.2} s ({:.0} devices/s) -> {}",
         report.batch_id,
@@ -445,7 +443,7 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         on_created: None,
         keypairs: None,
     };
-    let report = batch::issue_csv(data, &ca, &profile, &csv, &options).map_err(batch_error)?;
+    let report = batch::issue_csv(data, ca, &profile, &csv, &options).map_err(batch_error)?;
 
     // Open one PKCS#12 in-process: MAC, decryption, and that the key belongs to the certificate.
     let check_password =

@@ -23,7 +23,9 @@ use crate::ca::{
     CaError, CaInitOptions, CaPassphrase, IssuingCa, Pkcs11Config, Pkcs11Pin, RootCa, SignerOptions,
 };
 use crate::keys::KeyAlgorithm;
-use crate::store::{NewSigner, SignerCertificate, SignerRow, SignerState, Store, StoreError};
+use crate::store::{
+    IssuerId, NewSigner, SignerCertificate, SignerRow, SignerState, Store, StoreError,
+};
 
 /// The issuer of profiles that name none, and of the CA `certmill ca init` makes without
 /// `--name`.
@@ -68,7 +70,7 @@ pub enum SignerError {
         /// The signer's id.
         signer: String,
         /// Why its files could not be used.
-        source: CaError,
+        source: Box<CaError>,
     },
     /// Removing a deleted signer's files failed.
     #[error("{}: {source}", .path.display())]
@@ -136,13 +138,21 @@ pub struct LoadedSigner {
     pub row: SignerRow,
     /// Its key and certificate.
     pub ca: Arc<IssuingCa>,
+    issuer: IssuerId,
 }
 
 impl LoadedSigner {
-    /// The signer's registration in the store (every loaded signer has one).
-    pub fn issuer(&self) -> crate::store::IssuerId {
-        // `Signers::load` loads only signers with a registered certificate.
-        self.row.issuer.unwrap_or(crate::store::IssuerId(0))
+    /// Pairs a record with its loaded files; `None` for a record without a registered
+    /// certificate (a PENDING signer cannot sign).
+    pub fn new(row: SignerRow, ca: Arc<IssuingCa>) -> Option<LoadedSigner> {
+        let issuer = row.issuer?;
+        Some(LoadedSigner { row, ca, issuer })
+    }
+
+    /// The signer's registration in the store: batches, serials and revocations are kept
+    /// under it.
+    pub fn issuer(&self) -> IssuerId {
+        self.issuer
     }
 }
 
@@ -170,13 +180,10 @@ impl Signers {
                 IssuingCa::load_from(&data.join(&row.key_dir), passphrase).map_err(|source| {
                     SignerError::Files {
                         signer: row.id.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
-            loaded.push(LoadedSigner {
-                row,
-                ca: Arc::new(ca),
-            });
+            loaded.extend(LoadedSigner::new(row, Arc::new(ca)));
         }
         Ok(Signers { loaded })
     }
@@ -195,8 +202,8 @@ impl Signers {
     }
 
     /// The loaded signer registered as `issuer`.
-    pub fn by_issuer(&self, issuer: crate::store::IssuerId) -> Option<&LoadedSigner> {
-        self.loaded.iter().find(|s| s.row.issuer == Some(issuer))
+    pub fn by_issuer(&self, issuer: IssuerId) -> Option<&LoadedSigner> {
+        self.loaded.iter().find(|s| s.issuer == issuer)
     }
 
     /// Every loaded signer, by issuer name and age.
@@ -247,7 +254,7 @@ fn record(
             id: &id,
             issuer_name: issuer,
             name: ca.common_name(),
-            algorithm: &algorithm,
+            algorithm,
             key_dir,
             root_dir: root_dir.as_deref(),
         },
@@ -320,18 +327,29 @@ pub enum ImportedKey<'a> {
     Pkcs11(Pkcs11Config, &'a Pkcs11Pin),
 }
 
+/// An existing issuing CA to import: its certificate (PEM; further certificates are its chain
+/// when `chain` is `None`), its key, and the chain above it.
+#[derive(Debug)]
+pub struct Imported<'a> {
+    /// The issuing CA certificate.
+    pub cert: &'a Path,
+    /// Its key.
+    pub key: ImportedKey<'a>,
+    /// The chain up to the root (PEM), if apart.
+    pub chain: Option<&'a Path>,
+}
+
 /// `certmill ca import [--name N]`: an issuer whose first signer is an existing CA (its root is
 /// external: rotation then makes a CSR for it).
 pub fn import_issuer(
     data: &Path,
     store: &Store,
     issuer: &str,
-    cert: &Path,
-    key: ImportedKey<'_>,
-    chain: Option<&Path>,
+    imported: Imported<'_>,
     passphrase: Option<&CaPassphrase>,
     actor: &str,
 ) -> Result<(SignerRow, IssuingCa), SignerError> {
+    let Imported { cert, key, chain } = imported;
     check_issuer_name(issuer)?;
     adopt_legacy(data, store, passphrase)?;
     if !store.signers(Some(issuer))?.is_empty() {
@@ -423,11 +441,15 @@ pub fn rotate(
         IssuingCa::load_from(&data.join(&template.key_dir), passphrase).map_err(|source| {
             SignerError::Files {
                 signer: template.id.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
     let id = new_ulid().map_err(CaError::from)?;
-    let key_dir = format!("issuers/{}/{}", template.issuer_name, id.to_ascii_lowercase());
+    let key_dir = format!(
+        "issuers/{}/{}",
+        template.issuer_name,
+        id.to_ascii_lowercase()
+    );
     let dir = data.join(&key_dir);
     let algorithm = options.algorithm.unwrap_or(previous.key_algorithm());
     let pkcs11 = match previous.pkcs11_config() {
@@ -455,7 +477,7 @@ pub fn rotate(
         id: &id,
         issuer_name: &template.issuer_name,
         name: &signer_options.common_name,
-        algorithm: &algorithm.syntax(),
+        algorithm: algorithm.syntax(),
         key_dir: &key_dir,
         root_dir: template.root_dir.as_deref(),
     };

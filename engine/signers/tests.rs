@@ -346,9 +346,11 @@ fn an_external_root_gets_a_csr_and_its_certificate_activates_the_signer() {
         f.data(),
         &f.store,
         "acme",
-        &made.join("issuing.crt"),
-        ImportedKey::File(&made.join("issuing.key")),
-        Some(&made.join("root.crt")),
+        Imported {
+            cert: &made.join("issuing.crt"),
+            key: ImportedKey::File(&made.join("issuing.key")),
+            chain: Some(&made.join("root.crt")),
+        },
         None,
         "test",
     )

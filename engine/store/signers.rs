@@ -6,7 +6,7 @@
 //! it to the new one, so a new batch can only be recorded with the current signer while a batch
 //! already recorded keeps the signer it started with.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Transaction};
 use sha2::{Digest, Sha256};
 
 use super::{db, IssuerId, Store, StoreError};
@@ -461,12 +461,12 @@ impl Store {
         } else {
             "be revoked"
         };
-        let refused = match (state, row.state) {
-            (_, SignerState::Deleted) => true,
-            (SignerState::Revoked, SignerState::Revoked) => true,
-            (SignerState::Deleted, SignerState::Active) => true,
-            _ => false,
-        };
+        let refused = matches!(
+            (state, row.state),
+            (_, SignerState::Deleted)
+                | (SignerState::Revoked, SignerState::Revoked)
+                | (SignerState::Deleted, SignerState::Active)
+        );
         if refused {
             return Err(StoreError::SignerState {
                 signer: id.into(),
@@ -593,14 +593,5 @@ impl Store {
             )
             .and_then(|mut update| update.execute(params![profile_name, issuer.0]))
             .map_err(db("moving authorities to a signer"))
-    }
-
-    /// Whether any signer record exists (a data directory from before signers has none).
-    pub fn has_signers(&self) -> Result<bool, StoreError> {
-        self.connection
-            .prepare_cached("SELECT 1 FROM signers LIMIT 1")
-            .and_then(|mut select| select.query_row([], |_| Ok(())).optional())
-            .map(|found| found.is_some())
-            .map_err(db("reading signers"))
     }
 }
