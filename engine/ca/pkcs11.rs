@@ -45,6 +45,7 @@ pub struct Pkcs11Config {
 }
 
 /// The token's user PIN; redacted in `Debug`, zeroized on drop.
+#[derive(Clone)]
 pub struct Pkcs11Pin(Zeroizing<String>);
 
 impl Pkcs11Pin {

@@ -36,9 +36,8 @@ const COMMON_NAME: [u64; 4] = [2, 5, 4, 3];
 pub struct SignerOptions {
     /// Its subject commonName (seed 004's signer name).
     pub common_name: String,
-    /// DER Name whose attributes, other than commonName, the new subject keeps (the previous
-    /// signer's subject), so a rotated signer stays in its organization.
-    pub subject_template: Vec<u8>,
+    /// The rest of its subject.
+    pub subject: SignerSubject,
     /// Key algorithm.
     pub algorithm: KeyAlgorithm,
     /// Validity in years; the certificate still ends no later than its root.
@@ -47,6 +46,37 @@ pub struct SignerOptions {
     pub passphrase: Option<CaPassphrase>,
     /// Generates the key in this PKCS#11 token (under the configured label) instead.
     pub pkcs11: Option<(Pkcs11Config, Pkcs11Pin)>,
+}
+
+/// Where a new signer's subject comes from, besides its commonName.
+#[derive(Clone, Debug)]
+pub enum SignerSubject {
+    /// The attributes of this DER Name other than commonName (the previous signer's subject),
+    /// so a rotated signer stays in its organization.
+    Like(Vec<u8>),
+    /// organizationName only (an issuer's first signer for an external root).
+    Organization(String),
+}
+
+impl SignerSubject {
+    /// The subject with `common_name` as its commonName (replacing the template's, or last).
+    fn with_common_name(&self, common_name: &str) -> Result<DistinguishedName, CaError> {
+        let cn = DnType::from_oid(&COMMON_NAME);
+        let mut name = match self {
+            SignerSubject::Like(der) => {
+                let mut name = distinguished_name(der)?;
+                name.remove(cn.clone());
+                name
+            }
+            SignerSubject::Organization(organization) => {
+                let mut name = DistinguishedName::new();
+                name.push(DnType::OrganizationName, organization.as_str());
+                name
+            }
+        };
+        name.push(cn, DnValue::Utf8String(common_name.to_owned()));
+        Ok(name)
+    }
 }
 
 /// An issuer's local root: the CA that certifies its signers.
@@ -181,19 +211,6 @@ fn distinguished_name(der: &[u8]) -> Result<DistinguishedName, CaError> {
     Ok(out)
 }
 
-/// `template`'s attributes with commonName set to `common_name` (replacing the first one, or
-/// added last).
-fn subject_with_common_name(
-    template: &[u8],
-    common_name: &str,
-) -> Result<DistinguishedName, CaError> {
-    let mut name = distinguished_name(template)?;
-    let cn = DnType::from_oid(&COMMON_NAME);
-    name.remove(cn.clone());
-    name.push(cn, DnValue::Utf8String(common_name.to_owned()));
-    Ok(name)
-}
-
 /// Parameters of a signer certificate: a CA that signs only leaves (pathLen 0), with
 /// digitalSignature (OCSP responder certificates), keyCertSign and cRLSign.
 fn signer_params(
@@ -301,7 +318,7 @@ impl IssuingCa {
     ) -> Result<IssuingCa, CaError> {
         let paths = CaPaths::at(dir);
         paths.ensure_absent()?;
-        let name = subject_with_common_name(&options.subject_template, &options.common_name)?;
+        let name = options.subject.with_common_name(&options.common_name)?;
         let key = new_key(options)?;
         let params = signer_params(name, &key, options.years, root)?;
         let certificate = root.certify(&params, &key)?;
@@ -335,7 +352,7 @@ impl IssuingCa {
     pub fn create_request(dir: &Path, options: &SignerOptions) -> Result<String, CaError> {
         let paths = CaPaths::at(dir);
         paths.ensure_absent()?;
-        let name = subject_with_common_name(&options.subject_template, &options.common_name)?;
+        let name = options.subject.with_common_name(&options.common_name)?;
         let key = new_key(options)?;
         let csr = request_pem(name, &key)?;
         create_ca_dir(&paths.dir)?;

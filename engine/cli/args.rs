@@ -196,6 +196,13 @@ pub enum CaCommand {
         /// Label of the issuing CA key pair in the token (the root's is `<label>-root`).
         #[arg(long, requires = "pkcs11_module")]
         key_label: Option<String>,
+        /// The root is the maker's own, outside certmill: make only the signer's key and a CSR
+        /// for the root to sign (`certmill ca install` takes the certificate).
+        #[arg(long)]
+        external_root: bool,
+        /// With --external-root: also write the CSR to this file.
+        #[arg(long, requires = "external_root")]
+        csr_out: Option<PathBuf>,
     },
     /// Create an issuer from an existing issuing CA (certificate and key); its root is
     /// external, so a rotation makes a CSR for it.

@@ -81,6 +81,8 @@ pub(super) fn ca(data: &Path, command: CaCommand) -> Result<()> {
             pkcs11_module,
             token,
             key_label,
+            external_root,
+            csr_out,
         } => {
             let pkcs11 = match (pkcs11_module, token, key_label) {
                 (Some(module), Some(token), Some(key_label)) => Some((
@@ -100,6 +102,15 @@ pub(super) fn ca(data: &Path, command: CaCommand) -> Result<()> {
                 pkcs11,
                 ..CaInitOptions::default()
             };
+            if external_root {
+                let done = signers::request_issuer(data, &store, &name, &options, CLI_ACTOR)
+                    .map_err(refused)?;
+                println!("{}", describe(&done.signer));
+                if let Some(csr) = &done.csr {
+                    hand_out_csr(csr, csr_out.as_deref(), data, &done.signer)?;
+                }
+                return Ok(());
+            }
             let (row, ca) =
                 signers::init_issuer(data, &store, &name, &options, CLI_ACTOR).map_err(refused)?;
             println!("created issuer {name}: {}", ca.describe());

@@ -188,6 +188,9 @@ pub struct CreateRequest {
     #[serde(rename = "validityYears")]
     validity_years: Option<u32>,
     organization: Option<String>,
+    /// A new issuer whose root is the maker's own: its first signer is a key and a CSR.
+    #[serde(rename = "externalRoot", default)]
+    external_root: bool,
 }
 
 /// `POST /api/v1/issuers/{issuer}/signers`: the issuer's first signer (a new issuer with a
@@ -232,6 +235,10 @@ pub async fn create(
             if let Some(years) = request.validity_years {
                 options.issuing_years = years;
                 options.root_years = options.root_years.max(years);
+            }
+            if request.external_root {
+                let done = signers::request_issuer(&state.data, store, &issuer, &options, &actor)?;
+                return Ok((done.signer, done.csr));
             }
             let (row, _) = signers::init_issuer(&state.data, store, &issuer, &options, &actor)?;
             Ok((row, None))

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::ca::{
-    CaError, CaInitOptions, CaPassphrase, IssuingCa, Pkcs11Config, Pkcs11Pin, RootCa, SignerOptions,
+    CaError, CaInitOptions, CaPassphrase, IssuingCa, Pkcs11Config, Pkcs11Pin, RootCa,
+    SignerOptions, SignerSubject,
 };
 use crate::keys::KeyAlgorithm;
 use crate::store::{
@@ -372,6 +373,68 @@ pub fn import_issuer(
     }
 }
 
+/// `certmill ca init --name N --external-root`: a new issuer whose root is the maker's own
+/// (kept outside certmill): its first signer is a key and a CSR, PENDING until [`install`]
+/// takes the certificate the root makes from it. `options` gives the key (algorithm, file
+/// passphrase or PKCS#11 token), the organization and the CA names' prefix.
+pub fn request_issuer(
+    data: &Path,
+    store: &Store,
+    issuer: &str,
+    options: &CaInitOptions,
+    actor: &str,
+) -> Result<LifecycleOutcome, SignerError> {
+    check_issuer_name(issuer)?;
+    adopt_legacy(data, store, options.passphrase.as_ref())?;
+    if !store.signers(Some(issuer))?.is_empty() {
+        return Err(SignerError::IssuerExists(issuer.to_owned()));
+    }
+    if options.organization.trim().is_empty() {
+        return Err(CaError::InvalidOption {
+            option: "organization",
+            reason: "must not be empty",
+        }
+        .into());
+    }
+    let prefix = if options.common_name_prefix.trim().is_empty() {
+        options.organization.as_str()
+    } else {
+        options.common_name_prefix.as_str()
+    };
+    let signer_options = SignerOptions {
+        common_name: format!("{prefix} Issuing CA 1"),
+        subject: SignerSubject::Organization(options.organization.clone()),
+        algorithm: options.algorithm,
+        years: options.issuing_years,
+        passphrase: options.passphrase.clone(),
+        pkcs11: options.pkcs11.clone(),
+    };
+    let key_dir = issuer_dir(issuer);
+    let dir = data.join(&key_dir);
+    let csr = IssuingCa::create_request(&dir, &signer_options)?;
+    let id = new_ulid().map_err(CaError::from)?;
+    let new = NewSigner {
+        id: &id,
+        issuer_name: issuer,
+        name: &signer_options.common_name,
+        algorithm: options.algorithm.syntax(),
+        key_dir: &key_dir,
+        root_dir: None,
+    };
+    match store.add_signer(&new, None, actor) {
+        Ok(signer) => Ok(LifecycleOutcome {
+            signer,
+            csr: Some(csr),
+        }),
+        Err(error) => {
+            for file in ["issuing.key", "issuing.csr", crate::ca::PKCS11_FILE] {
+                let _ = std::fs::remove_file(dir.join(file));
+            }
+            Err(error.into())
+        }
+    }
+}
+
 /// A signer id (ULID) or `current`, resolved within `issuer`.
 pub fn resolve(store: &Store, issuer: &str, spec: &str) -> Result<SignerRow, SignerError> {
     let not_found = || SignerError::NotFound {
@@ -467,7 +530,7 @@ pub fn rotate(
             .name
             .clone()
             .unwrap_or_else(|| next_name(&template.name, line.len())),
-        subject_template: previous.subject_der().to_vec(),
+        subject: SignerSubject::Like(previous.subject_der().to_vec()),
         algorithm,
         years: options.years.unwrap_or(DEFAULT_SIGNER_YEARS),
         passphrase: passphrase.cloned(),

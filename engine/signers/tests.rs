@@ -444,3 +444,77 @@ fn an_external_root_gets_a_csr_and_its_certificate_activates_the_signer() {
     };
     assert_eq!(key_of(&again), key_of(&csr));
 }
+
+#[test]
+fn a_new_issuer_for_an_external_root_starts_pending_with_a_csr() {
+    let f = fixture();
+    let options = CaInitOptions {
+        organization: "Acme Devices".to_owned(),
+        ..CaInitOptions::default()
+    };
+    let done = request_issuer(f.data(), &f.store, "acme", &options, "test").unwrap();
+    let signer = done.signer;
+    assert_eq!(signer.state, SignerState::Pending);
+    assert_eq!(signer.name, "Acme Devices Issuing CA 1");
+    assert_eq!(signer.root_dir, None);
+    assert!(f.data().join("issuers/acme/issuing.key").exists());
+    // Nothing signs for it yet, and it cannot be made twice.
+    let signers = Signers::load(f.data(), &f.store, None).unwrap();
+    assert!(signers.current("acme").is_none());
+    assert!(matches!(
+        request_issuer(f.data(), &f.store, "acme", &options, "test"),
+        Err(SignerError::IssuerExists(_))
+    ));
+    let csr = f.data().join("acme.csr");
+    std::fs::write(&csr, done.csr.expect("CSR")).unwrap();
+    let subject = openssl(&["req", "-in", csr.to_str().unwrap(), "-noout", "-subject"]);
+    let subject = String::from_utf8_lossy(&subject.stdout).into_owned();
+    assert!(
+        subject.contains("O = Acme Devices") && subject.contains("CN = Acme Devices Issuing CA 1"),
+        "{subject}"
+    );
+
+    // The maker's root (made here with certmill for the test) signs it with openssl.
+    let root = tempfile::tempdir().unwrap();
+    IssuingCa::init(root.path(), &CaInitOptions::default()).unwrap();
+    let root = root.path().join("ca");
+    let ext = f.data().join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    let issued = f.data().join("acme-1.pem");
+    let signed = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        root.join("root.crt").to_str().unwrap(),
+        "-CAkey",
+        root.join("root.key").to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        issued.to_str().unwrap(),
+    ]);
+    assert!(signed.status.success(), "{signed:?}");
+    let pem = format!(
+        "{}{}",
+        std::fs::read_to_string(&issued).unwrap(),
+        std::fs::read_to_string(root.join("root.crt")).unwrap()
+    );
+    let active = install(f.data(), &f.store, &signer, &pem, None, "test").unwrap();
+    assert_eq!(active.state, SignerState::Active);
+    let signers = Signers::load(f.data(), &f.store, None).unwrap();
+    let current = signers.current("acme").expect("current after install");
+    assert_eq!(current.ca.chain_der().len(), 2);
+    // A rotation of an issuer without a local root asks the root again.
+    let next = f.rotate("acme");
+    assert!(next.csr.is_some());
+    assert_eq!(next.signer.state, SignerState::Pending);
+}
