@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = certmill::cli::args::Cli::parse();
-    match certmill::cli::run(cli) {
+    let outcome = certmill::cli::run(cli);
+    // Every CA key is dropped by now: PKCS#11 modules are finalized before the process exits.
+    certmill::ca::finalize_modules();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

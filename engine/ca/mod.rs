@@ -36,7 +36,7 @@ use time::{Duration, OffsetDateTime};
 
 pub use key::CaPassphrase;
 use key::CaSigningKey;
-pub use pkcs11::{Pkcs11Config, Pkcs11Pin, PKCS11_FILE};
+pub use pkcs11::{finalize_modules, Pkcs11Config, Pkcs11Pin, PKCS11_FILE};
 pub use signer::{RootCa, SignerOptions, SignerSubject};
 use x509::ParsedCertificate;
 

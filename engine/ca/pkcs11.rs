@@ -126,15 +126,21 @@ fn pkcs11_error(action: &'static str) -> impl Fn(cryptoki::error::Error) -> CaEr
 const PRIME256V1: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const SECP384R1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 
-/// The module loaded and initialized once per process: C_Initialize may be called only once
-/// per module (a second call is CKR_CRYPTOKI_ALREADY_INITIALIZED) and dropping the last
-/// context finalizes it for everyone, so every key of one module shares one context.
-fn module(path: &Path) -> Result<Pkcs11, CaError> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let mut modules = match MODULES.get_or_init(Default::default).lock() {
+/// The modules this process loaded and initialized, by path.
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+
+fn modules() -> std::sync::MutexGuard<'static, HashMap<PathBuf, Pkcs11>> {
+    match MODULES.get_or_init(Default::default).lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
-    };
+    }
+}
+
+/// The module loaded and initialized once per process: C_Initialize may be called only once
+/// per module (a second call is CKR_CRYPTOKI_ALREADY_INITIALIZED), so every key of one module
+/// shares one context until [`finalize_modules`].
+fn module(path: &Path) -> Result<Pkcs11, CaError> {
+    let mut modules = modules();
     if let Some(context) = modules.get(path) {
         return Ok(context.clone());
     }
@@ -147,6 +153,19 @@ fn module(path: &Path) -> Result<Pkcs11, CaError> {
         .map_err(pkcs11_error("initializing the PKCS#11 module"))?;
     modules.insert(path.to_path_buf(), context.clone());
     Ok(context)
+}
+
+/// Finalizes every PKCS#11 module this process initialized (C_Finalize), for a process that
+/// is done with its CA keys: `main` calls it before exiting. Without it the module's own
+/// exit-time destructors tear down its live state while the process ends, which SoftHSM2 is
+/// known to crash on now and then (SoftHSMv2 issues 635 and 729). Keys still open afterwards
+/// fail to sign; a later key initializes its module again.
+pub fn finalize_modules() {
+    let drained: Vec<Pkcs11> = modules().drain().map(|(_, context)| context).collect();
+    for context in drained {
+        // Nothing to do about a module that fails to finalize at exit.
+        let _ = context.finalize();
+    }
 }
 
 /// Opens the module, finds the token by label and logs in; returns the context, the slot and a
