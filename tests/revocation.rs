@@ -380,19 +380,7 @@ fn revoke_crl_and_ocsp_over_http() {
     assert_eq!(find(&server, &token, macs[0]).2, "ISSUED");
 
     // Another organization's user cannot revoke (404, as for what does not exist).
-    server.cli(&["orgs", "add", "OrgB"]);
-    let password_file = f.write("bob.pw", &format!("{BOB_PASSWORD}\n"));
-    server.cli(&[
-        "users",
-        "add",
-        "bob",
-        "--org",
-        "OrgB",
-        "--role",
-        "USER",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
+    server.add_bob(&f);
     let (bob, _) = server.login("bob", BOB_PASSWORD);
     revoke_serial(
         &server,

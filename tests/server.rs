@@ -395,6 +395,24 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Adds the user `bob` (role USER, password [`BOB_PASSWORD`]) in a second organization,
+    /// `OrgB`, through the CLI.
+    pub(crate) fn add_bob(&self, f: &Fixture) {
+        self.cli(&["orgs", "add", "OrgB"]);
+        let password_file = f.write("bob.pw", &format!("{BOB_PASSWORD}\n"));
+        self.cli(&[
+            "users",
+            "add",
+            "bob",
+            "--org",
+            "OrgB",
+            "--role",
+            "USER",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ]);
+    }
+
     /// SIGTERM, then the exit status (30 s at most).
     pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
@@ -1355,19 +1373,7 @@ fn other_organizations_cannot_see_a_batch() {
     server.wait_ready(&admin, id);
     let admin_authority = server.authority(&admin, 1);
 
-    server.cli(&["orgs", "add", "OrgB"]);
-    let password_file = f.write("bob.pw", &format!("{BOB_PASSWORD}\n"));
-    server.cli(&[
-        "users",
-        "add",
-        "bob",
-        "--org",
-        "OrgB",
-        "--role",
-        "USER",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
+    server.add_bob(&f);
     server.cli(&[
         "authorities",
         "create",

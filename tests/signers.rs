@@ -98,6 +98,21 @@ fn crl_url(cert: &Path) -> String {
         .to_owned()
 }
 
+/// The entry of `GET /api/v1/profiles` whose `field` is `value`.
+fn profile_where(server: &Server, token: &str, field: &str, value: &str) -> Value {
+    let profiles = server
+        .get("/api/v1/profiles", token)
+        .expect(200, "profiles")
+        .json();
+    profiles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[field] == value)
+        .cloned()
+        .unwrap_or_else(|| panic!("no profile with {field} {value:?} in {profiles}"))
+}
+
 /// Starts a generator batch and returns its id.
 fn start_batch(
     server: &Server,
@@ -238,16 +253,7 @@ fn two_issuers_side_by_side_rotation_mid_batch_renewal_and_refused_deletes() {
     let token = server.admin();
 
     // Profile 5 is the RSA line's; the shipped ECC profile signs with the default issuer.
-    let profiles = server
-        .get("/api/v1/profiles", &token)
-        .expect(200, "profiles")
-        .json();
-    let rsa_profile = profiles
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["ca"] == "RSA Line Device")
-        .unwrap_or_else(|| panic!("the RSA line profile in {profiles}"));
+    let rsa_profile = profile_where(&server, &token, "ca", "RSA Line Device");
     assert_eq!(rsa_profile["issuer"], "rsa-line");
     let rsa_id = rsa_profile["profileId"].as_u64().unwrap();
     let issuers = server
@@ -539,19 +545,7 @@ fn two_issuers_side_by_side_rotation_mid_batch_renewal_and_refused_deletes() {
         .expect_error(404, "an issuer that does not exist");
 
     // Only ADMIN administers signers.
-    server.cli(&["orgs", "add", "OrgB"]);
-    let password_file = f.write("bob.pw", &format!("{BOB_PASSWORD}\n"));
-    server.cli(&[
-        "users",
-        "add",
-        "bob",
-        "--org",
-        "OrgB",
-        "--role",
-        "USER",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
+    server.add_bob(&f);
     let (bob, _) = server.login("bob", BOB_PASSWORD);
     server
         .get("/api/v1/issuers", &bob)
@@ -736,17 +730,9 @@ fn an_external_root_signs_the_csr_of_a_rotation_over_http() {
     assert_eq!(active["certificateStatus"], "ISSUED");
 
     // The next batch of the Acme profile is signed by the new signer and chains to the root.
-    let profiles = server
-        .get("/api/v1/profiles", &token)
-        .expect(200, "profiles")
-        .json();
-    let acme_id = profiles
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["issuer"] == "acme")
-        .and_then(|p| p["profileId"].as_u64())
-        .expect("the Acme profile");
+    let acme_id = profile_where(&server, &token, "issuer", "acme")["profileId"]
+        .as_u64()
+        .expect("profileId");
     let authority = server.authority(&token, acme_id);
     let batch = start_batch(&server, &token, authority, "acme", "02:00:00:09:00:00", 2);
     let (dir, names) = issued(&server, &token, batch, "acme");

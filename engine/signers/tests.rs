@@ -77,6 +77,33 @@ fn verifies(dir: &Path, leaf: &Path) -> bool {
     out.status.success()
 }
 
+/// The root in `root_dir` (`root.crt`, `root.key`) certifies `csr` with openssl, with these
+/// extensions (an openssl extfile), for 30 days; returns the certificate file (next to the CSR).
+fn sign_as_root(csr: &Path, root_dir: &Path, extensions: &str) -> PathBuf {
+    let ext = csr.with_extension("ext.cnf");
+    std::fs::write(&ext, extensions).unwrap();
+    let issued = csr.with_extension("issued.pem");
+    let signed = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        root_dir.join("root.crt").to_str().unwrap(),
+        "-CAkey",
+        root_dir.join("root.key").to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        issued.to_str().unwrap(),
+    ]);
+    assert!(signed.status.success(), "{signed:?}");
+    issued
+}
+
 fn write_pem(path: &Path, der: &[u8]) {
     let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap();
     std::fs::write(path, pem).unwrap();
@@ -384,31 +411,11 @@ fn an_external_root_gets_a_csr_and_its_certificate_activates_the_signer() {
     assert!(verified.status.success(), "{verified:?}");
 
     // The root signs it as a CA with openssl.
-    let ext = f.data().join("ext.cnf");
-    std::fs::write(
-        &ext,
+    let issued = sign_as_root(
+        &csr_file,
+        &made,
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,digitalSignature,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-    )
-    .unwrap();
-    let issued = f.data().join("issued.pem");
-    let signed = openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        csr_file.to_str().unwrap(),
-        "-CA",
-        made.join("root.crt").to_str().unwrap(),
-        "-CAkey",
-        made.join("root.key").to_str().unwrap(),
-        "-CAcreateserial",
-        "-days",
-        "365",
-        "-extfile",
-        ext.to_str().unwrap(),
-        "-out",
-        issued.to_str().unwrap(),
-    ]);
-    assert!(signed.status.success(), "{signed:?}");
+    );
 
     // A certificate for another key is refused and changes nothing.
     let wrong = std::fs::read_to_string(made.join("issuing.crt")).unwrap();
@@ -478,31 +485,12 @@ fn a_new_issuer_for_an_external_root_starts_pending_with_a_csr() {
     let root = tempfile::tempdir().unwrap();
     IssuingCa::init(root.path(), &CaInitOptions::default()).unwrap();
     let root = root.path().join("ca");
-    let ext = f.data().join("ext.cnf");
-    std::fs::write(
-        &ext,
+    // Without subjectKeyIdentifier: certmill derives the key id itself (RFC 5280 method 1).
+    let issued = sign_as_root(
+        &csr,
+        &root,
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
-    )
-    .unwrap();
-    let issued = f.data().join("acme-1.pem");
-    let signed = openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        csr.to_str().unwrap(),
-        "-CA",
-        root.join("root.crt").to_str().unwrap(),
-        "-CAkey",
-        root.join("root.key").to_str().unwrap(),
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-extfile",
-        ext.to_str().unwrap(),
-        "-out",
-        issued.to_str().unwrap(),
-    ]);
-    assert!(signed.status.success(), "{signed:?}");
+    );
     let pem = format!(
         "{}{}",
         std::fs::read_to_string(&issued).unwrap(),
