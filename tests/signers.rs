@@ -618,7 +618,7 @@ fn two_issuers_side_by_side_rotation_mid_batch_renewal_and_refused_deletes() {
 }
 
 #[test]
-fn an_external_root_signs_the_csr_of_a_rotation_over_http() {
+fn a_new_issuer_over_http_and_an_external_root_signing_a_rotation() {
     let f = fixture!();
     // The maker's CA, made elsewhere: its root key never enters certmill's data directory.
     let elsewhere = fixture!();
@@ -637,8 +637,48 @@ fn an_external_root_signs_the_csr_of_a_rotation_over_http() {
         made.join("root.crt").to_str().unwrap(),
     ]);
     profile_for_issuer(&f, "ecc-device", "Acme Device", 61, "acme");
+    // A profile whose issuer does not exist yet: refused until the issuer is created.
+    profile_for_issuer(&f, "ecc-device", "Line B Device", 62, "line-b");
     let server = Server::start(&f, &[]);
     let token = server.admin();
+
+    let line_b = profile_where(&server, &token, "issuer", "line-b")["profileId"]
+        .as_u64()
+        .expect("profileId");
+    let allowed = server
+        .get("/api/v1/authorities/allowed", &token)
+        .expect(200, "authorities")
+        .json();
+    assert!(
+        !allowed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["profileId"] == line_b),
+        "no authority before the issuer exists: {allowed}"
+    );
+    let created = server
+        .json(
+            "POST",
+            "/api/v1/issuers/line-b/signers",
+            &token,
+            json!({"organization": "Line B", "name": "Line B"}),
+        )
+        .expect(201, "a new issuer over HTTP")
+        .json();
+    assert_eq!(created["state"], "ACTIVE");
+    assert_eq!(created["name"], "Line B Issuing CA 1");
+    assert_eq!(created["rootLocal"], true);
+    let authority = server.authority(&token, line_b);
+    let batch = start_batch(&server, &token, authority, "line-b", "02:00:00:08:00:00", 1);
+    let (dir, names) = issued(&server, &token, batch, "line-b");
+    let leaf = first_leaf(&dir, &names);
+    assert!(
+        issuer_of(&leaf).contains("Line B Issuing CA 1"),
+        "{}",
+        issuer_of(&leaf)
+    );
+    assert!(verify(&dir.join("chain.pem"), &leaf).0);
 
     let pending = server
         .json(

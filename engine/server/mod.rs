@@ -125,6 +125,9 @@ pub struct AppState {
     reload: Mutex<()>,
     /// Decrypts CA key files of signers loaded after the start.
     passphrase: Option<CaPassphrase>,
+    /// Balance of a default-organization authority made when a profile's issuer gets its
+    /// first signer while the server runs.
+    default_balance: u64,
     profiles: Vec<ServedProfile>,
     limits: Limits,
     metrics: metrics::Metrics,
@@ -188,8 +191,9 @@ impl AppState {
     }
 
     /// Reloads the signers from the store when its signers epoch moved (or `force`): new
-    /// batches then use the new current signers, OCSP and CRLs serve the new set, and the
-    /// default organization's authorities follow. Blocking.
+    /// batches then use the new current signers, OCSP and CRLs serve the new set, every
+    /// profile's authorities follow its issuer's current signer, and a profile whose issuer
+    /// got its first signer gets its default-organization authority. Blocking.
     fn reload_signers(&self, store: &Store, force: bool) -> anyhow::Result<bool> {
         let _guard = match self.reload.lock() {
             Ok(guard) => guard,
@@ -201,7 +205,13 @@ impl AppState {
         }
         let signers = Arc::new(Signers::load(&self.data, store, self.passphrase.as_ref())?);
         self.revocation.sync(store, &signers)?;
-        ensure_authorities_follow(store, &signers, self.profiles.iter().map(|p| &p.profile))?;
+        ensure_default_authorities(
+            store,
+            store.default_organization()?,
+            &signers,
+            self.profiles.iter().map(|p| &p.profile),
+            self.default_balance,
+        )?;
         match self.signers.write() {
             Ok(mut guard) => *guard = signers,
             Err(poisoned) => *poisoned.into_inner() = signers,
@@ -397,6 +407,7 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         signers_epoch: AtomicI64::new(epoch),
         reload: Mutex::new(()),
         passphrase,
+        default_balance: config.default_balance,
         profiles,
         limits: config.limits,
         metrics: metrics::Metrics::default(),
