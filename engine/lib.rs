@@ -15,6 +15,7 @@ pub mod bench;
 pub mod ca;
 pub mod cli;
 pub mod csr;
+pub mod filter;
 pub mod generator;
 pub mod keys;
 pub mod pkcs12;

@@ -109,3 +109,70 @@ fn ocsp_request_corpus() {
         "the three requests openssl made parse; the broken ones do not"
     );
 }
+
+#[test]
+fn filter_expr_corpus() {
+    use certmill::filter::{compile, Field, FieldType};
+    const FIELDS: &[Field] = &[
+        Field {
+            name: "name",
+            column: "name",
+            kind: FieldType::Text,
+        },
+        Field {
+            name: "id",
+            column: "id",
+            kind: FieldType::Integer,
+        },
+        Field {
+            name: "createdAt",
+            column: "created_at",
+            kind: FieldType::Timestamp,
+        },
+        Field {
+            name: "active",
+            column: "active",
+            kind: FieldType::Boolean,
+        },
+    ];
+    let db = rusqlite::Connection::open_in_memory().unwrap();
+    db.execute_batch(
+        "CREATE TABLE t (id INTEGER, name TEXT, created_at INTEGER, active INTEGER);
+         INSERT INTO t VALUES (1, 'test', 1600697949, 1), (2, 'it''s', 1577836800, 0);",
+    )
+    .unwrap();
+    let (mut compiled, mut refused) = (0, 0);
+    for (path, bytes) in corpus("filter_expr") {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        match std::panic::catch_unwind(|| compile(text, FIELDS)) {
+            // What compiles is a valid SQLite condition with as many parameters as values.
+            Ok(Ok(filter)) => {
+                let sql = format!("SELECT count(*) FROM t WHERE {}", filter.sql);
+                let count: i64 = db
+                    .query_row(
+                        &sql,
+                        rusqlite::params_from_iter(filter.values.iter()),
+                        |r| r.get(0),
+                    )
+                    .unwrap_or_else(|e| panic!("{}: {sql}: {e}", path.display()));
+                assert!((0..=2).contains(&count));
+                compiled += 1;
+            }
+            Ok(Err(e)) => {
+                assert!(e.position >= 1, "{}: {e}", path.display());
+                refused += 1;
+            }
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+    }
+    assert!(
+        compiled >= 10 && refused >= 4,
+        "{compiled} compiled, {refused} refused"
+    );
+    let injected: i64 = db
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(injected, 2, "no corpus input changed the table");
+}

@@ -600,6 +600,58 @@ fn two_issuers_side_by_side_rotation_mid_batch_renewal_and_refused_deletes() {
         .expect(200, "list RETIRED")
         .json();
     assert_eq!(retired_only.as_array().unwrap().len(), 2, "{retired_only}");
+    // Seed 002's filter expressions, as parameters, never as SQL.
+    let encode = |filter: &str| filter.replace(' ', "%20").replace('\'', "%27");
+    let filtered = server
+        .get(
+            &format!(
+                "/api/v1/issuers/default/signers?filter={}",
+                encode("state eq 'RETIRED' and generation eq 1")
+            ),
+            &token,
+        )
+        .expect(200, "filter")
+        .json();
+    assert_eq!(filtered.as_array().unwrap().len(), 1, "{filtered}");
+    assert_eq!(filtered[0]["id"], rotated["id"]);
+    let by_name = server
+        .get(
+            &format!(
+                "/api/v1/issuers/default/signers?filter={}",
+                encode("endswith(name, 'CA 3') or createdAt lt '2000-01-01T00:00:00Z'")
+            ),
+            &token,
+        )
+        .expect(200, "filter by name")
+        .json();
+    assert_eq!(by_name.as_array().unwrap().len(), 1, "{by_name}");
+    let injected = server
+        .get(
+            &format!(
+                "/api/v1/issuers/default/signers?filter={}",
+                encode("name eq 'x'' OR 1=1 --'")
+            ),
+            &token,
+        )
+        .expect(200, "an injection attempt is a string")
+        .json();
+    assert_eq!(injected.as_array().unwrap().len(), 0, "{injected}");
+    let malformed = server
+        .get(
+            &format!(
+                "/api/v1/issuers/default/signers?filter={}",
+                encode("state eq 'RETIRED' or; DROP TABLE signers")
+            ),
+            &token,
+        )
+        .expect_error(400, "a malformed filter");
+    assert!(
+        malformed["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("position 22"),
+        "{malformed}"
+    );
     server
         .get("/api/v1/issuers/default/signers?page_size=4", &token)
         .expect_error(400, "page_size below 5");

@@ -385,7 +385,12 @@ pub const ROUTES: &[Route] = &[
         auth = true,
         request = None,
         response = JSON,
-        query = &[("page", false), ("page_size", false), ("state", false)],
+        query = &[
+            ("page", false),
+            ("page_size", false),
+            ("state", false),
+            ("filter", false),
+        ],
         get(signers_api::list_signers)
     ),
     route!(

@@ -9,6 +9,7 @@
 use super::auth_api::Caller;
 use super::{ApiError, AppState, Shared};
 use crate::ca::{CaInitOptions, IssuingCa};
+use crate::filter::{self, Field, FieldType};
 use crate::keys::KeyAlgorithm;
 use crate::signers::{self, RotateOptions, SignerError};
 use crate::store::{SignerRow, SignerState, Store};
@@ -126,13 +127,59 @@ pub async fn list_issuers(
     Ok(Json(Value::Array(served)))
 }
 
-/// `page` and `page_size` (seed 004: 1-based, 5 to 100, default 20) and certmill's `state`.
+/// `page` and `page_size` (seed 004: 1-based, 5 to 100, default 20), `filter` (seed 002's
+/// expressions over [`SIGNER_FIELDS`]) and `state`.
 #[derive(Deserialize)]
 pub struct ListQuery {
     page: Option<u32>,
     page_size: Option<u32>,
     state: Option<String>,
+    filter: Option<String>,
 }
+
+/// What `filter=` may name on the signer list (seed 004's signer properties).
+const SIGNER_FIELDS: &[Field] = &[
+    Field {
+        name: "id",
+        column: "id",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "name",
+        column: "name",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "state",
+        column: "state",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "generation",
+        column: "generation",
+        kind: FieldType::Integer,
+    },
+    Field {
+        name: "createdAt",
+        column: "created_at",
+        kind: FieldType::Timestamp,
+    },
+    Field {
+        name: "updatedAt",
+        column: "updated_at",
+        kind: FieldType::Timestamp,
+    },
+    Field {
+        name: "keyAlgorithm",
+        column: "algorithm",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "notAfter",
+        column: "not_after",
+        kind: FieldType::Timestamp,
+    },
+];
 
 /// `GET /api/v1/issuers/{issuer}/signers`: the issuer's signers, oldest first, paged.
 pub async fn list_signers(
@@ -152,29 +199,34 @@ pub async fn list_signers(
             "page_size: must be between 5 and 100",
         ));
     }
-    let wanted = match query.state.as_deref() {
-        None => None,
-        Some(s) => Some(SignerState::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "state {s:?}: one of PENDING, ACTIVE, RETIRED, REVOKED"
-            ))
-        })?),
-    };
+    let mut filter = filter::compile(query.filter.as_deref().unwrap_or(""), SIGNER_FIELDS)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(state_text) = query.state {
+        let Some(wanted) = SignerState::parse(&state_text) else {
+            return Err(ApiError::bad_request(format!(
+                "state {state_text:?}: one of PENDING, ACTIVE, RETIRED, REVOKED"
+            )));
+        };
+        filter.sql = format!("{} AND state = ?", filter.sql);
+        filter
+            .values
+            .push(rusqlite::types::Value::Text(wanted.as_str().to_owned()));
+    }
     let name = issuer.clone();
-    let rows = state
-        .store(move |store| Ok(store.signers(Some(&name))?))
+    let offset = u64::from(page - 1) * u64::from(page_size);
+    let (exists, rows) = state
+        .store(move |store| {
+            let exists = !store.signers(Some(&name))?.is_empty();
+            Ok((
+                exists,
+                store.signers_page(&name, &filter, page_size, offset)?,
+            ))
+        })
         .await?;
-    if rows.is_empty() {
+    if !exists {
         return Err(ApiError::not_found(format!("no issuer {issuer}")));
     }
-    let start = (page as usize - 1) * page_size as usize;
-    let list: Vec<Value> = rows
-        .iter()
-        .filter(|r| wanted.is_none_or(|w| r.state == w))
-        .skip(start)
-        .take(page_size as usize)
-        .map(info)
-        .collect();
+    let list: Vec<Value> = rows.iter().map(info).collect();
     Ok(Json(Value::Array(list)))
 }
 

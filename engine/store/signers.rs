@@ -542,6 +542,35 @@ impl Store {
         }
     }
 
+    /// A page of `issuer_name`'s signers (DELETED ones left out), oldest first, that match
+    /// `filter` (a compiled `filter=` over the `signers` columns).
+    pub fn signers_page(
+        &self,
+        issuer_name: &str,
+        filter: &crate::filter::SqlFilter,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<SignerRow>, StoreError> {
+        let mut values: Vec<rusqlite::types::Value> =
+            vec![rusqlite::types::Value::Text(issuer_name.to_owned())];
+        values.extend(filter.values.iter().cloned());
+        values.push(rusqlite::types::Value::Integer(i64::from(limit)));
+        values.push(rusqlite::types::Value::Integer(
+            i64::try_from(offset).unwrap_or(i64::MAX),
+        ));
+        let refs: Vec<&dyn rusqlite::ToSql> =
+            values.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+        query_signers(
+            &self.connection,
+            &format!(
+                "WHERE issuer_name = ? AND state <> 'DELETED' AND {}
+                 ORDER BY created_at, id LIMIT ? OFFSET ?",
+                filter.sql
+            ),
+            &refs,
+        )
+    }
+
     /// The signer registered as `issuer`.
     pub fn signer_of_issuer(&self, issuer: IssuerId) -> Result<Option<SignerRow>, StoreError> {
         Ok(query_signers(&self.connection, "WHERE issuer_id = ?1", &[&issuer.0])?.pop())
