@@ -12,6 +12,7 @@ mod identity;
 mod interop;
 mod kinds;
 mod lifecycle;
+mod organizations;
 mod pool;
 mod revocation;
 mod server;

@@ -1,6 +1,8 @@
 //! The route table: one list builds the router and the OpenAPI 3 document.
 
-use super::{auth_api, batches, catalog, metrics, revocation_api, signers_api, Shared};
+use super::{
+    auth_api, batches, catalog, metrics, organizations_api, revocation_api, signers_api, Shared,
+};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
@@ -365,6 +367,105 @@ pub const ROUTES: &[Route] = &[
         response = JSON,
         query = &[],
         post(revocation_api::revoke_batch)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations",
+        "Organization",
+        "Organizations, paged (page from 0, size up to 50) and filtered (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("page", false), ("size", false), ("filter", false)],
+        get(organizations_api::list)
+    ),
+    route!(
+        "POST",
+        "/api/v1/organizations",
+        "Organization",
+        "Create an organization; answers its id (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(organizations_api::create)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/organizations",
+        "Organization",
+        "Update an organization's details; its name stays (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(organizations_api::update)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations/user",
+        "Organization",
+        "The caller's organization",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(organizations_api::mine)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations/select/items",
+        "Organization",
+        "Organizations as {id, name} items (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(organizations_api::select_items)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations/check_organization",
+        "Organization",
+        "Whether an organization has this name: true or false (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("name", true)],
+        get(organizations_api::check)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations/{organizationId}",
+        "Organization",
+        "An organization with its authorities (ADMIN any, others their own)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(organizations_api::get)
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/organizations/{organizationId}",
+        "Organization",
+        "Delete an organization without users, balances or batches still issuing (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        delete(organizations_api::delete)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations/{organizationId}/all_authorities",
+        "Organization",
+        "An organization's authorities (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(organizations_api::authorities)
     ),
     route!(
         "GET",

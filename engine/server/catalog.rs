@@ -154,19 +154,32 @@ pub async fn allowed(
         .into_iter()
         .filter(|a| caller.may_use_profile(&a.profile_name))
         .map(|a| {
-            json!({
-                "id": a.id.0,
-                "ecosystemId": a.organization.0,
-                "signerCertificateId": a.issuer.0,
-                "ecosystemName": organizations.iter().find(|o| o.id == a.organization).map(|o| o.name.clone()),
-                "balance": a.balance_available,
-                "enabled": true,
-                "profileId": state.profile_named(&a.profile_name).map(|p| p.id),
-                "profileName": a.profile_name,
-            })
+            let name = organizations
+                .iter()
+                .find(|o| o.id == a.organization)
+                .map(|o| o.name.as_str());
+            authority_json(&state, &a, name)
         })
         .collect();
     Ok(Json(Value::Array(list)))
+}
+
+/// Seed 001's authority object (`Authorities API`).
+pub(super) fn authority_json(
+    state: &super::AppState,
+    a: &AuthorityRow,
+    organization_name: Option<&str>,
+) -> Value {
+    json!({
+        "id": a.id.0,
+        "ecosystemId": a.organization.0,
+        "signerCertificateId": a.issuer.0,
+        "ecosystemName": organization_name,
+        "balance": a.balance_available,
+        "enabled": true,
+        "profileId": state.profile_named(&a.profile_name).map(|p| p.id),
+        "profileName": a.profile_name,
+    })
 }
 
 /// `?userId=` of balanceused.

@@ -114,7 +114,8 @@ impl From<StoreError> for ApiError {
             StoreError::BatchNotFound { .. }
             | StoreError::AuthorityNotFound { .. }
             | StoreError::CertificateNotFound { .. }
-            | StoreError::SignerNotFound { .. } => ApiError::not_found(e.to_string()),
+            | StoreError::SignerNotFound { .. }
+            | StoreError::OrganizationNotFound { .. } => ApiError::not_found(e.to_string()),
             StoreError::InvalidTransition { .. }
             | StoreError::NotRejectable { .. }
             | StoreError::NotRevocable { .. }
@@ -122,7 +123,9 @@ impl From<StoreError> for ApiError {
             | StoreError::NotDownloadable { .. }
             | StoreError::BatchNotPending { .. }
             | StoreError::SignerInUse { .. }
-            | StoreError::SignerState { .. } => ApiError::conflict(e.to_string()),
+            | StoreError::SignerState { .. }
+            | StoreError::OrganizationInUse { .. }
+            | StoreError::OrganizationNameTaken { .. } => ApiError::conflict(e.to_string()),
             StoreError::InsufficientBalance { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_balance", e.to_string())
             }

@@ -15,6 +15,7 @@ mod batches;
 mod catalog;
 mod error;
 mod metrics;
+mod organizations_api;
 mod revocation_api;
 mod signers_api;
 

@@ -156,7 +156,8 @@ impl Store {
     pub fn organization_by_name(&self, name: &str) -> Result<Option<OrganizationRow>, StoreError> {
         self.connection
             .prepare_cached(
-                "SELECT id, name, created_at FROM organizations WHERE name = ?1 ORDER BY id LIMIT 1",
+                "SELECT id, name, created_at FROM organizations WHERE name = ?1 AND status <> 'DELETED'
+                 ORDER BY id LIMIT 1",
             )
             .and_then(|mut select| select.query_row([name], read_organization).optional())
             .map_err(db("looking up an organization"))
@@ -165,7 +166,9 @@ impl Store {
     /// All organizations, by id.
     pub fn organizations(&self) -> Result<Vec<OrganizationRow>, StoreError> {
         self.connection
-            .prepare_cached("SELECT id, name, created_at FROM organizations ORDER BY id")
+            .prepare_cached(
+                "SELECT id, name, created_at FROM organizations WHERE status <> 'DELETED' ORDER BY id",
+            )
             .and_then(|mut select| {
                 select
                     .query_map([], read_organization)?
@@ -182,7 +185,7 @@ impl Store {
         let now = (self.clock)();
         let tx = self.write_transaction(ACTION)?;
         let taken = tx
-            .prepare_cached("SELECT 1 FROM organizations WHERE name = ?1")
+            .prepare_cached("SELECT 1 FROM organizations WHERE name = ?1 AND status <> 'DELETED'")
             .and_then(|mut select| select.exists([name]))
             .map_err(db(ACTION))?;
         if taken {

@@ -17,6 +17,7 @@
 
 mod checkpoint;
 mod identity;
+mod organizations;
 mod revocation;
 mod schema;
 mod signers;
@@ -39,6 +40,7 @@ pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
     DEFAULT_ORGANIZATION,
 };
+pub use organizations::{OrganizationDetails, OrganizationInUse, OrganizationRecord};
 pub use revocation::{CrlState, RevocationRow, RevokeOutcome, RevokedCertificate, SerialStatus};
 pub use schema::FORMAT_VERSION;
 pub use signers::{NewSigner, SignerCertificate, SignerEvent, SignerRow, SignerState};
@@ -891,6 +893,20 @@ pub enum StoreError {
         /// Cause.
         #[source]
         source: rusqlite::Error,
+    },
+    /// The organization cannot be deleted; nothing was changed.
+    #[error("organization {organization} cannot be deleted: {reason}")]
+    OrganizationInUse {
+        /// The organization.
+        organization: OrganizationId,
+        /// What still depends on it.
+        reason: OrganizationInUse,
+    },
+    /// Another organization has this name.
+    #[error("an organization named {name:?} already exists")]
+    OrganizationNameTaken {
+        /// The name asked for.
+        name: String,
     },
     /// No organization has this id.
     #[error("organization {organization} does not exist")]

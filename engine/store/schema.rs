@@ -5,10 +5,10 @@
 //! describes every table and the invariants the constraints below enforce.
 
 /// Format version written by this build: the number of migrations.
-pub const FORMAT_VERSION: i64 = 6;
+pub const FORMAT_VERSION: i64 = 7;
 
 /// The migrations, in order; `MIGRATIONS[n - 1]` produces format version `n`.
-pub(super) const MIGRATIONS: [&str; 6] = [V1, V2, V3, V4, V5, V6];
+pub(super) const MIGRATIONS: [&str; 7] = [V1, V2, V3, V4, V5, V6, V7];
 
 /// Format version 1: issuers, batches, certificates.
 const V1: &str = r"
@@ -303,4 +303,24 @@ CREATE TRIGGER signer_events_no_delete BEFORE DELETE ON signer_events
 BEGIN
     SELECT RAISE(ABORT, 'signer_events is append-only');
 END;
+";
+
+/// Format version 7: seed 001's organization record (address, primary contact, manufacturer id,
+/// logo, status, organization parameters), for the administration API.
+///
+/// Only added columns: a version 6 database upgrades in place, its organizations ACTIVE with
+/// empty details. `DELETED` hides an organization from every list: its authorities and finished
+/// batches stay referenced by their records.
+const V7: &str = r"
+ALTER TABLE organizations ADD COLUMN address TEXT NOT NULL DEFAULT '';
+ALTER TABLE organizations ADD COLUMN contact_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE organizations ADD COLUMN contact_email TEXT NOT NULL DEFAULT '';
+ALTER TABLE organizations ADD COLUMN contact_phone TEXT NOT NULL DEFAULT '';
+ALTER TABLE organizations ADD COLUMN manufacture_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE organizations ADD COLUMN logo TEXT NOT NULL DEFAULT '';
+ALTER TABLE organizations ADD COLUMN status TEXT NOT NULL DEFAULT 'ACTIVE'
+    CHECK (status IN ('ACTIVE', 'INACTIVE', 'DELETED'));
+ALTER TABLE organizations ADD COLUMN parameters_json TEXT NOT NULL DEFAULT '{}'
+    CHECK (json_type(parameters_json) = 'object');
+ALTER TABLE organizations ADD COLUMN updated_at INTEGER;
 ";

@@ -1,0 +1,421 @@
+//! Seed 001's Organization API: read (ADMIN any, others their own), list, create, update,
+//! delete (certmill's addition: refused while the organization has users, authorities with a
+//! balance or batches still issuing), name check and select items.
+
+use super::auth_api::Caller;
+use super::catalog::authority_json;
+use super::{ApiError, Shared};
+use crate::filter::{self, Field, FieldType};
+use crate::store::{OrganizationDetails, OrganizationId, OrganizationRecord};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// What `filter=` may name on the organization list.
+const ORGANIZATION_FIELDS: &[Field] = &[
+    Field {
+        name: "organizationId",
+        column: "id",
+        kind: FieldType::Integer,
+    },
+    Field {
+        name: "organizationName",
+        column: "name",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "orgStatus",
+        column: "status",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "manufactureId",
+        column: "manufacture_id",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "primaryContactEmail",
+        column: "contact_email",
+        kind: FieldType::Text,
+    },
+    Field {
+        name: "createdAt",
+        column: "created_at",
+        kind: FieldType::Timestamp,
+    },
+];
+
+/// Largest page (seed 001: "Maximum value is 50").
+const MAX_PAGE_SIZE: u32 = 50;
+
+fn admin(caller: &crate::auth::Principal) -> Result<(), ApiError> {
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "organizations are administered by the role ADMIN",
+        ))
+    }
+}
+
+/// Seed 001's organization object, with its authorities.
+async fn organization_json(state: &Shared, record: OrganizationRecord) -> Result<Value, ApiError> {
+    let id = record.id;
+    let authorities = state
+        .store(move |store| Ok(store.authorities_for(id)?))
+        .await?;
+    let details = &record.details;
+    let authorities: Vec<Value> = authorities
+        .iter()
+        .map(|a| authority_json(state, a, Some(&details.name)))
+        .collect();
+    Ok(json!({
+        "organizationId": record.id.0,
+        "organizationName": details.name,
+        "address": details.address,
+        "primaryContactName": details.contact_name,
+        "primaryContactEmail": details.contact_email,
+        "primaryContactPhone": details.contact_phone,
+        "manufactureId": details.manufacture_id,
+        "logo": details.logo,
+        "authorities": authorities,
+        "ecosystemId": record.id.0,
+        "organizationParameters": details.parameters,
+        "orgStatus": details.status,
+    }))
+}
+
+/// `GET /api/v1/organizations/{organizationId}`: ADMIN reads any organization, everyone else
+/// their own; another is 404, as one that does not exist.
+pub async fn get(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    if !caller.is_admin() && id != caller.organization_id {
+        return Err(ApiError::not_found(format!("no organization {id}")));
+    }
+    read(&state, id).await
+}
+
+/// `GET /api/v1/organizations/user`: the caller's organization.
+pub async fn mine(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    read(&state, caller.organization_id).await
+}
+
+async fn read(state: &Shared, id: i64) -> Result<Json<Value>, ApiError> {
+    let record = state
+        .store(move |store| Ok(store.organization(OrganizationId(id))?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no organization {id}")))?;
+    Ok(Json(organization_json(state, record).await?))
+}
+
+/// `page` (from 0), `size` (1 to 50, default 50) and `filter`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    page: Option<u64>,
+    size: Option<u32>,
+    filter: Option<String>,
+}
+
+/// `GET /api/v1/organizations?page=&size=&filter=` (ADMIN).
+pub async fn list(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let size = query.size.unwrap_or(MAX_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(ApiError::bad_request(format!("size: 1 to {MAX_PAGE_SIZE}")));
+    }
+    let offset = query.page.unwrap_or(0).saturating_mul(u64::from(size));
+    let filter = filter::compile(query.filter.as_deref().unwrap_or(""), ORGANIZATION_FIELDS)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let records = state
+        .store(move |store| Ok(store.organizations_page(&filter, size, offset)?))
+        .await?;
+    let mut list = Vec::with_capacity(records.len());
+    for record in records {
+        list.push(organization_json(&state, record).await?);
+    }
+    Ok(Json(Value::Array(list)))
+}
+
+/// `GET /api/v1/organizations/select/items` (ADMIN): `[{id, name}]`.
+pub async fn select_items(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let organizations = state.store(|store| Ok(store.organizations()?)).await?;
+    Ok(Json(Value::Array(
+        organizations
+            .iter()
+            .map(|o| json!({"id": o.id.0, "name": o.name}))
+            .collect(),
+    )))
+}
+
+/// `?name=` of check_organization.
+#[derive(Deserialize)]
+pub struct NameQuery {
+    name: String,
+}
+
+/// `GET /api/v1/organizations/check_organization?name=` (ADMIN): `true` when an organization
+/// has the name.
+pub async fn check(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Query(query): Query<NameQuery>,
+) -> Result<Json<bool>, ApiError> {
+    admin(&caller)?;
+    let taken = state
+        .store(move |store| Ok(store.organization_name_taken(&query.name)?))
+        .await?;
+    Ok(Json(taken))
+}
+
+/// The body of create and update (seed 001 "Create Organization" / "Update Organization").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OrganizationRequest {
+    organization_id: Option<i64>,
+    organization_name: Option<String>,
+    address: Option<String>,
+    primary_contact_name: Option<String>,
+    primary_contact_email: Option<String>,
+    primary_contact_phone: Option<String>,
+    manufacture_id: Option<String>,
+    logo: Option<String>,
+    org_status: Option<String>,
+    organization_parameters: Option<serde_json::Map<String, Value>>,
+}
+
+/// A required text field: trimmed, not empty, at most `max` characters.
+fn required(field: &str, value: Option<&str>, max: usize) -> Result<String, ApiError> {
+    let value = value.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        return Err(ApiError::bad_request(format!("{field}: must not be empty")));
+    }
+    if value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: at most {max} characters, no control characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// Seed 001's phone rule: `^\+?\d*(\s|-)?((\(\d+\))?|\d+)(\s|-)?\d+(\s|-)?\d+(\s|-)?\d+$`, checked
+/// as: an optional `+`, then digits in groups separated by one space or hyphen, one group
+/// optionally in parentheses, at least three groups of digits after the first separator.
+fn phone(value: &str) -> bool {
+    let rest = value.strip_prefix('+').unwrap_or(value);
+    let groups: Vec<&str> = rest.split([' ', '-']).collect();
+    let digits = |g: &str| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit());
+    let parenthesized = |g: &str| {
+        g.strip_prefix('(')
+            .and_then(|g| g.strip_suffix(')'))
+            .is_some_and(digits)
+    };
+    groups.len() >= 3
+        && groups.len() <= 5
+        && groups.iter().all(|g| digits(g) || parenthesized(g))
+        && groups.iter().filter(|g| parenthesized(g)).count() <= 1
+}
+
+fn email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    (5..=254).contains(&value.len())
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value.contains(char::is_whitespace)
+        && !domain.contains('@')
+}
+
+fn details(request: &OrganizationRequest, name: String) -> Result<OrganizationDetails, ApiError> {
+    let contact_email = required(
+        "primaryContactEmail",
+        request.primary_contact_email.as_deref(),
+        254,
+    )?;
+    if !email(&contact_email) {
+        return Err(ApiError::bad_request(
+            "primaryContactEmail: must be a well-formed email address",
+        ));
+    }
+    let contact_phone = required(
+        "primaryContactPhone",
+        request.primary_contact_phone.as_deref(),
+        64,
+    )?;
+    if !phone(&contact_phone) {
+        return Err(ApiError::bad_request(
+            "primaryContactPhone: digits in groups, such as +38 012 345 6789",
+        ));
+    }
+    let status = request
+        .org_status
+        .clone()
+        .unwrap_or_else(|| "ACTIVE".to_owned());
+    if status != "ACTIVE" && status != "INACTIVE" {
+        return Err(ApiError::bad_request("orgStatus: ACTIVE or INACTIVE"));
+    }
+    let parameters = request.organization_parameters.clone().unwrap_or_default();
+    for (key, value) in &parameters {
+        if !value.is_string() {
+            return Err(ApiError::bad_request(format!(
+                "organizationParameters.{key}: must be a string"
+            )));
+        }
+    }
+    Ok(OrganizationDetails {
+        name,
+        address: required("address", request.address.as_deref(), 255)?,
+        contact_name: required(
+            "primaryContactName",
+            request.primary_contact_name.as_deref(),
+            255,
+        )?,
+        contact_email,
+        contact_phone,
+        manufacture_id: request.manufacture_id.clone().unwrap_or_default(),
+        logo: request.logo.clone().unwrap_or_default(),
+        status,
+        parameters,
+    })
+}
+
+/// `POST /api/v1/organizations` (ADMIN): the new organization's id (a bare number).
+pub async fn create(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Json(request): Json<OrganizationRequest>,
+) -> Result<Json<i64>, ApiError> {
+    admin(&caller)?;
+    let name = required(
+        "organizationName",
+        request.organization_name.as_deref(),
+        255,
+    )?;
+    let details = details(&request, name)?;
+    let id = state
+        .store(move |store| Ok(store.create_organization_with(&details)?))
+        .await?;
+    Ok(Json(id.0))
+}
+
+/// `PUT /api/v1/organizations` (ADMIN): replaces the details of `organizationId` (the name
+/// stays).
+pub async fn update(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Json(request): Json<OrganizationRequest>,
+) -> Result<StatusCode, ApiError> {
+    admin(&caller)?;
+    let id = request
+        .organization_id
+        .ok_or_else(|| ApiError::bad_request("organizationId is required"))?;
+    let current = state
+        .store(move |store| Ok(store.organization(OrganizationId(id))?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no organization {id}")))?;
+    if let Some(name) = &request.organization_name {
+        if *name != current.details.name {
+            return Err(ApiError::bad_request(
+                "organizationName: an organization keeps its name",
+            ));
+        }
+    }
+    let details = details(&request, current.details.name)?;
+    state
+        .store(move |store| Ok(store.update_organization(OrganizationId(id), &details)?))
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `DELETE /api/v1/organizations/{organizationId}` (ADMIN): 204, or 409 while it has users,
+/// authorities with a balance or batches still issuing.
+pub async fn delete(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    admin(&caller)?;
+    state
+        .store(move |store| Ok(store.delete_organization(OrganizationId(id))?))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/organizations/{organizationId}/all_authorities` (ADMIN).
+pub async fn authorities(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let record = state
+        .store(move |store| Ok(store.organization(OrganizationId(id))?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no organization {id}")))?;
+    let organization = organization_json(&state, record).await?;
+    Ok(Json(organization["authorities"].clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{email, phone};
+
+    #[test]
+    fn phone_numbers_follow_the_seed() {
+        for good in [
+            "+38 012 345 6789",
+            "012-345-6789",
+            "+1 (555) 123 4567",
+            "1 2 3",
+        ] {
+            assert!(phone(good), "{good}");
+        }
+        for bad in [
+            "",
+            "12",
+            "+38 012",
+            "abc def ghi",
+            "1  2 3",
+            "(1) (2) 3",
+            "1 2 3 4 5 6",
+        ] {
+            assert!(!phone(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn e_mail_addresses_are_checked() {
+        for good in ["j.smith@example.com", "a@b.co"] {
+            assert!(email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a@b",
+            "@example.com",
+            "a b@example.com",
+            "a@.com",
+            "a@b.com.",
+            "a@@b.com",
+        ] {
+            assert!(!email(bad), "{bad}");
+        }
+    }
+}

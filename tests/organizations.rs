@@ -1,0 +1,280 @@
+//! Seed 001's Organization API over HTTP against the real server: create, read, list with
+//! paging and filters, update, name check, select items, and deletion refused while an
+//! organization has users, balances or running batches.
+
+use crate::server::{Body, Server, BOB_PASSWORD};
+use serde_json::{json, Value};
+
+fn organization(name: &str) -> Value {
+    json!({
+        "organizationName": name,
+        "address": "Street 1",
+        "primaryContactName": "John",
+        "primaryContactEmail": "j.smith@example.com",
+        "primaryContactPhone": "+38 012 345 6789",
+        "orgStatus": "ACTIVE",
+        "manufactureId": "1020",
+        "logo": "Logo"
+    })
+}
+
+#[test]
+fn the_administration_of_organizations() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let token = server.admin();
+
+    // Create: the answer is the new id, a bare number.
+    let acme = server
+        .json(
+            "POST",
+            "/api/v1/organizations",
+            &token,
+            organization("Acme"),
+        )
+        .expect(200, "create")
+        .json()
+        .as_i64()
+        .expect("a bare id");
+    let read = server
+        .get(&format!("/api/v1/organizations/{acme}"), &token)
+        .expect(200, "read")
+        .json();
+    assert_eq!(read["organizationName"], "Acme");
+    assert_eq!(read["primaryContactPhone"], "+38 012 345 6789");
+    assert_eq!(read["orgStatus"], "ACTIVE");
+    assert_eq!(read["ecosystemId"], acme);
+    assert_eq!(read["authorities"], json!([]));
+
+    // Names are unique (case ignored); fields are checked by name.
+    server
+        .json(
+            "POST",
+            "/api/v1/organizations",
+            &token,
+            organization("ACME"),
+        )
+        .expect_error(409, "a taken name");
+    let mut bad = organization("Bad Mail");
+    bad["primaryContactEmail"] = json!("not-an-address");
+    let refused = server
+        .json("POST", "/api/v1/organizations", &token, bad)
+        .expect_error(400, "a malformed e-mail");
+    assert!(refused["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("primaryContactEmail"));
+    let mut bad = organization("Bad Phone");
+    bad["primaryContactPhone"] = json!("call me");
+    server
+        .json("POST", "/api/v1/organizations", &token, bad)
+        .expect_error(400, "a malformed phone number");
+    let mut empty = organization("");
+    empty["address"] = json!("");
+    server
+        .json("POST", "/api/v1/organizations", &token, empty)
+        .expect_error(400, "an empty name");
+    assert_eq!(
+        server
+            .get("/api/v1/organizations/check_organization?name=acme", &token)
+            .expect(200, "check")
+            .json(),
+        json!(true)
+    );
+    assert_eq!(
+        server
+            .get(
+                "/api/v1/organizations/check_organization?name=Nobody",
+                &token
+            )
+            .expect(200, "check")
+            .json(),
+        json!(false)
+    );
+
+    // Update: details change, the name stays.
+    let mut changed = organization("Acme");
+    changed["organizationId"] = json!(acme);
+    changed["address"] = json!("Street 2");
+    changed["organizationParameters"] = json!({"CITY": "NY", "COUNTRY": "US"});
+    server
+        .json("PUT", "/api/v1/organizations", &token, changed.clone())
+        .expect(200, "update");
+    let read = server
+        .get(&format!("/api/v1/organizations/{acme}"), &token)
+        .expect(200, "read after update")
+        .json();
+    assert_eq!(read["address"], "Street 2");
+    assert_eq!(read["organizationParameters"]["CITY"], "NY");
+    changed["organizationName"] = json!("Renamed");
+    server
+        .json("PUT", "/api/v1/organizations", &token, changed)
+        .expect_error(400, "a rename");
+
+    // Lists: paging and seed 002's filters.
+    let beta = server
+        .json(
+            "POST",
+            "/api/v1/organizations",
+            &token,
+            organization("Beta Line"),
+        )
+        .expect(200, "create beta")
+        .json()
+        .as_i64()
+        .unwrap();
+    let all = server
+        .get("/api/v1/organizations?page=0&size=50", &token)
+        .expect(200, "list")
+        .json();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["organizationName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Default", "Acme", "Beta Line"]);
+    let second = server
+        .get("/api/v1/organizations?page=1&size=2", &token)
+        .expect(200, "page 1")
+        .json();
+    assert_eq!(second.as_array().unwrap().len(), 1);
+    assert_eq!(second[0]["organizationId"], beta);
+    let filtered = server
+        .get(
+            "/api/v1/organizations?filter=startswith(organizationName,%27Beta%27)%20or%20organizationId%20eq%200",
+            &token,
+        )
+        .expect(200, "filter")
+        .json();
+    assert_eq!(filtered.as_array().unwrap().len(), 1, "{filtered}");
+    let refused = server
+        .get(
+            "/api/v1/organizations?filter=password%20eq%20%27x%27",
+            &token,
+        )
+        .expect_error(400, "a filter on an unknown property");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("position 1: unknown property"),
+        "{refused}"
+    );
+    server
+        .get("/api/v1/organizations?size=51", &token)
+        .expect_error(400, "a page over 50");
+    let items = server
+        .get("/api/v1/organizations/select/items", &token)
+        .expect(200, "select items")
+        .json();
+    assert!(items
+        .as_array()
+        .unwrap()
+        .contains(&json!({"id": acme, "name": "Acme"})));
+
+    // A user of another organization sees only their own, and administers nothing.
+    server.add_bob(&f);
+    let (bob, _) = server.login("bob", BOB_PASSWORD);
+    let own = server
+        .get("/api/v1/organizations/user", &bob)
+        .expect(200, "own organization")
+        .json();
+    assert_eq!(own["organizationName"], "OrgB");
+    let own_id = own["organizationId"].as_i64().unwrap();
+    server
+        .get(&format!("/api/v1/organizations/{own_id}"), &bob)
+        .expect(200, "own organization by id");
+    server
+        .get(&format!("/api/v1/organizations/{acme}"), &bob)
+        .expect_error(404, "another organization");
+    server
+        .get("/api/v1/organizations", &bob)
+        .expect_error(403, "a USER lists organizations");
+    server
+        .json("POST", "/api/v1/organizations", &bob, organization("Mine"))
+        .expect_error(403, "a USER creates an organization");
+    server
+        .call(
+            "DELETE",
+            &format!("/api/v1/organizations/{acme}"),
+            Some(&bob),
+            Body::Empty,
+            &[],
+        )
+        .expect_error(403, "a USER deletes an organization");
+
+    // Deletion is refused while the organization has users or balances.
+    let delete = |id: i64| {
+        server.call(
+            "DELETE",
+            &format!("/api/v1/organizations/{id}"),
+            Some(&token),
+            Body::Empty,
+            &[],
+        )
+    };
+    let in_use = delete(own_id).expect_error(409, "an organization with a user");
+    assert!(
+        in_use["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("user"),
+        "{in_use}"
+    );
+    server.cli(&[
+        "authorities",
+        "create",
+        "--organization",
+        "Acme",
+        "--profile",
+        "ecc-device",
+        "--balance",
+        "10",
+    ]);
+    let authorities = server
+        .get(
+            &format!("/api/v1/organizations/{acme}/all_authorities"),
+            &token,
+        )
+        .expect(200, "all authorities")
+        .json();
+    assert_eq!(authorities[0]["balance"], 10);
+    assert_eq!(authorities[0]["ecosystemName"], "Acme");
+    let in_use = delete(acme).expect_error(409, "an organization with a balance");
+    assert!(
+        in_use["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("balance"),
+        "{in_use}"
+    );
+    // An organization with nothing left goes, and is gone everywhere.
+    let gone = delete(beta);
+    assert_eq!(gone.status, 204, "{}", gone.text());
+    server
+        .get(&format!("/api/v1/organizations/{beta}"), &token)
+        .expect_error(404, "a deleted organization");
+    assert_eq!(
+        server
+            .get(
+                "/api/v1/organizations/check_organization?name=Beta%20Line",
+                &token
+            )
+            .expect(200, "check")
+            .json(),
+        json!(false)
+    );
+    delete(beta).expect_error(404, "deleting twice");
+    let doc = server
+        .call("GET", "/api/v1/openapi.json", None, Body::Empty, &[])
+        .expect(200, "openapi")
+        .json();
+    for path in [
+        "/api/v1/organizations",
+        "/api/v1/organizations/{organizationId}",
+        "/api/v1/organizations/check_organization",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} in openapi.json");
+    }
+}
