@@ -278,3 +278,73 @@ fn the_administration_of_organizations() {
         assert!(doc["paths"][path].is_object(), "{path} in openapi.json");
     }
 }
+
+#[test]
+fn users_change_their_own_password_and_logins_are_checked() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let token = server.admin();
+    server.add_bob(&f);
+    let (bob, bob_refresh) = server.login("bob", BOB_PASSWORD);
+    let change = |current: &str, new: &str, repeated: &str| {
+        server.json(
+            "PUT",
+            "/api/v1/users/credentials",
+            &bob,
+            json!({"currentPassword": current, "newPassword": new, "repeatedNewPassword": repeated}),
+        )
+    };
+    let new_password = "a-new-long-password";
+    assert_eq!(
+        change("not-my-password", new_password, new_password)
+            .expect(200, "a wrong current password")
+            .json(),
+        json!(false)
+    );
+    change(BOB_PASSWORD, new_password, "something-else").expect_error(400, "the repeat differs");
+    change(BOB_PASSWORD, "short", "short").expect_error(400, "a password under the policy");
+    assert_eq!(
+        change(BOB_PASSWORD, new_password, new_password)
+            .expect(200, "change")
+            .json(),
+        json!(true)
+    );
+    // The other sessions end: the refresh token issued before is revoked.
+    let refreshed = server.call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Body::Raw(bob_refresh.as_bytes(), "text/plain"),
+        &[],
+    );
+    assert_eq!(refreshed.status, 401, "{}", refreshed.text());
+    server
+        .call(
+            "POST",
+            "/auth/pwd",
+            None,
+            Body::Json(json!({"username": "bob", "password": BOB_PASSWORD})),
+            &[],
+        )
+        .expect_error(401, "the old password");
+    server.login("bob", new_password);
+
+    assert_eq!(
+        server
+            .get("/api/v1/users/check_user?username=BOB", &token)
+            .expect(200, "check_user")
+            .json(),
+        json!(true)
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/users/check_user?username=carol", &token)
+            .expect(200, "check_user")
+            .json(),
+        json!(false)
+    );
+    let (bob, _) = server.login("bob", new_password);
+    server
+        .get("/api/v1/users/check_user?username=admin", &bob)
+        .expect_error(403, "a USER checks logins");
+}

@@ -397,6 +397,38 @@ impl Auth {
         Ok(tokens)
     }
 
+    /// Changes a user's own password (seed 001 `PUT /api/v1/users/credentials`): `Ok(false)`
+    /// when `current` is not the user's password (which counts against the account and the
+    /// client like a failed login; past the limits [`AuthError::Throttled`]), `Ok(true)` once
+    /// `new` (which must meet the policy) replaces it. Every refresh token of the user is
+    /// revoked with the change, so other sessions end at their next refresh.
+    ///
+    /// Blocking (two argon2id computations): call it in `spawn_blocking`.
+    pub fn change_password(
+        &self,
+        user: UserId,
+        current: &str,
+        new: &str,
+        client: IpAddr,
+    ) -> Result<bool, AuthError> {
+        let now = (self.clock)();
+        let row = self
+            .store()
+            .user(user)?
+            .filter(|row| row.active)
+            .ok_or_else(|| AuthError::InvalidToken("unknown user".to_owned()))?;
+        if let Some(retry_after_secs) = self.throttle.retry_after(&row.username, client, now) {
+            return Err(AuthError::Throttled { retry_after_secs });
+        }
+        if !password::verify(&row.password_hash, current)? {
+            self.throttle.failure(&row.username, client, now);
+            return Ok(false);
+        }
+        self.throttle.success(&row.username);
+        let hash = password::hash_password(new)?;
+        Ok(self.store().set_password(user, &hash)?)
+    }
+
     /// Exchanges a refresh token for a new access token and the next refresh token of its
     /// family (seed 001 `POST /auth/refresh`). Cheap: no argon2.
     ///

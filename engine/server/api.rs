@@ -1,7 +1,8 @@
 //! The route table: one list builds the router and the OpenAPI 3 document.
 
 use super::{
-    auth_api, batches, catalog, metrics, organizations_api, revocation_api, signers_api, Shared,
+    auth_api, batches, catalog, metrics, organizations_api, revocation_api, signers_api, users_api,
+    Shared,
 };
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
@@ -647,6 +648,28 @@ pub const ROUTES: &[Route] = &[
         response = JSON,
         query = &[],
         get(catalog::current_user)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/users/credentials",
+        "User",
+        "Change one's own password: true, or false when currentPassword is wrong",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(users_api::change_password)
+    ),
+    route!(
+        "GET",
+        "/api/v1/users/check_user",
+        "User",
+        "Whether a user has this login name: true or false (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("username", true)],
+        get(users_api::check_user)
     ),
     route!(
         "GET",

@@ -18,6 +18,7 @@ mod metrics;
 mod organizations_api;
 mod revocation_api;
 mod signers_api;
+mod users_api;
 
 pub use error::ApiError;
 
