@@ -222,16 +222,40 @@ fn the_administration_of_organizations() {
             .contains("user"),
         "{in_use}"
     );
-    server.cli(&[
-        "authorities",
-        "create",
-        "--organization",
-        "Acme",
-        "--profile",
-        "ecc-device",
-        "--balance",
-        "10",
-    ]);
+    // Authorities: created for a profile, topped up, set, disabled; every change logged.
+    let created = server
+        .json(
+            "POST",
+            &format!("/api/v1/organizations/{acme}/authority"),
+            &token,
+            json!({"profileId": 1, "balance": 10}),
+        )
+        .expect(200, "create an authority")
+        .json();
+    assert_eq!(created["balance"], 10);
+    assert_eq!(created["usedBalance"], 0);
+    assert_eq!(created["enabled"], true);
+    assert_eq!(created["ecosystemName"], "Acme");
+    let authority = created["id"].as_i64().unwrap();
+    server
+        .json(
+            "POST",
+            &format!("/api/v1/organizations/{acme}/authority"),
+            &token,
+            json!({"profileId": 1, "balance": 10}),
+        )
+        .expect_error(409, "a second authority for the profile");
+    let topped = server
+        .json(
+            "POST",
+            &format!("/api/v1/organizations/{acme}/authority"),
+            &token,
+            json!({"profileName": "ECC Device Certificate", "addedBalance": 5}),
+        )
+        .expect(200, "top up")
+        .json();
+    assert_eq!(topped["balance"], 15);
+    assert_eq!(topped["totalEcosystemBalance"], 15);
     let authorities = server
         .get(
             &format!("/api/v1/organizations/{acme}/all_authorities"),
@@ -239,8 +263,71 @@ fn the_administration_of_organizations() {
         )
         .expect(200, "all authorities")
         .json();
-    assert_eq!(authorities[0]["balance"], 10);
-    assert_eq!(authorities[0]["ecosystemName"], "Acme");
+    assert_eq!(authorities[0]["balance"], 15);
+    // A disabled authority orders nothing; a total below what is used is refused.
+    let set = |body: Value| {
+        server.json(
+            "PUT",
+            &format!("/api/v1/organizations/{acme}/authorities/{authority}"),
+            &token,
+            body,
+        )
+    };
+    set(json!({"enabled": false})).expect(200, "disable");
+    let order = |name: &str| {
+        server.json(
+            "PUT",
+            "/api/v1/batches",
+            &token,
+            crate::server::generator_batch(authority, name, "02:00:00:0A:00:00", 2),
+        )
+    };
+    order("disabled").expect_error(409, "a batch of a disabled authority");
+    let enabled = set(json!({"enabled": true, "balance": 12}))
+        .expect(200, "enable and set")
+        .json();
+    assert_eq!(enabled["availableBalance"], 12);
+    let batch = crate::server::batch_id(&order("enabled").expect(200, "a batch").json());
+    server.wait_ready(&token, batch);
+    let refused = set(json!({"balance": 1})).expect_error(409, "a total below the used units");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used or reserved"),
+        "{refused}"
+    );
+    let after = set(json!({"balance": 4}))
+        .expect(200, "a total above")
+        .json();
+    assert_eq!(after["usedBalance"], 2);
+    assert_eq!(after["availableBalance"], 2);
+    let events = server
+        .get(
+            &format!("/api/v1/organizations/{acme}/authorities/{authority}/events"),
+            &token,
+        )
+        .expect(200, "authority events")
+        .json();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "CREATED",
+            "TOPPED_UP",
+            "DISABLED",
+            "BALANCE_SET",
+            "ENABLED",
+            "BALANCE_SET"
+        ],
+        "{events}"
+    );
+    assert_eq!(events[0]["actor"], "user 1");
     let in_use = delete(acme).expect_error(409, "an organization with a balance");
     assert!(
         in_use["error_description"]

@@ -469,6 +469,39 @@ pub const ROUTES: &[Route] = &[
         get(organizations_api::authorities)
     ),
     route!(
+        "POST",
+        "/api/v1/organizations/{organizationId}/authority",
+        "Organization",
+        "Create the organization's authority for a profile (balance), or top it up (addedBalance) (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(organizations_api::upsert_authority)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/organizations/{organizationId}/authorities/{authorityId}",
+        "Organization",
+        "Set an authority's total balance (never below used and reserved) and enabled flag (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(organizations_api::set_authority)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations/{organizationId}/authorities/{authorityId}/events",
+        "Organization",
+        "What administrators did to an authority (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(organizations_api::authority_events)
+    ),
+    route!(
         "GET",
         "/api/v1/issuers",
         "Certificate Authority",

@@ -125,7 +125,10 @@ impl From<StoreError> for ApiError {
             | StoreError::SignerInUse { .. }
             | StoreError::SignerState { .. }
             | StoreError::OrganizationInUse { .. }
-            | StoreError::OrganizationNameTaken { .. } => ApiError::conflict(e.to_string()),
+            | StoreError::OrganizationNameTaken { .. }
+            | StoreError::AuthorityDisabled { .. }
+            | StoreError::AuthorityExists { .. }
+            | StoreError::BalanceBelowCommitted { .. } => ApiError::conflict(e.to_string()),
             StoreError::InsufficientBalance { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_balance", e.to_string())
             }

@@ -374,6 +374,189 @@ pub async fn authorities(
     Ok(Json(organization["authorities"].clone()))
 }
 
+/// An authority with its totals (seed 001's "Update Organization Authority" answer plus the
+/// authority object's fields).
+fn authority_totals(
+    state: &Shared,
+    a: &crate::store::AuthorityRow,
+    organization: &str,
+    all: &[crate::store::AuthorityRow],
+) -> Value {
+    let total =
+        |a: &crate::store::AuthorityRow| a.balance_available + a.balance_reserved + a.balance_used;
+    let mut out = authority_json(state, a, Some(organization));
+    out["balance"] = json!(total(a));
+    out["availableBalance"] = json!(a.balance_available);
+    out["reservedBalance"] = json!(a.balance_reserved);
+    out["usedBalance"] = json!(a.balance_used);
+    out["enabled"] = json!(a.enabled);
+    out["totalEcosystemBalance"] = json!(all.iter().map(total).sum::<u64>());
+    out
+}
+
+/// `POST /api/v1/organizations/{organizationId}/authority` body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorityRequest {
+    profile_id: Option<u64>,
+    profile_name: Option<String>,
+    balance: Option<u64>,
+    added_balance: Option<u64>,
+}
+
+/// `POST /api/v1/organizations/{organizationId}/authority` (ADMIN): the organization's
+/// authority for the profile (`profileId` or `profileName`): created with `balance` (default 0)
+/// and signed by the current signer of the profile's issuer, or, when it exists, topped up by
+/// `addedBalance`. Answers the authority with its totals.
+pub async fn upsert_authority(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+    Json(request): Json<AuthorityRequest>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let served = match (request.profile_id, request.profile_name.as_deref()) {
+        (Some(profile_id), _) => state
+            .profiles
+            .iter()
+            .find(|p| p.id == profile_id)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("profileId {profile_id}: no such profile"))
+            })?,
+        (None, Some(name)) => state.profile_named(name).ok_or_else(|| {
+            ApiError::bad_request(format!("profileName {name:?}: no such profile"))
+        })?,
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "profileId or profileName is required",
+            ))
+        }
+    };
+    let profile_name = served.profile.name().to_owned();
+    let signer = state.signer_for(&served.profile)?;
+    let actor = format!("user {}", caller.user_id);
+    let organization = OrganizationId(id);
+    let (record, authorities) = state
+        .store(move |store| {
+            let record = store
+                .organization(organization)?
+                .ok_or_else(|| ApiError::not_found(format!("no organization {id}")))?;
+            let existing = store
+                .authorities_for(organization)?
+                .into_iter()
+                .find(|a| a.profile_name == profile_name);
+            match existing {
+                Some(authority) => {
+                    let added = request.added_balance.ok_or_else(|| {
+                        ApiError::conflict(format!(
+                            "organization {id} already has authority {} for {profile_name}; \
+                             give addedBalance to top it up",
+                            authority.id.0
+                        ))
+                    })?;
+                    store.top_up_authority(authority.id, organization, added, &actor)?;
+                }
+                None => {
+                    store.admin_create_authority(
+                        organization,
+                        &profile_name,
+                        signer.issuer(),
+                        request.balance.unwrap_or(0),
+                        &actor,
+                    )?;
+                }
+            }
+            Ok((record, store.authorities_for(organization)?))
+        })
+        .await?;
+    let name = served.profile.name();
+    let authority = authorities
+        .iter()
+        .find(|a| a.profile_name == name)
+        .ok_or_else(|| ApiError::internal("the authority just written is missing"))?;
+    Ok(Json(authority_totals(
+        &state,
+        authority,
+        &record.details.name,
+        &authorities,
+    )))
+}
+
+/// `PUT /api/v1/organizations/{organizationId}/authorities/{authorityId}` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAuthorityRequest {
+    balance: Option<u64>,
+    enabled: Option<bool>,
+}
+
+/// `PUT /api/v1/organizations/{organizationId}/authorities/{authorityId}` (ADMIN): sets the
+/// total `balance` (409 below what is used and reserved) and/or `enabled` (a disabled
+/// authority orders no batch).
+pub async fn set_authority(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path((id, authority)): Path<(i64, i64)>,
+    Json(request): Json<SetAuthorityRequest>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let actor = format!("user {}", caller.user_id);
+    let organization = OrganizationId(id);
+    let (record, row, all) = state
+        .store(move |store| {
+            let record = store
+                .organization(organization)?
+                .ok_or_else(|| ApiError::not_found(format!("no organization {id}")))?;
+            let row = store.set_authority(
+                crate::store::AuthorityId(authority),
+                organization,
+                request.balance,
+                request.enabled,
+                &actor,
+            )?;
+            Ok((record, row, store.authorities_for(organization)?))
+        })
+        .await?;
+    Ok(Json(authority_totals(
+        &state,
+        &row,
+        &record.details.name,
+        &all,
+    )))
+}
+
+/// `GET /api/v1/organizations/{organizationId}/authorities/{authorityId}/events` (ADMIN): what
+/// administrators did to the authority.
+pub async fn authority_events(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path((id, authority)): Path<(i64, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let events = state
+        .store(move |store| {
+            let row = store.authority(crate::store::AuthorityId(authority))?;
+            if row.organization.0 != id {
+                return Err(ApiError::not_found(format!("no authority {authority}")));
+            }
+            Ok(store.authority_events(row.id)?)
+        })
+        .await?;
+    Ok(Json(Value::Array(
+        events
+            .iter()
+            .map(|e| {
+                json!({
+                    "time": crate::batch::rfc3339(e.time),
+                    "actor": e.actor,
+                    "type": e.kind,
+                    "message": e.message,
+                })
+            })
+            .collect(),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{email, phone};

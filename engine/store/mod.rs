@@ -15,6 +15,7 @@
 //! It never sees private keys or PKCS#12 passwords, and it does not generate serial numbers:
 //! it only refuses to record (or reserve) one twice.
 
+mod authorities;
 mod checkpoint;
 mod identity;
 mod organizations;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+pub use authorities::AuthorityEvent;
 pub use checkpoint::{Checkpointer, CHECKPOINT_INTERVAL};
 pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
@@ -473,6 +475,8 @@ pub struct AuthorityRow {
     pub balance_reserved: u64,
     /// Units spent on issued certificates ("used balance").
     pub balance_used: u64,
+    /// Whether it may order new batches (`enabled`).
+    pub enabled: bool,
 }
 
 /// Kind of an audit log entry (`logType`), stored upper case.
@@ -648,6 +652,32 @@ pub enum StoreError {
     AuditChainBroken {
         /// Id of the first entry whose hashes do not match.
         id: i64,
+    },
+    /// The authority is disabled: it orders no new batch.
+    #[error("authority {authority} is disabled")]
+    AuthorityDisabled {
+        /// The authority.
+        authority: AuthorityId,
+    },
+    /// The organization already has an authority for the profile.
+    #[error("organization {organization} already has authority {authority} for profile {profile}")]
+    AuthorityExists {
+        /// The organization.
+        organization: OrganizationId,
+        /// Its authority for the profile.
+        authority: AuthorityId,
+        /// The profile.
+        profile: String,
+    },
+    /// A total balance below what the authority has used and reserved; nothing was changed.
+    #[error("authority {authority}: a balance of {requested} is below the {committed} units already used or reserved")]
+    BalanceBelowCommitted {
+        /// The authority.
+        authority: AuthorityId,
+        /// The total asked for.
+        requested: u64,
+        /// Units used and reserved.
+        committed: u64,
     },
     /// A batch was created for an authority whose issuer or profile is not the batch's.
     #[error("authority {authority}: its {field} is not the batch's")]
@@ -1127,6 +1157,9 @@ impl Store {
                     authority,
                     field: "profile",
                 });
+            }
+            if !row.enabled {
+                return Err(StoreError::AuthorityDisabled { authority });
             }
             let reserved = tx
                 .prepare_cached(
@@ -2613,7 +2646,7 @@ fn audit_hash(
 
 /// Columns read by [`RawAuthority::read`], in order.
 const SELECT_AUTHORITY: &str = "SELECT id, organization_id, profile_name, issuer_id,
-        balance_available, balance_reserved, balance_used FROM authorities";
+        balance_available, balance_reserved, balance_used, enabled FROM authorities";
 
 /// An authority row as SQLite types, before its values are checked.
 struct RawAuthority {
@@ -2624,6 +2657,7 @@ struct RawAuthority {
     available: i64,
     reserved: i64,
     used: i64,
+    enabled: bool,
 }
 
 impl RawAuthority {
@@ -2636,6 +2670,7 @@ impl RawAuthority {
             available: row.get(4)?,
             reserved: row.get(5)?,
             used: row.get(6)?,
+            enabled: row.get(7)?,
         })
     }
 
@@ -2649,6 +2684,7 @@ impl RawAuthority {
             balance_available: count("balance_available", self.available)?,
             balance_reserved: count("balance_reserved", self.reserved)?,
             balance_used: count("balance_used", self.used)?,
+            enabled: self.enabled,
         })
     }
 }

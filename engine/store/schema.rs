@@ -306,7 +306,9 @@ END;
 ";
 
 /// Format version 7: seed 001's organization record (address, primary contact, manufacturer id,
-/// logo, status, organization parameters), for the administration API.
+/// logo, status, organization parameters) and the authorities' `enabled` flag, for the
+/// administration API, with `authority_events`, the append-only log of what administrators do
+/// to authorities (created, balance topped up or set, enabled, disabled).
 ///
 /// Only added columns: a version 6 database upgrades in place, its organizations ACTIVE with
 /// empty details. `DELETED` hides an organization from every list: its authorities and finished
@@ -323,4 +325,27 @@ ALTER TABLE organizations ADD COLUMN status TEXT NOT NULL DEFAULT 'ACTIVE'
 ALTER TABLE organizations ADD COLUMN parameters_json TEXT NOT NULL DEFAULT '{}'
     CHECK (json_type(parameters_json) = 'object');
 ALTER TABLE organizations ADD COLUMN updated_at INTEGER;
+
+ALTER TABLE authorities ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1));
+
+CREATE TABLE authority_events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    authority_id INTEGER NOT NULL REFERENCES authorities (id),
+    time         INTEGER NOT NULL,
+    actor        TEXT    NOT NULL,
+    type         TEXT    NOT NULL,
+    message      TEXT    NOT NULL
+) STRICT;
+
+CREATE INDEX authority_events_authority ON authority_events (authority_id);
+
+CREATE TRIGGER authority_events_no_update BEFORE UPDATE ON authority_events
+BEGIN
+    SELECT RAISE(ABORT, 'authority_events is append-only');
+END;
+
+CREATE TRIGGER authority_events_no_delete BEFORE DELETE ON authority_events
+BEGIN
+    SELECT RAISE(ABORT, 'authority_events is append-only');
+END;
 ";

@@ -388,6 +388,7 @@ fn authorities_belong_to_their_organization() {
             balance_available: 30,
             balance_reserved: 0,
             balance_used: 0,
+            enabled: true,
         }
     );
     let missing = OrganizationId(other.0 + 1);
