@@ -2,7 +2,7 @@
 //! keys; a batch, a CRL and an OCSP response signed through it are checked by openssl.
 
 use crate::server::{Body, Server};
-use crate::util::{tool, unzip, Fixture};
+use crate::util::{openssl as openssl_ok, unzip, Fixture};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -79,17 +79,6 @@ fn ok(out: Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn openssl_ok(args: &[&str]) -> String {
-    let out = tool("openssl", args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
 }
 
 /// Issues one device of `profile` with the CA in `data` (key in the token), and checks its

@@ -2,7 +2,7 @@
 //! the openssl CLI and Python `cryptography` read its CRL and its OCSP answers (GET and POST).
 
 use crate::server::{batch_id, generator_batch, Body, Resp, Server, BOB_PASSWORD, PKCS12_PASSWORD};
-use crate::util::tool;
+use crate::util::{openssl, text, tool};
 use base64ct::{Base64, Encoding};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -11,20 +11,6 @@ use std::time::{Duration, Instant};
 /// The CRL of the data directory's first signer (`{issuerKeyId}` in the shipped profiles).
 fn crl_url(server: &Server) -> String {
     crate::util::crl_path_of(&server.data.join("ca").join("issuing.crt"))
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn openssl(args: &[&str]) -> String {
-    let out = tool("openssl", args);
-    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-    text(&out)
 }
 
 fn python(args: &[&str]) -> Value {

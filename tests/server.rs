@@ -413,6 +413,17 @@ impl Server {
         ]);
     }
 
+    /// Asserts that `/api/v1/openapi.json` documents each of `paths`.
+    pub(crate) fn assert_documented(&self, paths: &[&str]) {
+        let doc = self
+            .call("GET", "/api/v1/openapi.json", None, Body::Empty, &[])
+            .expect(200, "openapi")
+            .json();
+        for path in paths {
+            assert!(doc["paths"][path].is_object(), "{path} in openapi.json");
+        }
+    }
+
     /// SIGTERM, then the exit status (30 s at most).
     pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

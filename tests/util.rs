@@ -192,3 +192,19 @@ pub fn crl_path_of(issuing_crt: &Path) -> String {
     );
     format!("/crl/{key_id}.crl")
 }
+
+/// What a finished tool printed: stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs openssl, asserts success and returns what it printed (stdout then stderr).
+pub fn openssl(args: &[&str]) -> String {
+    let out = tool("openssl", args);
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    text(&out)
+}
