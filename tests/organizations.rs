@@ -429,3 +429,120 @@ fn users_change_their_own_password_and_logins_are_checked() {
         .get("/api/v1/users/check_user?username=admin", &bob)
         .expect_error(403, "a USER checks logins");
 }
+
+/// Every administration endpoint against every role: ADMIN may, the others may not (403), and
+/// what every user may do for themselves works for each role.
+#[test]
+fn role_matrix_of_the_administration_endpoints() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let admin = server.admin();
+    server.cli(&["orgs", "add", "OrgB"]);
+    let password = "role-matrix-password";
+    let password_file = f.write("role.pw", &format!("{password}\n"));
+    let mut tokens = vec![("ADMIN", admin.clone())];
+    for role in ["ECO_ADMIN", "ORG_ADMIN", "USER"] {
+        let name = role.to_ascii_lowercase().replace('_', "");
+        server.cli(&[
+            "users",
+            "add",
+            &name,
+            "--org",
+            "OrgB",
+            "--role",
+            role,
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ]);
+        tokens.push((role, server.login(&name, password).0));
+    }
+    let default_org = server
+        .get("/api/v1/organizations/user", &admin)
+        .expect(200, "the admin's organization")
+        .json()["organizationId"]
+        .as_i64()
+        .unwrap();
+    // (method, path, body, status for ADMIN); every other role gets 403.
+    let admin_only: Vec<(&str, String, Option<Value>, u16)> = vec![
+        ("GET", "/api/v1/organizations".into(), None, 200),
+        (
+            "GET",
+            "/api/v1/organizations/select/items".into(),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            "/api/v1/organizations/check_organization?name=OrgB".into(),
+            None,
+            200,
+        ),
+        (
+            "GET",
+            format!("/api/v1/organizations/{default_org}/all_authorities"),
+            None,
+            200,
+        ),
+        ("DELETE", "/api/v1/organizations/999999".into(), None, 404),
+        (
+            "PUT",
+            "/api/v1/organizations".into(),
+            Some(json!({"organizationId": 999999})),
+            404,
+        ),
+        (
+            "POST",
+            format!("/api/v1/organizations/{default_org}/authority"),
+            Some(json!({"profileId": 1, "addedBalance": 1})),
+            200,
+        ),
+        (
+            "GET",
+            "/api/v1/users/check_user?username=admin".into(),
+            None,
+            200,
+        ),
+        ("GET", "/api/v1/issuers".into(), None, 200),
+        ("GET", "/api/v1/issuers/default/signers".into(), None, 200),
+        (
+            "GET",
+            "/api/v1/issuers/default/signers/current/chain".into(),
+            None,
+            200,
+        ),
+        (
+            "POST",
+            "/api/v1/issuers/nobody!/signers".into(),
+            Some(json!({})),
+            400,
+        ),
+    ];
+    for (role, token) in &tokens {
+        for (method, path, body, admin_status) in &admin_only {
+            let r = match body {
+                Some(body) => server.json(method, path, token, body.clone()),
+                None => server.call(method, path, Some(token), Body::Empty, &[]),
+            };
+            let expected = if *role == "ADMIN" { *admin_status } else { 403 };
+            assert_eq!(r.status, expected, "{role} {method} {path}: {}", r.text());
+        }
+        // What every role may do for itself.
+        server
+            .get("/api/v1/organizations/user", token)
+            .expect(200, &format!("{role} reads its organization"));
+        server
+            .get("/api/v1/users", token)
+            .expect(200, &format!("{role} reads itself"));
+        let wrong = server
+            .json(
+                "PUT",
+                "/api/v1/users/credentials",
+                token,
+                json!({"currentPassword": "not-it-at-all", "newPassword": "another-password-1",
+                       "repeatedNewPassword": "another-password-1"}),
+            )
+            .expect(200, &format!("{role} tries a password change"))
+            .json();
+        assert_eq!(wrong, json!(false), "{role}");
+    }
+}
