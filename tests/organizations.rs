@@ -502,6 +502,27 @@ fn role_matrix_of_the_administration_endpoints() {
             None,
             200,
         ),
+        ("GET", "/api/v1/users/1".into(), None, 200),
+        (
+            "GET",
+            "/api/v1/users/check_email?email=a@b.test".into(),
+            None,
+            200,
+        ),
+        (
+            "POST",
+            format!("/api/v1/users/organizations/{default_org}"),
+            Some(json!({})),
+            200,
+        ),
+        ("PUT", "/api/v1/users".into(), Some(json!({})), 400),
+        ("PUT", "/api/v1/users/1".into(), Some(json!({})), 400),
+        (
+            "GET",
+            "/api/v1/users/remove_user?userId=999999".into(),
+            None,
+            404,
+        ),
         ("GET", "/api/v1/issuers".into(), None, 200),
         ("GET", "/api/v1/issuers/default/signers".into(), None, 200),
         (
@@ -545,4 +566,194 @@ fn role_matrix_of_the_administration_endpoints() {
             .json();
         assert_eq!(wrong, json!(false), "{role}");
     }
+}
+
+#[test]
+fn the_administration_of_users() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let admin = server.admin();
+    let acme = server
+        .json(
+            "POST",
+            "/api/v1/organizations",
+            &admin,
+            organization("Acme"),
+        )
+        .expect(200, "create an organization")
+        .json()
+        .as_i64()
+        .unwrap();
+    let user = |login: &str, email: &str, first: &str| {
+        json!({
+            "firstName": first,
+            "lastName": "Smith",
+            "phone": "+38 050 492 4110",
+            "email": email,
+            "organizationId": acme,
+            "credentials": {"login": login, "password": "a-password-of-line-7"},
+            "userPrivileges": [{"userRole": "USER", "organizationId": acme, "accessibleProfiles": [1]}]
+        })
+    };
+    let id = server
+        .json(
+            "PUT",
+            "/api/v1/users",
+            &admin,
+            user("line_operator", "op@acme.test", "John"),
+        )
+        .expect(200, "create a user")
+        .json()
+        .as_i64()
+        .expect("the new user's id");
+    let read = server
+        .get(&format!("/api/v1/users/{id}"), &admin)
+        .expect(200, "read the user")
+        .json();
+    assert_eq!(read["firstName"], "John");
+    assert_eq!(read["email"], "op@acme.test");
+    assert_eq!(read["organizationName"], "Acme");
+    assert_eq!(read["credentials"]["login"], "line_operator");
+    assert_eq!(read["userPrivileges"][0]["userRole"], "USER");
+    assert_eq!(read["userPrivileges"][0]["accessibleProfiles"], json!([1]));
+    assert_eq!(read["isAdmin"], false);
+    // Each rule refused by field name; logins and e-mail addresses are unique.
+    for (body, status, field) in [
+        (user("line_operator", "x@acme.test", "John"), 409, "login"),
+        (user("other_login", "OP@acme.test", "John"), 409, "email"),
+        (user("abc", "y@acme.test", "John"), 400, "credentials.login"),
+        (user("fine_login", "z@acme.test", "J0hn"), 400, "firstName"),
+        (user("fine_login", "not-mail", "John"), 400, "email"),
+    ] {
+        let e = server
+            .json("PUT", "/api/v1/users", &admin, body)
+            .expect_error(status, field);
+        assert!(
+            e["error_description"].as_str().unwrap().contains(field),
+            "{field}: {e}"
+        );
+    }
+    assert_eq!(
+        server
+            .get("/api/v1/users/check_email?email=op@acme.test", &admin)
+            .expect(200, "check_email")
+            .json(),
+        json!(true)
+    );
+    assert_eq!(
+        server
+            .get("/api/v1/users/check_email?email=nobody@acme.test", &admin)
+            .expect(200, "check_email")
+            .json(),
+        json!(false)
+    );
+
+    // The user logs in, sees and edits their own record.
+    let (operator, _) = server.login("line_operator", "a-password-of-line-7");
+    let me = server
+        .get("/api/v1/users", &operator)
+        .expect(200, "me")
+        .json();
+    assert_eq!(me["lastName"], "Smith");
+    let updated = server
+        .json(
+            "PUT",
+            "/api/v1/users/current",
+            &operator,
+            json!({"firstName": "Jane", "lastName": "Doe", "phone": "012-345-6789", "email": "jane@acme.test"}),
+        )
+        .expect(200, "update current")
+        .json();
+    assert_eq!(updated["firstName"], "Jane");
+    server
+        .json(
+            "PUT",
+            "/api/v1/users/update_email",
+            &operator,
+            json!({"email": "j.doe@acme.test"}),
+        )
+        .expect(200, "update e-mail");
+    server
+        .get(&format!("/api/v1/users/{id}"), &operator)
+        .expect_error(403, "a USER reads another user record by id");
+
+    // Lists by organization, role and search line.
+    let list = |role: &str, search: &str| {
+        server
+            .json(
+                "POST",
+                &format!("/api/v1/users/organizations/{acme}?role={role}"),
+                &admin,
+                json!({"searchLine": search}),
+            )
+            .expect(200, "users of the organization")
+            .json()
+    };
+    assert_eq!(list("user", "doe").as_array().unwrap().len(), 1);
+    assert_eq!(list("user", "smith").as_array().unwrap().len(), 0);
+    assert_eq!(list("org_admin", "").as_array().unwrap().len(), 0);
+
+    // ADMIN changes roles and profiles: the next request sees them.
+    let promoted = server
+        .json(
+            "PUT",
+            &format!("/api/v1/users/{id}"),
+            &admin,
+            json!({"firstName": "Jane", "lastName": "Doe", "phone": "012-345-6789",
+                   "email": "j.doe@acme.test",
+                   "userPrivileges": [{"userRole": "ORG_ADMIN", "accessibleProfiles": [1, 2]}]}),
+        )
+        .expect(200, "update the user")
+        .json();
+    assert_eq!(promoted["userPrivileges"][0]["userRole"], "ORG_ADMIN");
+    let me = server
+        .get("/api/v1/users", &operator)
+        .expect(200, "me")
+        .json();
+    assert_eq!(me["userPrivileges"][0]["userRole"], "ORG_ADMIN");
+    assert_eq!(me["userPrivileges"][0]["accessibleProfiles"], json!([1, 2]));
+    assert_eq!(list("org_admin", "").as_array().unwrap().len(), 1);
+
+    // The organization cannot go while the user is there; removing the user ends their
+    // sessions, then it can.
+    server
+        .call(
+            "DELETE",
+            &format!("/api/v1/organizations/{acme}"),
+            Some(&admin),
+            Body::Empty,
+            &[],
+        )
+        .expect_error(409, "an organization with a user");
+    let me_id = server.get("/api/v1/users", &admin).expect(200, "me").json()["userId"]
+        .as_i64()
+        .unwrap();
+    server
+        .get(&format!("/api/v1/users/remove_user?userId={me_id}"), &admin)
+        .expect_error(409, "an administrator removing themselves");
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/users/remove_user?userId={id}"), &admin)
+            .expect(200, "remove the user")
+            .json(),
+        json!(true)
+    );
+    let gone = server.get("/api/v1/users", &operator);
+    assert_eq!(gone.status, 401, "a removed user's token: {}", gone.text());
+    server
+        .get(&format!("/api/v1/users/remove_user?userId={id}"), &admin)
+        .expect_error(404, "removing twice");
+    let deleted = server.call(
+        "DELETE",
+        &format!("/api/v1/organizations/{acme}"),
+        Some(&admin),
+        Body::Empty,
+        &[],
+    );
+    assert_eq!(deleted.status, 204, "{}", deleted.text());
+    server.assert_documented(&[
+        "/api/v1/users/{userId}",
+        "/api/v1/users/organizations/{organizationId}",
+        "/api/v1/users/remove_user",
+    ]);
 }

@@ -316,51 +316,74 @@ pub async fn current_user(
     Caller(caller): Caller,
 ) -> Result<Json<Value>, ApiError> {
     let id = caller.user_id;
-    let organization = caller.organization_id;
-    let (user, organization_name) = state
+    let (user, contact, organization_name) = state
         .store(move |store| {
             let user = store
                 .user(UserId(id))?
                 .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+            let contact = store.user_contact(user.id)?.unwrap_or_default();
             let name = store
                 .organizations()?
                 .into_iter()
-                .find(|o| o.id.0 == organization)
+                .find(|o| o.id == user.organization)
                 .map(|o| o.name);
-            Ok((user, name))
+            Ok((user, contact, name))
         })
         .await?;
+    Ok(Json(user_json(
+        &state,
+        &user,
+        &contact,
+        organization_name.as_deref(),
+    )))
+}
+
+/// Seed 001's user object: contact details, login, organization and one privilege per role
+/// with the profiles the user may use (`accessibleProfiles`, profile ids).
+pub(super) fn user_json(
+    state: &super::AppState,
+    user: &crate::store::UserRow,
+    contact: &crate::store::UserContact,
+    organization_name: Option<&str>,
+) -> Value {
+    let organization = user.organization.0;
     let accessible: Vec<u64> = state
         .profiles
         .iter()
-        .filter(|p| caller.may_use_profile(p.profile.name()))
+        .filter(|p| {
+            user.profiles
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n == p.profile.name()))
+        })
         .map(|p| p.id)
         .collect();
-    let privileges: Vec<Value> = caller
+    let privileges: Vec<Value> = user
         .roles
         .iter()
         .enumerate()
         .map(|(i, role)| {
             json!({
                 "id": i + 1,
-                "userRole": role.as_str(),
+                "userRole": role,
                 "ecosystemId": organization,
                 "organizationId": organization,
                 "accessibleProfiles": accessible,
             })
         })
         .collect();
-    Ok(Json(json!({
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    json!({
         "userId": user.id.0,
-        "firstName": null,
-        "lastName": null,
-        "phone": null,
-        "email": null,
+        "firstName": text(&contact.first_name),
+        "lastName": text(&contact.last_name),
+        "phone": text(&contact.phone),
+        "email": text(&contact.email),
         "organizationId": organization,
         "organizationName": organization_name,
         "credentials": { "login": user.username },
         "userPrivileges": privileges,
         "ecosystemId": organization,
-        "isAdmin": caller.is_admin(),
-    })))
+        "isAdmin": user.roles.iter().any(|r| r == "ADMIN"),
+        "active": user.active,
+    })
 }

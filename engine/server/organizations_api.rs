@@ -216,7 +216,7 @@ fn required(field: &str, value: Option<&str>, max: usize) -> Result<String, ApiE
 /// Seed 001's phone rule: `^\+?\d*(\s|-)?((\(\d+\))?|\d+)(\s|-)?\d+(\s|-)?\d+(\s|-)?\d+$`, checked
 /// as: an optional `+`, then digits in groups separated by one space or hyphen, one group
 /// optionally in parentheses, at least three groups of digits after the first separator.
-fn phone(value: &str) -> bool {
+pub(super) fn phone(value: &str) -> bool {
     let rest = value.strip_prefix('+').unwrap_or(value);
     let groups: Vec<&str> = rest.split([' ', '-']).collect();
     let digits = |g: &str| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit());
@@ -231,7 +231,7 @@ fn phone(value: &str) -> bool {
         && groups.iter().filter(|g| parenthesized(g)).count() <= 1
 }
 
-fn email(value: &str) -> bool {
+pub(super) fn email(value: &str) -> bool {
     let Some((local, domain)) = value.split_once('@') else {
         return false;
     };

@@ -28,6 +28,7 @@ mod tests;
 mod tests_revocation;
 #[cfg(test)]
 mod tests_v2;
+mod users;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ pub use organizations::{OrganizationDetails, OrganizationInUse, OrganizationReco
 pub use revocation::{CrlState, RevocationRow, RevokeOutcome, RevokedCertificate, SerialStatus};
 pub use schema::FORMAT_VERSION;
 pub use signers::{NewSigner, SignerCertificate, SignerEvent, SignerRow, SignerState};
+pub use users::UserContact;
 
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "certmill.db";
