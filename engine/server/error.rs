@@ -128,7 +128,8 @@ impl From<StoreError> for ApiError {
             | StoreError::OrganizationNameTaken { .. }
             | StoreError::AuthorityDisabled { .. }
             | StoreError::AuthorityExists { .. }
-            | StoreError::BalanceBelowCommitted { .. } => ApiError::conflict(e.to_string()),
+            | StoreError::BalanceBelowCommitted { .. }
+            | StoreError::EmailTaken { .. } => ApiError::conflict(e.to_string()),
             StoreError::InsufficientBalance { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_balance", e.to_string())
             }

@@ -434,7 +434,7 @@ pub async fn upsert_authority(
     };
     let profile_name = served.profile.name().to_owned();
     let signer = state.signer_for(&served.profile)?;
-    let actor = format!("user {}", caller.user_id);
+    let actor = super::revocation_api::actor(&caller);
     let organization = OrganizationId(id);
     let (record, authorities) = state
         .store(move |store| {
@@ -500,7 +500,7 @@ pub async fn set_authority(
     Json(request): Json<SetAuthorityRequest>,
 ) -> Result<Json<Value>, ApiError> {
     admin(&caller)?;
-    let actor = format!("user {}", caller.user_id);
+    let actor = super::revocation_api::actor(&caller);
     let organization = OrganizationId(id);
     let (record, row, all) = state
         .store(move |store| {
@@ -545,14 +545,7 @@ pub async fn authority_events(
     Ok(Json(Value::Array(
         events
             .iter()
-            .map(|e| {
-                json!({
-                    "time": crate::batch::rfc3339(e.time),
-                    "actor": e.actor,
-                    "type": e.kind,
-                    "message": e.message,
-                })
-            })
+            .map(|e| super::signers_api::event_json(e.time, &e.actor, &e.kind, &e.message))
             .collect(),
     )))
 }

@@ -174,7 +174,7 @@ fn reason_from(code: i64) -> Result<RevocationReason, ApiError> {
 }
 
 /// The store's actor for a caller.
-fn actor(caller: &crate::auth::Principal) -> String {
+pub(super) fn actor(caller: &crate::auth::Principal) -> String {
     format!("user {}", caller.user_id)
 }
 

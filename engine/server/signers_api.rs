@@ -7,7 +7,9 @@
 //! and CRLs serve the new set.
 
 use super::auth_api::Caller;
+use super::revocation_api::actor;
 use super::{ApiError, AppState, Shared};
+use crate::batch::rfc3339;
 use crate::ca::{CaInitOptions, IssuingCa};
 use crate::filter::{self, Field, FieldType};
 use crate::keys::KeyAlgorithm;
@@ -32,14 +34,15 @@ fn admin(caller: &crate::auth::Principal) -> Result<(), ApiError> {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+/// One entry of an administration log (signers, authorities): `time`, `actor`, `type`,
+/// `message`.
+pub(super) fn event_json(time: i64, actor: &str, kind: &str, message: &str) -> Value {
+    json!({
+        "time": rfc3339(time),
+        "actor": actor,
+        "type": kind,
+        "message": message,
+    })
 }
 
 /// Seed 004's signer object, with certmill's additions after `state`.
@@ -83,10 +86,6 @@ async fn resolved(state: &Shared, issuer: String, spec: String) -> Result<Signer
     state
         .store(move |store| Ok(signers::resolve(store, &issuer, &spec)?))
         .await
-}
-
-fn actor(caller: &crate::auth::Principal) -> String {
-    format!("user {}", caller.user_id)
 }
 
 /// `GET /api/v1/issuers`: every issuer with its current signer.
@@ -519,14 +518,7 @@ pub async fn events(
     Ok(Json(Value::Array(
         events
             .iter()
-            .map(|e| {
-                json!({
-                    "time": rfc3339(e.time),
-                    "actor": e.actor,
-                    "type": e.kind,
-                    "message": e.message,
-                })
-            })
+            .map(|e| event_json(e.time, &e.actor, &e.kind, &e.message))
             .collect(),
     )))
 }

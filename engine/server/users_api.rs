@@ -241,12 +241,6 @@ pub async fn create(
     let password = credentials.password;
     let id = state
         .store(move |store| {
-            if store.email_taken(&contact.email)? {
-                return Err(ApiError::conflict(format!(
-                    "email {}: another user has it",
-                    contact.email
-                )));
-            }
             let live = store
                 .organization(crate::store::OrganizationId(organization))?
                 .is_some();
@@ -265,7 +259,11 @@ pub async fn create(
                     profiles: profiles.as_deref(),
                 })?
                 .ok_or_else(|| ApiError::conflict(format!("credentials.login {login}: taken")))?;
-            store.set_user_contact(id, &contact)?;
+            if let Err(refused) = store.set_user_contact(id, &contact) {
+                // The address was taken meanwhile: the user goes again, whole.
+                store.remove_user(id)?;
+                return Err(refused.into());
+            }
             Ok(id)
         })
         .await?;
@@ -422,16 +420,6 @@ pub async fn update(
     }
     state
         .store(move |store| {
-            if store.email_taken(&contact.email)?
-                && store
-                    .user_contact(UserId(id))?
-                    .is_none_or(|c| !c.email.eq_ignore_ascii_case(&contact.email))
-            {
-                return Err(ApiError::conflict(format!(
-                    "email {}: another user has it",
-                    contact.email
-                )));
-            }
             store.set_user_contact(UserId(id), &contact)?;
             if let Some((roles, profiles)) = &access {
                 store.set_user_access(UserId(id), roles, profiles.as_deref())?;
@@ -467,15 +455,6 @@ pub async fn update_current(
     let id = caller.user_id;
     state
         .store(move |store| {
-            let mine = store.user_contact(UserId(id))?.unwrap_or_default();
-            if !mine.email.eq_ignore_ascii_case(&contact.email)
-                && store.email_taken(&contact.email)?
-            {
-                return Err(ApiError::conflict(format!(
-                    "email {}: another user has it",
-                    contact.email
-                )));
-            }
             store.set_user_contact(UserId(id), &contact)?;
             Ok(())
         })
@@ -501,11 +480,6 @@ pub async fn update_email(
     state
         .store(move |store| {
             let mut contact = store.user_contact(UserId(id))?.unwrap_or_default();
-            if !contact.email.eq_ignore_ascii_case(&email) && store.email_taken(&email)? {
-                return Err(ApiError::conflict(format!(
-                    "email {email}: another user has it"
-                )));
-            }
             contact.email = email;
             store.set_user_contact(UserId(id), &contact)?;
             Ok(())

@@ -765,6 +765,12 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// Another user has this e-mail address; nothing was changed.
+    #[error("email {email}: another user has it")]
+    EmailTaken {
+        /// The address.
+        email: String,
+    },
     /// A device id is already recorded (in this chunk or an earlier one); the chunk was
     /// rolled back.
     #[error("row {row}: device id {device_id} is already recorded; chunk rolled back")]

@@ -38,14 +38,27 @@ impl Store {
             .map_err(db("reading a user's contact details"))
     }
 
-    /// Replaces a user's contact details; `false` when no user has this id.
+    /// Replaces a user's contact details; `false` when no user has this id, and
+    /// [`StoreError::EmailTaken`] when another user has the e-mail address (ASCII case
+    /// ignored), checked and written in one write transaction.
     pub fn set_user_contact(
         &self,
         user: UserId,
         contact: &UserContact,
     ) -> Result<bool, StoreError> {
+        const ACTION: &str = "updating a user's contact details";
         let now = (self.clock)();
-        self.connection
+        let tx = self.write_transaction(ACTION)?;
+        let taken = tx
+            .prepare_cached("SELECT 1 FROM users WHERE email = ?1 AND email <> '' AND id <> ?2")
+            .and_then(|mut select| select.exists(params![contact.email, user.0]))
+            .map_err(db(ACTION))?;
+        if taken {
+            return Err(StoreError::EmailTaken {
+                email: contact.email.clone(),
+            });
+        }
+        let changed = tx
             .prepare_cached(
                 "UPDATE users SET first_name = ?2, last_name = ?3, phone = ?4, email = ?5,
                      updated_at = ?6
@@ -61,8 +74,9 @@ impl Store {
                     now
                 ])
             })
-            .map(|changed| changed == 1)
-            .map_err(db("updating a user's contact details"))
+            .map_err(db(ACTION))?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(changed == 1)
     }
 
     /// Replaces a user's roles (at least one) and accessible profiles (`None`: all); `false`
