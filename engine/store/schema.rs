@@ -5,10 +5,10 @@
 //! describes every table and the invariants the constraints below enforce.
 
 /// Format version written by this build: the number of migrations.
-pub const FORMAT_VERSION: i64 = 7;
+pub const FORMAT_VERSION: i64 = 8;
 
 /// The migrations, in order; `MIGRATIONS[n - 1]` produces format version `n`.
-pub(super) const MIGRATIONS: [&str; 7] = [V1, V2, V3, V4, V5, V6, V7];
+pub(super) const MIGRATIONS: [&str; 8] = [V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// Format version 1: issuers, batches, certificates.
 const V1: &str = r"
@@ -353,4 +353,39 @@ CREATE TRIGGER authority_events_no_delete BEFORE DELETE ON authority_events
 BEGIN
     SELECT RAISE(ABORT, 'authority_events is append-only');
 END;
+";
+
+/// Format version 8: API clients (seed 002 credentials), password reset codes, and removable
+/// authorities.
+///
+/// - An API client is a row of `users` with `kind = 'CLIENT'`: its `username` is the client id,
+///   its `password_hash` the argon2id hash of the secret, its roles `USER`, its organization
+///   and profiles its scope, `active = 0` while locked. So a client's batches, balances and
+///   token checks are a user's, and the user lists leave clients out. `client_name` is the
+///   seed's `credentialName`; `generation` counts secret resets.
+/// - `password_resets` holds the one outstanding reset code of a user, as its SHA-256 (the code
+///   is 122 random bits, so a fast hash suffices); a new request replaces it, use spends it.
+///   `password_reset_requests` remembers when a reset was last asked for a login (hashed,
+///   whether or not it names a user), for the seed's "once per 15 minutes".
+/// - `authorities.deleted_at`: an administrator removed the authority from its organization;
+///   its batches keep referring to it.
+const V8: &str = r"
+ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'USER' CHECK (kind IN ('USER', 'CLIENT'));
+ALTER TABLE users ADD COLUMN client_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 1 CHECK (generation >= 1);
+
+CREATE TABLE password_resets (
+    user_id    INTEGER NOT NULL PRIMARY KEY REFERENCES users (id),
+    code_hash  TEXT    NOT NULL UNIQUE CHECK (length(code_hash) = 64),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL CHECK (expires_at > created_at),
+    used_at    INTEGER
+) STRICT;
+
+CREATE TABLE password_reset_requests (
+    login_hash   TEXT    NOT NULL PRIMARY KEY CHECK (length(login_hash) = 64),
+    requested_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE authorities ADD COLUMN deleted_at INTEGER;
 ";
