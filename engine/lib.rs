@@ -18,6 +18,7 @@ pub mod csr;
 pub mod filter;
 pub mod generator;
 pub mod keys;
+pub mod mail;
 pub mod pkcs12;
 pub mod profile;
 pub mod revocation;

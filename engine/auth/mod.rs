@@ -11,7 +11,9 @@
 //! It does not speak HTTP, does not do TLS client-certificate login, password reset mail or
 //! authorization decisions beyond [`Principal`]'s helpers: the `api` layer does.
 
+mod clients;
 mod password;
+mod reset;
 #[cfg(test)]
 mod tests;
 mod throttle;
@@ -28,10 +30,12 @@ use zeroize::Zeroizing;
 use crate::keys::KeyError;
 use crate::store::{NewRefreshToken, NewUser, Rotation, Store, StoreError, UserId, UserRow};
 
+pub use clients::{new_client_secret, ClientToken, CLIENT_SECRET_CHARS};
 pub use password::{
     check_password_policy, hash_password, GENERATED_PASSWORD_CHARS, MAX_PASSWORD_BYTES,
     MIN_PASSWORD_CHARS,
 };
+pub use reset::{ResetRequest, RESET_CODE_LIFETIME_SECS, RESET_REQUEST_WINDOW_SECS};
 pub use throttle::{Policy as ThrottlePolicy, ACCOUNT_POLICY, CLIENT_POLICY};
 pub use token::ROLE_REFRESH_TOKEN;
 
@@ -118,6 +122,8 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// Profiles the user may issue under; `None` means all.
     pub profiles: Option<Vec<String>>,
+    /// The client id when the caller is an API client (seed 002), not a person.
+    pub client: Option<String>,
 }
 
 impl Principal {
@@ -158,7 +164,16 @@ impl Principal {
             organization_id: user.organization.0,
             roles,
             profiles: user.profiles.clone(),
+            client: user.client.then(|| user.username.clone()),
         })
+    }
+
+    /// How the audit log names the caller: `user <id>`, or `client <client id>`.
+    pub fn actor(&self) -> String {
+        match &self.client {
+            Some(client_id) => format!("client {client_id}"),
+            None => format!("user {}", self.user_id),
+        }
     }
 }
 
@@ -305,6 +320,8 @@ pub struct Auth {
     store: Mutex<Store>,
     codec: Codec,
     throttle: throttle::Throttle,
+    /// Counts password reset requests and wrong reset codes per client address.
+    reset_throttle: throttle::Throttle,
     /// The hash an unknown username is verified against, so it costs what a known one does.
     dummy_hash: String,
     clock: Clock,
@@ -329,6 +346,7 @@ impl Auth {
             store: Mutex::new(store),
             codec: Codec::new(&secret[..]),
             throttle: throttle::Throttle::new(ACCOUNT_POLICY, CLIENT_POLICY),
+            reset_throttle: throttle::Throttle::new(reset::RESET_POLICY, reset::RESET_POLICY),
             dummy_hash: password::hash_unchecked(&dummy)?,
             clock: Arc::new(system_clock),
         })
@@ -343,6 +361,7 @@ impl Auth {
     /// Replaces the throttle policies (per account, per client address).
     pub fn with_throttle(mut self, account: ThrottlePolicy, client: ThrottlePolicy) -> Auth {
         self.throttle = throttle::Throttle::new(account, client);
+        self.reset_throttle = throttle::Throttle::new(account, client);
         self
     }
 
@@ -371,7 +390,8 @@ impl Auth {
             }
         };
         let user = match user {
-            Some(user) if verified && user.active => user,
+            // An API client's secret is for POST /auth/token, not a password login.
+            Some(user) if verified && user.active && !user.client => user,
             _ => {
                 self.throttle.failure(username, client, now);
                 return Err(AuthError::InvalidCredentials);
@@ -471,6 +491,14 @@ impl Auth {
         let now = (self.clock)();
         let claims = self.codec.decode(access_token, Kind::Access, now)?;
         let user = self.active_user(&claims)?;
+        // A client's token names its secret generation: a reset secret voids it at once. A
+        // person's token names none.
+        let generation = user.client.then_some(user.generation);
+        if claims.generation != generation {
+            return Err(AuthError::InvalidToken(
+                "issued for a secret that was reset".to_owned(),
+            ));
+        }
         Principal::from_row(&user)
     }
 
@@ -507,6 +535,7 @@ impl Auth {
             org: Some(principal.organization_id),
             jti: None,
             family: None,
+            generation: None,
         };
         let jti = random_hex()?;
         let refresh = Claims {

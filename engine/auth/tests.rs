@@ -479,3 +479,209 @@ fn a_lost_race_for_the_secret_reads_the_winner() {
     let leftovers = std::fs::read_dir(path.join("auth")).expect("dir").count();
     assert_eq!(leftovers, 1, "temporary files are removed");
 }
+
+fn set_email(f: &Fixture, username: &str, email: &str) -> UserId {
+    let store = f.store();
+    let user = store
+        .find_user_by_name(username)
+        .expect("read")
+        .expect("user");
+    store
+        .set_user_contact(
+            user.id,
+            &crate::store::UserContact {
+                email: email.to_owned(),
+                ..Default::default()
+            },
+        )
+        .expect("contact");
+    user.id
+}
+
+fn code_of(request: ResetRequest) -> Zeroizing<String> {
+    match request {
+        ResetRequest::Send { code, .. } => code,
+        other => panic!("expected a code to send, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_reset_code_works_once_and_ends_every_session() {
+    let f = fixture();
+    let alice = set_email(&f, "alice", "alice@factory.example");
+    let session = f.auth.login("alice", PASSWORD, HOST).expect("login");
+    // By e-mail address, any case: the code goes to alice's address.
+    let request = f
+        .auth
+        .request_reset("ALICE@factory.example", HOST)
+        .expect("request");
+    let ResetRequest::Send { user, ref to, .. } = request else {
+        panic!("{request:?}");
+    };
+    assert_eq!((user, to.as_str()), (alice, "alice@factory.example"));
+    let code = code_of(request);
+    assert_eq!(
+        uuid::Uuid::parse_str(&code)
+            .expect("uuid")
+            .get_version_num(),
+        4
+    );
+    // Only the hash is stored.
+    let stored: String = rusqlite::Connection::open(f.dir.path().join("certmill.db"))
+        .expect("db")
+        .query_row("SELECT code_hash FROM password_resets", [], |row| {
+            row.get(0)
+        })
+        .expect("row");
+    assert_ne!(stored, *code);
+    assert_eq!(stored.len(), 64);
+
+    assert!(f.auth.validate_reset_code(&code, HOST).expect("validate"));
+    // A password the policy refuses leaves the code usable.
+    assert!(matches!(
+        f.auth.reset_password(&code, "short", HOST),
+        Err(AuthError::InvalidPassword { .. })
+    ));
+    assert!(f
+        .auth
+        .reset_password(&code, "a new password 7", HOST)
+        .expect("reset"));
+    assert!(!f.auth.validate_reset_code(&code, HOST).expect("validate"));
+    assert!(!f
+        .auth
+        .reset_password(&code, "another password 8", HOST)
+        .expect("second use"));
+    assert!(matches!(
+        f.auth.login("alice", PASSWORD, HOST),
+        Err(AuthError::InvalidCredentials)
+    ));
+    f.auth
+        .login("alice", "a new password 7", HOST)
+        .expect("new password");
+    assert!(f.auth.refresh(&session.refresh_token).is_err());
+}
+
+#[test]
+fn reset_requests_reveal_nothing_and_come_once_per_window() {
+    let f = fixture();
+    set_email(&f, "alice", "alice@factory.example");
+    let other = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
+    // Unknown login and known login answer alike; both are limited to one per window.
+    assert_eq!(
+        f.auth.request_reset("nobody", HOST).expect("unknown"),
+        ResetRequest::Nobody
+    );
+    assert!(f.auth.request_reset("nobody", HOST).expect("again") == ResetRequest::TooSoon);
+    let first = code_of(f.auth.request_reset("alice", other).expect("alice"));
+    assert!(f.auth.request_reset("alice", other).expect("again") == ResetRequest::TooSoon);
+    f.advance(RESET_REQUEST_WINDOW_SECS);
+    let second = code_of(f.auth.request_reset("alice", other).expect("after window"));
+    // Only the most recent code works.
+    assert!(!f.auth.validate_reset_code(&first, other).expect("old"));
+    assert!(f.auth.validate_reset_code(&second, other).expect("new"));
+    // Codes expire.
+    f.advance(RESET_CODE_LIFETIME_SECS);
+    assert!(!f.auth.validate_reset_code(&second, other).expect("expired"));
+    assert!(!f
+        .auth
+        .reset_password(&second, "a new password 7", other)
+        .expect("expired"));
+    // A person without an e-mail address, and a deactivated one, get nothing to send.
+    add_user(f.dir.path(), "bruno", &[Role::User], None);
+    assert_eq!(
+        f.auth.request_reset("bruno", other).expect("bruno"),
+        ResetRequest::Nobody
+    );
+}
+
+#[test]
+fn wrong_reset_codes_and_request_floods_are_throttled_per_address() {
+    let f = fixture();
+    let wrong = "00000000-0000-4000-8000-000000000000";
+    for _ in 0..reset::RESET_POLICY.free_failures {
+        assert!(!f.auth.validate_reset_code(wrong, HOST).expect("wrong"));
+    }
+    assert!(matches!(
+        f.auth.validate_reset_code(wrong, HOST),
+        Err(AuthError::Throttled { .. })
+    ));
+    assert!(matches!(
+        f.auth.request_reset("alice", HOST),
+        Err(AuthError::Throttled { .. })
+    ));
+    // Another address is not held up.
+    let other = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+    assert!(!f.auth.validate_reset_code(wrong, other).expect("other"));
+}
+
+fn add_client(f: &Fixture, client_id: &str, secret: &str) -> UserId {
+    let store = f.store();
+    let organization = store.default_organization().expect("org");
+    store
+        .create_client(&crate::store::NewClient {
+            client_id,
+            secret_hash: &hash_password(secret).expect("hash"),
+            name: "station",
+            organization,
+            profiles: None,
+        })
+        .expect("create")
+        .expect("new")
+}
+
+#[test]
+fn client_tokens_follow_the_secret_and_the_lock() {
+    let f = fixture();
+    let secret = new_client_secret().expect("secret");
+    assert_eq!(secret.len(), CLIENT_SECRET_CHARS);
+    let id = add_client(&f, "station-1", &secret);
+    let token = f
+        .auth
+        .client_token("station-1", &secret, HOST)
+        .expect("token");
+    let principal = f.auth.verify_access(&token.access_token).expect("verify");
+    assert_eq!(principal.client.as_deref(), Some("station-1"));
+    assert_eq!(principal.roles, [Role::User]);
+    assert_eq!(principal.actor(), "client station-1");
+    assert_eq!(payload(&token.access_token)["gen"], 1);
+
+    // Neither credential works on the other door.
+    assert!(matches!(
+        f.auth.login("station-1", &secret, HOST),
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert!(matches!(
+        f.auth.client_token("alice", PASSWORD, HOST),
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert!(matches!(
+        f.auth.client_token("station-1", "wrong", HOST),
+        Err(AuthError::InvalidCredentials)
+    ));
+
+    // A reset voids the old secret and its tokens.
+    let next = new_client_secret().expect("secret");
+    f.store()
+        .reset_client_secret(id, &hash_password(&next).expect("hash"))
+        .expect("reset");
+    assert!(matches!(
+        f.auth.verify_access(&token.access_token),
+        Err(AuthError::InvalidToken(_))
+    ));
+    assert!(f.auth.client_token("station-1", &secret, HOST).is_err());
+    let token = f
+        .auth
+        .client_token("station-1", &next, HOST)
+        .expect("token");
+    f.auth.verify_access(&token.access_token).expect("verify");
+
+    // Locked: no token, and the one it holds is refused.
+    f.store()
+        .update_client(id, "station", None, true)
+        .expect("lock");
+    assert!(f.auth.verify_access(&token.access_token).is_err());
+    assert!(matches!(
+        f.auth.client_token("station-1", &next, HOST),
+        Err(AuthError::InvalidCredentials)
+    ));
+}

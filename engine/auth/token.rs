@@ -36,6 +36,9 @@ pub(crate) struct Claims {
     /// Rotation family, 128 random bits in hex (refresh tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) family: Option<String>,
+    /// Secret generation of an API client (its access tokens only).
+    #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
+    pub(crate) generation: Option<i64>,
 }
 
 /// Which kind of token a caller expects.
@@ -144,6 +147,7 @@ mod tests {
             org: Some(1),
             jti: None,
             family: None,
+            generation: None,
         }
     }
 

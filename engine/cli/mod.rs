@@ -533,6 +533,8 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
             janitor_interval: std::time::Duration::from_secs(a.janitor_interval_secs.max(1)),
             zip_retention: std::time::Duration::from_secs(retention_days.saturating_mul(86_400)),
             keypair_queue,
+            smtp_url: a.smtp_url.filter(|url| !url.is_empty()),
+            mail_from: a.mail_from,
         },
         ca_passphrase()?,
     )

@@ -1,8 +1,8 @@
 //! The route table: one list builds the router and the OpenAPI 3 document.
 
 use super::{
-    auth_api, batches, catalog, metrics, organizations_api, revocation_api, signers_api, users_api,
-    Shared,
+    auth_api, batches, catalog, credentials_api, metrics, organizations_api, revocation_api,
+    signers_api, users_api, Shared,
 };
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
@@ -30,6 +30,7 @@ pub struct Route {
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 macro_rules! route {
     ($method:literal, $path:literal, $tag:literal, $summary:literal, auth = $auth:literal,
@@ -71,6 +72,50 @@ pub const ROUTES: &[Route] = &[
         response = JSON,
         query = &[],
         post(auth_api::refresh)
+    ),
+    route!(
+        "POST",
+        "/auth/reset",
+        "Authentication",
+        "Mail a one-time password reset code to the person with this username or e-mail: true, or false within 15 minutes of the last request (503 without --smtp-url)",
+        auth = false,
+        request = None,
+        response = JSON,
+        query = &[("login", true)],
+        post(auth_api::reset)
+    ),
+    route!(
+        "POST",
+        "/auth/validate-code",
+        "Authentication",
+        "Whether a password reset code is unused and unexpired: true or false",
+        auth = false,
+        request = None,
+        response = JSON,
+        query = &[("code", true)],
+        post(auth_api::validate_code)
+    ),
+    route!(
+        "POST",
+        "/auth/update",
+        "Authentication",
+        "Set a new password with a reset code (spends the code, ends every session): 204",
+        auth = false,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(auth_api::update_password)
+    ),
+    route!(
+        "POST",
+        "/auth/token",
+        "Authentication",
+        "API client credentials grant (RFC 6749 4.4, form or HTTP Basic): access_token, token_type, expires_in",
+        auth = false,
+        request = Some(FORM),
+        response = JSON,
+        query = &[],
+        post(auth_api::token)
     ),
     route!(
         "GET",
@@ -791,6 +836,72 @@ pub const ROUTES: &[Route] = &[
         response = JSON,
         query = &[("username", true)],
         get(users_api::check_user)
+    ),
+    route!(
+        "POST",
+        "/api/v1/credentials",
+        "Credentials",
+        "Create an API client: id, clientId and clientSecret (shown once) (ADMIN; ORG_ADMIN, ECO_ADMIN in their organization)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(credentials_api::create)
+    ),
+    route!(
+        "GET",
+        "/api/v1/credentials",
+        "Credentials",
+        "The API clients the caller administers: {items, count}, with filter=",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("filter", false)],
+        get(credentials_api::list)
+    ),
+    route!(
+        "GET",
+        "/api/v1/credentials/{id}",
+        "Credentials",
+        "One API client",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(credentials_api::get)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/credentials/{id}",
+        "Credentials",
+        "Rename, re-scope (accessibleProfiles), lock or unlock an API client",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(credentials_api::update)
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/credentials/{id}",
+        "Credentials",
+        "Delete an API client: 204",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        delete(credentials_api::delete)
+    ),
+    route!(
+        "POST",
+        "/api/v1/credentials/{id}/reset",
+        "Credentials",
+        "A new clientSecret (shown once); the old one and its tokens stop working",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        post(credentials_api::reset)
     ),
     route!(
         "GET",

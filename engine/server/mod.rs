@@ -13,6 +13,7 @@ mod api;
 mod auth_api;
 mod batches;
 mod catalog;
+mod credentials_api;
 mod error;
 mod metrics;
 mod organizations_api;
@@ -83,6 +84,10 @@ pub struct ServeConfig {
     /// The keypair pool (`CERTMILL_KEYPAIR_QUEUE`): `None` for the default
     /// ([`default_keypair_queue`]), an empty list for no pool.
     pub keypair_queue: Option<Vec<(KeyAlgorithm, usize)>>,
+    /// The SMTP relay for password reset mail (`--smtp-url`); `None`: no password reset.
+    pub smtp_url: Option<String>,
+    /// The sender of that mail (`--mail-from`).
+    pub mail_from: String,
 }
 
 /// Keys per RSA algorithm the default keypair pool holds.
@@ -138,6 +143,10 @@ pub struct AppState {
     keypairs: Option<Arc<KeypairQueue>>,
     /// CRLs and the OCSP responders of the signers.
     revocation: revocation_api::Revocation,
+    /// Password reset mail; `None` without `--smtp-url`.
+    outbox: Option<crate::mail::Outbox>,
+    /// Where users reach this server (the profiles' `{baseUrl}`), for links in mail.
+    public_url: String,
 }
 
 type Shared = Arc<AppState>;
@@ -402,6 +411,14 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         Some(queue)
     };
     let revocation = start_revocation(&config.data, &signers, &profiles)?;
+    let outbox = match &config.smtp_url {
+        Some(url) => {
+            let mailer = crate::mail::Mailer::new(url, &config.mail_from)?;
+            println!("password reset mail: via SMTP, from {}", config.mail_from);
+            Some(crate::mail::Outbox::start(mailer)?)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         data: config.data.clone(),
         auth,
@@ -416,6 +433,8 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         running: batches::Running::default(),
         keypairs,
         revocation,
+        outbox,
+        public_url: config.compile.base_url.trim_end_matches('/').to_owned(),
     });
     // The first CRL (or the one on disk) is published before the first request.
     let first = state.clone();

@@ -175,7 +175,7 @@ fn reason_from(code: i64) -> Result<RevocationReason, ApiError> {
 
 /// The store's actor for a caller.
 pub(super) fn actor(caller: &crate::auth::Principal) -> String {
-    format!("user {}", caller.user_id)
+    caller.actor()
 }
 
 /// After a revocation committed: cached OCSP answers go at once, and the CRL follows within

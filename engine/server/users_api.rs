@@ -29,6 +29,7 @@ pub async fn change_password(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Json(request): Json<CredentialsRequest>,
 ) -> Result<Json<bool>, ApiError> {
+    person(&caller)?;
     if request.new_password != request.repeated_new_password {
         return Err(ApiError::bad_request(
             "repeatedNewPassword: differs from newPassword",
@@ -64,23 +65,126 @@ pub async fn check_user(
     Caller(caller): Caller,
     Query(query): Query<UsernameQuery>,
 ) -> Result<Json<bool>, ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::forbidden("checking logins needs the role ADMIN"));
-    }
+    admin(&caller)?;
     let taken = state
         .store(move |store| Ok(store.find_user_by_name(&query.username)?.is_some()))
         .await?;
     Ok(Json(taken))
 }
 
-fn admin(caller: &crate::auth::Principal) -> Result<(), ApiError> {
+/// 403 for an API client: it has a secret, reset by its administrator, and no contact details.
+fn person(caller: &crate::auth::Principal) -> Result<(), ApiError> {
+    match caller.client {
+        Some(_) => Err(ApiError::forbidden(
+            "an API client has no password or contact details of its own; its administrator resets its secret (POST /api/v1/credentials/{id}/reset)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What the caller may do to users: ADMIN administers everyone; ECO_ADMIN and ORG_ADMIN the
+/// people of their own organization, granting roles up to their own and leaving alone anyone
+/// who ranks above them.
+struct UserAdmin {
+    /// `None`: every organization.
+    organization: Option<i64>,
+    /// The highest role the caller holds (and may grant).
+    rank: usize,
+}
+
+/// A role's rank: USER 0, ORG_ADMIN 1, ECO_ADMIN 2, ADMIN 3.
+fn rank(role: crate::auth::Role) -> usize {
+    crate::auth::Role::ALL
+        .iter()
+        .position(|r| *r == role)
+        .unwrap_or(0)
+}
+
+/// The highest rank among role names (unknown names rank as USER).
+fn highest(roles: &[impl AsRef<str>]) -> usize {
+    roles
+        .iter()
+        .filter_map(|name| crate::auth::Role::parse(name.as_ref()))
+        .map(rank)
+        .max()
+        .unwrap_or(0)
+}
+
+fn admin(caller: &crate::auth::Principal) -> Result<UserAdmin, ApiError> {
+    use crate::auth::Role;
+    person(caller)?;
+    let rank = highest(&caller.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
     if caller.is_admin() {
-        Ok(())
+        Ok(UserAdmin {
+            organization: None,
+            rank,
+        })
+    } else if caller.has_role(Role::EcoAdmin) || caller.has_role(Role::OrgAdmin) {
+        Ok(UserAdmin {
+            organization: Some(caller.organization_id),
+            rank,
+        })
     } else {
         Err(ApiError::forbidden(
-            "users are administered by the role ADMIN",
+            "users are administered by ADMIN, and by ECO_ADMIN and ORG_ADMIN in their organization",
         ))
     }
+}
+
+impl UserAdmin {
+    /// 403 unless the caller may act in `organization`.
+    fn in_organization(&self, organization: i64) -> Result<(), ApiError> {
+        match self.organization {
+            Some(own) if own != organization => Err(ApiError::forbidden(format!(
+                "organizationId: you administer the users of organization {own} only"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// 403 when `roles` include one above the caller's own.
+    fn may_grant(&self, roles: &[&str]) -> Result<(), ApiError> {
+        if highest(roles) > self.rank {
+            return Err(ApiError::forbidden(format!(
+                "userPrivileges: you may grant roles up to {} only",
+                crate::auth::Role::ALL[self.rank]
+            )));
+        }
+        Ok(())
+    }
+
+    /// 404 for an API client or (for a scoped administrator) a user of another organization,
+    /// so ids cannot be probed; 403 for a user who ranks above the caller.
+    fn may_manage(&self, user: &crate::store::UserRow) -> Result<(), ApiError> {
+        if user.client
+            || self
+                .organization
+                .is_some_and(|own| own != user.organization.0)
+        {
+            return Err(ApiError::not_found(format!("no user {}", user.id.0)));
+        }
+        if highest(&user.roles) > self.rank {
+            return Err(ApiError::forbidden(format!(
+                "user {} holds a role above yours",
+                user.id.0
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The user `id` if the caller may administer them (see [`UserAdmin::may_manage`]).
+async fn managed(
+    state: &Shared,
+    admin: &UserAdmin,
+    id: i64,
+) -> Result<crate::store::UserRow, ApiError> {
+    let user = state
+        .store(move |store| Ok(store.user(UserId(id))?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    admin.may_manage(&user)?;
+    Ok(user)
 }
 
 /// Seed 001's name rule: `^[A-Za-z]{1,50}$`.
@@ -210,10 +314,11 @@ pub async fn create(
     Caller(caller): Caller,
     Json(request): Json<CreateUserRequest>,
 ) -> Result<Json<i64>, ApiError> {
-    admin(&caller)?;
+    let admin = admin(&caller)?;
     let organization = request
         .organization_id
         .ok_or_else(|| ApiError::bad_request("organizationId is required"))?;
+    admin.in_organization(organization)?;
     let contact = contact(
         request.first_name.as_deref(),
         request.last_name.as_deref(),
@@ -238,6 +343,7 @@ pub async fn create(
     if request.is_admin && !roles.contains(&"ADMIN") {
         roles.push("ADMIN");
     }
+    admin.may_grant(&roles)?;
     let password = credentials.password;
     let id = state
         .store(move |store| {
@@ -299,7 +405,8 @@ pub async fn get(
     Caller(caller): Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&caller)?;
+    let admin = admin(&caller)?;
+    managed(&state, &admin, id).await?;
     Ok(Json(user_with_contact(&state, id).await?))
 }
 
@@ -326,7 +433,14 @@ pub async fn of_organization(
     Query(query): Query<RoleQuery>,
     body: Option<Json<SearchRequest>>,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&caller)?;
+    if admin(&caller)?
+        .organization
+        .is_some_and(|own| own != organization)
+    {
+        return Err(ApiError::not_found(format!(
+            "no organization {organization}"
+        )));
+    }
     let role = match query.role.as_deref() {
         None | Some("") => None,
         Some(text) => Some(
@@ -389,17 +503,14 @@ pub async fn update(
     Path(id): Path<i64>,
     Json(request): Json<UpdateUserRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    admin(&caller)?;
+    let admin = admin(&caller)?;
     let contact = contact(
         request.first_name.as_deref(),
         request.last_name.as_deref(),
         request.phone.as_deref(),
         request.email.as_deref(),
     )?;
-    let current = state
-        .store(move |store| Ok(store.user(UserId(id))?))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    let current = managed(&state, &admin, id).await?;
     let access = if request.user_privileges.is_empty() {
         None
     } else {
@@ -409,7 +520,11 @@ pub async fn update(
             current.organization.0,
         )?)
     };
+    if let Some((roles, _)) = &access {
+        admin.may_grant(roles)?;
+    }
     if id == caller.user_id
+        && caller.is_admin()
         && access
             .as_ref()
             .is_some_and(|(roles, _)| !roles.contains(&"ADMIN"))
@@ -446,6 +561,7 @@ pub async fn update_current(
     Caller(caller): Caller,
     Json(request): Json<CurrentUserRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    person(&caller)?;
     let contact = contact(
         request.first_name.as_deref(),
         request.last_name.as_deref(),
@@ -475,6 +591,7 @@ pub async fn update_email(
     Caller(caller): Caller,
     Json(request): Json<EmailRequest>,
 ) -> Result<Json<Value>, ApiError> {
+    person(&caller)?;
     let email = checked_email(request.email.as_deref())?;
     let id = caller.user_id;
     state
@@ -521,13 +638,14 @@ pub async fn remove(
     Caller(caller): Caller,
     Query(query): Query<UserIdQuery>,
 ) -> Result<Json<bool>, ApiError> {
-    admin(&caller)?;
+    let admin = admin(&caller)?;
     if query.user_id == caller.user_id {
         return Err(ApiError::conflict(
             "an administrator cannot remove themselves",
         ));
     }
     let id = query.user_id;
+    managed(&state, &admin, id).await?;
     let removed = state
         .store(move |store| Ok(store.remove_user(UserId(id))?))
         .await?;

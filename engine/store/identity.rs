@@ -71,6 +71,11 @@ pub struct UserRow {
     pub created_at: i64,
     /// Last change (password, activation), unix seconds.
     pub updated_at: i64,
+    /// An API client (seed 002 credentials), not a person: its username is the client id and
+    /// its password hash the secret's.
+    pub client: bool,
+    /// Secret generation of an API client (1, then one more per reset); 1 for people.
+    pub generation: i64,
 }
 
 impl fmt::Debug for UserRow {
@@ -85,6 +90,8 @@ impl fmt::Debug for UserRow {
             .field("active", &self.active)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("client", &self.client)
+            .field("generation", &self.generation)
             .finish()
     }
 }
@@ -145,7 +152,7 @@ pub enum Rotation {
 
 /// Columns read by [`read_user`], in order.
 const SELECT_USER: &str = "SELECT id, username, password_hash, organization_id, roles, profiles,
-        active, created_at, updated_at FROM users";
+        active, created_at, updated_at, kind = 'CLIENT', generation FROM users";
 
 /// Columns read by [`read_refresh_token`], in order.
 const SELECT_REFRESH_TOKEN: &str =
@@ -279,11 +286,11 @@ impl Store {
             .transpose()
     }
 
-    /// All users, by id.
+    /// All users (people, not API clients), by id.
     pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
         let raws = self
             .connection
-            .prepare_cached(&format!("{SELECT_USER} ORDER BY id"))
+            .prepare_cached(&format!("{SELECT_USER} WHERE kind = 'USER' ORDER BY id"))
             .and_then(|mut select| {
                 select
                     .query_map([], read_user)?
@@ -499,7 +506,7 @@ fn revoke_family(
     Ok(u64::try_from(revoked).unwrap_or(u64::MAX))
 }
 
-fn revoke_user_tokens(
+pub(super) fn revoke_user_tokens(
     connection: &rusqlite::Connection,
     user: UserId,
     now: i64,
@@ -553,6 +560,8 @@ fn read_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
             active: row.get(6)?,
             created_at: row.get(7)?,
             updated_at: row.get(8)?,
+            client: row.get(9)?,
+            generation: row.get(10)?,
         },
         profiles: row.get(5)?,
     })

@@ -17,8 +17,10 @@
 
 mod authorities;
 mod checkpoint;
+mod clients;
 mod identity;
 mod organizations;
+mod resets;
 mod revocation;
 mod schema;
 mod signers;
@@ -39,6 +41,7 @@ use sha2::{Digest, Sha256};
 
 pub use authorities::AuthorityEvent;
 pub use checkpoint::{Checkpointer, CHECKPOINT_INTERVAL};
+pub use clients::{ClientRow, NewClient, CLIENT_FIELDS};
 pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
     DEFAULT_ORGANIZATION,

@@ -129,9 +129,14 @@ impl Store {
     pub fn remove_user(&self, user: UserId) -> Result<bool, StoreError> {
         const ACTION: &str = "removing a user";
         let tx = self.write_transaction(ACTION)?;
-        tx.prepare_cached("DELETE FROM refresh_tokens WHERE user_id = ?1")
-            .and_then(|mut delete| delete.execute([user.0]))
-            .map_err(db(ACTION))?;
+        for sql in [
+            "DELETE FROM refresh_tokens WHERE user_id = ?1",
+            "DELETE FROM password_resets WHERE user_id = ?1",
+        ] {
+            tx.prepare_cached(sql)
+                .and_then(|mut delete| delete.execute([user.0]))
+                .map_err(db(ACTION))?;
+        }
         let removed = tx
             .prepare_cached("DELETE FROM users WHERE id = ?1")
             .and_then(|mut delete| delete.execute([user.0]))

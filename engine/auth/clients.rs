@@ -1,0 +1,99 @@
+//! Tokens for API clients (seed 002): a factory station exchanges its client id and secret for
+//! an access token (OAuth 2.0 client credentials grant, RFC 6749 §4.4).
+//!
+//! A client's token is an ordinary access token (15 minutes, no refresh token: the station
+//! simply asks again) that also names the client's secret generation, so resetting the secret
+//! voids the tokens issued for the old one at once ([`Auth::verify_access`]).
+
+use std::net::IpAddr;
+
+use zeroize::Zeroizing;
+
+use super::token::Claims;
+use super::{password, secs, Auth, AuthError, Principal, ACCESS_TOKEN_LIFETIME_SECS};
+
+/// Hex digits of a generated client secret (256 random bits).
+pub const CLIENT_SECRET_CHARS: usize = 64;
+
+/// A client's access token (RFC 6749 §5.1 `access_token`, `expires_in`). `Debug` redacts it.
+pub struct ClientToken {
+    /// The access token, for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Seconds it is valid for ([`ACCESS_TOKEN_LIFETIME_SECS`]).
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for ClientToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientToken")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// A new client secret: 256 random bits as lower-case hex, shown once.
+pub fn new_client_secret() -> Result<Zeroizing<String>, AuthError> {
+    let mut bits = Zeroizing::new([0u8; CLIENT_SECRET_CHARS / 2]);
+    crate::keys::random_bytes(&mut bits[..]).map_err(AuthError::Random)?;
+    let mut secret = Zeroizing::new(String::with_capacity(CLIENT_SECRET_CHARS));
+    for octet in bits.iter() {
+        secret.push_str(&format!("{octet:02x}"));
+    }
+    Ok(secret)
+}
+
+impl Auth {
+    /// An access token for the API client `client_id` holding `secret`.
+    ///
+    /// Blocking (one argon2id verification): call it in `spawn_blocking`. Unknown clients,
+    /// wrong secrets, locked clients and people's usernames all cost one verification and all
+    /// answer [`AuthError::InvalidCredentials`]; failures are throttled like password logins.
+    pub fn client_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        client: IpAddr,
+    ) -> Result<ClientToken, AuthError> {
+        let now = (self.clock)();
+        if let Some(retry_after_secs) = self.throttle.retry_after(client_id, client, now) {
+            return Err(AuthError::Throttled { retry_after_secs });
+        }
+        let row = self.store().find_user_by_name(client_id)?;
+        let verified = match &row {
+            Some(row) => password::verify(&row.password_hash, secret)?,
+            None => {
+                password::verify(&self.dummy_hash, secret)?;
+                false
+            }
+        };
+        let row = match row {
+            Some(row) if verified && row.active && row.client => row,
+            _ => {
+                self.throttle.failure(client_id, client, now);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        self.throttle.success(client_id);
+        let principal = Principal::from_row(&row)?;
+        let claims = Claims {
+            sub: principal.username.clone(),
+            authorities: principal
+                .roles
+                .iter()
+                .map(|role| role.authority().to_owned())
+                .collect(),
+            exp: now.saturating_add(secs(ACCESS_TOKEN_LIFETIME_SECS)),
+            iat: now,
+            uid: principal.user_id,
+            org: Some(principal.organization_id),
+            jti: None,
+            family: None,
+            generation: Some(row.generation),
+        };
+        Ok(ClientToken {
+            access_token: self.codec.encode(&claims)?,
+            expires_in: ACCESS_TOKEN_LIFETIME_SECS,
+        })
+    }
+}

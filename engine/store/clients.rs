@@ -1,0 +1,343 @@
+//! API clients (seed 002 "credentials"): machine logins for factory stations.
+//!
+//! A client is a row of `users` with `kind = 'CLIENT'` (format 8): its username is the client
+//! id, its password hash the argon2id hash of the secret, its role `USER`, its organization and
+//! profile list its scope, and `active = 0` while it is locked. Its batches, balances and token
+//! checks are therefore exactly a user's; the people lists ([`Store::list_users`]) leave it out.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{db, identity::revoke_user_tokens, OrganizationId, Store, StoreError, UserId};
+
+/// A client to create ([`Store::create_client`]).
+pub struct NewClient<'a> {
+    /// The client id (a UUID, shown to the administrator).
+    pub client_id: &'a str,
+    /// The argon2id PHC string of the secret.
+    pub secret_hash: &'a str,
+    /// `credentialName`.
+    pub name: &'a str,
+    /// The one organization it acts for.
+    pub organization: OrganizationId,
+    /// Profiles it may issue under; `None` means all.
+    pub profiles: Option<&'a [String]>,
+}
+
+/// A stored client (without its secret hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRow {
+    /// Row id in `users`.
+    pub id: UserId,
+    /// The client id.
+    pub client_id: String,
+    /// `credentialName`.
+    pub name: String,
+    /// The organization it acts for.
+    pub organization: OrganizationId,
+    /// Profiles it may issue under; `None` means all.
+    pub profiles: Option<Vec<String>>,
+    /// Locked: no token is issued and tokens already issued are refused.
+    pub locked: bool,
+    /// Secret generation: 1, and one more per reset.
+    pub generation: i64,
+    /// Creation time, unix seconds.
+    pub created_at: i64,
+    /// Last change, unix seconds.
+    pub updated_at: i64,
+}
+
+/// Columns read by [`read_client`], in order.
+pub(crate) const SELECT_CLIENT: &str = "SELECT id, username, client_name, organization_id,
+        profiles, active, generation, created_at, updated_at FROM users";
+
+/// What `filter=` may name on the client list, over [`SELECT_CLIENT`]'s table.
+pub const CLIENT_FIELDS: &[crate::filter::Field] = &[
+    field("id", "username", crate::filter::FieldType::Text),
+    field("clientId", "username", crate::filter::FieldType::Text),
+    field(
+        "credentialName",
+        "client_name",
+        crate::filter::FieldType::Text,
+    ),
+    field(
+        "organizationId",
+        "organization_id",
+        crate::filter::FieldType::Integer,
+    ),
+    field("locked", "(1 - active)", crate::filter::FieldType::Boolean),
+    field(
+        "generation",
+        "generation",
+        crate::filter::FieldType::Integer,
+    ),
+    field(
+        "createdAt",
+        "created_at",
+        crate::filter::FieldType::Timestamp,
+    ),
+    field(
+        "updatedAt",
+        "updated_at",
+        crate::filter::FieldType::Timestamp,
+    ),
+];
+
+const fn field(
+    name: &'static str,
+    column: &'static str,
+    kind: crate::filter::FieldType,
+) -> crate::filter::Field {
+    crate::filter::Field { name, column, kind }
+}
+
+impl Store {
+    /// Creates a client; `None` when its client id is taken.
+    ///
+    /// Fails with [`StoreError::OrganizationNotFound`] when the organization does not exist or
+    /// is deleted.
+    pub fn create_client(&self, client: &NewClient<'_>) -> Result<Option<UserId>, StoreError> {
+        const ACTION: &str = "creating an API client";
+        let now = (self.clock)();
+        let tx = self.write_transaction(ACTION)?;
+        let organization_exists = tx
+            .prepare_cached("SELECT 1 FROM organizations WHERE id = ?1 AND status <> 'DELETED'")
+            .and_then(|mut select| select.exists([client.organization.0]))
+            .map_err(db(ACTION))?;
+        if !organization_exists {
+            return Err(StoreError::OrganizationNotFound {
+                organization: client.organization,
+            });
+        }
+        let profiles = client
+            .profiles
+            .map(|profiles| serde_json::Value::from(profiles.to_vec()).to_string());
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO users (username, password_hash, organization_id, roles, profiles,
+                                    created_at, updated_at, kind, client_name)
+                 VALUES (?1, ?2, ?3, 'USER', ?4, ?5, ?5, 'CLIENT', ?6)
+                 ON CONFLICT (username) DO NOTHING",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    client.client_id,
+                    client.secret_hash,
+                    client.organization.0,
+                    profiles,
+                    now,
+                    client.name
+                ])
+            })
+            .map_err(db(ACTION))?;
+        let id = (inserted == 1).then(|| UserId(tx.last_insert_rowid()));
+        tx.commit().map_err(db(ACTION))?;
+        Ok(id)
+    }
+
+    /// The client with this client id, if any.
+    pub fn client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
+        self.connection
+            .prepare_cached(&format!(
+                "{SELECT_CLIENT} WHERE kind = 'CLIENT' AND username = ?1"
+            ))
+            .and_then(|mut select| select.query_row([client_id], read_client).optional())
+            .map_err(db("reading an API client"))?
+            .map(parse)
+            .transpose()
+    }
+
+    /// Clients by id matching `filter` (compiled over [`CLIENT_FIELDS`]), only those of
+    /// `organization` when given.
+    pub fn clients(
+        &self,
+        organization: Option<OrganizationId>,
+        filter: &crate::filter::SqlFilter,
+    ) -> Result<Vec<ClientRow>, StoreError> {
+        let mut values = filter.values.clone();
+        let scope = match organization {
+            Some(organization) => {
+                values.push(rusqlite::types::Value::Integer(organization.0));
+                "AND organization_id = ?"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "{SELECT_CLIENT} WHERE kind = 'CLIENT' AND {} {scope} ORDER BY id",
+            filter.sql
+        );
+        let raws = self
+            .connection
+            .prepare(&sql)
+            .and_then(|mut select| {
+                select
+                    .query_map(rusqlite::params_from_iter(values.iter()), read_client)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db("listing API clients"))?;
+        raws.into_iter().map(parse).collect()
+    }
+
+    /// Replaces a client's secret hash and counts a generation: tokens issued for the old
+    /// secret stop working at once (they carry the generation). `false` for an unknown client.
+    pub fn reset_client_secret(&self, id: UserId, secret_hash: &str) -> Result<bool, StoreError> {
+        const ACTION: &str = "resetting an API client's secret";
+        let now = (self.clock)();
+        let tx = self.write_transaction(ACTION)?;
+        let changed = tx
+            .prepare_cached(
+                "UPDATE users SET password_hash = ?2, generation = generation + 1, updated_at = ?3
+                 WHERE id = ?1 AND kind = 'CLIENT'",
+            )
+            .and_then(|mut update| update.execute(params![id.0, secret_hash, now]))
+            .map_err(db(ACTION))?;
+        revoke_user_tokens(&tx, id, now, ACTION)?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(changed == 1)
+    }
+
+    /// Replaces a client's name, profiles (`None`: all) and lock; `false` for an unknown
+    /// client. Locking takes effect at the client's next request.
+    pub fn update_client(
+        &self,
+        id: UserId,
+        name: &str,
+        profiles: Option<&[String]>,
+        locked: bool,
+    ) -> Result<bool, StoreError> {
+        let now = (self.clock)();
+        let profiles =
+            profiles.map(|profiles| serde_json::Value::from(profiles.to_vec()).to_string());
+        self.connection
+            .prepare_cached(
+                "UPDATE users SET client_name = ?2, profiles = ?3, active = ?4, updated_at = ?5
+                 WHERE id = ?1 AND kind = 'CLIENT'",
+            )
+            .and_then(|mut update| update.execute(params![id.0, name, profiles, !locked, now]))
+            .map(|changed| changed == 1)
+            .map_err(db("updating an API client"))
+    }
+}
+
+fn read_client(row: &Row<'_>) -> rusqlite::Result<(ClientRow, Option<String>)> {
+    let active: bool = row.get(5)?;
+    Ok((
+        ClientRow {
+            id: UserId(row.get(0)?),
+            client_id: row.get(1)?,
+            name: row.get(2)?,
+            organization: OrganizationId(row.get(3)?),
+            profiles: None,
+            locked: !active,
+            generation: row.get(6)?,
+            created_at: row.get(7)?,
+            updated_at: row.get(8)?,
+        },
+        row.get(4)?,
+    ))
+}
+
+fn parse((mut row, profiles): (ClientRow, Option<String>)) -> Result<ClientRow, StoreError> {
+    if let Some(text) = profiles {
+        row.profiles = Some(
+            serde_json::from_str(&text).map_err(|_| StoreError::CorruptRow {
+                table: "users",
+                id: row.id.to_string(),
+                column: "profiles",
+                value: text.clone(),
+            })?,
+        );
+    }
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter;
+
+    fn hash() -> String {
+        crate::auth::hash_password("station-secret-1").expect("hash")
+    }
+
+    #[test]
+    fn clients_are_users_of_kind_client_left_out_of_the_people_lists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let org = store.default_organization().expect("org");
+        let hash = hash();
+        let profiles = vec!["ecc-device".to_owned()];
+        let id = store
+            .create_client(&NewClient {
+                client_id: "4f0c1d2e-0000-4000-8000-000000000001",
+                secret_hash: &hash,
+                name: "Line 3 station",
+                organization: org,
+                profiles: Some(&profiles),
+            })
+            .expect("create")
+            .expect("new");
+        let taken = store
+            .create_client(&NewClient {
+                client_id: "4f0c1d2e-0000-4000-8000-000000000001",
+                secret_hash: &hash,
+                name: "again",
+                organization: org,
+                profiles: None,
+            })
+            .expect("create");
+        assert_eq!(taken, None);
+        assert!(store.list_users().expect("users").is_empty());
+        let user = store.user(id).expect("read").expect("row");
+        assert!(user.client && user.active && user.generation == 1);
+        assert_eq!(user.roles, ["USER"]);
+
+        let row = store
+            .client("4f0c1d2e-0000-4000-8000-000000000001")
+            .expect("read")
+            .expect("client");
+        assert_eq!(row.profiles.as_deref(), Some(&profiles[..]));
+        assert!(!row.locked);
+
+        assert!(store
+            .update_client(id, "Line 3", None, true)
+            .expect("update"));
+        let locked = filter::compile("locked eq true", CLIENT_FIELDS).expect("filter");
+        let found = store.clients(Some(org), &locked).expect("list");
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].name.as_str(), found[0].profiles.clone()),
+            ("Line 3", None)
+        );
+        let other = OrganizationId(org.0 + 1000);
+        assert!(store
+            .clients(Some(other), &locked)
+            .expect("list")
+            .is_empty());
+
+        assert!(store.reset_client_secret(id, &hash).expect("reset"));
+        assert_eq!(store.user(id).expect("read").expect("row").generation, 2);
+        // A person's id is not a client's.
+        assert!(!store
+            .reset_client_secret(UserId(id.0 + 1), &hash)
+            .expect("reset"));
+    }
+
+    #[test]
+    fn a_client_needs_a_live_organization() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let error = store
+            .create_client(&NewClient {
+                client_id: "c",
+                secret_hash: &hash(),
+                name: "n",
+                organization: OrganizationId(999),
+                profiles: None,
+            })
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::OrganizationNotFound { .. }),
+            "{error:?}"
+        );
+    }
+}
