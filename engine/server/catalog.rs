@@ -123,7 +123,8 @@ pub async fn generators(
         .map_err(ApiError::internal)
 }
 
-/// An authority the caller may see: its organization's, or any for an admin; 404 otherwise.
+/// An authority the caller may see: its organization's, or any for an admin; 404 otherwise,
+/// and for one removed from its organization (it has no balance and orders nothing).
 pub(super) fn visible_authority(
     store: &Store,
     caller: &Principal,
@@ -134,11 +135,15 @@ pub(super) fn visible_authority(
         crate::store::StoreError::AuthorityNotFound { .. } => missing(),
         other => other.into(),
     })?;
-    if caller.is_admin() || authority.organization.0 == caller.organization_id {
-        Ok(authority)
-    } else {
-        Err(missing())
+    if !caller.is_admin() && authority.organization.0 != caller.organization_id {
+        return Err(missing());
     }
+    if authority.deleted_at.is_some() {
+        return Err(ApiError::not_found(format!(
+            "authority {id} was removed from its organization"
+        )));
+    }
+    Ok(authority)
 }
 
 /// `GET /api/v1/authorities/allowed`.
