@@ -13,6 +13,7 @@ mod api;
 mod auth_api;
 mod batches;
 mod catalog;
+mod ecosystems_api;
 mod error;
 mod metrics;
 mod organizations_api;
