@@ -6,6 +6,7 @@ mod util;
 
 mod bench;
 mod cli;
+mod ecosystems;
 mod fuzz_corpora;
 mod hsm;
 mod identity;

@@ -1,8 +1,8 @@
 //! The route table: one list builds the router and the OpenAPI 3 document.
 
 use super::{
-    auth_api, batches, catalog, credentials_api, metrics, organizations_api, revocation_api,
-    signers_api, users_api, Shared,
+    auth_api, batches, catalog, credentials_api, ecosystems_api, metrics, organizations_api,
+    revocation_api, signers_api, users_api, Shared,
 };
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
@@ -545,6 +545,127 @@ pub const ROUTES: &[Route] = &[
         response = JSON,
         query = &[],
         get(organizations_api::authority_events)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/organizations/{organizationId}/authority/{authorityId}",
+        "Organization",
+        "Give the organization an authority for the profile of another authority, balance 0; idempotent (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        put(organizations_api::add_authority)
+    ),
+    route!(
+        "DELETE",
+        "/api/v1/organizations/{organizationId}/authority/{authorityId}",
+        "Organization",
+        "Remove an authority from its organization once only used units are left on it (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        delete(organizations_api::remove_authority)
+    ),
+    route!(
+        "GET",
+        "/api/v1/organizations/profile_parameters/{organizationId}",
+        "Organization",
+        "The organization's parameters (organizationParameters with ORGANIZATION, MANUFACTURER_ID) (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(organizations_api::profile_parameters)
+    ),
+    route!(
+        "GET",
+        "/api/v1/profiles/organization_parameters",
+        "Profile",
+        "The batch-wide profile parameters an organization may fix (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(catalog::organization_parameters)
+    ),
+    route!(
+        "GET",
+        "/api/v1/users/profiles",
+        "User",
+        "The profile of an authority the caller may order with (ADMIN or USER)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("authorityId", true)],
+        get(catalog::user_profiles)
+    ),
+    route!(
+        "GET",
+        "/api/v1/ecosystems/statistics",
+        "EcoSystem",
+        "An ecosystem's capacity, balance, used units and devices ordered and issued per day (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("ecosystemId", false)],
+        get(ecosystems_api::statistics)
+    ),
+    route!(
+        "POST",
+        "/api/v1/ecosystems/users",
+        "EcoSystem",
+        "The administrators (ADMIN, ECO_ADMIN) matching searchLine (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        post(ecosystems_api::administrators)
+    ),
+    route!(
+        "GET",
+        "/api/v1/ecosystems/ecosystem",
+        "EcoSystem",
+        "An ecosystem (organization): name, description, authorities, capacity (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("ecosystemId", false)],
+        get(ecosystems_api::ecosystem)
+    ),
+    route!(
+        "GET",
+        "/api/v1/ecosystems/ecosystem/balance",
+        "EcoSystem",
+        "Units available on an ecosystem's enabled authorities (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[("ecosystemId", false)],
+        get(ecosystems_api::balance)
+    ),
+    route!(
+        "GET",
+        "/api/v1/ecosystems/users/{userId}",
+        "EcoSystem",
+        "An administrator (ADMIN)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(ecosystems_api::read_administrator)
+    ),
+    route!(
+        "PUT",
+        "/api/v1/ecosystems/users/{userId}",
+        "EcoSystem",
+        "Update an administrator's contact details and privileges (ADMIN)",
+        auth = true,
+        request = Some(JSON),
+        response = JSON,
+        query = &[],
+        put(ecosystems_api::update_administrator)
     ),
     route!(
         "GET",

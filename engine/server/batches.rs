@@ -95,8 +95,9 @@ pub(super) fn visible_batches(
     if caller.is_admin() {
         return Ok(batches);
     }
+    // Removed authorities too: their batches stay the organization's.
     let own: Vec<_> = store
-        .authorities_for(OrganizationId(caller.organization_id))?
+        .authorities_including_removed(OrganizationId(caller.organization_id))?
         .into_iter()
         .map(|a| a.id)
         .collect();

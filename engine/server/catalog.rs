@@ -18,17 +18,91 @@ pub async fn profiles(State(state): State<Shared>, Caller(caller): Caller) -> Js
         .profiles
         .iter()
         .filter(|p| caller.may_use_profile(p.profile.name()))
-        .map(|p| {
-            json!({
-                "profileId": p.id,
-                "algorithms": [p.profile.key_algorithm().syntax()],
-                "ca": p.profile.name(),
-                // certmill: the issuer whose current signer signs this profile.
-                "issuer": p.profile.issuer_name(),
-            })
-        })
+        .map(profile_summary)
         .collect();
     Json(Value::Array(list))
+}
+
+/// A profile as `GET /api/v1/profiles` lists it.
+fn profile_summary(p: &super::ServedProfile) -> Value {
+    json!({
+        "profileId": p.id,
+        "algorithms": [p.profile.key_algorithm().syntax()],
+        "ca": p.profile.name(),
+        // certmill: the issuer whose current signer signs this profile.
+        "issuer": p.profile.issuer_name(),
+    })
+}
+
+/// `?authorityId=` of the user's profiles.
+#[derive(Deserialize)]
+pub struct AuthorityQuery {
+    #[serde(rename = "authorityId")]
+    authority_id: i64,
+}
+
+/// `GET /api/v1/users/profiles?authorityId=` (ADMIN or USER), seed 001 "Get User allowed
+/// Profiles": the profile of the authority, as `GET /api/v1/profiles` lists it, when the caller
+/// may order with the authority (their organization's, or any for ADMIN, not removed) and use
+/// its profile; 404 otherwise.
+pub async fn user_profiles(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Query(query): Query<AuthorityQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if !caller.is_admin() && !caller.has_role(crate::auth::Role::User) {
+        return Err(ApiError::forbidden("this needs the role ADMIN or USER"));
+    }
+    let id = query.authority_id;
+    let who = caller.clone();
+    let authority = state
+        .store(move |store| visible_authority(store, &who, id))
+        .await?;
+    state
+        .profile_named(&authority.profile_name)
+        .filter(|p| caller.may_use_profile(p.profile.name()))
+        .map(|p| Json(profile_summary(p)))
+        .ok_or_else(|| ApiError::not_found(format!("no profile of authority {id} for you")))
+}
+
+/// `GET /api/v1/profiles/organization_parameters` (ADMIN), seed 001 "Get Organization Profile
+/// Parameters": the parameters an organization may fix for its batches, as
+/// `organizationParameters`, `[{name, type, pattern, message}]`: the batch-wide (BATCH scope)
+/// parameters of the served profiles, once per name, without the PKCS#12 password (a secret,
+/// never stored).
+pub async fn organization_parameters(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "organization parameters are administered by the role ADMIN",
+        ));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut list = Vec::new();
+    for served in &state.profiles {
+        let password = served
+            .profile
+            .password_parameter()
+            .unwrap_or("pkcs12Password");
+        for parameter in served.profile.parameters() {
+            if !parameter.scopes.iter().any(|s| s == "BATCH")
+                || parameter.name == password
+                || seen.contains(&parameter.name)
+            {
+                continue;
+            }
+            list.push(json!({
+                "name": parameter.name,
+                "type": parameter.input_type,
+                "pattern": parameter.validation_pattern,
+                "message": parameter.message,
+            }));
+            seen.push(parameter.name);
+        }
+    }
+    Ok(Json(Value::Array(list)))
 }
 
 /// `GET /api/v1/profiles/{profileId}`.
@@ -123,7 +197,8 @@ pub async fn generators(
         .map_err(ApiError::internal)
 }
 
-/// An authority the caller may see: its organization's, or any for an admin; 404 otherwise.
+/// An authority the caller may see: its organization's, or any for an admin; 404 otherwise,
+/// and for one removed from its organization (it has no balance and orders nothing).
 pub(super) fn visible_authority(
     store: &Store,
     caller: &Principal,
@@ -134,11 +209,15 @@ pub(super) fn visible_authority(
         crate::store::StoreError::AuthorityNotFound { .. } => missing(),
         other => other.into(),
     })?;
-    if caller.is_admin() || authority.organization.0 == caller.organization_id {
-        Ok(authority)
-    } else {
-        Err(missing())
+    if !caller.is_admin() && authority.organization.0 != caller.organization_id {
+        return Err(missing());
     }
+    if authority.deleted_at.is_some() {
+        return Err(ApiError::not_found(format!(
+            "authority {id} was removed from its organization"
+        )));
+    }
+    Ok(authority)
 }
 
 /// `GET /api/v1/authorities/allowed`.

@@ -126,7 +126,9 @@ impl From<StoreError> for ApiError {
             | StoreError::SignerState { .. }
             | StoreError::OrganizationInUse { .. }
             | StoreError::OrganizationNameTaken { .. }
+            | StoreError::AuthorityDeleted { .. }
             | StoreError::AuthorityDisabled { .. }
+            | StoreError::AuthorityInUse { .. }
             | StoreError::AuthorityExists { .. }
             | StoreError::BalanceBelowCommitted { .. }
             | StoreError::EmailTaken { .. } => ApiError::conflict(e.to_string()),

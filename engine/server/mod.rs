@@ -14,6 +14,7 @@ mod auth_api;
 mod batches;
 mod catalog;
 mod credentials_api;
+mod ecosystems_api;
 mod error;
 mod metrics;
 mod organizations_api;
@@ -313,10 +314,10 @@ pub fn bootstrap(
     Ok(generated)
 }
 
-/// Gives the default organization an authority for every profile that has none, signed by the
-/// current signer of the profile's issuer, with `balance` units (a profile whose issuer has no
-/// signer gets none yet). Existing authorities keep their balance and follow their profile's
-/// current signer.
+/// Gives the default organization an authority for every profile that never had one (an
+/// administrator's removal stands), signed by the current signer of the profile's issuer, with
+/// `balance` units (a profile whose issuer has no signer gets none yet). Existing authorities
+/// keep their balance and follow their profile's current signer.
 pub fn ensure_default_authorities<'a>(
     store: &Store,
     organization: OrganizationId,
@@ -324,7 +325,8 @@ pub fn ensure_default_authorities<'a>(
     profiles: impl Iterator<Item = &'a Profile> + Clone,
     balance: u64,
 ) -> anyhow::Result<()> {
-    let existing = store.authorities_for(organization)?;
+    // An authority an administrator removed is not created again.
+    let existing = store.authorities_including_removed(organization)?;
     for profile in profiles.clone() {
         let Some(signer) = signers.current(profile.issuer_name()) else {
             continue;

@@ -1,12 +1,16 @@
 //! Seed 001's Organization API: read (ADMIN any, others their own), list, create, update,
 //! delete (certmill's addition: refused while the organization has users, authorities with a
-//! balance or batches still issuing), name check and select items.
+//! balance or batches still issuing), name check, select items, organization parameters, and
+//! the organization's authorities: created or topped up, added from another authority's profile,
+//! set, removed (only once nothing but used units is left on them) and their events.
 
 use super::auth_api::Caller;
 use super::catalog::authority_json;
 use super::{ApiError, Shared};
 use crate::filter::{self, Field, FieldType};
-use crate::store::{OrganizationDetails, OrganizationId, OrganizationRecord};
+use crate::store::{
+    AuthorityId, OrganizationDetails, OrganizationId, OrganizationRecord, StoreError,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -432,9 +436,41 @@ pub async fn upsert_authority(
             ))
         }
     };
+    let present = WhenPresent::TopUp(request.added_balance);
+    ensure_authority(
+        &state,
+        &caller,
+        id,
+        served,
+        request.balance.unwrap_or(0),
+        present,
+    )
+    .await
+}
+
+/// What [`ensure_authority`] does when the organization already has an authority for the
+/// profile.
+enum WhenPresent {
+    /// Top it up by `addedBalance` (409 without).
+    TopUp(Option<u64>),
+    /// Answer it as it is.
+    Keep,
+}
+
+/// The organization's authority for `served`'s profile: created with `balance` units and signed
+/// by the current signer of the profile's issuer, or the existing one handled as `present`
+/// says. Answers the authority with its totals.
+async fn ensure_authority(
+    state: &Shared,
+    caller: &crate::auth::Principal,
+    id: i64,
+    served: &super::ServedProfile,
+    balance: u64,
+    present: WhenPresent,
+) -> Result<Json<Value>, ApiError> {
     let profile_name = served.profile.name().to_owned();
     let signer = state.signer_for(&served.profile)?;
-    let actor = super::revocation_api::actor(&caller);
+    let actor = super::revocation_api::actor(caller);
     let organization = OrganizationId(id);
     let (record, authorities) = state
         .store(move |store| {
@@ -445,9 +481,9 @@ pub async fn upsert_authority(
                 .authorities_for(organization)?
                 .into_iter()
                 .find(|a| a.profile_name == profile_name);
-            match existing {
-                Some(authority) => {
-                    let added = request.added_balance.ok_or_else(|| {
+            match (existing, present) {
+                (Some(authority), WhenPresent::TopUp(added)) => {
+                    let added = added.ok_or_else(|| {
                         ApiError::conflict(format!(
                             "organization {id} already has authority {} for {profile_name}; \
                              give addedBalance to top it up",
@@ -456,14 +492,21 @@ pub async fn upsert_authority(
                     })?;
                     store.top_up_authority(authority.id, organization, added, &actor)?;
                 }
-                None => {
-                    store.admin_create_authority(
+                (Some(_), WhenPresent::Keep) => {}
+                (None, present) => {
+                    match store.admin_create_authority(
                         organization,
                         &profile_name,
                         signer.issuer(),
-                        request.balance.unwrap_or(0),
+                        balance,
                         &actor,
-                    )?;
+                    ) {
+                        Ok(_) => {}
+                        // Another request created it meanwhile: it is there, as asked.
+                        Err(StoreError::AuthorityExists { .. })
+                            if matches!(present, WhenPresent::Keep) => {}
+                        Err(refused) => return Err(refused.into()),
+                    }
                 }
             }
             Ok((record, store.authorities_for(organization)?))
@@ -475,11 +518,85 @@ pub async fn upsert_authority(
         .find(|a| a.profile_name == name)
         .ok_or_else(|| ApiError::internal("the authority just written is missing"))?;
     Ok(Json(authority_totals(
-        &state,
+        state,
         authority,
         &record.details.name,
         &authorities,
     )))
+}
+
+/// `PUT /api/v1/organizations/{organizationId}/authority/{authorityId}` (ADMIN), seed 001 "Add
+/// Organization Authorities": gives the organization an authority for the profile of authority
+/// `authorityId` (any organization's, also one removed), created with a balance of 0 and signed
+/// by the current signer of the profile's issuer; when it has one already, that one (the call
+/// is idempotent). Answers the authority with its totals, as `POST .../authority` does.
+pub async fn add_authority(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path((id, authority)): Path<(i64, i64)>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let template = state
+        .store(move |store| Ok(store.authority(AuthorityId(authority))?))
+        .await?;
+    let served = state.profile_named(&template.profile_name).ok_or_else(|| {
+        ApiError::conflict(format!(
+            "authority {authority} is for profile {}, which this server does not serve",
+            template.profile_name
+        ))
+    })?;
+    ensure_authority(&state, &caller, id, served, 0, WhenPresent::Keep).await
+}
+
+/// `DELETE /api/v1/organizations/{organizationId}/authority/{authorityId}` (ADMIN), seed 001
+/// "Remove Organization Authorities": 200 once removed (`deleted_at`, a `DELETED` event); 409
+/// while it has units available or reserved (set its balance to what is used first) or
+/// batches in progress. Its batches and events keep their records.
+pub async fn remove_authority(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path((id, authority)): Path<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    admin(&caller)?;
+    let actor = super::revocation_api::actor(&caller);
+    let organization = OrganizationId(id);
+    state
+        .store(move |store| {
+            store
+                .organization(organization)?
+                .ok_or_else(|| ApiError::not_found(format!("no organization {id}")))?;
+            store.delete_authority(AuthorityId(authority), organization, &actor)?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `GET /api/v1/organizations/profile_parameters/{organizationId}` (ADMIN), seed 001 "Get
+/// Organization Parameters": the organization's `organizationParameters`, with `ORGANIZATION`
+/// (its name) and `MANUFACTURER_ID` (its `manufactureId`, when set) filled in where the
+/// parameters do not give them.
+pub async fn profile_parameters(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let record = state
+        .store(move |store| Ok(store.organization(OrganizationId(id))?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no organization {id}")))?;
+    let details = record.details;
+    let mut parameters = details.parameters;
+    parameters
+        .entry("ORGANIZATION")
+        .or_insert_with(|| Value::String(details.name));
+    if !details.manufacture_id.is_empty() {
+        parameters
+            .entry("MANUFACTURER_ID")
+            .or_insert_with(|| Value::String(details.manufacture_id));
+    }
+    Ok(Json(Value::Object(parameters)))
 }
 
 /// `PUT /api/v1/organizations/{organizationId}/authorities/{authorityId}` body.

@@ -39,14 +39,14 @@ use std::time::Duration;
 use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
-pub use authorities::AuthorityEvent;
+pub use authorities::{AuthorityEvent, AuthorityInUse};
 pub use checkpoint::{Checkpointer, CHECKPOINT_INTERVAL};
 pub use clients::{ClientRow, NewClient, CLIENT_FIELDS};
 pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
     DEFAULT_ORGANIZATION,
 };
-pub use organizations::{OrganizationDetails, OrganizationInUse, OrganizationRecord};
+pub use organizations::{BatchDay, OrganizationDetails, OrganizationInUse, OrganizationRecord};
 pub use revocation::{CrlState, RevocationRow, RevokeOutcome, RevokedCertificate, SerialStatus};
 pub use schema::FORMAT_VERSION;
 pub use signers::{NewSigner, SignerCertificate, SignerEvent, SignerRow, SignerState};
@@ -482,6 +482,9 @@ pub struct AuthorityRow {
     pub balance_used: u64,
     /// Whether it may order new batches (`enabled`).
     pub enabled: bool,
+    /// When an administrator removed it from its organization (v8): it orders no batch and is
+    /// in no list, while its batches and events keep referring to it.
+    pub deleted_at: Option<i64>,
 }
 
 /// Kind of an audit log entry (`logType`), stored upper case.
@@ -691,6 +694,20 @@ pub enum StoreError {
         authority: AuthorityId,
         /// Which field differs: "issuer" or "profile".
         field: &'static str,
+    },
+    /// The authority was removed from its organization: it orders no batch.
+    #[error("authority {authority} was removed from its organization: it orders no batch")]
+    AuthorityDeleted {
+        /// The authority.
+        authority: AuthorityId,
+    },
+    /// The authority cannot be removed from its organization; nothing was changed.
+    #[error("authority {authority} cannot be removed: {reason}")]
+    AuthorityInUse {
+        /// The authority.
+        authority: AuthorityId,
+        /// What still holds it.
+        reason: AuthorityInUse,
     },
     /// No authority has this id.
     #[error("authority {authority} does not exist")]
@@ -1157,6 +1174,9 @@ impl Store {
         let tx = self.write_transaction(ACTION)?;
         if let Some(authority) = authority {
             let row = read_authority(&tx, authority)?;
+            if row.deleted_at.is_some() {
+                return Err(StoreError::AuthorityDeleted { authority });
+            }
             if row.issuer != batch.issuer {
                 return Err(StoreError::AuthorityMismatch {
                     authority,
@@ -1906,12 +1926,15 @@ impl Store {
         Ok(())
     }
 
-    /// The authority with this id and its balance.
+    /// The authority with this id and its balance, also when it was removed from its
+    /// organization (`deleted_at`): batches and events keep referring to it. Ordering a batch
+    /// against a removed authority is refused ([`StoreError::AuthorityDeleted`]).
     pub fn authority(&self, authority: AuthorityId) -> Result<AuthorityRow, StoreError> {
         read_authority(&self.connection, authority)
     }
 
-    /// The authorities of an organization, by id.
+    /// The authorities of an organization, by id, except those removed from it
+    /// ([`Store::delete_authority`]); [`Store::authorities_including_removed`] has them all.
     pub fn authorities_for(
         &self,
         organization: OrganizationId,
@@ -1919,7 +1942,7 @@ impl Store {
         let raws = self
             .connection
             .prepare_cached(&format!(
-                "{SELECT_AUTHORITY} WHERE organization_id = ?1 ORDER BY id"
+                "{SELECT_AUTHORITY} WHERE organization_id = ?1 AND deleted_at IS NULL ORDER BY id"
             ))
             .and_then(|mut select| {
                 select
@@ -2657,7 +2680,7 @@ fn audit_hash(
 
 /// Columns read by [`RawAuthority::read`], in order.
 const SELECT_AUTHORITY: &str = "SELECT id, organization_id, profile_name, issuer_id,
-        balance_available, balance_reserved, balance_used, enabled FROM authorities";
+        balance_available, balance_reserved, balance_used, enabled, deleted_at FROM authorities";
 
 /// An authority row as SQLite types, before its values are checked.
 struct RawAuthority {
@@ -2669,6 +2692,7 @@ struct RawAuthority {
     reserved: i64,
     used: i64,
     enabled: bool,
+    deleted_at: Option<i64>,
 }
 
 impl RawAuthority {
@@ -2682,6 +2706,7 @@ impl RawAuthority {
             reserved: row.get(5)?,
             used: row.get(6)?,
             enabled: row.get(7)?,
+            deleted_at: row.get(8)?,
         })
     }
 
@@ -2696,6 +2721,7 @@ impl RawAuthority {
             balance_reserved: count("balance_reserved", self.reserved)?,
             balance_used: count("balance_used", self.used)?,
             enabled: self.enabled,
+            deleted_at: self.deleted_at,
         })
     }
 }

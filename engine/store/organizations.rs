@@ -1,10 +1,30 @@
 //! Organizations as seed 001's administration API keeps them: name, address, primary contact,
 //! manufacturer id, logo, status and organization parameters; created, listed, updated and
-//! deleted (hidden, status DELETED) only while nothing depends on them.
+//! deleted (hidden, status DELETED) only while nothing depends on them. An organization is also
+//! the seed's ecosystem: its batches counted per day, and the installation's administrators.
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{db, OrganizationId, Store, StoreError};
+use super::{db, OrganizationId, Store, StoreError, UserContact, UserId, UserRow};
+
+/// An organization's batches of one UTC day (seed 001 "Get ecosystem statistics").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchDay {
+    /// The day: unix seconds of its 00:00 UTC.
+    pub day: i64,
+    /// Batches ordered that day.
+    pub batches: u64,
+    /// Devices ordered by them (their sizes).
+    pub ordered: u64,
+    /// Of those batches, the ones with at least one certificate issued.
+    pub issuing_batches: u64,
+    /// Certificates issued for them.
+    pub issued: u64,
+}
+
+/// `roles` holds ADMIN or ECO_ADMIN (a comma list of role names).
+const ADMINISTRATOR: &str = "kind = 'USER'
+    AND (',' || roles || ',' LIKE '%,ADMIN,%' OR ',' || roles || ',' LIKE '%,ECO_ADMIN,%')";
 
 /// An organization's details as the API reads and writes them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -301,5 +321,185 @@ impl Store {
             )
             .and_then(|mut select| select.exists([name]))
             .map_err(db("looking up an organization name"))
+    }
+
+    /// The organization's batches per UTC day of their creation, oldest day first: those of
+    /// its authorities, removed ones included, that are still active (not Rejected, Revoked or
+    /// Broken, as `GET /api/v1/devices` counts them).
+    pub fn batch_days(&self, organization: OrganizationId) -> Result<Vec<BatchDay>, StoreError> {
+        const DAY: i64 = 86_400;
+        let rows: Vec<(i64, i64, i64, i64, i64)> = self
+            .connection
+            .prepare_cached(
+                "SELECT b.created_at - b.created_at % ?2 AS day, count(*), sum(b.size),
+                        sum(b.issued > 0), sum(b.issued)
+                 FROM batches b JOIN authorities a ON a.id = b.authority_id
+                 WHERE a.organization_id = ?1 AND b.active = 1
+                 GROUP BY day ORDER BY day",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_map(params![organization.0, DAY], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    })?
+                    .collect()
+            })
+            .map_err(db("counting an organization's batches per day"))?;
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        Ok(rows
+            .into_iter()
+            .map(|(day, batches, ordered, issuing, issued)| BatchDay {
+                day,
+                batches: count(batches),
+                ordered: count(ordered),
+                issuing_batches: count(issuing),
+                issued: count(issued),
+            })
+            .collect())
+    }
+
+    /// The installation's administrators, by id, with their contact details: people (`kind`
+    /// USER, never API clients) holding ADMIN or ECO_ADMIN.
+    pub fn administrators(&self) -> Result<Vec<(UserRow, UserContact)>, StoreError> {
+        let ids: Vec<i64> = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT id FROM users WHERE {ADMINISTRATOR} ORDER BY id"
+            ))
+            .and_then(|mut select| select.query_map([], |row| row.get(0))?.collect())
+            .map_err(db("listing administrators"))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Removed between the two reads: no longer an administrator.
+            let Some(user) = self.user(UserId(id))? else {
+                continue;
+            };
+            let contact = self.user_contact(user.id)?.unwrap_or_default();
+            out.push((user, contact));
+        }
+        Ok(out)
+    }
+
+    /// Whether the user is one of [`Store::administrators`].
+    pub fn is_administrator(&self, user: UserId) -> Result<bool, StoreError> {
+        self.connection
+            .prepare_cached(&format!(
+                "SELECT 1 FROM users WHERE id = ?1 AND {ADMINISTRATOR}"
+            ))
+            .and_then(|mut select| select.exists([user.0]))
+            .map_err(db("looking up an administrator"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{fixture, new_batch, records, T0};
+    use super::super::{BatchStatus, NewUser};
+    use super::*;
+
+    #[test]
+    fn batches_are_counted_per_day_of_their_creation() {
+        let mut f = fixture();
+        let acme = f.store.create_organization("Acme").expect("org");
+        let other = f.store.create_organization("Other").expect("org");
+        let authority = f
+            .store
+            .create_authority(acme, "iot-ecc", f.issuer, 100)
+            .expect("authority");
+        let elsewhere = f
+            .store
+            .create_authority(other, "iot-ecc", f.issuer, 100)
+            .expect("authority");
+        assert!(f.store.batch_days(acme).expect("none yet").is_empty());
+        let issued = f
+            .store
+            .create_batch_for(authority, &new_batch(f.issuer, 5), None)
+            .expect("batch");
+        f.store
+            .insert_certificates(issued, &records(1, 0..3))
+            .expect("issue 3");
+        f.store
+            .create_batch_for(authority, &new_batch(f.issuer, 7), None)
+            .expect("a batch not issued yet");
+        let rejected = f
+            .store
+            .create_batch_for(authority, &new_batch(f.issuer, 11), None)
+            .expect("batch");
+        f.store
+            .insert_certificates(rejected, &records(2, 0..11))
+            .expect("issue");
+        f.store
+            .finish_batch(rejected, BatchStatus::ReadyForDownload)
+            .expect("finish");
+        f.store.reject_batch(rejected, "wrong lot").expect("reject");
+        f.store
+            .create_batch_for(elsewhere, &new_batch(f.issuer, 13), None)
+            .expect("another organization's");
+        assert_eq!(
+            f.store.batch_days(acme).expect("days"),
+            [BatchDay {
+                day: T0 - T0 % 86_400,
+                batches: 2,
+                ordered: 12,
+                issuing_batches: 1,
+                issued: 3,
+            }]
+        );
+    }
+
+    #[test]
+    fn administrators_are_people_holding_admin_or_eco_admin() {
+        let f = fixture();
+        let acme = f.store.create_organization("Acme").expect("org");
+        let user = |name: &str, roles: &[&str]| {
+            f.store
+                .create_user(&NewUser {
+                    username: name,
+                    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+                    organization: acme,
+                    roles,
+                    profiles: None,
+                })
+                .expect("create")
+                .expect("new name")
+        };
+        let admin = user("admin", &["ADMIN", "USER"]);
+        let eco = user("eco", &["ECO_ADMIN"]);
+        let plain = user("plain", &["USER", "ORG_ADMIN"]);
+        let client = user("client", &["ADMIN"]);
+        f.store
+            .connection
+            .execute("UPDATE users SET kind = 'CLIENT' WHERE id = ?1", [client.0])
+            .expect("an API client");
+        f.store
+            .set_user_contact(
+                eco,
+                &UserContact {
+                    first_name: "Eve".into(),
+                    email: "eve@example.com".into(),
+                    ..UserContact::default()
+                },
+            )
+            .expect("contact");
+        let found = f.store.administrators().expect("list");
+        assert_eq!(
+            found.iter().map(|(u, _)| u.id).collect::<Vec<_>>(),
+            [admin, eco]
+        );
+        assert_eq!(found[1].1.first_name, "Eve");
+        for (id, expected) in [(admin, true), (eco, true), (plain, false), (client, false)] {
+            assert_eq!(
+                f.store.is_administrator(id).expect("lookup"),
+                expected,
+                "{id}"
+            );
+        }
+        assert!(!f.store.is_administrator(UserId(9_999)).expect("none"));
     }
 }

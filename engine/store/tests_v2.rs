@@ -389,6 +389,7 @@ fn authorities_belong_to_their_organization() {
             balance_reserved: 0,
             balance_used: 0,
             enabled: true,
+            deleted_at: None,
         }
     );
     let missing = OrganizationId(other.0 + 1);
