@@ -434,6 +434,7 @@ fn users_change_their_own_password_and_logins_are_checked() {
 /// what every user may do for themselves works for each role.
 #[test]
 fn role_matrix_of_the_administration_endpoints() {
+    const ADMIN_ONLY_200: [u16; 4] = [200, 403, 403, 403];
     let f = fixture!();
     let server = Server::start(&f, &[]);
     let admin = server.admin();
@@ -462,89 +463,174 @@ fn role_matrix_of_the_administration_endpoints() {
         .json()["organizationId"]
         .as_i64()
         .unwrap();
-    // (method, path, body, status for ADMIN); every other role gets 403.
-    let admin_only: Vec<(&str, String, Option<Value>, u16)> = vec![
-        ("GET", "/api/v1/organizations".into(), None, 200),
+    let org_b = server
+        .get("/api/v1/organizations/user", &tokens[3].1)
+        .expect(200, "OrgB")
+        .json()["organizationId"]
+        .as_i64()
+        .unwrap();
+    // (method, path, body, status for ADMIN, ECO_ADMIN, ORG_ADMIN, USER). The scoped
+    // administrators (ECO_ADMIN, ORG_ADMIN of OrgB) administer their own organization's people
+    // and API clients; another organization's user is 404 to them.
+    let matrix: Vec<(&str, String, Option<Value>, [u16; 4])> = vec![
+        ("GET", "/api/v1/organizations".into(), None, ADMIN_ONLY_200),
         (
             "GET",
             "/api/v1/organizations/select/items".into(),
             None,
-            200,
+            ADMIN_ONLY_200,
         ),
         (
             "GET",
             "/api/v1/organizations/check_organization?name=OrgB".into(),
             None,
-            200,
+            ADMIN_ONLY_200,
         ),
         (
             "GET",
             format!("/api/v1/organizations/{default_org}/all_authorities"),
             None,
-            200,
+            ADMIN_ONLY_200,
         ),
-        ("DELETE", "/api/v1/organizations/999999".into(), None, 404),
+        (
+            "DELETE",
+            "/api/v1/organizations/999999".into(),
+            None,
+            [404, 403, 403, 403],
+        ),
         (
             "PUT",
             "/api/v1/organizations".into(),
             Some(json!({"organizationId": 999999})),
-            404,
+            [404, 403, 403, 403],
         ),
         (
             "POST",
             format!("/api/v1/organizations/{default_org}/authority"),
             Some(json!({"profileId": 1, "addedBalance": 1})),
-            200,
+            ADMIN_ONLY_200,
+        ),
+        (
+            "GET",
+            "/api/v1/ecosystems/ecosystem".into(),
+            None,
+            ADMIN_ONLY_200,
+        ),
+        (
+            "GET",
+            "/api/v1/ecosystems/ecosystem/balance".into(),
+            None,
+            ADMIN_ONLY_200,
+        ),
+        (
+            "GET",
+            "/api/v1/ecosystems/statistics".into(),
+            None,
+            ADMIN_ONLY_200,
+        ),
+        (
+            "POST",
+            "/api/v1/ecosystems/users".into(),
+            Some(json!({"searchLine": ""})),
+            ADMIN_ONLY_200,
+        ),
+        (
+            "GET",
+            "/api/v1/ecosystems/users/1".into(),
+            None,
+            ADMIN_ONLY_200,
         ),
         (
             "GET",
             "/api/v1/users/check_user?username=admin".into(),
             None,
-            200,
+            [200, 200, 200, 403],
         ),
-        ("GET", "/api/v1/users/1".into(), None, 200),
+        ("GET", "/api/v1/users/1".into(), None, [200, 404, 404, 403]),
         (
             "GET",
             "/api/v1/users/check_email?email=a@b.test".into(),
             None,
-            200,
+            [200, 200, 200, 403],
         ),
         (
             "POST",
             format!("/api/v1/users/organizations/{default_org}"),
             Some(json!({})),
-            200,
+            [200, 404, 404, 403],
         ),
-        ("PUT", "/api/v1/users".into(), Some(json!({})), 400),
-        ("PUT", "/api/v1/users/1".into(), Some(json!({})), 400),
+        (
+            "POST",
+            format!("/api/v1/users/organizations/{org_b}"),
+            Some(json!({})),
+            [200, 200, 200, 403],
+        ),
+        // Validation comes after the role check: an empty body is 400 to whoever may create.
+        (
+            "PUT",
+            "/api/v1/users".into(),
+            Some(json!({})),
+            [400, 400, 400, 403],
+        ),
+        (
+            "PUT",
+            "/api/v1/users/1".into(),
+            Some(json!({})),
+            [400, 400, 400, 403],
+        ),
         (
             "GET",
             "/api/v1/users/remove_user?userId=999999".into(),
             None,
-            404,
+            [404, 404, 404, 403],
         ),
-        ("GET", "/api/v1/issuers".into(), None, 200),
-        ("GET", "/api/v1/issuers/default/signers".into(), None, 200),
+        (
+            "GET",
+            "/api/v1/credentials".into(),
+            None,
+            [200, 200, 200, 403],
+        ),
+        (
+            "POST",
+            "/api/v1/credentials".into(),
+            Some(json!({})),
+            [400, 400, 400, 403],
+        ),
+        (
+            "GET",
+            "/api/v1/credentials/no-such-client".into(),
+            None,
+            [404, 404, 404, 403],
+        ),
+        ("GET", "/api/v1/issuers".into(), None, ADMIN_ONLY_200),
+        (
+            "GET",
+            "/api/v1/issuers/default/signers".into(),
+            None,
+            ADMIN_ONLY_200,
+        ),
         (
             "GET",
             "/api/v1/issuers/default/signers/current/chain".into(),
             None,
-            200,
+            ADMIN_ONLY_200,
         ),
         (
             "POST",
             "/api/v1/issuers/nobody!/signers".into(),
             Some(json!({})),
-            400,
+            [400, 403, 403, 403],
         ),
     ];
+    let roles = ["ADMIN", "ECO_ADMIN", "ORG_ADMIN", "USER"];
     for (role, token) in &tokens {
-        for (method, path, body, admin_status) in &admin_only {
+        let column = roles.iter().position(|r| r == role).expect("role");
+        for (method, path, body, statuses) in &matrix {
             let r = match body {
                 Some(body) => server.json(method, path, token, body.clone()),
                 None => server.call(method, path, Some(token), Body::Empty, &[]),
             };
-            let expected = if *role == "ADMIN" { *admin_status } else { 403 };
+            let expected = statuses[column];
             assert_eq!(r.status, expected, "{role} {method} {path}: {}", r.text());
         }
         // What every role may do for itself.

@@ -4,6 +4,7 @@
 #[macro_use]
 mod util;
 
+mod access;
 mod bench;
 mod cli;
 mod ecosystems;
