@@ -843,3 +843,111 @@ fn the_administration_of_users() {
         "/api/v1/users/remove_user",
     ]);
 }
+
+#[test]
+fn an_organizations_life_over_the_api() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let admin = server.admin();
+    // Create the organization, its authority with a balance of 2, and its operator.
+    let org = server
+        .json(
+            "POST",
+            "/api/v1/organizations",
+            &admin,
+            organization("Lifeline"),
+        )
+        .expect(200, "create")
+        .json()
+        .as_i64()
+        .unwrap();
+    let authority = server
+        .json(
+            "POST",
+            &format!("/api/v1/organizations/{org}/authority"),
+            &admin,
+            json!({"profileId": 1, "balance": 2}),
+        )
+        .expect(200, "authority")
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    server
+        .json(
+            "PUT",
+            "/api/v1/users",
+            &admin,
+            json!({"firstName": "Lina", "lastName": "Operator", "phone": "+1 555 0101",
+                   "email": "lina@lifeline.example", "organizationId": org,
+                   "credentials": {"login": "lina_op", "password": "lina-password-1"},
+                   "userPrivileges": [{"userRole": "USER"}]}),
+        )
+        .expect(200, "user");
+    // The operator logs in and issues within the balance; beyond it is refused, unchanged.
+    let (lina, _) = server.login("lina_op", "lina-password-1");
+    let order = |name: &str, start: &str, size: u64| {
+        server.json(
+            "PUT",
+            "/api/v1/batches",
+            &lina,
+            crate::server::generator_batch(authority, name, start, size),
+        )
+    };
+    let refused = order("too big", "02:00:00:0B:00:00", 3).expect_error(409, "over balance");
+    assert_eq!(refused["error"], "insufficient_balance");
+    assert_eq!(server.balance_available(&admin, authority), 2);
+    let batch = crate::server::batch_id(
+        &order("first", "02:00:00:0B:00:00", 2)
+            .expect(200, "within")
+            .json(),
+    );
+    server.wait_ready(&lina, batch);
+    let (out, names, _) = server.download(&lina, batch, "life");
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".p12")).count(),
+        2,
+        "{names:?}"
+    );
+    assert!(out.join("chain.pem").exists() || names.iter().any(|n| n == "chain.pem"));
+    assert_eq!(server.balance_available(&admin, authority), 0);
+    order("empty", "02:00:00:0B:00:10", 1).expect_error(409, "balance spent");
+    // The administrator tops up; the operator issues again.
+    let topped = server
+        .json(
+            "POST",
+            &format!("/api/v1/organizations/{org}/authority"),
+            &admin,
+            json!({"profileId": 1, "addedBalance": 5}),
+        )
+        .expect(200, "top up")
+        .json();
+    assert_eq!(topped["availableBalance"], 5);
+    let again = crate::server::batch_id(
+        &order("second", "02:00:00:0B:00:20", 1)
+            .expect(200, "after top-up")
+            .json(),
+    );
+    server.wait_ready(&lina, again);
+    assert_eq!(server.balance_available(&admin, authority), 4);
+    // While it has a user and a balance, the organization cannot be deleted.
+    let in_use = server
+        .call(
+            "DELETE",
+            &format!("/api/v1/organizations/{org}"),
+            Some(&admin),
+            Body::Empty,
+            &[],
+        )
+        .expect_error(409, "delete while active");
+    assert!(
+        in_use["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("user"),
+        "{in_use}"
+    );
+    // The operator sees their organization's batches, not the administration.
+    server
+        .get("/api/v1/organizations", &lina)
+        .expect_error(403, "a USER lists organizations");
+}
