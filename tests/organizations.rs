@@ -778,6 +778,37 @@ fn the_administration_of_users() {
     assert_eq!(list("user", "doe").as_array().unwrap().len(), 1);
     assert_eq!(list("user", "smith").as_array().unwrap().len(), 0);
     assert_eq!(list("org_admin", "").as_array().unwrap().len(), 0);
+    // And by seed 002's filter=, bound as data, refused by position when malformed.
+    let filtered = |filter: &str| {
+        let query: String = filter
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        server.json(
+            "POST",
+            &format!("/api/v1/users/organizations/{acme}?filter={query}"),
+            &admin,
+            json!({}),
+        )
+    };
+    let found = filtered("email eq 'j.doe@acme.test' and active eq true")
+        .expect(200, "filter")
+        .json();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(
+        filtered("login eq 'x'' or 1=1 --'")
+            .expect(200, "injection")
+            .json(),
+        json!([])
+    );
+    let refused = filtered("login eq").expect_error(400, "malformed filter");
+    assert!(refused["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("position"));
 
     // ADMIN changes roles and profiles: the next request sees them.
     let promoted = server

@@ -65,6 +65,16 @@ pub struct SqlFilter {
     pub values: Vec<Value>,
 }
 
+impl SqlFilter {
+    /// The filter that keeps every row (an empty `filter=`).
+    pub fn all() -> SqlFilter {
+        SqlFilter {
+            sql: "1".to_owned(),
+            values: Vec::new(),
+        }
+    }
+}
+
 /// Why a filter was refused: where (a 1-based character position) and what.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("filter: position {position}: {message}")]
@@ -613,10 +623,7 @@ pub fn compile(filter: &str, fields: &[Field]) -> Result<SqlFilter, FilterError>
         ));
     }
     if filter.trim().is_empty() {
-        return Ok(SqlFilter {
-            sql: "1".to_owned(),
-            values: Vec::new(),
-        });
+        return Ok(SqlFilter::all());
     }
     let mut parser = Parser {
         tokens: tokenize(filter)?,

@@ -889,7 +889,7 @@ pub const ROUTES: &[Route] = &[
         auth = true,
         request = Some(JSON),
         response = JSON,
-        query = &[("role", false)],
+        query = &[("role", false), ("filter", false)],
         post(users_api::of_organization)
     ),
     route!(

@@ -414,6 +414,7 @@ pub async fn get(
 #[derive(Deserialize)]
 pub struct RoleQuery {
     role: Option<String>,
+    filter: Option<String>,
 }
 
 /// `searchLine` of the organization's user list.
@@ -452,13 +453,18 @@ pub async fn of_organization(
         .and_then(|Json(b)| b.search_line)
         .map(|s| s.to_lowercase())
         .filter(|s| !s.is_empty());
+    let filter = crate::filter::compile(
+        query.filter.as_deref().unwrap_or(""),
+        crate::store::USER_FIELDS,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (users, name) = state
         .store(move |store| {
             let record = store
                 .organization(crate::store::OrganizationId(organization))?
                 .ok_or_else(|| ApiError::not_found(format!("no organization {organization}")))?;
             Ok((
-                store.users_of(crate::store::OrganizationId(organization))?,
+                store.users_of_matching(crate::store::OrganizationId(organization), &filter)?,
                 record.details.name,
             ))
         })

@@ -154,6 +154,36 @@ pub enum Rotation {
 const SELECT_USER: &str = "SELECT id, username, password_hash, organization_id, roles, profiles,
         active, created_at, updated_at, kind = 'CLIENT', generation FROM users";
 
+/// What `filter=` may name on a user list, over the `users` columns.
+pub const USER_FIELDS: &[crate::filter::Field] = &[
+    user_field("userId", "id", crate::filter::FieldType::Integer),
+    user_field("login", "username", crate::filter::FieldType::Text),
+    user_field("username", "username", crate::filter::FieldType::Text),
+    user_field("firstName", "first_name", crate::filter::FieldType::Text),
+    user_field("lastName", "last_name", crate::filter::FieldType::Text),
+    user_field("email", "email", crate::filter::FieldType::Text),
+    user_field("phone", "phone", crate::filter::FieldType::Text),
+    user_field("active", "active", crate::filter::FieldType::Boolean),
+    user_field(
+        "createdAt",
+        "created_at",
+        crate::filter::FieldType::Timestamp,
+    ),
+    user_field(
+        "updatedAt",
+        "updated_at",
+        crate::filter::FieldType::Timestamp,
+    ),
+];
+
+const fn user_field(
+    name: &'static str,
+    column: &'static str,
+    kind: crate::filter::FieldType,
+) -> crate::filter::Field {
+    crate::filter::Field { name, column, kind }
+}
+
 /// Columns read by [`read_refresh_token`], in order.
 const SELECT_REFRESH_TOKEN: &str =
     "SELECT jti, family, user_id, issued_at, expires_at, used_at, revoked_at FROM refresh_tokens";
@@ -294,6 +324,31 @@ impl Store {
             .and_then(|mut select| {
                 select
                     .query_map([], read_user)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db("listing users"))?;
+        raws.into_iter().map(RawUser::parse).collect()
+    }
+
+    /// The people (not API clients) of `organization` matching `filter` (compiled over
+    /// [`USER_FIELDS`]), by id.
+    pub fn users_matching(
+        &self,
+        organization: OrganizationId,
+        filter: &crate::filter::SqlFilter,
+    ) -> Result<Vec<UserRow>, StoreError> {
+        let mut values = filter.values.clone();
+        values.push(rusqlite::types::Value::Integer(organization.0));
+        let sql = format!(
+            "{SELECT_USER} WHERE kind = 'USER' AND {} AND organization_id = ? ORDER BY id",
+            filter.sql
+        );
+        let raws = self
+            .connection
+            .prepare(&sql)
+            .and_then(|mut select| {
+                select
+                    .query_map(rusqlite::params_from_iter(values.iter()), read_user)?
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(db("listing users"))?;

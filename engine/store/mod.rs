@@ -44,7 +44,7 @@ pub use checkpoint::{Checkpointer, CHECKPOINT_INTERVAL};
 pub use clients::{ClientRow, NewClient, CLIENT_FIELDS};
 pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
-    DEFAULT_ORGANIZATION,
+    DEFAULT_ORGANIZATION, USER_FIELDS,
 };
 pub use organizations::{BatchDay, OrganizationDetails, OrganizationInUse, OrganizationRecord};
 pub use revocation::{CrlState, RevocationRow, RevokeOutcome, RevokedCertificate, SerialStatus};

@@ -105,11 +105,18 @@ impl Store {
         &self,
         organization: OrganizationId,
     ) -> Result<Vec<(UserRow, UserContact)>, StoreError> {
+        self.users_of_matching(organization, &crate::filter::SqlFilter::all())
+    }
+
+    /// The users of an organization matching `filter` (compiled over
+    /// [`super::USER_FIELDS`]), by id, with their contact details.
+    pub fn users_of_matching(
+        &self,
+        organization: OrganizationId,
+        filter: &crate::filter::SqlFilter,
+    ) -> Result<Vec<(UserRow, UserContact)>, StoreError> {
         let mut out = Vec::new();
-        for user in self.list_users()? {
-            if user.organization != organization {
-                continue;
-            }
+        for user in self.users_matching(organization, filter)? {
             let contact = self.user_contact(user.id)?.unwrap_or_default();
             out.push((user, contact));
         }
