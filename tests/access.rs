@@ -613,6 +613,24 @@ fn a_station_client_issues_within_its_scope() {
         .get("/api/v1/authorities/allowed", &token)
         .expect_error(401, "deleted client's token");
     server.get(&path, &admin).expect_error(404, "deleted");
+    // Every administration step is in the client's log, which outlives it.
+    let log = server
+        .get(&format!("{path}/events"), &admin)
+        .expect(200, "client log")
+        .json();
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["CREATED", "LOCKED", "UNLOCKED", "SECRET_RESET", "DELETED"]
+    );
+    assert_eq!(log[0]["actor"], "user 1");
+    assert!(log[4]["actor"].as_str().unwrap().starts_with("user "));
+    assert_ne!(log[4]["actor"], "user 1", "olga deleted it");
     // People lists never show clients.
     let people = server
         .json(
@@ -629,5 +647,6 @@ fn a_station_client_issues_within_its_scope() {
         "/api/v1/credentials",
         "/api/v1/credentials/{id}",
         "/api/v1/credentials/{id}/reset",
+        "/api/v1/credentials/{id}/events",
     ]);
 }

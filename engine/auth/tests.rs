@@ -618,13 +618,16 @@ fn add_client(f: &Fixture, client_id: &str, secret: &str) -> UserId {
     let store = f.store();
     let organization = store.default_organization().expect("org");
     store
-        .create_client(&crate::store::NewClient {
-            client_id,
-            secret_hash: &hash_password(secret).expect("hash"),
-            name: "station",
-            organization,
-            profiles: None,
-        })
+        .create_client(
+            &crate::store::NewClient {
+                client_id,
+                secret_hash: &hash_password(secret).expect("hash"),
+                name: "station",
+                organization,
+                profiles: None,
+            },
+            "cli",
+        )
         .expect("create")
         .expect("new")
 }
@@ -662,7 +665,7 @@ fn client_tokens_follow_the_secret_and_the_lock() {
     // A reset voids the old secret and its tokens.
     let next = new_client_secret().expect("secret");
     f.store()
-        .reset_client_secret(id, &hash_password(&next).expect("hash"))
+        .reset_client_secret(id, &hash_password(&next).expect("hash"), "cli")
         .expect("reset");
     assert!(matches!(
         f.auth.verify_access(&token.access_token),
@@ -677,7 +680,7 @@ fn client_tokens_follow_the_secret_and_the_lock() {
 
     // Locked: no token, and the one it holds is refused.
     f.store()
-        .update_client(id, "station", None, true)
+        .update_client(id, "station", None, true, "cli")
         .expect("lock");
     assert!(f.auth.verify_access(&token.access_token).is_err());
     assert!(matches!(

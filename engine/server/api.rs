@@ -1026,6 +1026,17 @@ pub const ROUTES: &[Route] = &[
     ),
     route!(
         "GET",
+        "/api/v1/credentials/{id}/events",
+        "Credentials",
+        "What administrators did to an API client (created, updated, locked, unlocked, secret reset, deleted)",
+        auth = true,
+        request = None,
+        response = JSON,
+        query = &[],
+        get(credentials_api::events)
+    ),
+    route!(
+        "GET",
         "/api/v1/openapi.json",
         "Meta",
         "This OpenAPI document",

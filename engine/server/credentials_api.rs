@@ -170,19 +170,23 @@ pub async fn create(
         let secret = secret.clone();
         tokio::task::spawn_blocking(move || crate::auth::hash_password(&secret)).await??
     };
+    let actor = caller.actor();
     let answer = {
         let state = state.clone();
         let client_id = client_id.clone();
         state.clone().store(move |store| {
             let tenant = organization_name(store, organization)?;
             store
-                .create_client(&NewClient {
-                    client_id: &client_id,
-                    secret_hash: &hash,
-                    name: &name,
-                    organization,
-                    profiles: profiles.as_deref(),
-                })?
+                .create_client(
+                    &NewClient {
+                        client_id: &client_id,
+                        secret_hash: &hash,
+                        name: &name,
+                        organization,
+                        profiles: profiles.as_deref(),
+                    },
+                    &actor,
+                )?
                 .ok_or_else(|| ApiError::conflict("client id collision; try again"))?;
             let row = visible(store, None, &client_id)?;
             Ok(credential(&state, &row, &tenant))
@@ -292,7 +296,7 @@ pub async fn update(
             let name = name.unwrap_or(row.name);
             let profiles = profiles.unwrap_or(row.profiles);
             let locked = request.locked.unwrap_or(row.locked);
-            store.update_client(row.id, &name, profiles.as_deref(), locked)?;
+            store.update_client(row.id, &name, profiles.as_deref(), locked, &caller.actor())?;
             let row = visible(store, scope, &client_id)?;
             let tenant = organization_name(store, row.organization).unwrap_or_default();
             Ok(credential(&inner, &row, &tenant))
@@ -318,7 +322,7 @@ pub async fn reset(
     let mut answer = state
         .store(move |store| {
             let row = visible(store, scope, &client_id)?;
-            store.reset_client_secret(row.id, &hash)?;
+            store.reset_client_secret(row.id, &hash, &caller.actor())?;
             let row = visible(store, scope, &client_id)?;
             let tenant = organization_name(store, row.organization).unwrap_or_default();
             Ok(credential(&inner, &row, &tenant))
@@ -339,9 +343,41 @@ pub async fn delete(
     state
         .store(move |store| {
             let row = visible(store, scope, &client_id)?;
-            store.remove_user(row.id)?;
+            store.delete_client(row.id, &caller.actor())?;
             Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/credentials/{id}/events`: what administrators did to the client (`CREATED`,
+/// `UPDATED`, `LOCKED`, `UNLOCKED`, `SECRET_RESET`, `DELETED`, with actor and time), oldest
+/// first, from the append-only `client_events`. A deleted client's log stays readable to ADMIN.
+pub async fn events(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(client_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let scope = scope(&caller)?;
+    let events = state
+        .store(move |store| {
+            // A scoped administrator reads the log of a client of theirs; ADMIN any, even deleted.
+            if scope.is_some() {
+                visible(store, scope, &client_id)?;
+            }
+            let events = store.client_events(&client_id)?;
+            if events.is_empty() {
+                return Err(ApiError::not_found(format!("no API client {client_id}")));
+            }
+            Ok(events)
+        })
+        .await?;
+    Ok(Json(Value::Array(
+        events
+            .iter()
+            .map(|(time, actor, kind, message)| {
+                super::signers_api::event_json(*time, actor, kind, message)
+            })
+            .collect(),
+    )))
 }

@@ -95,7 +95,11 @@ impl Store {
     ///
     /// Fails with [`StoreError::OrganizationNotFound`] when the organization does not exist or
     /// is deleted.
-    pub fn create_client(&self, client: &NewClient<'_>) -> Result<Option<UserId>, StoreError> {
+    pub fn create_client(
+        &self,
+        client: &NewClient<'_>,
+        actor: &str,
+    ) -> Result<Option<UserId>, StoreError> {
         const ACTION: &str = "creating an API client";
         let now = (self.clock)();
         let tx = self.write_transaction(ACTION)?;
@@ -130,6 +134,23 @@ impl Store {
             })
             .map_err(db(ACTION))?;
         let id = (inserted == 1).then(|| UserId(tx.last_insert_rowid()));
+        if id.is_some() {
+            let scope = match client.profiles {
+                Some(profiles) => profiles.join(", "),
+                None => "every profile".to_owned(),
+            };
+            event(
+                &tx,
+                client.client_id,
+                now,
+                actor,
+                "CREATED",
+                &format!(
+                    "{:?} for organization {}, {scope}",
+                    client.name, client.organization.0
+                ),
+            )?;
+        }
         tx.commit().map_err(db(ACTION))?;
         Ok(id)
     }
@@ -179,20 +200,42 @@ impl Store {
 
     /// Replaces a client's secret hash and counts a generation: tokens issued for the old
     /// secret stop working at once (they carry the generation). `false` for an unknown client.
-    pub fn reset_client_secret(&self, id: UserId, secret_hash: &str) -> Result<bool, StoreError> {
+    pub fn reset_client_secret(
+        &self,
+        id: UserId,
+        secret_hash: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
         const ACTION: &str = "resetting an API client's secret";
         let now = (self.clock)();
         let tx = self.write_transaction(ACTION)?;
-        let changed = tx
+        let client: Option<(String, i64)> = tx
             .prepare_cached(
                 "UPDATE users SET password_hash = ?2, generation = generation + 1, updated_at = ?3
-                 WHERE id = ?1 AND kind = 'CLIENT'",
+                 WHERE id = ?1 AND kind = 'CLIENT' RETURNING username, generation",
             )
-            .and_then(|mut update| update.execute(params![id.0, secret_hash, now]))
+            .and_then(|mut update| {
+                update
+                    .query_row(params![id.0, secret_hash, now], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()
+            })
             .map_err(db(ACTION))?;
+        let Some((client_id, generation)) = client else {
+            return Ok(false);
+        };
         revoke_user_tokens(&tx, id, now, ACTION)?;
+        event(
+            &tx,
+            &client_id,
+            now,
+            actor,
+            "SECRET_RESET",
+            &format!("generation {generation}"),
+        )?;
         tx.commit().map_err(db(ACTION))?;
-        Ok(changed == 1)
+        Ok(true)
     }
 
     /// Replaces a client's name, profiles (`None`: all) and lock; `false` for an unknown
@@ -203,19 +246,116 @@ impl Store {
         name: &str,
         profiles: Option<&[String]>,
         locked: bool,
+        actor: &str,
     ) -> Result<bool, StoreError> {
+        const ACTION: &str = "updating an API client";
         let now = (self.clock)();
-        let profiles =
-            profiles.map(|profiles| serde_json::Value::from(profiles.to_vec()).to_string());
+        let tx = self.write_transaction(ACTION)?;
+        let Some(before) = tx
+            .prepare_cached(&format!(
+                "{SELECT_CLIENT} WHERE kind = 'CLIENT' AND id = ?1"
+            ))
+            .and_then(|mut select| select.query_row([id.0], read_client).optional())
+            .map_err(db(ACTION))?
+            .map(parse)
+            .transpose()?
+        else {
+            return Ok(false);
+        };
+        let json = profiles.map(|profiles| serde_json::Value::from(profiles.to_vec()).to_string());
+        tx.prepare_cached(
+            "UPDATE users SET client_name = ?2, profiles = ?3, active = ?4, updated_at = ?5
+             WHERE id = ?1",
+        )
+        .and_then(|mut update| update.execute(params![id.0, name, json, !locked, now]))
+        .map_err(db(ACTION))?;
+        let client_id = before.client_id.as_str();
+        if before.locked != locked {
+            let kind = if locked { "LOCKED" } else { "UNLOCKED" };
+            event(&tx, client_id, now, actor, kind, "")?;
+        }
+        let profiles = profiles.map(<[String]>::to_vec);
+        if before.name != name || before.profiles != profiles {
+            let scope = match &profiles {
+                Some(profiles) => profiles.join(", "),
+                None => "every profile".to_owned(),
+            };
+            event(
+                &tx,
+                client_id,
+                now,
+                actor,
+                "UPDATED",
+                &format!("{name:?}, {scope}"),
+            )?;
+        }
+        tx.commit().map_err(db(ACTION))?;
+        Ok(true)
+    }
+
+    /// Deletes a client, its tokens and its row, with its `DELETED` event, in one transaction;
+    /// `false` for an unknown client. Its batches keep naming it (`user <id>`).
+    pub fn delete_client(&self, id: UserId, actor: &str) -> Result<bool, StoreError> {
+        const ACTION: &str = "deleting an API client";
+        let now = (self.clock)();
+        let tx = self.write_transaction(ACTION)?;
+        let client_id: Option<String> = tx
+            .prepare_cached("SELECT username FROM users WHERE id = ?1 AND kind = 'CLIENT'")
+            .and_then(|mut select| select.query_row([id.0], |row| row.get(0)).optional())
+            .map_err(db(ACTION))?;
+        let Some(client_id) = client_id else {
+            return Ok(false);
+        };
+        for sql in [
+            "DELETE FROM refresh_tokens WHERE user_id = ?1",
+            "DELETE FROM users WHERE id = ?1",
+        ] {
+            tx.prepare_cached(sql)
+                .and_then(|mut delete| delete.execute([id.0]))
+                .map_err(db(ACTION))?;
+        }
+        event(&tx, &client_id, now, actor, "DELETED", "")?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(true)
+    }
+
+    /// The administration log of the client `client_id` (which may be deleted), oldest first:
+    /// `(time, actor, type, message)`.
+    pub fn client_events(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
         self.connection
             .prepare_cached(
-                "UPDATE users SET client_name = ?2, profiles = ?3, active = ?4, updated_at = ?5
-                 WHERE id = ?1 AND kind = 'CLIENT'",
+                "SELECT time, actor, type, message FROM client_events WHERE client_id = ?1
+                 ORDER BY id",
             )
-            .and_then(|mut update| update.execute(params![id.0, name, profiles, !locked, now]))
-            .map(|changed| changed == 1)
-            .map_err(db("updating an API client"))
+            .and_then(|mut select| {
+                select
+                    .query_map([client_id], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })?
+                    .collect()
+            })
+            .map_err(db("reading an API client's log"))
     }
+}
+
+fn event(
+    tx: &rusqlite::Transaction<'_>,
+    client_id: &str,
+    time: i64,
+    actor: &str,
+    kind: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO client_events (client_id, time, actor, type, message)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut insert| insert.execute(params![client_id, time, actor, kind, message]))
+    .map(drop)
+    .map_err(db("recording an API client event"))
 }
 
 fn read_client(row: &Row<'_>) -> rusqlite::Result<(ClientRow, Option<String>)> {
@@ -267,23 +407,29 @@ mod tests {
         let hash = hash();
         let profiles = vec!["ecc-device".to_owned()];
         let id = store
-            .create_client(&NewClient {
-                client_id: "4f0c1d2e-0000-4000-8000-000000000001",
-                secret_hash: &hash,
-                name: "Line 3 station",
-                organization: org,
-                profiles: Some(&profiles),
-            })
+            .create_client(
+                &NewClient {
+                    client_id: "4f0c1d2e-0000-4000-8000-000000000001",
+                    secret_hash: &hash,
+                    name: "Line 3 station",
+                    organization: org,
+                    profiles: Some(&profiles),
+                },
+                "cli",
+            )
             .expect("create")
             .expect("new");
         let taken = store
-            .create_client(&NewClient {
-                client_id: "4f0c1d2e-0000-4000-8000-000000000001",
-                secret_hash: &hash,
-                name: "again",
-                organization: org,
-                profiles: None,
-            })
+            .create_client(
+                &NewClient {
+                    client_id: "4f0c1d2e-0000-4000-8000-000000000001",
+                    secret_hash: &hash,
+                    name: "again",
+                    organization: org,
+                    profiles: None,
+                },
+                "cli",
+            )
             .expect("create");
         assert_eq!(taken, None);
         assert!(store.list_users().expect("users").is_empty());
@@ -299,7 +445,7 @@ mod tests {
         assert!(!row.locked);
 
         assert!(store
-            .update_client(id, "Line 3", None, true)
+            .update_client(id, "Line 3", None, true, "user 1")
             .expect("update"));
         let locked = filter::compile("locked eq true", CLIENT_FIELDS).expect("filter");
         let found = store.clients(Some(org), &locked).expect("list");
@@ -314,12 +460,31 @@ mod tests {
             .expect("list")
             .is_empty());
 
-        assert!(store.reset_client_secret(id, &hash).expect("reset"));
+        assert!(store
+            .reset_client_secret(id, &hash, "user 1")
+            .expect("reset"));
         assert_eq!(store.user(id).expect("read").expect("row").generation, 2);
         // A person's id is not a client's.
         assert!(!store
-            .reset_client_secret(UserId(id.0 + 1), &hash)
+            .reset_client_secret(UserId(id.0 + 1), &hash, "user 1")
             .expect("reset"));
+        assert!(store.delete_client(id, "user 1").expect("delete"));
+        assert!(store.user(id).expect("read").is_none());
+        assert!(!store.delete_client(id, "user 1").expect("again"));
+        // The log outlives the client, in order, and cannot be rewritten.
+        let log = store
+            .client_events("4f0c1d2e-0000-4000-8000-000000000001")
+            .expect("log");
+        let kinds: Vec<&str> = log.iter().map(|(_, _, kind, _)| kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["CREATED", "LOCKED", "UPDATED", "SECRET_RESET", "DELETED"]
+        );
+        assert_eq!(log[0].1, "cli");
+        assert!(store
+            .connection
+            .execute("DELETE FROM client_events", [])
+            .is_err());
     }
 
     #[test]
@@ -327,13 +492,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
         let error = store
-            .create_client(&NewClient {
-                client_id: "c",
-                secret_hash: &hash(),
-                name: "n",
-                organization: OrganizationId(999),
-                profiles: None,
-            })
+            .create_client(
+                &NewClient {
+                    client_id: "c",
+                    secret_hash: &hash(),
+                    name: "n",
+                    organization: OrganizationId(999),
+                    profiles: None,
+                },
+                "cli",
+            )
             .unwrap_err();
         assert!(
             matches!(error, StoreError::OrganizationNotFound { .. }),

@@ -367,6 +367,9 @@ END;
 ///   is 122 random bits, so a fast hash suffices); a new request replaces it, use spends it.
 ///   `password_reset_requests` remembers when a reset was last asked for a login (hashed,
 ///   whether or not it names a user), for the seed's "once per 15 minutes".
+/// - `client_events`: the append-only log of what administrators did to API clients (created,
+///   changed, locked, unlocked, secret reset, deleted), keyed by client id so it outlives the
+///   client.
 /// - `authorities.deleted_at`: an administrator removed the authority from its organization;
 ///   its batches keep referring to it.
 const V8: &str = r"
@@ -388,4 +391,25 @@ CREATE TABLE password_reset_requests (
 ) STRICT, WITHOUT ROWID;
 
 ALTER TABLE authorities ADD COLUMN deleted_at INTEGER;
+
+CREATE TABLE client_events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT    NOT NULL,
+    time      INTEGER NOT NULL,
+    actor     TEXT    NOT NULL,
+    type      TEXT    NOT NULL,
+    message   TEXT    NOT NULL
+) STRICT;
+
+CREATE INDEX client_events_client ON client_events (client_id);
+
+CREATE TRIGGER client_events_no_update BEFORE UPDATE ON client_events
+BEGIN
+    SELECT RAISE(ABORT, 'client_events is append-only');
+END;
+
+CREATE TRIGGER client_events_no_delete BEFORE DELETE ON client_events
+BEGIN
+    SELECT RAISE(ABORT, 'client_events is append-only');
+END;
 ";
