@@ -982,3 +982,160 @@ fn an_organizations_life_over_the_api() {
         .get("/api/v1/organizations", &lina)
         .expect_error(403, "a USER lists organizations");
 }
+
+/// Who the role table lets through to an endpoint, written out here independently of the
+/// server's route table: `[ADMIN, ECO_ADMIN, ORG_ADMIN, USER, API client]`.
+fn reaches(method: &str, path: &str) -> [bool; 5] {
+    const ADMIN: [bool; 5] = [true, false, false, false, false];
+    const ADMINS: [bool; 5] = [true, true, true, false, false];
+    const ISSUERS: [bool; 5] = [true, false, false, true, true];
+    const EVERYONE: [bool; 5] = [true; 5];
+    const PEOPLE: [bool; 5] = [true, true, true, true, false];
+    let issuing = [
+        "/api/v1/profiles",
+        "/api/v1/generators",
+        "/api/v1/authorities",
+        "/api/v1/batches",
+        "/api/v1/certificates",
+        "/api/v1/devices",
+        "/api/v1/users/profiles",
+    ];
+    match (method, path) {
+        ("GET", "/api/v1/profiles/organization_parameters") => ADMIN,
+        (_, p) if issuing.iter().any(|prefix| p.starts_with(prefix)) => ISSUERS,
+        ("GET", "/api/v1/users" | "/api/v1/organizations/user")
+        | ("GET", "/api/v1/organizations/{organizationId}") => EVERYONE,
+        (
+            "PUT",
+            "/api/v1/users/current" | "/api/v1/users/update_email" | "/api/v1/users/credentials",
+        ) => PEOPLE,
+        (_, p) if p.starts_with("/api/v1/credentials") => ADMINS,
+        ("PUT", "/api/v1/users")
+        | (_, "/api/v1/users/{userId}")
+        | ("POST", "/api/v1/users/organizations/{organizationId}")
+        | (
+            "GET",
+            "/api/v1/users/check_email" | "/api/v1/users/check_user" | "/api/v1/users/remove_user",
+        ) => ADMINS,
+        (_, p)
+            if p.starts_with("/api/v1/organizations")
+                || p.starts_with("/api/v1/ecosystems")
+                || p.starts_with("/api/v1/issuers") =>
+        {
+            ADMIN
+        }
+        _ => panic!("{method} {path}: not in the role table of this test; add it"),
+    }
+}
+
+#[test]
+fn every_authenticated_endpoint_answers_every_role_as_the_table_says() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let admin = server.admin();
+    server.cli(&["orgs", "add", "OrgB"]);
+    let password_file = f.write("matrix.pw", "matrix-password-1\n");
+    let mut tokens = vec![admin.clone()];
+    for role in ["ECO_ADMIN", "ORG_ADMIN", "USER"] {
+        let name = format!("m{}", role.to_ascii_lowercase().replace('_', ""));
+        server.cli(&[
+            "users",
+            "add",
+            &name,
+            "--org",
+            "OrgB",
+            "--role",
+            role,
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ]);
+        tokens.push(server.login(&name, "matrix-password-1").0);
+    }
+    let org_b = server
+        .get("/api/v1/organizations/user", &tokens[3])
+        .expect(200, "OrgB")
+        .json()["organizationId"]
+        .as_i64()
+        .unwrap();
+    let client = server
+        .json(
+            "POST",
+            "/api/v1/credentials",
+            &admin,
+            json!({"credentialName": "matrix station", "organizationId": org_b}),
+        )
+        .expect(200, "client")
+        .json();
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}",
+        client["clientId"].as_str().unwrap(),
+        client["clientSecret"].as_str().unwrap()
+    );
+    tokens.push(
+        server
+            .call(
+                "POST",
+                "/auth/token",
+                None,
+                Body::Raw(form.as_bytes(), "application/x-www-form-urlencoded"),
+                &[],
+            )
+            .expect(200, "client token")
+            .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let roles = ["ADMIN", "ECO_ADMIN", "ORG_ADMIN", "USER", "client"];
+
+    let doc = server
+        .call("GET", "/api/v1/openapi.json", None, Body::Empty, &[])
+        .expect(200, "openapi")
+        .json();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let method = method.to_ascii_uppercase();
+            if operation.get("security").is_none() {
+                continue;
+            }
+            // Harmless arguments: unknown ids, the scoped administrators' own organization,
+            // an issuer name that cannot exist, empty bodies.
+            let concrete = path
+                .replace("{organizationId}", &org_b.to_string())
+                .replace("{issuer}", "nobody!")
+                .replace("{signerSpec}", "none")
+                .replace("{id}", "none")
+                .replace("{userId}", "999999")
+                .replace("{authorityId}", "999999")
+                .replace("{batchId}", "999999")
+                .replace("{profileId}", "999999");
+            let expected = reaches(&method, path);
+            for (i, token) in tokens.iter().enumerate() {
+                // Without a token: 401, whoever would be let through.
+                if i == 0 {
+                    let anonymous = server.call(&method, &concrete, None, Body::Empty, &[]);
+                    assert_eq!(anonymous.status, 401, "{method} {path} without a token");
+                }
+                let r = match method.as_str() {
+                    "POST" | "PUT" => server.json(&method, &concrete, token, json!({})),
+                    _ => server.call(&method, &concrete, Some(token), Body::Empty, &[]),
+                };
+                if expected[i] {
+                    assert!(
+                        r.status != 401 && r.status != 403,
+                        "{} {method} {path}: let through by the table, got {}: {}",
+                        roles[i],
+                        r.status,
+                        r.text()
+                    );
+                } else {
+                    assert_eq!(r.status, 403, "{} {method} {path}: {}", roles[i], r.text());
+                }
+                checked += 1;
+            }
+        }
+    }
+    // Every authenticated endpoint, five callers each.
+    assert!(checked >= 80 * 5, "{checked} checks");
+}

@@ -6,7 +6,7 @@
 use super::{ApiError, Shared};
 use crate::auth::{AuthError, Principal, ResetRequest, RESET_CODE_LIFETIME_SECS};
 use crate::mail::Mail;
-use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
+use axum::extract::{ConnectInfo, Form, FromRequestParts, MatchedPath, Query, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -42,7 +42,35 @@ impl FromRequestParts<Shared> for Caller {
         // verify_access reads the user from the store: a blocking call.
         let principal =
             tokio::task::spawn_blocking(move || state.auth.verify_access(&token)).await??;
-        Ok(Caller(principal))
+        // The route table says which roles may call this endpoint at all.
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .and_then(|matched| super::api::find(parts.method.as_str(), matched.as_str()));
+        match route {
+            Some(route) if route.access.allows(&principal) => Ok(Caller(principal)),
+            Some(route) if route.access.roles().is_empty() => Err(ApiError::forbidden(format!(
+                "{} {} is for people, not API clients",
+                route.method, route.path
+            ))),
+            Some(route) => {
+                let roles: Vec<&str> = route.access.roles().iter().map(|r| r.as_str()).collect();
+                Err(ApiError::forbidden(format!(
+                    "{} {} needs the role {}",
+                    route.method,
+                    route.path,
+                    roles.join(" or ")
+                )))
+            }
+            None => Err(ApiError::internal(format!(
+                "no route entry for {} {:?}",
+                parts.method,
+                parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+            ))),
+        }
     }
 }
 
