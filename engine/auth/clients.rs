@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use zeroize::Zeroizing;
 
 use super::token::Claims;
-use super::{password, secs, Auth, AuthError, Principal, ACCESS_TOKEN_LIFETIME_SECS};
+use super::{secs, Auth, AuthError, Principal, ACCESS_TOKEN_LIFETIME_SECS};
 
 /// Hex digits of a generated client secret (256 random bits).
 pub const CLIENT_SECRET_CHARS: usize = 64;
@@ -56,25 +56,7 @@ impl Auth {
         client: IpAddr,
     ) -> Result<ClientToken, AuthError> {
         let now = (self.clock)();
-        if let Some(retry_after_secs) = self.throttle.retry_after(client_id, client, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
-        let row = self.store().find_user_by_name(client_id)?;
-        let verified = match &row {
-            Some(row) => password::verify(&row.password_hash, secret)?,
-            None => {
-                password::verify(&self.dummy_hash, secret)?;
-                false
-            }
-        };
-        let row = match row {
-            Some(row) if verified && row.active && row.client => row,
-            _ => {
-                self.throttle.failure(client_id, client, now);
-                return Err(AuthError::InvalidCredentials);
-            }
-        };
-        self.throttle.success(client_id);
+        let row = self.verify_secret(client_id, secret, true, client, now)?;
         let principal = Principal::from_row(&row)?;
         let claims = Claims {
             sub: principal.username.clone(),

@@ -378,26 +378,7 @@ impl Auth {
         client: IpAddr,
     ) -> Result<Tokens, AuthError> {
         let now = (self.clock)();
-        if let Some(retry_after_secs) = self.throttle.retry_after(username, client, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
-        let user = self.store().find_user_by_name(username)?;
-        let verified = match &user {
-            Some(user) => password::verify(&user.password_hash, password)?,
-            None => {
-                password::verify(&self.dummy_hash, password)?;
-                false
-            }
-        };
-        let user = match user {
-            // An API client's secret is for POST /auth/token, not a password login.
-            Some(user) if verified && user.active && !user.client => user,
-            _ => {
-                self.throttle.failure(username, client, now);
-                return Err(AuthError::InvalidCredentials);
-            }
-        };
-        self.throttle.success(username);
+        let user = self.verify_secret(username, password, false, client, now)?;
         if password::needs_rehash(&user.password_hash) {
             let rehashed = password::hash_unchecked(password)?;
             self.store().set_password(user.id, &rehashed)?;
@@ -415,6 +396,42 @@ impl Auth {
         })?;
         store.delete_expired_refresh_tokens(now)?;
         Ok(tokens)
+    }
+
+    /// The active account `name`, a person or (`client`) an API client, whose password or
+    /// secret is `secret`. Unknown names cost one argon2id verification too, against the dummy
+    /// hash, and every refusal is [`AuthError::InvalidCredentials`]: a failure counts against
+    /// the name and the address, and past the limits the answer is [`AuthError::Throttled`]
+    /// without verifying. A person's password never opens a client, nor the reverse.
+    fn verify_secret(
+        &self,
+        name: &str,
+        secret: &str,
+        client: bool,
+        address: IpAddr,
+        now: i64,
+    ) -> Result<UserRow, AuthError> {
+        if let Some(retry_after_secs) = self.throttle.retry_after(name, address, now) {
+            return Err(AuthError::Throttled { retry_after_secs });
+        }
+        let row = self.store().find_user_by_name(name)?;
+        let verified = match &row {
+            Some(row) => password::verify(&row.password_hash, secret)?,
+            None => {
+                password::verify(&self.dummy_hash, secret)?;
+                false
+            }
+        };
+        match row {
+            Some(row) if verified && row.active && row.client == client => {
+                self.throttle.success(name);
+                Ok(row)
+            }
+            _ => {
+                self.throttle.failure(name, address, now);
+                Err(AuthError::InvalidCredentials)
+            }
+        }
     }
 
     /// Changes a user's own password (seed 001 `PUT /api/v1/users/credentials`): `Ok(false)`

@@ -56,6 +56,13 @@ pub struct Field {
     pub kind: FieldType,
 }
 
+impl Field {
+    /// The property `name` over the SQL `column`, holding `kind`.
+    pub const fn new(name: &'static str, column: &'static str, kind: FieldType) -> Field {
+        Field { name, column, kind }
+    }
+}
+
 /// A compiled filter: a condition for a `WHERE` clause and its parameters, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqlFilter {

@@ -8,6 +8,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{db, identity::revoke_user_tokens, OrganizationId, Store, StoreError, UserId};
+use crate::filter::{Field, FieldType};
 
 /// A client to create ([`Store::create_client`]).
 pub struct NewClient<'a> {
@@ -51,44 +52,16 @@ pub(crate) const SELECT_CLIENT: &str = "SELECT id, username, client_name, organi
         profiles, active, generation, created_at, updated_at FROM users";
 
 /// What `filter=` may name on the client list, over [`SELECT_CLIENT`]'s table.
-pub const CLIENT_FIELDS: &[crate::filter::Field] = &[
-    field("id", "username", crate::filter::FieldType::Text),
-    field("clientId", "username", crate::filter::FieldType::Text),
-    field(
-        "credentialName",
-        "client_name",
-        crate::filter::FieldType::Text,
-    ),
-    field(
-        "organizationId",
-        "organization_id",
-        crate::filter::FieldType::Integer,
-    ),
-    field("locked", "(1 - active)", crate::filter::FieldType::Boolean),
-    field(
-        "generation",
-        "generation",
-        crate::filter::FieldType::Integer,
-    ),
-    field(
-        "createdAt",
-        "created_at",
-        crate::filter::FieldType::Timestamp,
-    ),
-    field(
-        "updatedAt",
-        "updated_at",
-        crate::filter::FieldType::Timestamp,
-    ),
+pub const CLIENT_FIELDS: &[Field] = &[
+    Field::new("id", "username", FieldType::Text),
+    Field::new("clientId", "username", FieldType::Text),
+    Field::new("credentialName", "client_name", FieldType::Text),
+    Field::new("organizationId", "organization_id", FieldType::Integer),
+    Field::new("locked", "(1 - active)", FieldType::Boolean),
+    Field::new("generation", "generation", FieldType::Integer),
+    Field::new("createdAt", "created_at", FieldType::Timestamp),
+    Field::new("updatedAt", "updated_at", FieldType::Timestamp),
 ];
-
-const fn field(
-    name: &'static str,
-    column: &'static str,
-    kind: crate::filter::FieldType,
-) -> crate::filter::Field {
-    crate::filter::Field { name, column, kind }
-}
 
 impl Store {
     /// Creates a client; `None` when its client id is taken.

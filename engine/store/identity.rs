@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use crate::filter::{Field, FieldType};
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{db, OrganizationId, Store, StoreError};
@@ -155,34 +156,18 @@ const SELECT_USER: &str = "SELECT id, username, password_hash, organization_id, 
         active, created_at, updated_at, kind = 'CLIENT', generation FROM users";
 
 /// What `filter=` may name on a user list, over the `users` columns.
-pub const USER_FIELDS: &[crate::filter::Field] = &[
-    user_field("userId", "id", crate::filter::FieldType::Integer),
-    user_field("login", "username", crate::filter::FieldType::Text),
-    user_field("username", "username", crate::filter::FieldType::Text),
-    user_field("firstName", "first_name", crate::filter::FieldType::Text),
-    user_field("lastName", "last_name", crate::filter::FieldType::Text),
-    user_field("email", "email", crate::filter::FieldType::Text),
-    user_field("phone", "phone", crate::filter::FieldType::Text),
-    user_field("active", "active", crate::filter::FieldType::Boolean),
-    user_field(
-        "createdAt",
-        "created_at",
-        crate::filter::FieldType::Timestamp,
-    ),
-    user_field(
-        "updatedAt",
-        "updated_at",
-        crate::filter::FieldType::Timestamp,
-    ),
+pub const USER_FIELDS: &[Field] = &[
+    Field::new("userId", "id", FieldType::Integer),
+    Field::new("login", "username", FieldType::Text),
+    Field::new("username", "username", FieldType::Text),
+    Field::new("firstName", "first_name", FieldType::Text),
+    Field::new("lastName", "last_name", FieldType::Text),
+    Field::new("email", "email", FieldType::Text),
+    Field::new("phone", "phone", FieldType::Text),
+    Field::new("active", "active", FieldType::Boolean),
+    Field::new("createdAt", "created_at", FieldType::Timestamp),
+    Field::new("updatedAt", "updated_at", FieldType::Timestamp),
 ];
-
-const fn user_field(
-    name: &'static str,
-    column: &'static str,
-    kind: crate::filter::FieldType,
-) -> crate::filter::Field {
-    crate::filter::Field { name, column, kind }
-}
 
 /// Columns read by [`read_refresh_token`], in order.
 const SELECT_REFRESH_TOKEN: &str =
