@@ -479,13 +479,7 @@ fn a_station_client_issues_within_its_scope() {
 
     // The list takes filter=; injection attempts are data, malformed filters name a position.
     let list = |filter: &str| {
-        let query: String = filter
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        let query = crate::util::query_escape(filter);
         server.get(&format!("/api/v1/credentials?filter={query}"), &admin)
     };
     let found = list("credentialName eq 'Line 3 station'")

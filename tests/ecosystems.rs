@@ -600,25 +600,7 @@ fn only_admin_administers_ecosystems() {
     let f = fixture!();
     let server = Server::start(&f, &[]);
     let admin = server.admin();
-    server.cli(&["orgs", "add", "OrgB"]);
-    let password = "role-matrix-password";
-    let password_file = f.write("role.pw", &format!("{password}\n"));
-    let mut tokens = Vec::new();
-    for role in ["ECO_ADMIN", "ORG_ADMIN", "USER"] {
-        let name = role.to_ascii_lowercase().replace('_', "");
-        server.cli(&[
-            "users",
-            "add",
-            &name,
-            "--org",
-            "OrgB",
-            "--role",
-            role,
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ]);
-        tokens.push((role, server.login(&name, password).0));
-    }
+    let tokens = server.role_users(&f);
     let org_b = server
         .get("/api/v1/organizations/user", &tokens[2].1)
         .expect(200, "OrgB")

@@ -438,25 +438,8 @@ fn role_matrix_of_the_administration_endpoints() {
     let f = fixture!();
     let server = Server::start(&f, &[]);
     let admin = server.admin();
-    server.cli(&["orgs", "add", "OrgB"]);
-    let password = "role-matrix-password";
-    let password_file = f.write("role.pw", &format!("{password}\n"));
     let mut tokens = vec![("ADMIN", admin.clone())];
-    for role in ["ECO_ADMIN", "ORG_ADMIN", "USER"] {
-        let name = role.to_ascii_lowercase().replace('_', "");
-        server.cli(&[
-            "users",
-            "add",
-            &name,
-            "--org",
-            "OrgB",
-            "--role",
-            role,
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ]);
-        tokens.push((role, server.login(&name, password).0));
-    }
+    tokens.extend(server.role_users(&f));
     let default_org = server
         .get("/api/v1/organizations/user", &admin)
         .expect(200, "the admin's organization")
@@ -780,13 +763,7 @@ fn the_administration_of_users() {
     assert_eq!(list("org_admin", "").as_array().unwrap().len(), 0);
     // And by seed 002's filter=, bound as data, refused by position when malformed.
     let filtered = |filter: &str| {
-        let query: String = filter
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        let query = crate::util::query_escape(filter);
         server.json(
             "POST",
             &format!("/api/v1/users/organizations/{acme}?filter={query}"),
@@ -1033,24 +1010,8 @@ fn every_authenticated_endpoint_answers_every_role_as_the_table_says() {
     let f = fixture!();
     let server = Server::start(&f, &[]);
     let admin = server.admin();
-    server.cli(&["orgs", "add", "OrgB"]);
-    let password_file = f.write("matrix.pw", "matrix-password-1\n");
     let mut tokens = vec![admin.clone()];
-    for role in ["ECO_ADMIN", "ORG_ADMIN", "USER"] {
-        let name = format!("m{}", role.to_ascii_lowercase().replace('_', ""));
-        server.cli(&[
-            "users",
-            "add",
-            &name,
-            "--org",
-            "OrgB",
-            "--role",
-            role,
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ]);
-        tokens.push(server.login(&name, "matrix-password-1").0);
-    }
+    tokens.extend(server.role_users(&f).into_iter().map(|(_, token)| token));
     let org_b = server
         .get("/api/v1/organizations/user", &tokens[3])
         .expect(200, "OrgB")

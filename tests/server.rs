@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 pub(crate) const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub(crate) const BOB_PASSWORD: &str = "bob-password-for-tests";
+/// Password of the users [`Server::role_users`] makes.
+pub(crate) const ROLE_PASSWORD: &str = "role-matrix-password";
 pub(crate) const PKCS12_PASSWORD: &str = "factory-line-7";
 const DEFAULT_BALANCE: u64 = 1_000_000;
 
@@ -393,6 +395,31 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Adds the organization `OrgB` and in it one user per role below ADMIN, each holding only
+    /// that role (`ecoadmin`, `orgadmin`, `user`, password [`ROLE_PASSWORD`]): their tokens, as
+    /// `[("ECO_ADMIN", token), ("ORG_ADMIN", token), ("USER", token)]`.
+    pub(crate) fn role_users(&self, f: &Fixture) -> Vec<(&'static str, String)> {
+        self.cli(&["orgs", "add", "OrgB"]);
+        let password_file = f.write("role.pw", &format!("{ROLE_PASSWORD}\n"));
+        let mut tokens = Vec::new();
+        for role in ["ECO_ADMIN", "ORG_ADMIN", "USER"] {
+            let name = role.to_ascii_lowercase().replace('_', "");
+            self.cli(&[
+                "users",
+                "add",
+                &name,
+                "--org",
+                "OrgB",
+                "--role",
+                role,
+                "--password-file",
+                password_file.to_str().unwrap(),
+            ]);
+            tokens.push((role, self.login(&name, ROLE_PASSWORD).0));
+        }
+        tokens
     }
 
     /// Adds the user `bob` (role USER, password [`BOB_PASSWORD`]) in a second organization,

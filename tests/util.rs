@@ -208,3 +208,14 @@ pub fn openssl(args: &[&str]) -> String {
     assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
     text(&out)
 }
+
+/// `text` percent-encoded for a URL query: letters and digits stay, every other octet is
+/// `%XX` (a `filter=` expression has spaces, quotes and parentheses).
+pub fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

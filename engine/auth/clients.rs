@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use zeroize::Zeroizing;
 
 use super::token::Claims;
-use super::{secs, Auth, AuthError, Principal, ACCESS_TOKEN_LIFETIME_SECS};
+use super::{access_claims, Auth, AuthError, Principal, ACCESS_TOKEN_LIFETIME_SECS};
 
 /// Hex digits of a generated client secret (256 random bits).
 pub const CLIENT_SECRET_CHARS: usize = 64;
@@ -59,19 +59,8 @@ impl Auth {
         let row = self.verify_secret(client_id, secret, true, client, now)?;
         let principal = Principal::from_row(&row)?;
         let claims = Claims {
-            sub: principal.username.clone(),
-            authorities: principal
-                .roles
-                .iter()
-                .map(|role| role.authority().to_owned())
-                .collect(),
-            exp: now.saturating_add(secs(ACCESS_TOKEN_LIFETIME_SECS)),
-            iat: now,
-            uid: principal.user_id,
-            org: Some(principal.organization_id),
-            jti: None,
-            family: None,
             generation: Some(row.generation),
+            ..access_claims(&principal, now)
         };
         Ok(ClientToken {
             access_token: self.codec.encode(&claims)?,

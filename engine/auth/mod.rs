@@ -539,21 +539,7 @@ impl Auth {
         family: &str,
         now: i64,
     ) -> Result<(Tokens, String), AuthError> {
-        let access = Claims {
-            sub: principal.username.clone(),
-            authorities: principal
-                .roles
-                .iter()
-                .map(|role| role.authority().to_owned())
-                .collect(),
-            exp: now.saturating_add(secs(ACCESS_TOKEN_LIFETIME_SECS)),
-            iat: now,
-            uid: principal.user_id,
-            org: Some(principal.organization_id),
-            jti: None,
-            family: None,
-            generation: None,
-        };
+        let access = access_claims(principal, now);
         let jti = random_hex()?;
         let refresh = Claims {
             authorities: vec![ROLE_REFRESH_TOKEN.to_owned()],
@@ -701,6 +687,25 @@ pub fn check_username(username: &str) -> Result<(), AuthError> {
 }
 
 /// 128 random bits, lower-case hex: a `jti` or a `family`.
+/// The claims of an access token for `principal` issued at `now` (no client generation).
+fn access_claims(principal: &Principal, now: i64) -> Claims {
+    Claims {
+        sub: principal.username.clone(),
+        authorities: principal
+            .roles
+            .iter()
+            .map(|role| role.authority().to_owned())
+            .collect(),
+        exp: now.saturating_add(secs(ACCESS_TOKEN_LIFETIME_SECS)),
+        iat: now,
+        uid: principal.user_id,
+        org: Some(principal.organization_id),
+        jti: None,
+        family: None,
+        generation: None,
+    }
+}
+
 fn random_hex() -> Result<String, AuthError> {
     let mut bits = [0u8; 16];
     crate::keys::random_bytes(&mut bits).map_err(AuthError::Random)?;

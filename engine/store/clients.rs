@@ -7,7 +7,8 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{db, identity::revoke_user_tokens, OrganizationId, Store, StoreError, UserId};
+use super::identity::{insert_user, revoke_user_tokens};
+use super::{db, NewUser, OrganizationId, Store, StoreError, UserId};
 use crate::filter::{Field, FieldType};
 
 /// A client to create ([`Store::create_client`]).
@@ -76,38 +77,22 @@ impl Store {
         const ACTION: &str = "creating an API client";
         let now = (self.clock)();
         let tx = self.write_transaction(ACTION)?;
-        let organization_exists = tx
-            .prepare_cached("SELECT 1 FROM organizations WHERE id = ?1 AND status <> 'DELETED'")
-            .and_then(|mut select| select.exists([client.organization.0]))
-            .map_err(db(ACTION))?;
-        if !organization_exists {
-            return Err(StoreError::OrganizationNotFound {
+        let id = insert_user(
+            &tx,
+            &NewUser {
+                username: client.client_id,
+                password_hash: client.secret_hash,
                 organization: client.organization,
-            });
-        }
-        let profiles = client
-            .profiles
-            .map(|profiles| serde_json::Value::from(profiles.to_vec()).to_string());
-        let inserted = tx
-            .prepare_cached(
-                "INSERT INTO users (username, password_hash, organization_id, roles, profiles,
-                                    created_at, updated_at, kind, client_name)
-                 VALUES (?1, ?2, ?3, 'USER', ?4, ?5, ?5, 'CLIENT', ?6)
-                 ON CONFLICT (username) DO NOTHING",
-            )
-            .and_then(|mut insert| {
-                insert.execute(params![
-                    client.client_id,
-                    client.secret_hash,
-                    client.organization.0,
-                    profiles,
-                    now,
-                    client.name
-                ])
-            })
-            .map_err(db(ACTION))?;
-        let id = (inserted == 1).then(|| UserId(tx.last_insert_rowid()));
-        if id.is_some() {
+                roles: &["USER"],
+                profiles: client.profiles,
+            },
+            now,
+            ACTION,
+        )?;
+        if let Some(id) = id {
+            tx.prepare_cached("UPDATE users SET kind = 'CLIENT', client_name = ?2 WHERE id = ?1")
+                .and_then(|mut update| update.execute(params![id.0, client.name]))
+                .map_err(db(ACTION))?;
             let scope = match client.profiles {
                 Some(profiles) => profiles.join(", "),
                 None => "every profile".to_owned(),

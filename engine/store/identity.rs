@@ -469,14 +469,14 @@ impl Store {
     }
 }
 
-fn insert_user(
+pub(super) fn insert_user(
     connection: &rusqlite::Connection,
     user: &NewUser<'_>,
     now: i64,
     action: &'static str,
 ) -> Result<Option<UserId>, StoreError> {
     let organization_exists = connection
-        .prepare_cached("SELECT 1 FROM organizations WHERE id = ?1")
+        .prepare_cached("SELECT 1 FROM organizations WHERE id = ?1 AND status <> 'DELETED'")
         .and_then(|mut select| select.exists([user.organization.0]))
         .map_err(db(action))?;
     if !organization_exists {
