@@ -573,9 +573,9 @@ pub struct ServeArgs {
     /// for none (default: 64 keys per RSA algorithm the served profiles generate keys with).
     #[arg(long, env = "CERTMILL_KEYPAIR_QUEUE")]
     pub keypair_queue: Option<String>,
-    /// SMTP relay for password reset mail: smtps://user:pass@host[:port] (TLS),
-    /// smtp://user:pass@host[:port]?tls=required (STARTTLS), or smtp://host[:port] (plain, for a
-    /// relay on loopback). Without it, /auth/reset answers 503.
+    /// SMTP relay for password reset mail: `smtps://user:pass@host:port` (TLS),
+    /// `smtp://user:pass@host:port?tls=required` (STARTTLS), or `smtp://host:port` (plain, for a
+    /// relay on loopback); the port may be left out. Without it, /auth/reset answers 503.
     #[arg(long, env = "CERTMILL_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Sender of password reset mail.

@@ -52,7 +52,7 @@ pub struct ClientRow {
 pub(crate) const SELECT_CLIENT: &str = "SELECT id, username, client_name, organization_id,
         profiles, active, generation, created_at, updated_at FROM users";
 
-/// What `filter=` may name on the client list, over [`SELECT_CLIENT`]'s table.
+/// What `filter=` may name on the client list, over the `users` columns.
 pub const CLIENT_FIELDS: &[Field] = &[
     Field::new("id", "username", FieldType::Text),
     Field::new("clientId", "username", FieldType::Text),
