@@ -166,20 +166,7 @@ impl BatchWriter {
     /// without one): characters outside
     /// `[A-Za-z0-9._-]` become `-` (MAC colons included), and a repeat gets `-<row>`.
     pub(super) fn entry_name(&mut self, common_name: &str, row: u64) -> String {
-        let mut stem: String = common_name
-            .chars()
-            .take(96)
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        if stem.is_empty() || stem.starts_with('.') {
-            stem.insert_str(0, "device");
-        }
+        let stem = file_stem(common_name);
         let mut name = format!("{stem}.{}", self.extension);
         let mut attempt = 0u32;
         while !self.names.insert(&name) {
@@ -292,7 +279,7 @@ impl BatchWriter {
 
     fn manifest_row(&mut self, fields: &[&str]) -> Result<(), BatchError> {
         self.manifest
-            .write_record(fields)
+            .write_record(fields.iter().map(|field| spreadsheet_safe(field)))
             .map_err(|e| BatchError::Io {
                 path: self.out.display().to_string(),
                 source: e.into(),
@@ -349,9 +336,85 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
+/// The ZIP entry stem for a device named `common_name`: at most 96 characters of letters,
+/// digits, `.`, `_` and `-` (anything else becomes `-`), never empty and never starting with
+/// `.` (hidden files) or `-` (read as an option by command-line tools, as a formula by
+/// spreadsheets): those get the prefix `device`.
+fn file_stem(common_name: &str) -> String {
+    let mut stem: String = common_name
+        .chars()
+        .take(96)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if stem.is_empty() || stem.starts_with('.') || stem.starts_with('-') {
+        stem.insert_str(0, "device");
+    }
+    stem
+}
+
+/// A manifest cell that a spreadsheet will not run (CSV injection, OWASP): a value starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, which spreadsheets
+/// read as "text". The csv writer still quotes what needs quoting. Only values from the input
+/// (common names, failure reasons naming an entry) can start so; the certificate and the
+/// store keep the value unchanged.
+fn spreadsheet_safe(field: &str) -> std::borrow::Cow<'_, [u8]> {
+    match field.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => {
+            std::borrow::Cow::Owned(format!("'{field}").into_bytes())
+        }
+        _ => std::borrow::Cow::Borrowed(field.as_bytes()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::NameFilter;
+    use super::{file_stem, spreadsheet_safe, NameFilter};
+
+    #[test]
+    fn manifest_cells_never_start_a_formula() {
+        for (value, written) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("sensor-0001", "sensor-0001"),
+            ("2026-12-04T10:00:00Z", "2026-12-04T10:00:00Z"),
+            ("", ""),
+        ] {
+            assert_eq!(
+                &spreadsheet_safe(value)[..],
+                written.as_bytes(),
+                "{value:?}"
+            );
+        }
+        // Through the csv writer: quoted where needed, the formula still inert.
+        let mut out = csv::Writer::from_writer(Vec::new());
+        out.write_record(["=1+1", "a,b"].iter().map(|f| spreadsheet_safe(f)))
+            .expect("write");
+        let text = String::from_utf8(out.into_inner().expect("flush")).expect("utf8");
+        assert_eq!(text, "'=1+1,\"a,b\"\n");
+    }
+
+    #[test]
+    fn file_stems_are_plain_names() {
+        assert_eq!(file_stem("02:00:00:00:00:01"), "02-00-00-00-00-01");
+        assert_eq!(file_stem("=HYPERLINK(x)"), "device-HYPERLINK-x-");
+        assert_eq!(file_stem("-rf"), "device-rf");
+        assert_eq!(file_stem("../../etc/passwd"), "device..-..-etc-passwd");
+        assert_eq!(file_stem(""), "device");
+        assert_eq!(file_stem(&"a".repeat(200)).len(), 96);
+    }
 
     #[test]
     fn the_name_filter_never_forgets_a_name() {
