@@ -271,6 +271,25 @@ fn count_pem(
 }
 
 /// Reads the central directory and checks the limits; reads no entry data.
+/// Why a ZIP entry name is refused, if it is: it must be a relative path of plain components
+/// (the "zip slip" names: `..`, `/etc/x`, `C:\\x`, `a\\..\\b`, and names hiding control
+/// characters).
+fn unsafe_entry_name(name: &str) -> Option<&'static str> {
+    if name.chars().any(char::is_control) {
+        Some("control characters in the name")
+    } else if name.contains('\\') {
+        Some("a backslash in the name (a Windows path)")
+    } else if name.starts_with('/') {
+        Some("an absolute path")
+    } else if name.as_bytes().get(1) == Some(&b':') {
+        Some("a drive letter")
+    } else if name.split('/').any(|part| part == "..") {
+        Some("a '..' path component")
+    } else {
+        None
+    }
+}
+
 fn open_zip(file: File, limits: &CsrLimits) -> Result<(Format, usize), CsrError> {
     let archive = ZipArchive::new(BufReader::new(file)).map_err(|source| CsrError::Zip {
         entry: None,
@@ -302,10 +321,16 @@ fn open_zip(file: File, limits: &CsrLimits) -> Result<(Format, usize), CsrError>
     let mut total = 0u64;
     for index in 0..archive.len() {
         let entry = archive.by_index_data(index).map_err(archive_error)?;
+        let name = entry.name().map_err(archive_error)?.into_owned();
+        if let Some(reason) = unsafe_entry_name(&name) {
+            return Err(CsrError::UnsafeEntryName {
+                entry: name,
+                reason,
+            });
+        }
         if entry.is_dir() {
             continue;
         }
-        let name = entry.name().map_err(archive_error)?.into_owned();
         let extension = name
             .rsplit_once('.')
             .map(|(_, ext)| ext.to_ascii_lowercase())

@@ -169,6 +169,16 @@ pub enum CsrError {
         /// Their names.
         names: Vec<String>,
     },
+    /// A ZIP entry's name could be a path outside an extraction folder or fool a reader:
+    /// `..` as a component, an absolute path or drive letter, a backslash, or a control
+    /// character. certmill never extracts entries to disk, but refuses such archives by name.
+    #[error("ZIP entry {entry:?}: {reason}")]
+    UnsafeEntryName {
+        /// The name as stored.
+        entry: String,
+        /// Which rule.
+        reason: &'static str,
+    },
     /// The request's public key is not one certmill issues for ([`KeyAlgorithm`]).
     #[error("unsupported public key: {key}")]
     UnsupportedKey {

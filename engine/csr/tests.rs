@@ -540,6 +540,51 @@ fn zip_bundles_stored_and_deflated() {
 }
 
 #[test]
+fn zip_entry_names_that_are_paths_out_are_refused_by_name() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = p256(dir.path(), "dev-a");
+    for (i, (name, rule)) in [
+        ("../a.csr", "'..'"),
+        ("csrs/../../a.csr", "'..'"),
+        ("/etc/a.csr", "absolute"),
+        ("C:/a.csr", "drive letter"),
+        ("csrs\\a.csr", "backslash"),
+        ("a\u{7}.csr", "control"),
+        ("a\n.csr", "control"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = write_zip(
+            dir.path(),
+            &format!("slip{i}.zip"),
+            CompressionMethod::Stored,
+            &[("ok.csr", &a), (name, &a)],
+        );
+        let err = CsrBundle::open(&path, &CsrLimits::default()).unwrap_err();
+        assert!(
+            matches!(&err, CsrError::UnsafeEntryName { entry, .. } if entry == name),
+            "{name:?}: {err}"
+        );
+        assert!(err.to_string().contains(rule), "{name:?}: {err}");
+    }
+    // Plain relative paths are fine.
+    let path = write_zip(
+        dir.path(),
+        "fine.zip",
+        CompressionMethod::Stored,
+        &[("line-3/a.csr", &a), ("b..csr", &a)],
+    );
+    assert_eq!(
+        CsrBundle::open(&path, &CsrLimits::default()).unwrap().len(),
+        2
+    );
+}
+
+#[test]
 fn zip_refuses_unexpected_entries_and_broken_pem_members() {
     if !openssl_available() {
         return;
