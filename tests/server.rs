@@ -1546,6 +1546,19 @@ fn errors_limits_ranges_openapi_and_graceful_shutdown() {
     let status = r.status;
     r.expect_error(status, "non-numeric batch id");
 
+    // A malformed upload names its row, never a path of the server.
+    let ragged = server
+        .upload_csv(
+            &token,
+            "macAddress\n00:1A:2B:3C:4D:01,extra\n",
+            json!({"deviceClass": "Aircraft", "pkcs12Password": PKCS12_PASSWORD}),
+        )
+        .expect_error(400, "a ragged CSV");
+    let said = ragged["error_description"].as_str().unwrap();
+    assert!(said.contains("row 1"), "{said}");
+    let data = server.data.display().to_string();
+    assert!(!said.contains(&data) && !said.contains("/tmp"), "{said}");
+
     // Bodies.
     let bad_json = server.call(
         "PUT",

@@ -6,6 +6,7 @@
 
 use crate::auth::AuthError;
 use crate::batch::BatchError;
+use crate::csr::CsrError;
 use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -152,6 +153,16 @@ impl From<BatchError> for ApiError {
             | BatchError::Unreachable(_)
             | BatchError::Key { .. }
             | BatchError::Sign { .. } => ApiError::internal(e),
+            // Reading the spooled upload failed: the server's fault, and its path is internal.
+            BatchError::Csr {
+                source: CsrError::Io { .. } | CsrError::Changed { .. },
+                ..
+            } => ApiError::internal(e),
+            // The CSV's message names the spooled file's path: the client sees its row only.
+            BatchError::Csv { row, message, .. } => ApiError::bad_request(match row {
+                Some(row) => format!("CSV, row {row}: {message}"),
+                None => format!("CSV: {message}"),
+            }),
             other => ApiError::bad_request(other.to_string()),
         }
     }
