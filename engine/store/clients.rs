@@ -144,15 +144,7 @@ impl Store {
             "{SELECT_CLIENT} WHERE kind = 'CLIENT' AND {} {scope} ORDER BY id",
             filter.sql
         );
-        let raws = self
-            .connection
-            .prepare(&sql)
-            .and_then(|mut select| {
-                select
-                    .query_map(rusqlite::params_from_iter(values.iter()), read_client)?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(db("listing API clients"))?;
+        let raws = self.filtered(&sql, &values, read_client, "listing API clients")?;
         raws.into_iter().map(parse).collect()
     }
 

@@ -328,15 +328,7 @@ impl Store {
             "{SELECT_USER} WHERE kind = 'USER' AND {} AND organization_id = ? ORDER BY id",
             filter.sql
         );
-        let raws = self
-            .connection
-            .prepare(&sql)
-            .and_then(|mut select| {
-                select
-                    .query_map(rusqlite::params_from_iter(values.iter()), read_user)?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(db("listing users"))?;
+        let raws = self.filtered(&sql, &values, read_user, "listing users")?;
         raws.into_iter().map(RawUser::parse).collect()
     }
 

@@ -2104,6 +2104,26 @@ impl Store {
         Ok(checked)
     }
 
+    /// The rows of `sql`, a statement around a compiled `filter=` condition, with `values`
+    /// bound to its `?` placeholders in order (the filter's, then the caller's), each read by
+    /// `read`. The SQL text varies with the filter, so the statement is not cached.
+    fn filtered<T>(
+        &self,
+        sql: &str,
+        values: &[rusqlite::types::Value],
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        action: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.connection
+            .prepare(sql)
+            .and_then(|mut select| {
+                select
+                    .query_map(rusqlite::params_from_iter(values.iter()), read)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db(action))
+    }
+
     /// Starts an immediate transaction on the shared connection.
     ///
     /// Immediate takes the write lock up front, so the read-check-write sequences of the

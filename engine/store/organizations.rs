@@ -211,15 +211,7 @@ impl Store {
             "{SELECT_ORGANIZATION} WHERE status <> 'DELETED' AND {} ORDER BY id LIMIT ? OFFSET ?",
             filter.sql
         );
-        let raws = self
-            .connection
-            .prepare(&sql)
-            .and_then(|mut select| {
-                select
-                    .query_map(rusqlite::params_from_iter(values.iter()), read)?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(db("listing organizations"))?;
+        let raws = self.filtered(&sql, &values, read, "listing organizations")?;
         raws.into_iter().map(finish).collect()
     }
 
