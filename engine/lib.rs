@@ -16,6 +16,8 @@ pub mod ca;
 pub mod cli;
 pub mod csr;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzz_check;
 pub mod generator;
 pub mod keys;
 pub mod mail;

@@ -21,89 +21,74 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-#[test]
-fn profile_json_corpus() {
-    let mut compiled = 0;
-    for (path, bytes) in corpus("profile_json") {
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            continue;
-        };
-        let result = std::panic::catch_unwind(|| {
-            certmill::profile::Profile::from_json(
-                text,
-                "fuzz",
-                &certmill::profile::CompileOptions::default(),
-            )
-            .is_ok()
-        });
-        match result {
-            Ok(true) => compiled += 1,
-            Ok(false) => {}
+use certmill::fuzz_check::{self, Fixture, Outcome};
+
+/// Runs every corpus file of `target` through `check`, failing on a panic with the file's
+/// name; returns how many were accepted and refused.
+fn run(target: &str, check: impl Fn(&[u8]) -> Outcome) -> (usize, usize) {
+    let (mut accepted, mut refused) = (0, 0);
+    for (path, bytes) in corpus(target) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&bytes))) {
+            Ok(Outcome::Accepted) => accepted += 1,
+            Ok(Outcome::Refused) => refused += 1,
             Err(_) => panic!("{} panicked", path.display()),
         }
     }
+    (accepted, refused)
+}
+
+#[test]
+fn profile_json_corpus() {
+    let fixture = Fixture::new();
+    let (compiled, refused) = run("profile_json", |b| fuzz_check::profile_json(&fixture, b));
     assert!(
-        compiled >= 2,
-        "the shipped and seed profiles in the corpus compile"
+        compiled >= 2 && refused >= 2,
+        "the shipped and seed profiles compile, the broken ones do not ({compiled}, {refused})"
     );
 }
 
 #[test]
 fn csv_batch_corpus() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = certmill::ca::IssuingCa::init(dir.path(), &Default::default()).unwrap();
-    let profile = certmill::profile::Profile::load("ecc-device", &Default::default()).unwrap();
-    let template =
-        certmill::template::Template::new(&profile, &ca, time::OffsetDateTime::now_utc()).unwrap();
-    let mut accepted = 0;
-    for (path, bytes) in corpus("csv_batch") {
-        let input = dir.path().join("input.csv");
-        std::fs::write(&input, &bytes).unwrap();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            certmill::batch::validate_csv(&template, &input, &Default::default()).is_ok()
-        }));
-        match result {
-            Ok(true) => accepted += 1,
-            Ok(false) => {}
-            Err(_) => panic!("{} panicked", path.display()),
-        }
-    }
+    let fixture = Fixture::new();
+    let (accepted, _) = run("csv_batch", |b| fuzz_check::csv_batch(&fixture, b));
     assert_eq!(accepted, 2, "good.csv and bom-quoted.csv are valid");
 }
 
 #[test]
 fn csr_der_corpus() {
-    let mut verified = 0;
-    for (path, bytes) in corpus("csr_der") {
-        match std::panic::catch_unwind(|| certmill::csr::ParsedCsr::from_der(&bytes).is_ok()) {
-            Ok(true) => verified += 1,
-            Ok(false) => {}
-            Err(_) => panic!("{} panicked", path.display()),
-        }
-    }
+    let (verified, _) = run("csr_der", fuzz_check::csr_der);
     assert_eq!(verified, 2, "the two openssl-made CSRs parse and verify");
 }
 
 #[test]
+fn csr_bundle_corpus() {
+    let fixture = Fixture::new();
+    let (accepted, refused) = run("csr_bundle", |b| fuzz_check::csr_bundle(&fixture, b));
+    assert_eq!(
+        (accepted, refused),
+        (4, 7),
+        "two.pem, two.zip, deflated.zip and dir.zip are good; the rest are not"
+    );
+}
+
+#[test]
+fn pkcs12_round_trip_corpus() {
+    let fixture = Fixture::new();
+    let (round_trips, refused) = run("pkcs12_round_trip", |b| {
+        fuzz_check::pkcs12_round_trip(&fixture, b)
+    });
+    assert_eq!(
+        (round_trips, refused),
+        (4, 6),
+        "the two simple ones, unicode and no-name round-trip; a control character in the \
+         password or the name, a name outside the BMP, an empty password, and the openssl files \
+         read as build instructions are refused"
+    );
+}
+
+#[test]
 fn ocsp_request_corpus() {
-    let mut parsed = 0;
-    for (path, bytes) in corpus("ocsp_request") {
-        let result = std::panic::catch_unwind(|| {
-            let request = certmill::revocation::ocsp::parse_request(&bytes);
-            if let Ok(text) = std::str::from_utf8(&bytes) {
-                let _ = certmill::revocation::ocsp::decode_get_path(text);
-            }
-            request.map(|r| r.certs.len())
-        });
-        match result {
-            Ok(Ok(n)) => {
-                assert!((1..=16).contains(&n), "{}: {n} CertIDs", path.display());
-                parsed += 1;
-            }
-            Ok(Err(_)) => {}
-            Err(_) => panic!("{} panicked", path.display()),
-        }
-    }
+    let (parsed, _) = run("ocsp_request", fuzz_check::ocsp_request);
     assert_eq!(
         parsed, 3,
         "the three requests openssl made parse; the broken ones do not"
@@ -112,61 +97,28 @@ fn ocsp_request_corpus() {
 
 #[test]
 fn filter_expr_corpus() {
-    use certmill::filter::{compile, Field, FieldType};
-    const FIELDS: &[Field] = &[
-        Field {
-            name: "name",
-            column: "name",
-            kind: FieldType::Text,
-        },
-        Field {
-            name: "id",
-            column: "id",
-            kind: FieldType::Integer,
-        },
-        Field {
-            name: "createdAt",
-            column: "created_at",
-            kind: FieldType::Timestamp,
-        },
-        Field {
-            name: "active",
-            column: "active",
-            kind: FieldType::Boolean,
-        },
-    ];
     let db = rusqlite::Connection::open_in_memory().unwrap();
     db.execute_batch(
         "CREATE TABLE t (id INTEGER, name TEXT, created_at INTEGER, active INTEGER);
          INSERT INTO t VALUES (1, 'test', 1600697949, 1), (2, 'it''s', 1577836800, 0);",
     )
     .unwrap();
-    let (mut compiled, mut refused) = (0, 0);
-    for (path, bytes) in corpus("filter_expr") {
-        let Ok(text) = std::str::from_utf8(&bytes) else {
-            continue;
+    let (compiled, refused) = run("filter_expr", |bytes| {
+        let Some(filter) = fuzz_check::filter_expr(bytes) else {
+            return Outcome::Refused;
         };
-        match std::panic::catch_unwind(|| compile(text, FIELDS)) {
-            // What compiles is a valid SQLite condition with as many parameters as values.
-            Ok(Ok(filter)) => {
-                let sql = format!("SELECT count(*) FROM t WHERE {}", filter.sql);
-                let count: i64 = db
-                    .query_row(
-                        &sql,
-                        rusqlite::params_from_iter(filter.values.iter()),
-                        |r| r.get(0),
-                    )
-                    .unwrap_or_else(|e| panic!("{}: {sql}: {e}", path.display()));
-                assert!((0..=2).contains(&count));
-                compiled += 1;
-            }
-            Ok(Err(e)) => {
-                assert!(e.position >= 1, "{}: {e}", path.display());
-                refused += 1;
-            }
-            Err(_) => panic!("{} panicked", path.display()),
-        }
-    }
+        // What compiles is a valid SQLite condition with as many parameters as values.
+        let sql = format!("SELECT count(*) FROM t WHERE {}", filter.sql);
+        let count: i64 = db
+            .query_row(
+                &sql,
+                rusqlite::params_from_iter(filter.values.iter()),
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert!((0..=2).contains(&count));
+        Outcome::Accepted
+    });
     assert!(
         compiled >= 10 && refused >= 4,
         "{compiled} compiled, {refused} refused"

@@ -1,8 +1,11 @@
-//! Profile JSON: any input either compiles or gives a ProfileError; never a panic.
+//! Profile JSON: compiles into a template or is refused with its JSON path; never a panic.
+//! The property is `certmill::fuzz_check::profile_json`, which `tests/fuzz_corpora.rs` also runs.
 #![no_main]
 
+use certmill::fuzz_check::{profile_json, Fixture};
+use std::sync::OnceLock;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = certmill::profile::Profile::from_json(text, "fuzz", &certmill::profile::CompileOptions::default());
-    }
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    profile_json(FIXTURE.get_or_init(Fixture::new), data);
 });
