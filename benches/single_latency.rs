@@ -48,6 +48,7 @@ fn main() {
         issuer: None,
         on_created: None,
         keypairs: None,
+        limits: Default::default(),
     };
     let device = |i: usize| {
         let mut values = BTreeMap::new();

@@ -46,6 +46,7 @@ fn a_batch_issued_from_a_warm_pool_has_matching_keys() {
         issuer: None,
         on_created: None,
         keypairs: Some(Arc::clone(&queue)),
+        limits: Default::default(),
     };
     let report =
         batch::issue(&f.data(), &ca, &profile, &BatchInput::Csv(&csv), &options).expect("batch");

@@ -2,17 +2,24 @@
 //! case-insensitive, any order), comma-separated, ASCII or UTF-8 (a BOM is tolerated), every
 //! record with the same fields. The file is streamed, never loaded whole.
 
-use super::BatchError;
+use super::{BatchError, InputLimits};
 use crate::profile::{CsvColumn, Lookup, Profile};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Read-ahead of the reader stack (our buffer, then the csv crate's own 8 KiB one): how far
+/// past the end of the last record the file may have been read.
+const READ_AHEAD: u64 = (1 << 16) + (8 << 10);
 
 /// Maps the profile's request parameter names to CSV column indexes.
 #[derive(Clone, Debug)]
 pub struct CsvLayout {
     path: PathBuf,
+    limits: InputLimits,
     /// (parameter name as the profile spells it, column index)
     columns: Vec<(String, usize)>,
 }
@@ -44,12 +51,13 @@ impl CsvLayout {
         path: &Path,
         profile: &Profile,
         batch: &BTreeMap<String, String>,
+        limits: &InputLimits,
     ) -> Result<(CsvLayout, RecordReader), BatchError> {
-        let mut reader = RecordReader::open(path)?;
+        let mut reader = RecordReader::open(path, limits)?;
         let headers = reader
             .inner
             .headers()
-            .map_err(|e| csv_error(path, e))?
+            .map_err(|e| csv_error(path, e, limits))?
             .clone();
         if headers.is_empty() || (headers.len() == 1 && headers.get(0) == Some("")) {
             return Err(BatchError::Csv {
@@ -61,6 +69,20 @@ impl CsvLayout {
         let known: Vec<CsvColumn> = profile.csv_columns();
         let mut columns: Vec<(String, usize)> = Vec::new();
         let mut problems = Vec::new();
+        // One column whose name holds another delimiter: the file is not comma-separated.
+        if let [only] = headers.iter().collect::<Vec<_>>()[..] {
+            let other = [';', '\t', '|'].into_iter().find(|d| only.contains(*d));
+            if let Some(delimiter) = other {
+                return Err(BatchError::Csv {
+                    path: path.display().to_string(),
+                    row: None,
+                    message: format!(
+                        "header: the file seems separated by {delimiter:?}; certmill reads \
+                         comma-separated values (RFC 4180), so save or export it with commas"
+                    ),
+                });
+            }
+        }
         for (index, header) in headers.iter().enumerate() {
             let header = header.trim();
             match known.iter().find(|c| c.name.eq_ignore_ascii_case(header)) {
@@ -112,6 +134,7 @@ impl CsvLayout {
         Ok((
             CsvLayout {
                 path: path.to_owned(),
+                limits: *limits,
                 columns,
             },
             reader,
@@ -128,11 +151,11 @@ impl CsvLayout {
 
     /// Reopens the file positioned after the header, for the issuing pass.
     pub fn reopen(&self) -> Result<RecordReader, BatchError> {
-        let mut reader = RecordReader::open(&self.path)?;
+        let mut reader = RecordReader::open(&self.path, &self.limits)?;
         reader
             .inner
             .headers()
-            .map_err(|e| csv_error(&self.path, e))?;
+            .map_err(|e| csv_error(&self.path, e, &self.limits))?;
         Ok(reader)
     }
 }
@@ -140,18 +163,66 @@ impl CsvLayout {
 /// Streams records.
 pub struct RecordReader {
     path: PathBuf,
-    inner: csv::Reader<BufReader<File>>,
+    inner: csv::Reader<BufReader<Bounded>>,
+    /// Shared with the [`Bounded`] file under `inner`: how far it may read.
+    read_limit: Rc<Cell<u64>>,
+    limits: InputLimits,
+    /// Bytes before the first record's field data (a byte order mark).
+    skipped: u64,
     row: u64,
+    /// Records that are devices (blank lines are not).
+    devices: u64,
     record: csv::StringRecord,
 }
 
+/// The file under the CSV reader, refusing to read further than the end of the last record plus
+/// [`InputLimits::max_csv_record_bytes`] and the read-ahead: a record longer than the limit
+/// (a file without line ends, an unclosed quote) is refused when it has cost that much memory,
+/// not when it has filled all of it.
+struct Bounded {
+    file: File,
+    read: u64,
+    limit: Rc<Cell<u64>>,
+}
+
+/// The error [`Bounded`] gives when a record runs past its limit.
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record too long")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.limit.get().saturating_sub(self.read);
+        if left == 0 {
+            return Err(std::io::Error::other(RecordTooLong));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 impl RecordReader {
-    fn open(path: &Path) -> Result<RecordReader, BatchError> {
+    fn open(path: &Path, limits: &InputLimits) -> Result<RecordReader, BatchError> {
         let file = File::open(path).map_err(|source| BatchError::Io {
             path: path.display().to_string(),
             source,
         })?;
-        let mut buffered = BufReader::with_capacity(1 << 16, file);
+        let read_limit = Rc::new(Cell::new(limits.max_csv_record_bytes + READ_AHEAD));
+        let bounded = Bounded {
+            file,
+            read: 0,
+            limit: Rc::clone(&read_limit),
+        };
+        let mut buffered = BufReader::with_capacity(1 << 16, bounded);
         // A UTF-8 byte order mark is tolerated (seed: ASCII or UTF-8).
         let has_bom = buffered
             .fill_buf()
@@ -171,40 +242,105 @@ impl RecordReader {
         Ok(RecordReader {
             path: path.to_owned(),
             inner,
+            read_limit,
+            limits: *limits,
+            skipped: if has_bom { 3 } else { 0 },
             row: 0,
+            devices: 0,
             record: csv::StringRecord::new(),
         })
     }
 
+    fn row_error(&self, message: String) -> BatchError {
+        BatchError::Csv {
+            path: self.path.display().to_string(),
+            row: Some(self.row),
+            message,
+        }
+    }
+
+    /// Lets the file be read up to one more record past the current position.
+    fn extend_read_limit(&self) {
+        let end = self.skipped + self.inner.position().byte();
+        self.read_limit
+            .set(end + self.limits.max_csv_record_bytes + READ_AHEAD);
+    }
+
+    /// The record's fields against the field limit and the NUL rule, naming the column.
+    fn check_fields(&mut self) -> Result<(), String> {
+        let max = self.limits.max_csv_field_bytes;
+        let bad = self.record.iter().enumerate().find_map(|(i, field)| {
+            if field.len() > max {
+                Some((i, format!("{} bytes, over the limit of {max}", field.len())))
+            } else if field.contains('\0') {
+                Some((
+                    i,
+                    "holds a NUL character (is the file UTF-16? save it as UTF-8)".to_owned(),
+                ))
+            } else {
+                None
+            }
+        });
+        let Some((index, problem)) = bad else {
+            return Ok(());
+        };
+        let name = self
+            .inner
+            .headers()
+            .ok()
+            .and_then(|h| h.get(index))
+            .map(|h| format!(" ({:?})", h.trim()))
+            .unwrap_or_default();
+        Err(format!("column {}{name}: {problem}", index + 1))
+    }
+
     /// The next record, or `None` at the end.
     pub fn next_record(&mut self) -> Result<Option<Record>, BatchError> {
-        match self.inner.read_record(&mut self.record) {
-            Ok(false) => Ok(None),
-            Ok(true) => {
-                self.row += 1;
-                // A blank line is not a device.
-                if self.record.len() == 1 && self.record.get(0) == Some("") {
-                    return self.next_record();
+        // A loop, not a recursion: a file of a million blank lines must not exhaust the stack.
+        loop {
+            self.extend_read_limit();
+            let read = self.inner.read_record(&mut self.record);
+            self.row += 1;
+            match read {
+                Ok(false) => return Ok(None),
+                Ok(true) => {
+                    if let Err(message) = self.check_fields() {
+                        return Err(self.row_error(message));
+                    }
+                    // A blank line is not a device.
+                    if self.record.len() == 1 && self.record.get(0) == Some("") {
+                        continue;
+                    }
+                    self.devices += 1;
+                    if self.devices > self.limits.max_devices {
+                        return Err(BatchError::TooManyDevices {
+                            limit: self.limits.max_devices,
+                        });
+                    }
+                    return Ok(Some(Record {
+                        row: self.row,
+                        fields: self.record.clone(),
+                    }));
                 }
-                Ok(Some(Record {
-                    row: self.row,
-                    fields: self.record.clone(),
-                }))
-            }
-            Err(e) => {
-                self.row += 1;
-                Err(BatchError::Csv {
-                    path: self.path.display().to_string(),
-                    row: Some(self.row),
-                    message: describe_csv_error(&e),
-                })
+                Err(e) => return Err(self.row_error(describe_csv_error(&e, &self.limits))),
             }
         }
     }
 }
 
-fn describe_csv_error(e: &csv::Error) -> String {
+fn describe_csv_error(e: &csv::Error, limits: &InputLimits) -> String {
     match e.kind() {
+        csv::ErrorKind::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<RecordTooLong>()) =>
+        {
+            format!(
+                "the record is longer than the limit of {} bytes (a missing line end or an \
+                 unclosed quote?)",
+                limits.max_csv_record_bytes
+            )
+        }
         csv::ErrorKind::UnequalLengths {
             expected_len,
             len,
@@ -225,10 +361,10 @@ fn describe_csv_error(e: &csv::Error) -> String {
     }
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> BatchError {
+fn csv_error(path: &Path, e: csv::Error, limits: &InputLimits) -> BatchError {
     BatchError::Csv {
         path: path.display().to_string(),
         row: None,
-        message: describe_csv_error(&e),
+        message: describe_csv_error(&e, limits),
     }
 }

@@ -3,7 +3,7 @@
 //! then the issuing pass), holding one device at a time.
 
 use super::csv_input::{CsvLayout, RecordReader};
-use super::{BatchError, DeviceError};
+use super::{BatchError, DeviceError, InputLimits};
 use crate::csr::{CsrBundle, ParsedCsr};
 use crate::generator::{self, Sequence};
 use crate::profile::ValueError;
@@ -32,6 +32,17 @@ impl BatchInput<'_> {
             BatchInput::Csr(_) => "CSR",
             BatchInput::Generator(_) => "GENERATOR",
             BatchInput::Single => "SINGLE",
+        }
+    }
+
+    /// How many devices the input holds, when that is known before it is read (a generator, a
+    /// CSR bundle counted when opened, a single request).
+    pub fn known_len(&self) -> Option<u64> {
+        match self {
+            BatchInput::Csv(_) => None,
+            BatchInput::Csr(bundle) => Some(bundle.len() as u64),
+            BatchInput::Generator(sequence) => Some(sequence.len()),
+            BatchInput::Single => Some(1),
         }
     }
 
@@ -87,6 +98,7 @@ pub struct OpenInput<'a> {
     layout: Option<CsvLayout>,
     parameters: &'a BTreeMap<String, String>,
     profile: &'a Profile,
+    limits: &'a InputLimits,
 }
 
 impl<'a> OpenInput<'a> {
@@ -95,9 +107,10 @@ impl<'a> OpenInput<'a> {
         input: &'a BatchInput<'a>,
         profile: &'a Profile,
         parameters: &'a BTreeMap<String, String>,
+        limits: &'a InputLimits,
     ) -> Result<OpenInput<'a>, BatchError> {
         let layout = match input {
-            BatchInput::Csv(path) => Some(CsvLayout::open(path, profile, parameters)?.0),
+            BatchInput::Csv(path) => Some(CsvLayout::open(path, profile, parameters, limits)?.0),
             _ => None,
         };
         Ok(OpenInput {
@@ -105,7 +118,13 @@ impl<'a> OpenInput<'a> {
             layout,
             parameters,
             profile,
+            limits,
         })
+    }
+
+    /// The bounds the input is read under.
+    pub fn limits(&self) -> &InputLimits {
+        self.limits
     }
 
     /// Streams the jobs from the start.

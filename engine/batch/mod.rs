@@ -94,6 +94,12 @@ pub enum BatchError {
     /// The input has no devices.
     #[error("the input has no devices")]
     Empty,
+    /// The input holds more devices than one batch may ([`InputLimits::max_devices`]).
+    #[error("the input holds more than {limit} devices, the most one batch may hold (split it, or raise --max-devices)")]
+    TooManyDevices {
+        /// [`InputLimits::max_devices`].
+        limit: u64,
+    },
     /// A required batch input is missing (the PKCS#12 password).
     #[error("{0}")]
     MissingInput(String),
@@ -283,6 +289,37 @@ pub struct BatchOptions {
     /// Pre-generated device keys to draw from (none: every key is generated as its device is
     /// issued). A device whose algorithm has no ready key generates it inline.
     pub keypairs: Option<std::sync::Arc<KeypairQueue>>,
+    /// Bounds on the input.
+    pub limits: InputLimits,
+}
+
+/// Bounds on one batch's input, checked as it is read, so that a broken or hostile file is
+/// refused by name before it costs more than the bound.
+#[derive(Clone, Copy, Debug)]
+pub struct InputLimits {
+    /// Most devices in one batch: CSV records, CSRs or generated devices (default 10,000,000;
+    /// `--max-devices`, `CERTMILL_MAX_DEVICES`).
+    pub max_devices: u64,
+    /// Longest CSV field, in bytes (default 4 KiB; `--max-csv-field-bytes`). No certificate
+    /// field takes more (a commonName is at most 64 characters, a SAN DNS name 253).
+    pub max_csv_field_bytes: usize,
+    /// Longest CSV record, in bytes (default 64 KiB; `--max-csv-record-bytes`): the memory one
+    /// row may take as the file streams. A file without line ends or with an unclosed quote is
+    /// refused at this size.
+    pub max_csv_record_bytes: u64,
+    /// CSR bundles, checked when the bundle is opened ([`crate::csr::CsrBundle::open`]).
+    pub csr: crate::csr::CsrLimits,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        InputLimits {
+            max_devices: 10_000_000,
+            max_csv_field_bytes: 4 << 10,
+            max_csv_record_bytes: 64 << 10,
+            csr: crate::csr::CsrLimits::default(),
+        }
+    }
 }
 
 /// What a finished batch reports.
@@ -387,9 +424,9 @@ mod validation_tests {
             std::fs::write(&path, text).unwrap();
             path
         };
-        let counted = validate_csv(&template, &csv(false), &BTreeMap::new()).unwrap();
+        let counted = validate_csv(&template, &csv(false), &BTreeMap::new(), &Default::default()).unwrap();
         assert_eq!(counted, rows as u64);
-        match validate_csv(&template, &csv(true), &BTreeMap::new()) {
+        match validate_csv(&template, &csv(true), &BTreeMap::new(), &Default::default()) {
             Err(BatchError::InvalidRows { errors, total }) => {
                 assert_eq!(total, 3);
                 let refused: Vec<u64> = errors.iter().map(|e| e.row).collect();
@@ -705,6 +742,11 @@ fn validate_with_proofs(
             break;
         }
         total += chunk.len() as u64;
+        if total > input.limits().max_devices {
+            return Err(BatchError::TooManyDevices {
+                limit: input.limits().max_devices,
+            });
+        }
         // The pool checks this chunk while this thread reads the next one and hashes this one:
         // run between the chunks, that sequential work left both workers idle for about a
         // tenth of a CSR bundle's validation.
@@ -755,9 +797,10 @@ pub fn validate_csv(
     template: &Template,
     csv_path: &Path,
     parameters: &BTreeMap<String, String>,
+    limits: &InputLimits,
 ) -> Result<u64, BatchError> {
     let input = BatchInput::Csv(csv_path);
-    let open = OpenInput::open(&input, template.profile(), parameters)?;
+    let open = OpenInput::open(&input, template.profile(), parameters, limits)?;
     validate(template, &open, &worker_pool(Some(1))?)
 }
 
@@ -781,13 +824,21 @@ pub fn issue(
     options: &BatchOptions,
 ) -> Result<BatchReport, BatchError> {
     check_parameters(profile, &options.parameters, input)?;
+    if input
+        .known_len()
+        .is_some_and(|n| n > options.limits.max_devices)
+    {
+        return Err(BatchError::TooManyDevices {
+            limit: options.limits.max_devices,
+        });
+    }
     let password = server_key_password(profile, input, options)?;
     let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
     let pool = worker_pool(options.threads)?;
 
     // 2. Validate every device before any key is generated or anything signed.
     let started = Instant::now();
-    let open = OpenInput::open(input, profile, &options.parameters)?;
+    let open = OpenInput::open(input, profile, &options.parameters, &options.limits)?;
     let (total, proofs) = validate_with_proofs(&template, &open, &pool)?;
     let validation = started.elapsed();
 

@@ -503,6 +503,7 @@ mod tests {
             issuer: None,
             on_created: None,
             keypairs: None,
+            limits: Default::default(),
         }
     }
 

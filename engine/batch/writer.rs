@@ -364,11 +364,9 @@ fn file_stem(common_name: &str) -> String {
 /// (common names, failure reasons naming an entry) can start so; the certificate and the
 /// store keep the value unchanged.
 fn spreadsheet_safe(field: &str) -> std::borrow::Cow<'_, [u8]> {
-    match field.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => {
-            std::borrow::Cow::Owned(format!("'{field}").into_bytes())
-        }
-        _ => std::borrow::Cow::Borrowed(field.as_bytes()),
+    match crate::profile::formula_start(field) {
+        Some(_) => std::borrow::Cow::Owned(format!("'{field}").into_bytes()),
+        None => std::borrow::Cow::Borrowed(field.as_bytes()),
     }
 }
 

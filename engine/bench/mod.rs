@@ -457,6 +457,7 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             issuer: None,
             on_created: None,
             keypairs: pool.as_ref().map(|(queue, _)| Arc::clone(queue)),
+            limits: Default::default(),
         };
         let report = batch::issue(&data, &ca, profile, &input, &options)
             .map_err(|source| BenchError::Batch { threads, source })?;

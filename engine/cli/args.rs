@@ -145,6 +145,52 @@ pub struct IssueArgs {
     /// Authority whose balance pays for the batch (`certmill authorities create`).
     #[arg(long)]
     pub authority: Option<i64>,
+    /// Input bounds.
+    #[command(flatten)]
+    pub limits: InputLimitArgs,
+}
+
+/// Bounds on a batch's input (`certmill issue`, `certmill serve`); each is refused by name.
+#[derive(Debug, Args)]
+pub struct InputLimitArgs {
+    /// Most devices in one batch (CSV records, CSRs, generated devices).
+    #[arg(long, env = "CERTMILL_MAX_DEVICES", default_value_t = 10_000_000)]
+    pub max_devices: u64,
+    /// Longest CSV field, bytes.
+    #[arg(long, env = "CERTMILL_MAX_CSV_FIELD_BYTES", default_value_t = 4 << 10)]
+    pub max_csv_field_bytes: usize,
+    /// Longest CSV record, bytes (the memory one row may take while the file streams).
+    #[arg(long, env = "CERTMILL_MAX_CSV_RECORD_BYTES", default_value_t = 64 << 10)]
+    pub max_csv_record_bytes: u64,
+    /// Most CSRs in one bundle.
+    #[arg(long, env = "CERTMILL_MAX_CSRS", default_value_t = 1_000_000)]
+    pub max_csrs: usize,
+    /// Largest single CSR (PEM or DER), bytes.
+    #[arg(long, env = "CERTMILL_MAX_CSR_BYTES", default_value_t = 64 << 10)]
+    pub max_csr_bytes: usize,
+    /// Largest CSR bundle once uncompressed (the PEM file, or the sum of the ZIP entries), bytes.
+    #[arg(long, env = "CERTMILL_MAX_CSR_TOTAL_BYTES", default_value_t = 1 << 30)]
+    pub max_csr_total_bytes: u64,
+    /// Largest uncompressed/compressed ratio of one ZIP entry (zip bombs).
+    #[arg(long, env = "CERTMILL_MAX_ZIP_RATIO", default_value_t = 100)]
+    pub max_zip_ratio: u64,
+}
+
+impl InputLimitArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> crate::batch::InputLimits {
+        crate::batch::InputLimits {
+            max_devices: self.max_devices,
+            max_csv_field_bytes: self.max_csv_field_bytes,
+            max_csv_record_bytes: self.max_csv_record_bytes,
+            csr: crate::csr::CsrLimits {
+                max_entries: self.max_csrs,
+                max_csr_bytes: self.max_csr_bytes,
+                max_total_bytes: self.max_csr_total_bytes,
+                max_compression_ratio: self.max_zip_ratio,
+            },
+        }
+    }
 }
 
 /// `certmill preview`: the generator arguments of `certmill issue`.
@@ -581,4 +627,7 @@ pub struct ServeArgs {
     /// Sender of password reset mail.
     #[arg(long, env = "CERTMILL_MAIL_FROM", default_value = crate::mail::DEFAULT_FROM)]
     pub mail_from: String,
+    /// Bounds on each batch's input.
+    #[command(flatten)]
+    pub input_limits: InputLimitArgs,
 }

@@ -40,7 +40,7 @@ fn housekeeping(data: &Path) -> Result<()> {
 
 use crate::batch::{self, BatchError, BatchInput, BatchOptions, ProgressStyle};
 use crate::ca::{CaInitOptions, CaPassphrase};
-use crate::csr::{CsrBundle, CsrLimits};
+use crate::csr::CsrBundle;
 use crate::generator::{GeneratorKind, Sequence};
 use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
 use crate::pkcs12::{Pkcs12Encryption, Pkcs12Options, Pkcs12Password};
@@ -262,9 +262,10 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
     } else if a.count.is_some() {
         bail!(InvalidInput("--count is for --generator batches".into()));
     }
+    let limits = a.limits.limits();
     let bundle = match &a.source.csr {
         Some(path) => Some(
-            CsrBundle::open(path, &CsrLimits::default())
+            CsrBundle::open(path, &limits.csr)
                 .map_err(|e| anyhow!(InvalidInput(format!("{}: {e}", path.display()))))?,
         ),
         None => None,
@@ -323,6 +324,7 @@ fn issue(data: &Path, compile: &CompileOptions, a: args::IssueArgs) -> Result<()
         issuer: Some(signer.issuer()),
         on_created: None,
         keypairs: None,
+        limits,
     };
     let report = batch::issue(data, ca, &profile, &input, &options).map_err(batch_error)?;
     println!(
@@ -442,6 +444,7 @@ fn demo(data: &Path, compile: &CompileOptions, devices: u64, threads: Option<usi
         issuer: Some(signer.issuer()),
         on_created: None,
         keypairs: None,
+        limits: Default::default(),
     };
     let report = batch::issue_csv(data, ca, &profile, &csv, &options).map_err(batch_error)?;
 
@@ -528,6 +531,7 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
             limits: crate::server::Limits {
                 json: a.max_json_bytes,
                 upload: a.max_upload_bytes,
+                input: a.input_limits.limits(),
             },
             default_balance: a.default_balance,
             janitor_interval: std::time::Duration::from_secs(a.janitor_interval_secs.max(1)),

@@ -103,7 +103,7 @@ impl CsrBundle {
         }
         Ok(CsrBundle {
             path: path.to_owned(),
-            limits: limits.clone(),
+            limits: *limits,
             format,
             count,
         })

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use crate::keys::KeyAlgorithm;
 
 /// Bounds against hostile uploads, all checked by [`CsrBundle::open`] before any work starts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct CsrLimits {
     /// Most CSRs in one bundle (default 1,000,000).
     pub max_entries: usize,

@@ -183,15 +183,29 @@ impl Field {
                 Source::KeypairQueue | Source::SystemClock | Source::IssuerCertificate(_) => None,
             };
             if let Some(value) = found.filter(|v| !v.is_empty()) {
-                if let Some(rule) = &self.rule {
-                    if !rule.accepts(&value) {
-                        return Err(ValueError::Refused {
-                            field: self.label.clone(),
-                            origin: describe_source(source),
-                            value,
-                            message: rule.message().to_owned(),
-                        });
+                let refusal = match &self.rule {
+                    Some(rule) => (!rule.accepts(&value)).then(|| rule.message().to_owned()),
+                    // Without a syntax, the caller's text must not look like a spreadsheet
+                    // formula: certmill escapes what it writes, but a value also travels on in
+                    // the certificate to other tools' exports.
+                    None if matches!(source, Source::Request(_) | Source::Batch(_)) => {
+                        formula_start(&value).map(|c| {
+                            format!(
+                                "starts with {c:?} as a spreadsheet formula does; a field \
+                                 without a syntax refuses such values (give the field a \
+                                 syntax in the profile that allows them)"
+                            )
+                        })
                     }
+                    None => None,
+                };
+                if let Some(message) = refusal {
+                    return Err(ValueError::Refused {
+                        field: self.label.clone(),
+                        origin: describe_source(source),
+                        value,
+                        message,
+                    });
                 }
                 return Ok(Some(value));
             }
@@ -213,6 +227,15 @@ impl Field {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// The first character of `value` if it is one that starts a formula in spreadsheets
+/// (`=`, `+`, `-`, `@`, tab, carriage return; OWASP's CSV injection list).
+pub fn formula_start(value: &str) -> Option<char> {
+    value
+        .chars()
+        .next()
+        .filter(|c| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r'))
 }
 
 fn describe_source(source: &Source) -> String {

@@ -10,7 +10,7 @@ use super::catalog::{authority_for, visible_authority};
 use super::{ApiError, AppState, Shared};
 use crate::auth::Principal;
 use crate::batch::{BatchError, BatchInput, BatchOptions, ProgressStyle};
-use crate::csr::{CsrBundle, CsrLimits};
+use crate::csr::CsrBundle;
 use crate::generator::{GeneratorKind, Sequence};
 use crate::pkcs12::{Pkcs12Options, Pkcs12Password};
 use crate::store::{AuthorityRow, BatchId, BatchRow, OrganizationId, Store};
@@ -340,6 +340,7 @@ fn run_batch(
         issuer: Some(order.signer.issuer()),
         on_created: Some(created),
         keypairs: state.keypairs.clone(),
+        limits: state.limits.input,
     };
     let bundle;
     let input = match &source {
@@ -348,7 +349,7 @@ fn run_batch(
         Source::Csv(path) => BatchInput::Csv(path),
         Source::Csr(path) => {
             bundle =
-                CsrBundle::open(path, &CsrLimits::default()).map_err(|source| BatchError::Csr {
+                CsrBundle::open(path, &state.limits.input.csr).map_err(|source| BatchError::Csr {
                     entry: None,
                     source,
                 })?;

@@ -48,6 +48,8 @@ pub struct Limits {
     pub json: u64,
     /// Multipart uploads of CSV and CSR files (`CERTMILL_MAX_UPLOAD_BYTES`, default 512 MiB).
     pub upload: u64,
+    /// Bounds on each batch's input (devices, CSV fields and records, CSR bundles).
+    pub input: crate::batch::InputLimits,
 }
 
 impl Default for Limits {
@@ -55,6 +57,7 @@ impl Default for Limits {
         Limits {
             json: 1 << 20,
             upload: 512 << 20,
+            input: crate::batch::InputLimits::default(),
         }
     }
 }
