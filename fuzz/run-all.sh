@@ -18,7 +18,7 @@ work=/tmp/certmill-fuzz
 mkdir -p "$work"
 for t in "${targets[@]}"; do
     rm -rf "${work:?}/$t" && mkdir -p "$work/$t" && cp corpus/"$t"/* "$work/$t/"
-    RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" "$work/$t" -- \
+    RUSTC_BOOTSTRAP=1 cargo fuzz run -O ${CARGO_TARGET_DIR:+--target-dir "$CARGO_TARGET_DIR"} "$t" "$work/$t" -- \
         -max_total_time="$seconds" -max_len="${max_len[$t]:-4096}" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 >"$work/$t.log" 2>&1
     status=$?

@@ -69,6 +69,14 @@ impl CsvLayout {
         let known: Vec<CsvColumn> = profile.csv_columns();
         let mut columns: Vec<(String, usize)> = Vec::new();
         let mut problems = Vec::new();
+        if headers.iter().any(|h| h.contains('\0')) {
+            return Err(BatchError::Csv {
+                path: path.display().to_string(),
+                row: None,
+                message: "header: holds NUL characters (is the file UTF-16? save it as UTF-8)"
+                    .into(),
+            });
+        }
         // One column whose name holds another delimiter: the file is not comma-separated.
         if let [only] = headers.iter().collect::<Vec<_>>()[..] {
             let other = [';', '\t', '|'].into_iter().find(|d| only.contains(*d));
@@ -366,5 +374,210 @@ fn csv_error(path: &Path, e: csv::Error, limits: &InputLimits) -> BatchError {
         path: path.display().to_string(),
         row: None,
         message: describe_csv_error(&e, limits),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{validate_csv, BatchError, InputLimits};
+    use crate::ca::IssuingCa;
+    use crate::profile::Profile;
+    use crate::template::Template;
+    use std::collections::BTreeMap;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        template: Template,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = IssuingCa::init(dir.path(), &Default::default()).unwrap();
+        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
+        let template = Template::new(&profile, &ca, time::OffsetDateTime::now_utc()).unwrap();
+        Fixture { dir, template }
+    }
+
+    impl Fixture {
+        fn validate(&self, csv: &[u8], limits: &InputLimits) -> Result<u64, BatchError> {
+            let path = self.dir.path().join("input.csv");
+            std::fs::write(&path, csv).unwrap();
+            validate_csv(&self.template, &path, &BTreeMap::new(), limits)
+        }
+
+        /// The row and message of a refused file.
+        fn refused(&self, csv: &[u8], limits: &InputLimits) -> (Option<u64>, String) {
+            match self.validate(csv, limits) {
+                Err(BatchError::Csv { row, message, .. }) => (row, message),
+                other => panic!("expected a CSV error, got {other:?}"),
+            }
+        }
+    }
+
+    const GOOD_ROW: &str = "02:00:00:00:00:01,Aircraft\n";
+
+    #[test]
+    fn a_field_over_the_limit_is_refused_by_row_and_column() {
+        let f = fixture();
+        let limits = InputLimits {
+            max_csv_field_bytes: 50,
+            ..Default::default()
+        };
+        let csv = format!(
+            "macAddress,deviceClass,additionalInformation\n{}02:00:00:00:00:02,Aircraft,{}\n",
+            GOOD_ROW.replace('\n', ",ok\n"),
+            "x".repeat(51)
+        );
+        let (row, message) = f.refused(csv.as_bytes(), &limits);
+        assert_eq!(row, Some(2));
+        assert_eq!(
+            message,
+            "column 3 (\"additionalInformation\"): 51 bytes, over the limit of 50"
+        );
+        // At the limit it passes.
+        let csv = csv.replace(&"x".repeat(51), &"x".repeat(50));
+        assert_eq!(f.validate(csv.as_bytes(), &limits).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_nul_is_refused_with_a_utf16_hint() {
+        let f = fixture();
+        let (row, message) = f.refused(
+            b"macAddress,deviceClass\n02:00:00:00:00:01,Air\0craft\n",
+            &InputLimits::default(),
+        );
+        assert_eq!(row, Some(1));
+        assert!(
+            message.starts_with("column 2 (\"deviceClass\"): holds a NUL character"),
+            "{message}"
+        );
+        // A UTF-16 file is all NULs between ASCII letters.
+        let utf16: Vec<u8> = "macAddress,deviceClass\n02:00:00:00:00:01,Aircraft\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let error = f.validate(&utf16, &InputLimits::default()).unwrap_err();
+        assert!(error.to_string().contains("NUL"), "{error}");
+    }
+
+    #[test]
+    fn a_record_over_the_limit_is_refused_before_it_fills_memory() {
+        let f = fixture();
+        let limits = InputLimits {
+            max_csv_record_bytes: 1 << 10,
+            ..Default::default()
+        };
+        // An unclosed quote swallows the rest of a 4 MiB file into one record.
+        let mut csv = format!("macAddress,deviceClass\n{GOOD_ROW}\"02:00").into_bytes();
+        csv.resize(4 << 20, b'a');
+        let (row, message) = f.refused(&csv, &limits);
+        assert_eq!(row, Some(2));
+        assert_eq!(
+            message,
+            "the record is longer than the limit of 1024 bytes (a missing line end or an \
+             unclosed quote?)"
+        );
+        // Many records each under the limit pass, however long the file.
+        let mut csv = String::from("macAddress,deviceClass\n");
+        for i in 0..2_000 {
+            csv.push_str(&format!(
+                "02:00:00:00:{:02X}:{:02X},Aircraft\n",
+                i >> 8,
+                i & 0xff
+            ));
+        }
+        assert_eq!(f.validate(csv.as_bytes(), &limits).unwrap(), 2_000);
+    }
+
+    #[test]
+    fn another_delimiter_is_named() {
+        let f = fixture();
+        for (delimiter, shown) in [(';', "';'"), ('\t', "'\\t'"), ('|', "'|'")] {
+            let csv =
+                format!("macAddress{delimiter}deviceClass\n02:00:00:00:00:01{delimiter}Aircraft\n");
+            let (row, message) = f.refused(csv.as_bytes(), &InputLimits::default());
+            assert_eq!(row, None);
+            assert!(
+                message.starts_with(&format!("header: the file seems separated by {shown}")),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn more_devices_than_the_limit_are_refused() {
+        let f = fixture();
+        let limits = InputLimits {
+            max_devices: 2,
+            ..Default::default()
+        };
+        let mut csv = String::from("macAddress,deviceClass\n");
+        for i in 1..=3 {
+            csv.push_str(&format!("02:00:00:00:00:0{i},Aircraft\n"));
+        }
+        assert!(matches!(
+            f.validate(csv.as_bytes(), &limits),
+            Err(BatchError::TooManyDevices { limit: 2 })
+        ));
+        // Blank lines are not devices.
+        let two = csv.replace("02:00:00:00:00:03,Aircraft\n", "\n\n");
+        assert_eq!(f.validate(two.as_bytes(), &limits).unwrap(), 2);
+    }
+
+    /// Blank records used to be skipped by recursion: 300,000 of them overflowed the stack.
+    #[test]
+    fn many_blank_lines_do_not_exhaust_the_stack() {
+        let f = fixture();
+        let mut csv = String::from("macAddress\n");
+        csv.push_str(&" \n".repeat(300_000));
+        let limits = InputLimits::default();
+        let batch = BTreeMap::from([("deviceClass".to_owned(), "Aircraft".to_owned())]);
+        csv.push_str("02:00:00:00:00:01\n");
+        let path = f.dir.path().join("blank.csv");
+        std::fs::write(&path, csv).unwrap();
+        assert_eq!(
+            validate_csv(&f.template, &path, &batch, &limits).unwrap(),
+            1
+        );
+    }
+
+    /// Formula-looking values are decided by the field's syntax: refused in a field without
+    /// one, decided by the rule where there is one.
+    #[test]
+    fn formula_looking_values_follow_the_field_syntax() {
+        let f = fixture();
+        for value in ["=HYPERLINK(\"http://x\")", "+1-555", "-2+3", "@SUM(A1)"] {
+            let csv = format!(
+                "macAddress,deviceClass,additionalInformation\n02:00:00:00:00:01,Aircraft,\"{}\"\n",
+                value.replace('"', "\"\"")
+            );
+            match f.validate(csv.as_bytes(), &InputLimits::default()) {
+                Err(BatchError::InvalidRows { errors, total: 1 }) => {
+                    let message = errors[0].error.to_string();
+                    assert_eq!(errors[0].row, 1);
+                    assert!(
+                        message.contains("organizationalUnitName")
+                            && message.contains("spreadsheet formula"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{value}: expected row 1 refused, got {other:?}"),
+            }
+        }
+        // deviceClass has a syntax (String:Aircraft,...): it decides, and says what it allows.
+        let csv = "macAddress,deviceClass\n02:00:00:00:00:01,=Aircraft\n";
+        match f.validate(csv.as_bytes(), &InputLimits::default()) {
+            Err(BatchError::InvalidRows { errors, .. }) => {
+                let message = errors[0].error.to_string();
+                assert!(message.contains("Valid values: Aircraft"), "{message}");
+            }
+            other => panic!("expected row 1 refused, got {other:?}"),
+        }
+        // A value with a formula character inside, not first, is plain text.
+        let csv = "macAddress,deviceClass,additionalInformation\n02:00:00:00:00:01,Aircraft,line-3 @plant=2\n";
+        assert_eq!(
+            f.validate(csv.as_bytes(), &InputLimits::default()).unwrap(),
+            1
+        );
     }
 }

@@ -424,7 +424,13 @@ mod validation_tests {
             std::fs::write(&path, text).unwrap();
             path
         };
-        let counted = validate_csv(&template, &csv(false), &BTreeMap::new(), &Default::default()).unwrap();
+        let counted = validate_csv(
+            &template,
+            &csv(false),
+            &BTreeMap::new(),
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(counted, rows as u64);
         match validate_csv(&template, &csv(true), &BTreeMap::new(), &Default::default()) {
             Err(BatchError::InvalidRows { errors, total }) => {

@@ -348,11 +348,12 @@ fn run_batch(
         Source::Single => BatchInput::Single,
         Source::Csv(path) => BatchInput::Csv(path),
         Source::Csr(path) => {
-            bundle =
-                CsrBundle::open(path, &state.limits.input.csr).map_err(|source| BatchError::Csr {
+            bundle = CsrBundle::open(path, &state.limits.input.csr).map_err(|source| {
+                BatchError::Csr {
                     entry: None,
                     source,
-                })?;
+                }
+            })?;
             BatchInput::Csr(&bundle)
         }
     };
