@@ -267,6 +267,14 @@ fn count_pem(
             });
         }
     }
+    // PEM blocks, none of them a request: say what they are rather than "empty".
+    if let (0, Some((label, line))) = (count, scanner.other_block()) {
+        return Err(CsrError::Pem {
+            entry: pem_entry_name(1),
+            line,
+            defect: PemDefect::WrongLabel(label.to_owned()),
+        });
+    }
     Ok(count)
 }
 
@@ -420,6 +428,11 @@ fn read_zip_item(
         return Err(CsrError::InflatesBeyondDeclared {
             entry: item.name.clone(),
             declared: item.size,
+        });
+    }
+    if content.starts_with(ZIP_LOCAL_HEADER) || content.starts_with(ZIP_END_OF_DIRECTORY) {
+        return Err(CsrError::NestedZip {
+            entry: item.name.clone(),
         });
     }
     let der = if pem::looks_like_pem(&content) {

@@ -127,6 +127,13 @@ pub enum CsrError {
         /// What `der` found, with its byte position.
         defect: der::Error,
     },
+    /// A ZIP entry is itself a ZIP archive. Nested archives are not opened (each level would
+    /// multiply the decompression a small upload can demand).
+    #[error("entry `{}`: a ZIP inside the ZIP; put the requests in one archive", .entry.escape_debug())]
+    NestedZip {
+        /// ZIP entry name.
+        entry: String,
+    },
     /// A PEM block is broken.
     #[error("entry `{}` (line {line}): {defect}", .entry.escape_debug())]
     Pem {

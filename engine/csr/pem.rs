@@ -24,6 +24,11 @@ pub enum PemDefect {
     NoBlock,
     /// The block has no END line (the file ends, or another BEGIN line comes first).
     Unterminated,
+    /// A private key block (`PRIVATE KEY`, `EC PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`, ...):
+    /// private keys never belong in a CSR upload, so the whole upload is refused.
+    PrivateKey,
+    /// The text holds PEM blocks but none is a certificate request; the first one's label.
+    WrongLabel(String),
 }
 
 impl fmt::Display for PemDefect {
@@ -35,6 +40,17 @@ impl fmt::Display for PemDefect {
             PemDefect::MultipleBlocks => "more than one CERTIFICATE REQUEST block",
             PemDefect::NoBlock => "no CERTIFICATE REQUEST block",
             PemDefect::Unterminated => "PEM block has no END line",
+            PemDefect::PrivateKey => {
+                "a PRIVATE KEY block: private keys never belong in a CSR upload (send the \
+                 certificate request only, and keep the key on the device)"
+            }
+            PemDefect::WrongLabel(label) => {
+                return write!(
+                    f,
+                    "a {} block, not a CERTIFICATE REQUEST",
+                    label.escape_debug()
+                )
+            }
         })
     }
 }
@@ -70,6 +86,8 @@ pub(super) struct Scanner<R> {
     max_block_bytes: usize,
     line: u64,
     blocks: usize,
+    /// The first block of another label (not a CSR, not a key) and its line.
+    other: Option<(String, u64)>,
     buf: Vec<u8>,
 }
 
@@ -80,8 +98,16 @@ impl<R: BufRead> Scanner<R> {
             max_block_bytes,
             line: 0,
             blocks: 0,
+            other: None,
             buf: Vec::new(),
         }
+    }
+
+    /// The first skipped block that was not a certificate request: its label and line.
+    pub(super) fn other_block(&self) -> Option<(&str, u64)> {
+        self.other
+            .as_ref()
+            .map(|(label, line)| (label.as_str(), *line))
     }
 
     /// 1-based number of the last line read.
@@ -101,6 +127,17 @@ impl<R: BufRead> Scanner<R> {
             if let Some(label) = marker(trim(&self.buf), b"BEGIN") {
                 if LABELS.contains(&label) {
                     break label.to_vec();
+                }
+                if label.ends_with(b"PRIVATE KEY") {
+                    return Err(ScanError::Defect {
+                        number: self.blocks + 1,
+                        line: self.line,
+                        defect: PemDefect::PrivateKey,
+                    });
+                }
+                if self.other.is_none() {
+                    let label = String::from_utf8_lossy(&label[..label.len().min(64)]);
+                    self.other = Some((label.into_owned(), self.line));
                 }
             }
         };

@@ -745,3 +745,210 @@ fn truncated_and_garbage_zips_are_errors() {
         }
     }
 }
+
+/// DER tag-length-value with a definite DER length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A request for an RSA key of `bits` bits (a made-up odd modulus) with an empty subject and
+/// a signature of zeros: enough to reach the key check, which comes before the signature's.
+fn rsa_request_of(bits: usize) -> Vec<u8> {
+    const RSA_ENCRYPTION: [u8; 11] = [6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 1];
+    const SHA256_WITH_RSA: [u8; 11] = [6, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 1, 1, 11];
+    let mut modulus = vec![0u8; 1 + bits / 8];
+    modulus[1] = 0x80;
+    *modulus.last_mut().unwrap() = 1;
+    let public_key = tlv(0x30, &[tlv(2, &modulus), tlv(2, &[1, 0, 1])].concat());
+    let algorithm = |oid: &[u8]| tlv(0x30, &[oid, &[5, 0][..]].concat());
+    let spki = tlv(
+        0x30,
+        &[
+            algorithm(&RSA_ENCRYPTION),
+            tlv(3, &[&[0][..], &public_key].concat()),
+        ]
+        .concat(),
+    );
+    let info = tlv(
+        0x30,
+        &[tlv(2, &[0]), tlv(0x30, &[]), spki, vec![0xa0, 0]].concat(),
+    );
+    let signature = tlv(3, &vec![0u8; 1 + bits / 8]);
+    tlv(
+        0x30,
+        &[info, algorithm(&SHA256_WITH_RSA), signature].concat(),
+    )
+}
+
+/// Hostile or broken PEM and DER: each refused with an error that says what is wrong, never a
+/// panic, never a huge allocation.
+#[test]
+fn hostile_pem_and_der_are_refused_by_name() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = p256(dir.path(), "dev");
+    ParsedCsr::from_der(&good).unwrap();
+
+    // Trailing garbage after the request, and lengths far beyond the input.
+    let trailing = [good.as_slice(), &[0, 0]].concat();
+    assert!(matches!(
+        ParsedCsr::from_der(&trailing),
+        Err(CsrError::Malformed { .. })
+    ));
+    for huge in [
+        vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00],
+        vec![
+            0x30, 0x88, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x30,
+        ],
+        vec![0x30, 0x80, 0x02, 0x01, 0x00, 0x00, 0x00],
+    ] {
+        let err = ParsedCsr::from_der(&huge).unwrap_err();
+        assert!(
+            matches!(err, CsrError::Malformed { .. }),
+            "{huge:02x?}: {err}"
+        );
+    }
+
+    // RSA keys: 8192 bits is the largest issued for; above is refused by size, before any
+    // signature work.
+    for bits in [8200, 16384] {
+        let err = ParsedCsr::from_der(&rsa_request_of(bits)).unwrap_err();
+        assert!(
+            matches!(err, CsrError::UnsupportedKey { key: RejectedKey::RsaSize { bits: b } } if b == bits),
+            "{bits}: {err}"
+        );
+        assert!(err.to_string().contains(&bits.to_string()), "{err}");
+    }
+
+    // An EC key with explicit curve parameters (RFC 5480: MUST NOT be used).
+    let key = dir.path().join("explicit.pem");
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-param_enc",
+        "explicit",
+        "-genkey",
+        "-noout",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    let explicit = openssl(&[
+        "req",
+        "-new",
+        "-key",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=dev",
+        "-outform",
+        "DER",
+    ]);
+    let err = ParsedCsr::from_der(&explicit).unwrap_err();
+    assert!(matches!(err, CsrError::UnsupportedKey { .. }), "{err}");
+
+    // Signature algorithms outside the supported set: SHA-224 and RSASSA-PSS.
+    let sha224 = make_csr(dir.path(), "rsa:2048", "sha224", "/CN=dev", None);
+    let err = ParsedCsr::from_der(&sha224).unwrap_err();
+    assert!(
+        matches!(&err, CsrError::UnsupportedSignatureAlgorithm { oid } if oid.to_string() == "1.2.840.113549.1.1.14"),
+        "{err}"
+    );
+    let rsa_key = dir.path().join("key.pem");
+    let pss = openssl(&[
+        "req",
+        "-new",
+        "-key",
+        rsa_key.to_str().unwrap(),
+        "-sigopt",
+        "rsa_padding_mode:pss",
+        "-subj",
+        "/CN=dev",
+        "-outform",
+        "DER",
+    ]);
+    let err = ParsedCsr::from_der(&pss).unwrap_err();
+    assert!(
+        matches!(&err, CsrError::UnsupportedSignatureAlgorithm { oid } if oid.to_string() == "1.2.840.113549.1.1.10"),
+        "{err}"
+    );
+
+    // A private key in the upload refuses the whole upload, naming the block, and never
+    // echoes the key.
+    let private = std::fs::read_to_string(&rsa_key).unwrap();
+    let text = format!("{}{private}", pem("CERTIFICATE REQUEST", &good));
+    let path = write(dir.path(), "with-key.pem", text.as_bytes());
+    let err = CsrBundle::open(&path, &CsrLimits::default()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, CsrError::Pem { entry, defect: PemDefect::PrivateKey, .. } if entry == "#2"),
+        "{message}"
+    );
+    let key_line = private.lines().nth(1).unwrap();
+    assert!(!message.contains(key_line), "{message}");
+
+    // Only blocks of other labels: named, not "empty".
+    let certificate = pem("CERTIFICATE", &good);
+    let path = write(
+        dir.path(),
+        "certs.pem",
+        format!("notes\n{certificate}").as_bytes(),
+    );
+    let err = CsrBundle::open(&path, &CsrLimits::default()).unwrap_err();
+    assert!(
+        matches!(&err, CsrError::Pem { entry, line: 2, defect: PemDefect::WrongLabel(label) } if entry == "#1" && label == "CERTIFICATE"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("a CERTIFICATE block, not a CERTIFICATE REQUEST"),
+        "{err}"
+    );
+
+    // A ZIP inside the ZIP, under a request's name or its own.
+    let inner = write_zip(
+        dir.path(),
+        "inner.zip",
+        CompressionMethod::Stored,
+        &[("a.der", &good)],
+    );
+    let inner = std::fs::read(inner).unwrap();
+    let path = write_zip(
+        dir.path(),
+        "outer.zip",
+        CompressionMethod::Stored,
+        &[("a.der", &good), ("b.csr", &inner)],
+    );
+    let bundle = CsrBundle::open(&path, &CsrLimits::default()).unwrap();
+    let err = bundle.entries().unwrap().find_map(Result::err).unwrap();
+    assert!(
+        matches!(&err, CsrError::NestedZip { entry } if entry == "b.csr"),
+        "{err}"
+    );
+    let path = write_zip(
+        dir.path(),
+        "outer2.zip",
+        CompressionMethod::Stored,
+        &[("a.der", &good), ("more.zip", &inner)],
+    );
+    let err = CsrBundle::open(&path, &CsrLimits::default()).unwrap_err();
+    assert!(
+        matches!(&err, CsrError::UnexpectedEntries { names } if names == &["more.zip"]),
+        "{err}"
+    );
+}
