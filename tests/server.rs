@@ -107,6 +107,13 @@ impl Server {
             "CERTMILL_MAX_UPLOAD_BYTES",
             "CERTMILL_JANITOR_INTERVAL_SECS",
             "CERTMILL_ZIP_RETENTION_DAYS",
+            "CERTMILL_MAX_DEVICES",
+            "CERTMILL_MAX_CSV_FIELD_BYTES",
+            "CERTMILL_MAX_CSV_RECORD_BYTES",
+            "CERTMILL_MAX_CSRS",
+            "CERTMILL_MAX_CSR_BYTES",
+            "CERTMILL_MAX_CSR_TOTAL_BYTES",
+            "CERTMILL_MAX_ZIP_RATIO",
         ] {
             command.env_remove(name);
         }

@@ -11,6 +11,7 @@ mod ecosystems;
 mod fuzz_corpora;
 mod hsm;
 mod identity;
+mod input_limits;
 mod interop;
 mod kinds;
 mod lifecycle;
