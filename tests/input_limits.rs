@@ -303,6 +303,18 @@ fn refused_inputs_are_named_and_change_nothing() {
         );
     }
 
+    // A generator batch is counted before anything is read.
+    let error = server
+        .json(
+            "PUT",
+            "/api/v1/batches",
+            &token,
+            crate::server::generator_batch(authority, "too-big", "02:00:00:00:03:00", 4),
+        )
+        .expect_error(400, "a generator batch over --max-devices");
+    let said = error["error_description"].as_str().unwrap();
+    assert!(said.contains("more than 3 devices"), "{said}");
+
     // Nothing changed: no batch, no file (ZIP or spooled upload), no balance.
     assert_eq!(batches(&server), 1, "a refused input recorded a batch");
     assert_eq!(server.balance_available(&token, authority), balance);
