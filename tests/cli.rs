@@ -91,6 +91,62 @@ fn bad_rows_are_named_and_nothing_is_written() {
     );
 }
 
+/// The input limit flags of `certmill issue`: each refused by name, nothing written, nothing
+/// recorded; within the limits the same input issues.
+#[test]
+fn input_limit_flags_refuse_by_name_and_write_nothing() {
+    let f = fixture!();
+    let csv_path = f.write("three.csv", &mac_csv(3, "", ""));
+    let pw = f.write("pw", "secret-pass\n");
+    let issue = |extra: &[&str]| {
+        let mut args = vec![
+            "issue",
+            "--profile",
+            "ecc-device",
+            "--csv",
+            csv_path.to_str().unwrap(),
+            "--param",
+            "deviceClass=Aircraft",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--out",
+        ];
+        let out = f.path("batch.zip");
+        let out = out.to_str().unwrap().to_owned();
+        args.push(&out);
+        args.extend_from_slice(extra);
+        f.certmill(&args)
+    };
+    for (flags, expected) in [
+        (
+            &["--max-devices", "2"][..],
+            "more than 2 devices, the most one batch may hold",
+        ),
+        (
+            &["--max-csv-field-bytes", "10"][..],
+            "row 1: column 1 (\"macAddress\"): 17 bytes, over the limit of 10",
+        ),
+    ] {
+        let out = issue(flags);
+        assert_eq!(out.status.code(), Some(3), "{flags:?}: {}", stderr(&out));
+        let message = stderr(&out);
+        assert!(message.contains(expected), "{flags:?}: {message}");
+        assert!(
+            outputs(f.dir.path()).is_empty(),
+            "{flags:?}: {:?}",
+            outputs(f.dir.path())
+        );
+    }
+    let listed = f.certmill_ok(&["batches", "list"]);
+    assert!(
+        !listed.contains("batch.zip"),
+        "a refused batch was recorded: {listed}"
+    );
+    let out = issue(&["--max-devices", "3", "--max-csv-field-bytes", "17"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(outputs(f.dir.path()), ["batch.zip"]);
+}
+
 #[test]
 fn header_problems_are_refused_before_any_row() {
     let f = fixture!();

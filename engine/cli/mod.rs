@@ -220,6 +220,7 @@ fn batch_error(e: BatchError) -> anyhow::Error {
         BatchError::Csv { .. }
         | BatchError::InvalidRows { .. }
         | BatchError::Empty
+        | BatchError::TooManyDevices { .. }
         | BatchError::MissingInput(_)
         | BatchError::UnknownParameter { .. }
         | BatchError::Csr { .. }
