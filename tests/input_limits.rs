@@ -3,7 +3,7 @@
 //! nothing behind: no batch, no ZIP, no spooled upload, no balance change. The server keeps
 //! issuing good batches in between.
 
-use crate::server::{Body, Resp, Server, PKCS12_PASSWORD};
+use crate::server::{Resp, Server, PKCS12_PASSWORD};
 use crate::util::Fixture;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -30,29 +30,12 @@ fn files(data: &Path) -> BTreeSet<String> {
     out
 }
 
-/// `POST /api/v1/batches/upload?profileId=1` of one file.
-fn upload(server: &Server, token: &str, name: &str, content: &[u8], content_type: &str) -> Resp {
-    let path = server.temp(name);
+/// `POST /api/v1/batches/upload?profileId=1` of one CSR file.
+fn upload(server: &Server, token: &str, content: &[u8], content_type: &str) -> Resp {
+    let path = server.temp("upload");
     std::fs::write(&path, content).unwrap();
-    let request = server.temp("request.json");
-    std::fs::write(
-        &request,
-        json!({"profileParams": {"deviceClass": "Aircraft"}}).to_string(),
-    )
-    .unwrap();
-    server.call(
-        "POST",
-        "/api/v1/batches/upload?profileId=1",
-        Some(token),
-        Body::Form(vec![
-            format!(
-                "csrBatchRequest=<{};type=application/json",
-                request.display()
-            ),
-            format!("files=@{};type={content_type}", path.display()),
-        ]),
-        &[],
-    )
+    let params = json!({"deviceClass": "Aircraft"});
+    server.upload("upload", token, &path, content_type, params)
 }
 
 fn zip(files: &[(&str, &[u8], zip::CompressionMethod)]) -> Vec<u8> {
@@ -208,24 +191,8 @@ fn refused_inputs_are_named_and_change_nothing() {
         ),
     ];
     for (what, csv, expected) in &csv_cases {
-        let csv_path = server.temp("csv");
-        std::fs::write(&csv_path, csv).unwrap();
-        let request = server.temp("request.json");
-        std::fs::write(&request, json!({ "profileParams": params }).to_string()).unwrap();
         let error = server
-            .call(
-                "POST",
-                "/api/v1/batches/upload-csv?profileId=1",
-                Some(&token),
-                Body::Form(vec![
-                    format!(
-                        "csrBatchRequest=<{};type=application/json",
-                        request.display()
-                    ),
-                    format!("files=@{};type=text/csv", csv_path.display()),
-                ]),
-                &[],
-            )
+            .upload_csv(&token, csv, params.clone())
             .expect_error(400, what);
         let said = error["error_description"].as_str().unwrap();
         assert!(said.contains(expected), "{what}: {said}");
@@ -289,8 +256,7 @@ fn refused_inputs_are_named_and_change_nothing() {
         ),
     ];
     for (what, content, content_type, expected) in &csr_cases {
-        let error =
-            upload(&server, &token, "upload", content, content_type).expect_error(400, what);
+        let error = upload(&server, &token, content, content_type).expect_error(400, what);
         let said = error["error_description"].as_str().unwrap();
         assert!(said.contains(expected), "{what}: {said}");
         assert!(
@@ -328,7 +294,6 @@ fn refused_inputs_are_named_and_change_nothing() {
     let again = upload(
         &server,
         &token,
-        "ok",
         &[one, two].concat(),
         "application/x-pem-file",
     )

@@ -324,21 +324,34 @@ impl Server {
     }
 
     /// `POST /api/v1/batches/upload-csv?profileId=1`: the batch JSON.
-    pub(crate) fn upload_csv(&self, token: &str, csv: &str, params: Value) -> Resp {
+    pub(crate) fn upload_csv(&self, token: &str, csv: impl AsRef<[u8]>, params: Value) -> Resp {
         let csv_path = self.temp("csv");
         std::fs::write(&csv_path, csv).unwrap();
+        self.upload("upload-csv", token, &csv_path, "text/csv", params)
+    }
+
+    /// `POST /api/v1/batches/<endpoint>?profileId=1` (`upload` for CSRs, `upload-csv`) of one
+    /// file with its content type.
+    pub(crate) fn upload(
+        &self,
+        endpoint: &str,
+        token: &str,
+        file: &Path,
+        content_type: &str,
+        params: Value,
+    ) -> Resp {
         let request = self.temp("request.json");
         std::fs::write(&request, json!({ "profileParams": params }).to_string()).unwrap();
         self.call(
             "POST",
-            "/api/v1/batches/upload-csv?profileId=1",
+            &format!("/api/v1/batches/{endpoint}?profileId=1"),
             Some(token),
             Body::Form(vec![
                 format!(
                     "csrBatchRequest=<{};type=application/json",
                     request.display()
                 ),
-                format!("files=@{};type=text/csv", csv_path.display()),
+                format!("files=@{};type={content_type}", file.display()),
             ]),
             &[],
         )
@@ -998,24 +1011,9 @@ fn csr_bundle_and_csr_zip_uploads_are_signed() {
     std::fs::create_dir_all(&dir).unwrap();
 
     let upload = |file: &Path, content_type: &str| -> i64 {
-        let request = f.write(
-            "csr-request.json",
-            &json!({"profileParams": {"deviceClass": "Aircraft"}}).to_string(),
-        );
+        let params = json!({"deviceClass": "Aircraft"});
         let batch = server
-            .call(
-                "POST",
-                "/api/v1/batches/upload?profileId=1",
-                Some(&token),
-                Body::Form(vec![
-                    format!(
-                        "csrBatchRequest=<{};type=application/json",
-                        request.display()
-                    ),
-                    format!("files=@{};type={content_type}", file.display()),
-                ]),
-                &[],
-            )
+            .upload("upload", &token, file, content_type, params)
             .expect(200, "upload")
             .json();
         assert_batch_shape(&batch);
