@@ -278,6 +278,41 @@ fn count_pem(
     Ok(count)
 }
 
+/// How many entries (files and folders) the ZIP's end of central directory record declares,
+/// or the ZIP64 record's when the classic one says 0xFFFF; `None` without an end record.
+/// Reads only the file's tail (the record, its comment of at most 64 KiB, the ZIP64 locator)
+/// and, for ZIP64, the 56-byte ZIP64 record.
+fn declared_entries(file: &mut File) -> std::io::Result<Option<u64>> {
+    const RECORD: usize = 22;
+    const LOCATOR: usize = 20;
+    let len = file.metadata()?.len();
+    let tail_len = len.min((RECORD + 0xFFFF + LOCATOR) as u64);
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = vec![0; tail_len as usize];
+    file.read_exact(&mut tail)?;
+    let Some(at) = (0..=tail.len().saturating_sub(RECORD))
+        .rev()
+        .find(|&i| tail[i..].starts_with(ZIP_END_OF_DIRECTORY))
+    else {
+        return Ok(None);
+    };
+    let count = u16::from_le_bytes([tail[at + 10], tail[at + 11]]);
+    if count != 0xFFFF || at < LOCATOR || !tail[at - LOCATOR..].starts_with(b"PK\x06\x07") {
+        return Ok(Some(count.into()));
+    }
+    let locator = &tail[at - LOCATOR..at];
+    let offset = u64::from_le_bytes(locator[8..16].try_into().unwrap_or_default());
+    file.seek(SeekFrom::Start(offset))?;
+    let mut record = [0u8; 56];
+    file.read_exact(&mut record)?;
+    if !record.starts_with(b"PK\x06\x06") {
+        return Ok(Some(count.into()));
+    }
+    Ok(Some(u64::from_le_bytes(
+        record[32..40].try_into().unwrap_or_default(),
+    )))
+}
+
 /// Reads the central directory and checks the limits; reads no entry data.
 /// Why a ZIP entry name is refused, if it is: it must be a relative path of plain components
 /// (the "zip slip" names: `..`, `/etc/x`, `C:\\x`, `a\\..\\b`, and names hiding control
@@ -298,7 +333,24 @@ fn unsafe_entry_name(name: &str) -> Option<&'static str> {
     }
 }
 
-fn open_zip(file: File, limits: &CsrLimits) -> Result<(Format, usize), CsrError> {
+fn open_zip(mut file: File, limits: &CsrLimits) -> Result<(Format, usize), CsrError> {
+    // The zip crate keeps every directory entry it parses in memory: the declared count is
+    // checked first, so a directory of ten million tiny entries costs nothing.
+    let bound = limits.max_entries.saturating_mul(2) as u64;
+    match declared_entries(&mut file) {
+        Ok(Some(declared)) if declared > bound => {
+            return Err(CsrError::DirectoryTooLarge {
+                declared,
+                limit: limits.max_entries,
+            })
+        }
+        // No readable end record: the zip crate names what is wrong.
+        Ok(_) | Err(_) => {}
+    }
+    file.seek(SeekFrom::Start(0)).map_err(|e| CsrError::Zip {
+        entry: None,
+        source: ZipError::Io(e),
+    })?;
     let archive = ZipArchive::new(BufReader::new(file)).map_err(|source| CsrError::Zip {
         entry: None,
         source,

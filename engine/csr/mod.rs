@@ -154,6 +154,17 @@ pub enum CsrError {
         /// [`CsrLimits::max_csr_bytes`].
         limit: u64,
     },
+    /// The ZIP's end record declares more than twice [`CsrLimits::max_entries`] entries
+    /// (files and folders), refused before its central directory is parsed.
+    #[error(
+        "the ZIP declares {declared} entries, more than twice the limit of {limit} CSRs per bundle"
+    )]
+    DirectoryTooLarge {
+        /// Entries the end of central directory record declares.
+        declared: u64,
+        /// [`CsrLimits::max_entries`].
+        limit: usize,
+    },
     /// The bundle holds more than [`CsrLimits::max_entries`] CSRs.
     #[error("{count} CSRs exceed the limit of {limit} per bundle")]
     TooManyEntries {

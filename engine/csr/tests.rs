@@ -952,3 +952,52 @@ fn hostile_pem_and_der_are_refused_by_name() {
         "{err}"
     );
 }
+
+/// The entry count is read from the end record before the zip crate parses the directory (it
+/// keeps every entry in memory): a ZIP of 70,000 empty entries, a ZIP64 directory, is refused
+/// by its declared count.
+#[test]
+fn a_huge_central_directory_is_refused_before_it_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_of = |name: &str, n: usize| {
+        let path = dir.path().join(name);
+        let mut zip = ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        for i in 0..n {
+            zip.start_file(format!("{i}.csr"), options).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    };
+    let limits = CsrLimits {
+        max_entries: 1000,
+        ..CsrLimits::default()
+    };
+    let err = CsrBundle::open(&zip_of("huge.zip", 70_000), &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CsrError::DirectoryTooLarge {
+                declared: 70_000,
+                limit: 1000
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the ZIP declares 70000 entries, more than twice the limit of 1000 CSRs per bundle"
+    );
+    // Up to twice the limit, the directory is parsed and the files counted.
+    let err = CsrBundle::open(&zip_of("over.zip", 1500), &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CsrError::TooManyEntries {
+                count: 1500,
+                limit: 1000
+            }
+        ),
+        "{err}"
+    );
+}
