@@ -25,6 +25,7 @@ fn profile(name: &str) -> Profile {
         name,
         &CompileOptions {
             base_url: "http://certmill.test".into(),
+            ..CompileOptions::default()
         },
     )
     .unwrap()
