@@ -66,10 +66,7 @@ impl Compiler {
         };
         let mut out = Vec::new();
         for (i, text) in list.to_vec().iter().enumerate() {
-            let item_path = match list {
-                OneOrMany::One(_) => format!("{path}/source"),
-                OneOrMany::Many(_) => format!("{path}/source/{i}"),
-            };
+            let item_path = source_path(path, list, i);
             match Source::parse(text) {
                 Some(source) => out.push(source),
                 None => self.problem(
@@ -98,8 +95,16 @@ impl Compiler {
                 source,
                 Source::KeypairQueue | Source::SystemClock | Source::IssuerCertificate(_)
             ) {
+                // Unknown sources are dropped from `sources`, so `i` is only the JSON index when
+                // all parsed; the path then names the list.
+                let all_parsed =
+                    raw.source.as_ref().map_or(0, |l| l.to_vec().len()) == sources.len();
+                let item_path = match raw.source.as_ref() {
+                    Some(list) if all_parsed => source_path(path, list, i),
+                    _ => format!("{path}/source"),
+                };
                 self.problem(
-                    format!("{path}/source/{i}"),
+                    item_path,
                     format!("source {source:?} cannot give a value to {label}"),
                 );
             }
@@ -167,6 +172,14 @@ impl Compiler {
             );
             None
         }
+    }
+}
+
+/// JSON path of item `i` of a `source` that may be one string or a list.
+fn source_path(path: &str, list: &OneOrMany, i: usize) -> String {
+    match list {
+        OneOrMany::One(_) => format!("{path}/source"),
+        OneOrMany::Many(_) => format!("{path}/source/{i}"),
     }
 }
 
@@ -243,12 +256,19 @@ pub(super) fn compile(
         );
     }
     let key_sources = c.sources("/SubjectPublicKeyInfo", spki.source.as_ref());
+    let key_sources_parsed =
+        spki.source.as_ref().map_or(0, |l| l.to_vec().len()) == key_sources.len();
     for (i, source) in key_sources.iter().enumerate() {
         let ok = matches!(source, Source::KeypairQueue)
             || matches!(source, Source::Csr(p) if p == "SubjectPublicKeyInfo");
         if !ok {
             c.problem(
-                format!("/SubjectPublicKeyInfo/source/{i}"),
+                match spki.source.as_ref() {
+                    Some(list) if key_sources_parsed => {
+                        source_path("/SubjectPublicKeyInfo", list, i)
+                    }
+                    _ => "/SubjectPublicKeyInfo/source".into(),
+                },
                 "a subject public key comes from CSR.SubjectPublicKeyInfo or KeypairQueue.der_spki",
             );
         }

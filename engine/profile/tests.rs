@@ -350,6 +350,116 @@ fn contradictions_are_compile_errors_with_paths() {
             "/Extensions/CRLDistributionPoints/distributionPointURLs/0",
         ),
         ("/Version", serde_json::json!("v1"), "/Version"),
+        (
+            "/Subject/attributes/5/source",
+            serde_json::json!("System.Clock"),
+            "/Subject/attributes/5/source",
+        ),
+        (
+            "/Subject/attributes/5/source",
+            serde_json::json!(["Request.macAddress", "KeypairQueue.der_spki"]),
+            "/Subject/attributes/5/source/1",
+        ),
+        (
+            "/SubjectPublicKeyInfo/source",
+            serde_json::json!("Request.key"),
+            "/SubjectPublicKeyInfo/source",
+        ),
+        (
+            "/SubjectPublicKeyInfo/source",
+            serde_json::json!(["KeypairQueue.der_spki", "CSR.Subject.commonName"]),
+            "/SubjectPublicKeyInfo/source/1",
+        ),
+        (
+            "/Subject/attributes",
+            serde_json::json!([]),
+            "/Subject/attributes",
+        ),
+        (
+            "/Validity/default/years",
+            serde_json::json!(101),
+            "/Validity/default/years",
+        ),
+        (
+            "/Validity/notBefore/source",
+            serde_json::json!("Request.start"),
+            "/Validity/notBefore/source",
+        ),
+        (
+            "/Extensions/KeyUsage/bits",
+            serde_json::json!([]),
+            "/Extensions/KeyUsage/bits",
+        ),
+        (
+            "/Extensions/KeyUsage/bits",
+            serde_json::json!(["digitalSignature", "digitalSignature"]),
+            "/Extensions/KeyUsage/bits/1",
+        ),
+        (
+            "/Extensions/KeyUsage/bits",
+            serde_json::json!(["digitalSignature", "encipherOnly"]),
+            "/Extensions/KeyUsage/bits",
+        ),
+        (
+            "/Extensions/ExtendedKeyUsage/purposes",
+            serde_json::json!([]),
+            "/Extensions/ExtendedKeyUsage/purposes",
+        ),
+        (
+            "/Extensions/AuthorityInfoAccess/ocspURLs",
+            serde_json::json!([]),
+            "/Extensions/AuthorityInfoAccess",
+        ),
+        (
+            "/Extensions/CRLDistributionPoints/issuanceFrequency",
+            serde_json::json!("5 days"),
+            "/Extensions/CRLDistributionPoints/issuanceFrequency",
+        ),
+        (
+            "/Extensions/AuthorityKeyIdentifier/keyIdentifier/source",
+            serde_json::json!("Request.keyId"),
+            "/Extensions/AuthorityKeyIdentifier/keyIdentifier/source",
+        ),
+        (
+            "/Extensions/SubjectAlternativeName/generalNames",
+            serde_json::json!([]),
+            "/Extensions/SubjectAlternativeName/generalNames",
+        ),
+        (
+            "/Extensions/SubjectAlternativeName/generalNames/0/type",
+            serde_json::json!("x400Address"),
+            "/Extensions/SubjectAlternativeName/generalNames/0/type",
+        ),
+        (
+            "/PKCS12/CertBag/default",
+            serde_json::json!("everything"),
+            "/PKCS12/CertBag/default",
+        ),
+        (
+            "/PKCS12/Password/source",
+            serde_json::json!(["Request.password"]),
+            "/PKCS12/Password/source",
+        ),
+        (
+            "/Issuer/source",
+            serde_json::json!("Request.issuer"),
+            "/Issuer/source",
+        ),
+        (
+            "/SerialNumber/generator",
+            serde_json::json!("counter"),
+            "/SerialNumber/generator",
+        ),
+        (
+            "/Subject/attributes/4/source",
+            serde_json::json!(["Default"]),
+            "/Subject/attributes/4/default",
+        ),
+        (
+            "/Subject/attributes/4/source",
+            serde_json::json!([]),
+            "/Subject/attributes/4/source",
+        ),
     ];
     for (pointer, value, expected_path) in cases {
         let found = problems(&with(ecc_device(), pointer, value.clone()));
@@ -826,4 +936,65 @@ fn fixed_and_shortest_validity() {
     let profile = compile(&value.to_string()).unwrap();
     assert_eq!(profile.fixed_years(), None);
     assert_eq!(profile.shortest_years(), 2, "the smallest enumerated value");
+}
+
+#[test]
+fn the_remaining_compile_rules_name_their_paths() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &str); 8] = [
+        (
+            |v| v["Issuer"]["name"] = serde_json::json!("Not A Name"),
+            "/Issuer/name",
+        ),
+        (
+            |v| v["Extensions"]["SubjectKeyIdentifier"] = serde_json::json!({"critical": true}),
+            "/Extensions/SubjectKeyIdentifier/critical",
+        ),
+        (
+            |v| {
+                v["Extensions"]["CRLDistributionPoints"]["distributionPointURLs"] =
+                    serde_json::json!([])
+            },
+            "/Extensions/CRLDistributionPoints/distributionPointURLs",
+        ),
+        (
+            |v| {
+                v["Extensions"]["AuthorityInfoAccess"]["caIssuersURLs"] =
+                    serde_json::json!(["https://ca.example/ca.crt"])
+            },
+            "/Extensions/AuthorityInfoAccess/caIssuersURLs/0",
+        ),
+        (
+            |v| {
+                v["Subject"]["attributes"][2]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("type");
+            },
+            "/Subject/attributes/2/type",
+        ),
+        (
+            |v| {
+                v["Extensions"]["SubjectAlternativeName"]["generalNames"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("type");
+            },
+            "/Extensions/SubjectAlternativeName/generalNames/0/type",
+        ),
+        (|v| v["Validity"] = serde_json::json!({}), "/Validity"),
+        (
+            |v| v["Validity"]["period"]["default"] = serde_json::json!(4),
+            "/Validity/period/default",
+        ),
+    ];
+    for (edit, expected) in cases {
+        let mut value = ecc_device();
+        edit(&mut value);
+        let found = problems(&value.to_string());
+        assert!(
+            found.iter().any(|p| p.path == expected),
+            "expected a problem at {expected}, got {found:?}"
+        );
+    }
 }
