@@ -488,7 +488,7 @@ impl Profile {
         let file = std::fs::File::open(path).map_err(io)?;
         limits::check_size(file.metadata().map_err(io)?.len(), options.max_bytes)?;
         let mut bytes = Vec::new();
-        file.take(options.max_bytes as u64 + 1)
+        file.take((options.max_bytes as u64).saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(io)?;
         limits::check_size(bytes.len() as u64, options.max_bytes)?;
