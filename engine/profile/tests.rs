@@ -531,11 +531,7 @@ fn json_error(json: &str) -> (String, usize, usize, String) {
     }
 }
 
-/// The shipped ECC profile pretty-printed, so that errors have distinct lines.
-fn ecc_device_pretty() -> serde_json::Value {
-    ecc_device()
-}
-
+/// Pretty-printed, so that errors land on distinct lines.
 fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap()
 }
@@ -588,11 +584,8 @@ fn deep_nesting_is_refused_with_its_path_line_and_column() {
     // 40 nested arrays where KeyUsage.bits should be: the root object, Extensions, KeyUsage
     // and 29 arrays make 32 levels; the 30th array crosses the limit.
     let deep = format!("{}\"digitalSignature\"{}", "[".repeat(40), "]".repeat(40));
-    let json = pretty(&ecc_device_pretty()).replacen(
-        "\"bits\": [",
-        &format!("\"bits\": {deep}, \"x\": ["),
-        1,
-    );
+    let json =
+        pretty(&ecc_device()).replacen("\"bits\": [", &format!("\"bits\": {deep}, \"x\": ["), 1);
     let bits_line = json.lines().position(|l| l.contains("\"bits\"")).unwrap() + 1;
     let bits_column = json.lines().nth(bits_line - 1).unwrap().find('[').unwrap() + 1;
     match compile(&json) {
@@ -686,7 +679,7 @@ fn a_profile_file_that_is_not_utf8_names_the_line_and_column() {
 
 #[test]
 fn serde_errors_name_the_path_inside_arrays_and_maps() {
-    let base = ecc_device_pretty();
+    let base = ecc_device();
 
     // A wrong type inside an array element.
     let json = pretty(&{
