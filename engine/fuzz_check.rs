@@ -16,8 +16,8 @@ use crate::ca::IssuingCa;
 use crate::csr::{CsrBundle, CsrLimits, ParsedCsr};
 use crate::filter::{Field, FieldType};
 use crate::pkcs12::{self, Pkcs12Encryption, Pkcs12Error, Pkcs12Options, Pkcs12Password};
-use crate::profile::{CompileOptions, Profile};
-use crate::template::Template;
+use crate::profile::{CompileOptions, Profile, ProfileError};
+use crate::template::{Template, TemplateError};
 
 /// What became of one input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,11 +103,28 @@ pub fn profile_json(fixture: &Fixture, data: &[u8]) -> Outcome {
     match Profile::from_json(text, "fuzz", &CompileOptions::default()) {
         Ok(profile) => {
             let template = Template::new(&profile, &fixture.ca, time::OffsetDateTime::now_utc());
+            if let Err(TemplateError::ValidityBeyondIssuer { path, .. }) = &template {
+                assert!(path.starts_with("/Validity"), "{path}");
+            }
             Outcome::of(&template)
         }
         Err(e) => {
             let message = e.to_string();
             assert!(!message.is_empty());
+            match &e {
+                ProfileError::Invalid(problems) => {
+                    assert!(!problems.is_empty());
+                    for problem in problems {
+                        assert!(problem.path.starts_with('/'), "{problem:?}");
+                    }
+                }
+                ProfileError::Json { path, line, .. }
+                | ProfileError::TooDeep { path, line, .. } => {
+                    assert!(path.starts_with('/'), "{e}");
+                    assert!(*line <= text.lines().count().max(1), "{e}");
+                }
+                _ => {}
+            }
             Outcome::Refused
         }
     }

@@ -310,6 +310,45 @@ fn profile_check_prints_parameters_or_errors_with_paths() {
 }
 
 #[test]
+fn profile_limits_come_from_flags_and_refuse_by_file_name() {
+    let f = fixture!();
+    let profile = f.write("p.json", include_str!("../profiles/ecc-device.json"));
+    let path = profile.to_str().unwrap();
+    f.certmill_ok(&["profile", "check", path]);
+
+    let out = f.certmill(&["--max-profile-bytes", "1000", "profile", "check", path]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let size = include_str!("../profiles/ecc-device.json").len();
+    assert!(
+        stderr(&out).contains(&format!(
+            "profile {path}: profile is {size} bytes, over the limit of 1000"
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = f.certmill(&["--max-profile-depth", "4", "profile", "check", path]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nesting deeper than 4 at /Subject/attributes/0/source (line 29"),
+        "{}",
+        stderr(&out)
+    );
+
+    let deep = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/corpus/profile_json/deep-nesting.json"
+    );
+    let out = f.certmill(&["profile", "check", deep]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nesting deeper than 32 at /Extensions/KeyUsage/bits/0/0"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn the_password_is_required_and_never_echoed() {
     let f = fixture!();
     let csv = f.write("d.csv", &mac_csv(1, "", ""));

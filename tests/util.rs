@@ -46,6 +46,8 @@ impl Fixture {
             .env_remove("CERTMILL_DATA")
             .env_remove("CERTMILL_PKCS12_PASSWORD")
             .env_remove("CERTMILL_CA_PASSPHRASE")
+            .env_remove("CERTMILL_MAX_PROFILE_BYTES")
+            .env_remove("CERTMILL_MAX_PROFILE_DEPTH")
             .env("CERTMILL_BASE_URL", "http://ca.certmill.test")
             .current_dir(self.dir.path())
             .output()

@@ -23,6 +23,22 @@ pub struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     pub base_url: String,
+    /// Largest profile file accepted, in bytes; larger ones are refused unread.
+    #[arg(
+        long,
+        global = true,
+        env = "CERTMILL_MAX_PROFILE_BYTES",
+        default_value_t = crate::profile::DEFAULT_MAX_PROFILE_BYTES
+    )]
+    pub max_profile_bytes: usize,
+    /// Deepest nesting of JSON objects and arrays accepted in a profile.
+    #[arg(
+        long,
+        global = true,
+        env = "CERTMILL_MAX_PROFILE_DEPTH",
+        default_value_t = crate::profile::DEFAULT_MAX_PROFILE_DEPTH
+    )]
+    pub max_profile_depth: usize,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

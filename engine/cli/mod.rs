@@ -67,6 +67,8 @@ pub struct InvalidInput(pub String);
 pub fn run(cli: Cli) -> Result<()> {
     let compile = CompileOptions {
         base_url: cli.base_url.clone(),
+        max_bytes: cli.max_profile_bytes,
+        max_depth: cli.max_profile_depth,
     };
     housekeeping(&cli.data)?;
     match cli.command {

@@ -18,12 +18,19 @@ use std::time::Duration;
 pub struct CompileOptions {
     /// Replaces `{baseUrl}` in OCSP, CA issuers and CRL URLs: where certmill serves them.
     pub base_url: String,
+    /// Largest profile text accepted, in bytes ([`super::DEFAULT_MAX_PROFILE_BYTES`]).
+    pub max_bytes: usize,
+    /// Deepest nesting of objects and arrays accepted, the top-level object being 1
+    /// ([`super::DEFAULT_MAX_PROFILE_DEPTH`]).
+    pub max_depth: usize,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
         CompileOptions {
             base_url: "http://127.0.0.1:8080".into(),
+            max_bytes: super::DEFAULT_MAX_PROFILE_BYTES,
+            max_depth: super::DEFAULT_MAX_PROFILE_DEPTH,
         }
     }
 }
@@ -59,10 +66,7 @@ impl Compiler {
         };
         let mut out = Vec::new();
         for (i, text) in list.to_vec().iter().enumerate() {
-            let item_path = match list {
-                OneOrMany::One(_) => format!("{path}/source"),
-                OneOrMany::Many(_) => format!("{path}/source/{i}"),
-            };
+            let item_path = source_path(path, list, i);
             match Source::parse(text) {
                 Some(source) => out.push(source),
                 None => self.problem(
@@ -91,8 +95,16 @@ impl Compiler {
                 source,
                 Source::KeypairQueue | Source::SystemClock | Source::IssuerCertificate(_)
             ) {
+                // Unknown sources are dropped from `sources`, so `i` is only the JSON index when
+                // all parsed; the path then names the list.
+                let all_parsed =
+                    raw.source.as_ref().map_or(0, |l| l.to_vec().len()) == sources.len();
+                let item_path = match raw.source.as_ref() {
+                    Some(list) if all_parsed => source_path(path, list, i),
+                    _ => format!("{path}/source"),
+                };
                 self.problem(
-                    format!("{path}/source/{i}"),
+                    item_path,
                     format!("source {source:?} cannot give a value to {label}"),
                 );
             }
@@ -163,7 +175,26 @@ impl Compiler {
     }
 }
 
+/// JSON path of item `i` of a `source` that may be one string or a list.
+fn source_path(path: &str, list: &OneOrMany, i: usize) -> String {
+    match list {
+        OneOrMany::One(_) => format!("{path}/source"),
+        OneOrMany::Many(_) => format!("{path}/source/{i}"),
+    }
+}
+
 impl Field {
+    /// Whether resolving the field always yields a value or an error, never "no value": it
+    /// is required, or one of its sources is fixed by the profile itself.
+    fn always_has_value(&self, values: &BTreeMap<String, String>) -> bool {
+        !self.optional
+            || self.sources.iter().any(|source| match source {
+                Source::Default => self.default.as_ref().is_some_and(|d| !d.is_empty()),
+                Source::Profile(name) => values.get(name).is_some_and(|v| !v.is_empty()),
+                _ => false,
+            })
+    }
+
     fn with_input_type(mut self, fallback: &str) -> Self {
         if self.input_type.is_empty() {
             self.input_type = fallback.to_owned();
@@ -225,12 +256,19 @@ pub(super) fn compile(
         );
     }
     let key_sources = c.sources("/SubjectPublicKeyInfo", spki.source.as_ref());
+    let key_sources_parsed =
+        spki.source.as_ref().map_or(0, |l| l.to_vec().len()) == key_sources.len();
     for (i, source) in key_sources.iter().enumerate() {
         let ok = matches!(source, Source::KeypairQueue)
             || matches!(source, Source::Csr(p) if p == "SubjectPublicKeyInfo");
         if !ok {
             c.problem(
-                format!("/SubjectPublicKeyInfo/source/{i}"),
+                match spki.source.as_ref() {
+                    Some(list) if key_sources_parsed => {
+                        source_path("/SubjectPublicKeyInfo", list, i)
+                    }
+                    _ => "/SubjectPublicKeyInfo/source".into(),
+                },
                 "a subject public key comes from CSR.SubjectPublicKeyInfo or KeypairQueue.der_spki",
             );
         }
@@ -415,6 +453,27 @@ pub(super) fn compile(
         ),
         None => (fallback_name.to_owned(), None, BTreeMap::new()),
     };
+
+    // RFC 5280 4.1.2.6: an empty subject is only allowed when the subjectAltName is present
+    // and critical. A subject whose every attribute is optional and input-sourced can come out
+    // empty for a device, so it needs a critical SAN; with one, a device that leaves both the
+    // subject and the SAN empty is still refused by name when its values are filled in
+    // (`Template::prepare`).
+    let san_critical = extensions
+        .subject_alternative_name
+        .as_ref()
+        .is_some_and(|(_, critical)| *critical);
+    if !subject.is_empty()
+        && !subject.iter().any(|a| a.field.always_has_value(&values))
+        && !san_critical
+    {
+        c.problem(
+            "/Subject/attributes",
+            "every attribute is optional with no fixed value, so a device can get an empty \
+             subject, which RFC 5280 4.1.2.6 allows only with a critical subjectAltName: make \
+             one attribute required, give it a default, or mark SubjectAlternativeName critical",
+        );
+    }
 
     if !c.problems.is_empty() {
         return Err(ProfileError::Invalid(c.problems));

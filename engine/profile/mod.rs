@@ -8,11 +8,13 @@
 //! no cryptography and no I/O beyond reading the profile file.
 
 mod compile;
+mod limits;
 mod names;
 pub mod raw;
 mod syntax;
 
 pub use compile::CompileOptions;
+pub use limits::{DEFAULT_MAX_PROFILE_BYTES, DEFAULT_MAX_PROFILE_DEPTH};
 pub use names::{
     is_printable_string, AttributeType, DirectoryString, CERTMILL_ARC, OTHER_NAME_ALIASES,
 };
@@ -20,6 +22,7 @@ pub use syntax::Rule;
 
 use crate::keys::{KeyAlgorithm, SignatureAlgorithm};
 use serde::Serialize;
+use serde_path_to_error::Segment;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -28,6 +31,9 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProfileError {
+    /// The profile parsed but breaks one or more rules.
+    #[error("{}", Problems(.0))]
+    Invalid(Vec<Problem>),
     /// The file could not be read.
     #[error("cannot read profile {path}: {source}")]
     Io {
@@ -36,21 +42,40 @@ pub enum ProfileError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The JSON is malformed, has an unknown key or a value of the wrong type.
+    /// The JSON is malformed (or not UTF-8), has an unknown key, lacks a required one or has a
+    /// value of the wrong type.
     #[error("profile JSON at {path} (line {line}, column {column}): {message}")]
     Json {
-        /// JSON path of the offending value (`/Extensions/KeyUsage/bits`).
+        /// JSON path of the offending value (`/Extensions/KeyUsage/bits/0`); for a missing
+        /// key, the path the key would have; `/` for text outside any value.
         path: String,
         /// Line of the error.
         line: usize,
-        /// Column of the error.
+        /// Column of the error (bytes from the start of the line, from 1).
         column: usize,
-        /// What serde said.
+        /// What serde said, without its own position suffix.
         message: String,
     },
-    /// The profile parsed but breaks one or more rules.
-    #[error("{}", Problems(.0))]
-    Invalid(Vec<Problem>),
+    /// Objects and arrays nest deeper than [`CompileOptions::max_depth`].
+    #[error("profile nesting deeper than {limit} at {path} (line {line}, column {column})")]
+    TooDeep {
+        /// JSON path of the value that opens the level past the limit.
+        path: String,
+        /// Line of its opening bracket.
+        line: usize,
+        /// Column of its opening bracket.
+        column: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The text is longer than [`CompileOptions::max_bytes`]; nothing of it was parsed.
+    #[error("profile is {bytes} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Size of the text or file (for a file, as the file system reports it).
+        bytes: u64,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// One compile error: where and what.
@@ -255,6 +280,17 @@ fn describe_source(source: &Source) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValueError {
+    /// Every subject attribute came out empty and the certificate has no critical
+    /// subjectAltName, which RFC 5280 4.1.2.6 requires of a certificate with an empty subject.
+    #[error(
+        "subject: every attribute is empty and the certificate {} (RFC 5280 4.1.2.6 allows an \
+         empty subject only with a critical subjectAltName)",
+        san_wording(.san_present)
+    )]
+    EmptySubject {
+        /// Whether a (non-critical) subjectAltName would be present.
+        san_present: bool,
+    },
     /// A required field found no value in any of its sources.
     #[error("{field}: no value (looked in {sources})")]
     Missing {
@@ -285,6 +321,14 @@ pub enum ValueError {
         /// Why.
         reason: String,
     },
+}
+
+fn san_wording(san_present: &bool) -> &'static str {
+    if *san_present {
+        "has only a non-critical subjectAltName"
+    } else {
+        "has no subjectAltName"
+    }
 }
 
 /// Named per-device values (a CSV row, a generated sequence value, a CSR).
@@ -455,11 +499,32 @@ pub struct CsvColumn {
 }
 
 impl Profile {
-    /// Reads and compiles a profile file.
+    /// Reads and compiles a profile file. A file over [`CompileOptions::max_bytes`] is refused
+    /// from its metadata, before any of it is read, and the read itself stops one byte past the
+    /// limit (a file that grows, a device file): a huge file costs no memory.
     pub fn from_file(path: &Path, options: &CompileOptions) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Io {
+        use std::io::Read as _;
+        let io = |source| ProfileError::Io {
             path: path.display().to_string(),
             source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        limits::check_size(file.metadata().map_err(io)?.len(), options.max_bytes)?;
+        let mut bytes = Vec::new();
+        file.take((options.max_bytes as u64).saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        limits::check_size(bytes.len() as u64, options.max_bytes)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let bytes = e.as_bytes();
+            let at = e.utf8_error().valid_up_to();
+            let (line, column) = line_column(bytes, at);
+            ProfileError::Json {
+                path: "/".into(),
+                line,
+                column,
+                message: "invalid UTF-8 (RFC 8259 section 8.1: JSON text is UTF-8)".into(),
+            }
         })?;
         let fallback_name = path
             .file_stem()
@@ -469,12 +534,15 @@ impl Profile {
     }
 
     /// Parses and compiles profile JSON. `fallback_name` names a profile without a
-    /// `Profile.name`.
+    /// `Profile.name`. The size and nesting limits of `options` are checked first, on the
+    /// text, before serde parses it.
     pub fn from_json(
         json: &str,
         fallback_name: &str,
         options: &CompileOptions,
     ) -> Result<Profile, ProfileError> {
+        limits::check_size(json.len() as u64, options.max_bytes)?;
+        limits::check_depth(json, options.max_depth)?;
         let raw = parse_raw(json)?;
         compile::compile(raw, json, fallback_name, options)
     }
@@ -655,6 +723,54 @@ impl Profile {
             })
     }
 
+    /// The validity in years when no device can change it: every source of the period is
+    /// the profile's own (`Default`, `Profile.<name>`). `None` when a request, batch or CSR
+    /// value can choose it.
+    pub fn fixed_years(&self) -> Option<u32> {
+        let fixed = self
+            .validity
+            .sources
+            .iter()
+            .all(|s| matches!(s, Source::Default | Source::Profile(_)));
+        if !fixed {
+            return None;
+        }
+        let empty = BTreeMap::new();
+        self.resolve_years(&Inputs {
+            request: None,
+            batch: &empty,
+            profile: &self.values,
+            csr: None,
+        })
+        .ok()
+    }
+
+    /// The shortest validity in years any device of this profile can get: the fixed one, the
+    /// smallest value an enumerated syntax (`Integer:1,2,3`) allows, or else 1.
+    pub fn shortest_years(&self) -> u32 {
+        if let Some(years) = self.fixed_years() {
+            return years;
+        }
+        self.validity
+            .rule
+            .as_ref()
+            .and_then(Rule::allowed_values)
+            .and_then(|values| {
+                values
+                    .iter()
+                    .filter_map(|v| v.parse::<u32>().ok())
+                    .filter(|y| (1..=100).contains(y))
+                    .min()
+            })
+            .unwrap_or(1)
+    }
+
+    /// JSON path of the validity period (`/Validity/period`, or `/Validity` when the profile
+    /// gives only `Validity.default`).
+    pub fn validity_path(&self) -> &str {
+        &self.validity.path
+    }
+
     /// Resolves which certificates go in the PKCS#12.
     pub fn resolve_cert_bag(&self, inputs: &Inputs<'_>) -> Result<CertBag, ValueError> {
         let text = self
@@ -773,26 +889,62 @@ fn parse_raw(json: &str) -> Result<raw::RawProfile, ProfileError> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let raw: raw::RawProfile =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = format!("/{}", e.path().to_string().replace('.', "/"));
-            let inner = e.into_inner();
-            ProfileError::Json {
-                path: if path == "/" || path == "/." {
-                    "/".into()
-                } else {
-                    path
-                },
-                line: inner.line(),
-                column: inner.column(),
-                message: inner.to_string(),
+            let mut path = String::new();
+            for segment in e.path() {
+                path.push('/');
+                match segment {
+                    Segment::Seq { index } => path.push_str(&index.to_string()),
+                    Segment::Map { key } => path.push_str(&limits::escape(key)),
+                    Segment::Enum { variant } => path.push_str(&limits::escape(variant)),
+                    Segment::Unknown => path.push('?'),
+                }
             }
+            json_error(path, &e.into_inner())
         })?;
-    deserializer.end().map_err(|e| ProfileError::Json {
-        path: "/".into(),
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
+    deserializer
+        .end()
+        .map_err(|e| json_error(String::new(), &e))?;
     Ok(raw)
+}
+
+/// A serde_json error at `path` (a JSON pointer, empty for the whole text).
+fn json_error(mut path: String, error: &serde_json::Error) -> ProfileError {
+    let (line, column) = (error.line(), error.column());
+    let text = error.to_string();
+    // serde_json appends the position, which the variant carries in its own fields.
+    let message = text
+        .strip_suffix(&format!(" at line {line} column {column}"))
+        .unwrap_or(&text)
+        .to_owned();
+    // A missing key is reported at its object; the path it should have is more useful. The
+    // wording is serde's own (`de::Error::missing_field`), stable since serde 1.0.
+    if let Some(key) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        path.push('/');
+        path.push_str(&limits::escape(key));
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    ProfileError::Json {
+        path,
+        line,
+        column,
+        message,
+    }
+}
+
+/// Line and column (from 1, in bytes) of byte offset `at`.
+fn line_column(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at.min(bytes.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |n| n + 1);
+    (line, at - line_start + 1)
 }
 
 #[cfg(test)]

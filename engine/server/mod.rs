@@ -243,7 +243,9 @@ impl AppState {
 
 /// Loads the shipped profiles, then `<data>/profiles/*.json` and `extra/*.json` (sorted by
 /// file name); ids follow that order. A profile that does not compile stops the start with
-/// its error: a server must not silently drop a profile its users expect.
+/// its error and file name: a server must not silently drop a profile its users expect. A
+/// file over the size limit is refused from its metadata, unread, so a huge or endless file
+/// costs neither memory nor time.
 pub fn load_profiles(
     data: &Path,
     extra: Option<&Path>,
@@ -761,5 +763,27 @@ mod tests {
             .collect();
         assert!(!ec_only.is_empty());
         assert_eq!(default_keypair_queue(&ec_only), []);
+    }
+
+    #[test]
+    fn a_huge_file_in_the_profile_directory_is_refused_by_name_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("profiles");
+        std::fs::create_dir(&profiles).unwrap();
+        // Sparse, 8 GiB: reading it would exhaust the memory of a small server.
+        let huge = profiles.join("huge.json");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(8 << 30)
+            .unwrap();
+        let err = match load_profiles(dir.path(), None, &CompileOptions::default()) {
+            Err(err) => format!("{err:#}"),
+            Ok(_) => panic!("a profile over the size limit must be refused"),
+        };
+        assert!(err.contains(&huge.display().to_string()), "{err}");
+        assert!(
+            err.contains("profile is 8589934592 bytes, over the limit of 262144"),
+            "{err}"
+        );
     }
 }

@@ -42,6 +42,40 @@ pub enum TemplateError {
         /// CA notAfter (unix seconds).
         not_after: i64,
     },
+    /// Even the shortest validity the profile allows would end its certificates after the
+    /// issuing CA's notAfter, so no device of the batch could be issued.
+    #[error(
+        "{path}: {years} year(s) from {not_before} end at {not_after}, after the issuing CA \
+         expires at {issuer_not_after} ({})",
+        validity_wording(.fixed)
+    )]
+    ValidityBeyondIssuer {
+        /// JSON path of the profile's validity (`/Validity/...`).
+        path: String,
+        /// The shortest validity in years the profile allows.
+        years: u32,
+        /// Whether that is the profile's only validity (no request or batch can choose).
+        fixed: bool,
+        /// The batch clock (RFC 3339).
+        not_before: String,
+        /// Where the certificates would end (RFC 3339).
+        not_after: String,
+        /// The issuing CA's notAfter (RFC 3339).
+        issuer_not_after: String,
+    },
+}
+
+fn validity_wording(fixed: &bool) -> &'static str {
+    if *fixed {
+        "the profile fixes the validity: shorten it or use a longer-lived issuing CA"
+    } else {
+        "the shortest validity the profile allows: no device could be issued"
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Per-device values resolved, checked and encoded.
@@ -285,6 +319,24 @@ impl Template {
                 not_after: issuer.not_after_unix(),
             });
         }
+        // RFC 5280 6.1.3 (a)(2): a certificate outliving its issuer fails path validation once
+        // the issuer expires. Checked per device in `prepare`; refused here when no device could
+        // pass, so a profile with a fixed validity is refused before any batch work, naming
+        // its validity.
+        let years = profile.shortest_years();
+        let not_after = add_years(now, years);
+        if not_after.unix_timestamp() > issuer.not_after_unix() {
+            let issuer_not_after = OffsetDateTime::from_unix_timestamp(issuer.not_after_unix())
+                .map_or_else(|_| issuer.not_after_unix().to_string(), rfc3339);
+            return Err(TemplateError::ValidityBeyondIssuer {
+                path: profile.validity_path().to_owned(),
+                years,
+                fixed: profile.fixed_years().is_some(),
+                not_before: rfc3339(now),
+                not_after: rfc3339(not_after),
+                issuer_not_after,
+            });
+        }
         let e = &profile.extensions;
         let mut head = Vec::new();
         if let Some((bits, critical)) = e.key_usage {
@@ -447,6 +499,22 @@ impl Template {
             }
             None => None,
         };
+
+        // RFC 5280 4.1.2.6: an empty subject needs a critical subjectAltName. The compiler
+        // refuses profiles that could produce one without a critical SAN; this catches the
+        // device whose optional subject and SAN values are all missing.
+        if rdns.is_empty() {
+            let san_critical = profile
+                .extensions
+                .subject_alternative_name
+                .as_ref()
+                .is_some_and(|(_, critical)| *critical);
+            if san_extension.is_none() || !san_critical {
+                return Err(ValueError::EmptySubject {
+                    san_present: san_extension.is_some(),
+                });
+            }
+        }
 
         let years = profile.resolve_years(inputs)?;
         let not_after = add_years(self.not_before, years);

@@ -25,6 +25,7 @@ fn profile(name: &str) -> Profile {
         name,
         &CompileOptions {
             base_url: "http://certmill.test".into(),
+            ..CompileOptions::default()
         },
     )
     .unwrap()
@@ -349,4 +350,157 @@ fn shipped_profiles_issue_with_matching_cas() {
         let (der, _) = issue(&template, &f.ca, &request, &BTreeMap::new());
         Certificate::from_der(&der).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
+}
+
+fn ecc_device_json() -> serde_json::Value {
+    serde_json::from_str(SHIPPED[0].1).unwrap()
+}
+
+fn compile(value: &serde_json::Value) -> Profile {
+    Profile::from_json(&value.to_string(), "test", &CompileOptions::default()).unwrap()
+}
+
+#[test]
+fn a_fixed_validity_beyond_the_issuer_is_refused_when_the_template_is_built() {
+    let f = fixture(crate::keys::KeyAlgorithm::EcP256);
+    let issuer_end = f.ca.not_after_unix();
+    let two_years_before_expiry =
+        time::OffsetDateTime::from_unix_timestamp(issuer_end - 86_400 * 365 * 2).unwrap();
+    let mut value = ecc_device_json();
+    value["Validity"].as_object_mut().unwrap().remove("period");
+    value["Validity"]["default"]["years"] = serde_json::json!(3);
+    let fixed = compile(&value);
+    match Template::new(&fixed, &f.ca, two_years_before_expiry) {
+        Err(err @ TemplateError::ValidityBeyondIssuer { .. }) => {
+            let message = err.to_string();
+            let TemplateError::ValidityBeyondIssuer {
+                path,
+                years,
+                fixed,
+                issuer_not_after,
+                ..
+            } = err
+            else {
+                unreachable!()
+            };
+            assert_eq!(path, "/Validity");
+            assert_eq!(years, 3);
+            assert!(fixed);
+            let expected_end = time::OffsetDateTime::from_unix_timestamp(issuer_end)
+                .unwrap()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap();
+            assert_eq!(issuer_not_after, expected_end);
+            assert!(
+                message.starts_with("/Validity: 3 year(s) from "),
+                "{message}"
+            );
+            assert!(
+                message.contains("the profile fixes the validity"),
+                "{message}"
+            );
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a fixed 3-year validity must not bind to a CA with 2 years left"),
+    }
+    // One year fits.
+    value["Validity"]["default"]["years"] = serde_json::json!(1);
+    assert!(Template::new(&compile(&value), &f.ca, two_years_before_expiry).is_ok());
+}
+
+#[test]
+fn a_validity_whose_every_choice_outlives_the_issuer_is_refused() {
+    let f = fixture(crate::keys::KeyAlgorithm::EcP256);
+    let half_a_year_before_expiry =
+        time::OffsetDateTime::from_unix_timestamp(f.ca.not_after_unix() - 86_400 * 182).unwrap();
+    // ecc-device lets each device choose 1, 2 or 3 years: even 1 is too long.
+    match Template::new(&profile("ecc-device"), &f.ca, half_a_year_before_expiry) {
+        Err(TemplateError::ValidityBeyondIssuer {
+            path, years, fixed, ..
+        }) => {
+            assert_eq!(path, "/Validity/period");
+            assert_eq!((years, fixed), (1, false));
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("no device could be issued"),
+    }
+}
+
+/// ecc-device with a subject that may come out empty, and a critical SAN of one optional DNS
+/// name.
+fn optional_subject_profile() -> Profile {
+    let mut value = ecc_device_json();
+    value["Subject"]["attributes"] = serde_json::json!([
+        {"type": "commonName", "source": ["Request.name"], "optional": true}
+    ]);
+    value["Extensions"]["SubjectAlternativeName"] = serde_json::json!({
+        "critical": true,
+        "generalNames": [{"type": "dNSName", "source": ["Request.dnsName"], "optional": true}]
+    });
+    compile(&value)
+}
+
+#[test]
+fn a_device_with_an_empty_subject_needs_a_critical_san() {
+    let f = fixture(crate::keys::KeyAlgorithm::EcP256);
+    let template = Template::new(
+        &optional_subject_profile(),
+        &f.ca,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let empty = BTreeMap::new();
+    let nothing = row(&[]);
+    let err = template
+        .prepare(&Inputs {
+            request: Some(&nothing),
+            batch: &empty,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap_err();
+    assert_eq!(err, ValueError::EmptySubject { san_present: false });
+    assert!(err.to_string().contains("RFC 5280 4.1.2.6"), "{err}");
+
+    // With a SAN value the empty subject is valid: the certificate has an empty subject
+    // and a critical SAN.
+    let (der, _) = issue(
+        &template,
+        &f.ca,
+        &row(&[("dnsName", "device-7.example.com")]),
+        &empty,
+    );
+    let cert = Certificate::from_der(&der).unwrap();
+    assert!(cert.tbs_certificate.subject.0.is_empty());
+    let san = extension(&cert, OID_SUBJECT_ALT_NAME).unwrap();
+    assert!(san.critical);
+
+    // A subject value alone is fine too.
+    let (der, _) = issue(&template, &f.ca, &row(&[("name", "device-7")]), &empty);
+    let cert = Certificate::from_der(&der).unwrap();
+    assert_eq!(cert.tbs_certificate.subject.to_string(), "CN=device-7");
+}
+
+#[test]
+fn an_empty_subject_with_a_non_critical_san_is_refused_per_device() {
+    // The compiler refuses this profile (all-optional subject, non-critical SAN); the template
+    // checks the filled-in certificate itself rather than trusting that, so flip the SAN's
+    // criticality on a compiled profile to reach its guard.
+    let mut profile = optional_subject_profile();
+    if let Some((_, critical)) = profile.extensions.subject_alternative_name.as_mut() {
+        *critical = false;
+    }
+    let f = fixture(crate::keys::KeyAlgorithm::EcP256);
+    let template = Template::new(&profile, &f.ca, time::OffsetDateTime::now_utc()).unwrap();
+    let empty = BTreeMap::new();
+    let san_only = row(&[("dnsName", "device-7.example.com")]);
+    let err = template
+        .prepare(&Inputs {
+            request: Some(&san_only),
+            batch: &empty,
+            profile: &empty,
+            csr: None,
+        })
+        .unwrap_err();
+    assert_eq!(err, ValueError::EmptySubject { san_present: true });
 }
