@@ -73,11 +73,6 @@ fn validity_wording(fixed: &bool) -> &'static str {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
 /// Per-device values resolved, checked and encoded.
 #[derive(Clone, Debug)]
 pub struct PreparedDevice {
@@ -326,15 +321,14 @@ impl Template {
         let years = profile.shortest_years();
         let not_after = add_years(now, years);
         if not_after.unix_timestamp() > issuer.not_after_unix() {
-            let issuer_not_after = OffsetDateTime::from_unix_timestamp(issuer.not_after_unix())
-                .map_or_else(|_| issuer.not_after_unix().to_string(), rfc3339);
+            use crate::batch::rfc3339;
             return Err(TemplateError::ValidityBeyondIssuer {
                 path: profile.validity_path().to_owned(),
                 years,
                 fixed: profile.fixed_years().is_some(),
-                not_before: rfc3339(now),
-                not_after: rfc3339(not_after),
-                issuer_not_after,
+                not_before: rfc3339(now.unix_timestamp()),
+                not_after: rfc3339(not_after.unix_timestamp()),
+                issuer_not_after: rfc3339(issuer.not_after_unix()),
             });
         }
         let e = &profile.extensions;
