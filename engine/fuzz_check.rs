@@ -181,8 +181,8 @@ pub fn pkcs12_round_trip(fixture: &Fixture, data: &[u8]) -> Outcome {
     let (password, name) = rest.split_at(split);
     let name = String::from_utf8_lossy(name);
     let text = String::from_utf8_lossy(password).into_owned();
-    let other = Pkcs12Password::new(if text == "x" { "y" } else { "x" }.to_owned())
-        .expect("password");
+    let other =
+        Pkcs12Password::new(if text == "x" { "y" } else { "x" }.to_owned()).expect("password");
     let password = match Pkcs12Password::new(text) {
         Ok(password) => password,
         Err(Pkcs12Error::InvalidPassword(_)) => return Outcome::Refused,
@@ -207,7 +207,10 @@ pub fn pkcs12_round_trip(fixture: &Fixture, data: &[u8]) -> Outcome {
         Err(e) => panic!("build failed with {e}"),
     };
     let opened = pkcs12::open(&pfx, &password).expect("a built PKCS#12 opens");
-    assert_eq!(opened.private_key_pkcs8.as_slice(), fixture.key_pkcs8.as_slice());
+    assert_eq!(
+        opened.private_key_pkcs8.as_slice(),
+        fixture.key_pkcs8.as_slice()
+    );
     assert_eq!(opened.certificates, fixture.chain);
     let expected_name = (!name.is_empty()).then(|| name.clone().into_owned());
     assert_eq!(opened.friendly_name, expected_name);

@@ -105,6 +105,9 @@ impl Server {
             "CERTMILL_DEFAULT_BALANCE",
             "CERTMILL_MAX_JSON_BYTES",
             "CERTMILL_MAX_UPLOAD_BYTES",
+            "CERTMILL_HEADER_TIMEOUT_SECS",
+            "CERTMILL_BODY_TIMEOUT_SECS",
+            "CERTMILL_MAX_CONNECTIONS",
             "CERTMILL_JANITOR_INTERVAL_SECS",
             "CERTMILL_ZIP_RETENTION_DAYS",
         ] {
