@@ -146,7 +146,7 @@ pub fn csr_bundle(fixture: &Fixture, data: &[u8]) -> Outcome {
     let Ok(bundle) = CsrBundle::open(&path, &limits) else {
         return Outcome::Refused;
     };
-    assert!(bundle.len() >= 1 && bundle.len() <= limits.max_entries);
+    assert!(!bundle.is_empty() && bundle.len() <= limits.max_entries);
     let Ok(entries) = bundle.entries() else {
         return Outcome::Refused;
     };
