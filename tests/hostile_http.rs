@@ -212,7 +212,7 @@ fn spooled(server: &Server) -> Vec<String> {
 
 /// A multipart upload-csv head and the start of its body: the JSON part, then the CSV part's
 /// head and `rows`. The caller sends the rest (or not).
-fn upload_start(token: &str, authority_rows: &str, length: Option<usize>) -> (String, Vec<u8>) {
+fn upload_start(token: &str, rows: &str, length: Option<usize>) -> (String, Vec<u8>) {
     let boundary = "certmill-hostile-boundary";
     let request =
         json!({"profileParams": {"deviceClass": "Aircraft", "pkcs12Password": PKCS12_PASSWORD}});
@@ -220,7 +220,7 @@ fn upload_start(token: &str, authority_rows: &str, length: Option<usize>) -> (St
         "--{boundary}\r\nContent-Disposition: form-data; name=\"csrBatchRequest\"\r\n\
          Content-Type: application/json\r\n\r\n{request}\r\n--{boundary}\r\n\
          Content-Disposition: form-data; name=\"files\"; filename=\"devices.csv\"\r\n\
-         Content-Type: text/csv\r\n\r\nmacAddress\n{authority_rows}"
+         Content-Type: text/csv\r\n\r\nmacAddress\n{rows}"
     );
     let framing = match length {
         Some(n) => format!("Content-Length: {n}\r\n"),

@@ -529,7 +529,7 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
                 json: a.max_json_bytes,
                 upload: a.max_upload_bytes,
             },
-            timeouts: crate::server::Timeouts {
+            connections: crate::server::ConnectionLimits {
                 header: std::time::Duration::from_secs(a.header_timeout_secs.max(1)),
                 body: std::time::Duration::from_secs(a.body_timeout_secs.max(1)),
                 max_connections: a.max_connections.max(1),

@@ -4,15 +4,15 @@
 //! sends one header byte a minute (slowloris), or opens sockets and sends nothing, holds them
 //! for ever. This loop serves each connection with hyper's HTTP/1 builder and a tokio timer:
 //!
-//! - a client has [`Timeouts::header`] to send complete request headers, counted from the
-//!   connection's start or from the end of its previous answer, so the same limit closes idle
-//!   keep-alive connections;
-//! - a request body that goes [`Timeouts::body`] without a byte fails ([`body_timeout`]); the
-//!   request is answered 408 and the connection closed, and an upload's spool file is removed
-//!   as its handler returns;
-//! - at most [`Timeouts::max_connections`] connections are open at once; past that the loop
-//!   stops accepting and clients wait in the kernel's listen backlog, so a flood of idle
-//!   sockets cannot exhaust the process's file descriptors.
+//! - a client has [`ConnectionLimits::header`] to send complete request headers, counted from
+//!   the connection's start or from the end of its previous answer, so the same limit closes
+//!   idle keep-alive connections;
+//! - a request body that goes [`ConnectionLimits::body`] without a byte fails
+//!   ([`body_timeout`]); the request is answered 408 and the connection closed, and an
+//!   upload's spool file is removed as its handler returns;
+//! - at most [`ConnectionLimits::max_connections`] connections are open at once; past that
+//!   the loop stops accepting and clients wait in the kernel's listen backlog, so a flood of
+//!   idle sockets cannot exhaust the process's file descriptors.
 //!
 //! It does not limit request rates or body sizes (`limit_body` does), nor total request time:
 //! a large upload that keeps sending is served however long it takes.
@@ -38,9 +38,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 /// under the common soft limit of 1024 for the store, spooled uploads and batch ZIPs.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
-/// How long `certmill serve` waits on a client, and how many it serves at once.
+/// How long `certmill serve` waits on a client, and how many clients it serves at once.
 #[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
+pub struct ConnectionLimits {
     /// Time to send complete request headers, from the connection's start or the end of the
     /// previous answer (`CERTMILL_HEADER_TIMEOUT_SECS`, default 10 s).
     pub header: Duration,
@@ -52,9 +52,9 @@ pub struct Timeouts {
     pub max_connections: usize,
 }
 
-impl Default for Timeouts {
+impl Default for ConnectionLimits {
     fn default() -> Self {
-        Timeouts {
+        ConnectionLimits {
             header: Duration::from_secs(10),
             body: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -67,10 +67,10 @@ impl Default for Timeouts {
 pub(super) async fn serve(
     listener: TcpListener,
     app: axum::Router,
-    timeouts: Timeouts,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(timeouts.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     // Connections watch `closing` for the shutdown, and each holds an `open` sender: once the
     // last is dropped, `all_closed` yields None.
     let (closing, _) = watch::channel(());
@@ -101,12 +101,13 @@ pub(super) async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut request: Request<_>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
+                // A Router is always ready: no poll_ready before the call.
                 tower_service::Service::call(&mut app.clone(), request)
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(timeouts.header);
+                .header_read_timeout(limits.header);
             let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
             let mut shutting_down = false;
             loop {
@@ -144,8 +145,8 @@ async fn accept_failed(e: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(250)).await;
 }
 
-/// Fails a request body that goes [`Timeouts::body`] without a byte, and answers such a request
-/// 408 with `Connection: close`, whatever the handler made of the failed read.
+/// Fails a request body that goes [`ConnectionLimits::body`] without a byte, and answers such a
+/// request 408 with `Connection: close`, whatever the handler made of the failed read.
 pub(super) async fn body_timeout(
     State(state): State<Shared>,
     request: Request,
@@ -155,7 +156,7 @@ pub(super) async fn body_timeout(
     let (parts, body) = request.into_parts();
     let body = Body::new(StallTimeout {
         inner: body,
-        timeout: state.timeouts.body,
+        timeout: state.connections.body,
         sleep: None,
         stalled: stalled.clone(),
     });
@@ -168,7 +169,7 @@ pub(super) async fn body_timeout(
         "request_timeout",
         format!(
             "the request body sent nothing for {} s",
-            state.timeouts.body.as_secs()
+            state.connections.body.as_secs()
         ),
     )
     .into_response();

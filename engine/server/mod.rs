@@ -23,7 +23,7 @@ mod revocation_api;
 mod signers_api;
 mod users_api;
 
-pub use connections::{Timeouts, DEFAULT_MAX_CONNECTIONS};
+pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 pub use error::ApiError;
 
 use crate::auth::Auth;
@@ -79,7 +79,7 @@ pub struct ServeConfig {
     /// Body limits.
     pub limits: Limits,
     /// Header, idle and body timeouts; the connection cap.
-    pub timeouts: Timeouts,
+    pub connections: ConnectionLimits,
     /// Balance of the default organization's authorities on first start.
     pub default_balance: u64,
     /// How often the janitor expires old ZIPs.
@@ -142,7 +142,7 @@ pub struct AppState {
     default_balance: u64,
     profiles: Vec<ServedProfile>,
     limits: Limits,
-    timeouts: Timeouts,
+    connections: ConnectionLimits,
     metrics: metrics::Metrics,
     running: batches::Running,
     /// Pre-generated device keys, shared by every batch.
@@ -436,7 +436,7 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         default_balance: config.default_balance,
         profiles,
         limits: config.limits,
-        timeouts: config.timeouts,
+        connections: config.connections,
         metrics: metrics::Metrics::default(),
         running: batches::Running::default(),
         keypairs,
@@ -471,14 +471,14 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         config.zip_retention,
     ));
     tokio::spawn(revocation_worker(state.clone()));
-    let timeouts = config.timeouts;
+    let limits = config.connections;
     println!(
         "connections: at most {}; headers within {} s, no body pause over {} s",
-        timeouts.max_connections,
-        timeouts.header.as_secs(),
-        timeouts.body.as_secs()
+        limits.max_connections,
+        limits.header.as_secs(),
+        limits.body.as_secs()
     );
-    connections::serve(listener, app, timeouts, shutdown_signal()).await;
+    connections::serve(listener, app, limits, shutdown_signal()).await;
     let waiting = state.running.count();
     if waiting > 0 {
         println!("shutting down: waiting for {waiting} running batch(es) to finish");
