@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod ecosystems;
 mod fuzz_corpora;
+mod hostile_http;
 mod hsm;
 mod identity;
 mod input_limits;

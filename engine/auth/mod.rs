@@ -411,9 +411,10 @@ impl Auth {
         address: IpAddr,
         now: i64,
     ) -> Result<UserRow, AuthError> {
-        if let Some(retry_after_secs) = self.throttle.retry_after(name, address, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
+        let attempt = self
+            .throttle
+            .begin(name, address, now)
+            .map_err(|retry_after_secs| AuthError::Throttled { retry_after_secs })?;
         let row = self.store().find_user_by_name(name)?;
         let verified = match &row {
             Some(row) => password::verify(&row.password_hash, secret)?,
@@ -424,11 +425,11 @@ impl Auth {
         };
         match row {
             Some(row) if verified && row.active && row.client == client => {
-                self.throttle.success(name);
+                attempt.succeeded();
                 Ok(row)
             }
             _ => {
-                self.throttle.failure(name, address, now);
+                attempt.failed(now);
                 Err(AuthError::InvalidCredentials)
             }
         }
@@ -454,14 +455,15 @@ impl Auth {
             .user(user)?
             .filter(|row| row.active)
             .ok_or_else(|| AuthError::InvalidToken("unknown user".to_owned()))?;
-        if let Some(retry_after_secs) = self.throttle.retry_after(&row.username, client, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
+        let attempt = self
+            .throttle
+            .begin(&row.username, client, now)
+            .map_err(|retry_after_secs| AuthError::Throttled { retry_after_secs })?;
         if !password::verify(&row.password_hash, current)? {
-            self.throttle.failure(&row.username, client, now);
+            attempt.failed(now);
             return Ok(false);
         }
-        self.throttle.success(&row.username);
+        attempt.succeeded();
         let hash = password::hash_password(new)?;
         Ok(self.store().set_password(user, &hash)?)
     }

@@ -5,6 +5,12 @@
 //! forgotten are purged, and if none are, the entry quiet for longest is evicted. Keys are the
 //! lower-cased username (whether or not the user exists, so a refusal reveals nothing) and the
 //! client address (IPv4, or the /64 of an IPv6 address, since one host usually holds a /64).
+//!
+//! A password check takes tens of milliseconds, so a burst of concurrent guesses would all pass
+//! a check-then-count throttle before the first failure is counted. [`Throttle::begin`]
+//! therefore counts the attempts being verified with the failures: once those could reach the
+//! free failures, further attempts are refused until the pending ones are settled, and past the
+//! free failures only one attempt at a time is verified.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -50,6 +56,8 @@ struct Failures {
     count: u32,
     last_failure: i64,
     blocked_until: i64,
+    /// Attempts begun and not yet settled.
+    in_flight: u32,
 }
 
 impl Failures {
@@ -90,11 +98,16 @@ impl<K: Eq + Hash + Clone> Table<K> {
         })
     }
 
-    fn record_failure(&self, key: &K, now: i64) {
-        let policy = &self.policy;
-        let mut entries = self.lock();
+    /// The entry of `key`, made room for and created if need be, its count forgotten after a
+    /// quiet window.
+    fn entry<'a>(
+        policy: &Policy,
+        entries: &'a mut HashMap<K, Failures>,
+        key: &K,
+        now: i64,
+    ) -> &'a mut Failures {
         if !entries.contains_key(key) && entries.len() >= policy.capacity {
-            entries.retain(|_, failures| failures.forgotten_at(policy) > now);
+            entries.retain(|_, f| f.in_flight > 0 || f.forgotten_at(policy) > now);
             if entries.len() >= policy.capacity {
                 let oldest = entries
                     .iter()
@@ -109,10 +122,50 @@ impl<K: Eq + Hash + Clone> Table<K> {
             count: 0,
             last_failure: now,
             blocked_until: now,
+            in_flight: 0,
         });
         if failures.forgotten_at(policy) <= now {
             failures.count = 0;
         }
+        failures
+    }
+
+    /// Begins an attempt of `key`: refused with the seconds to wait while a delay runs, or
+    /// while the attempts in flight could already use up the free failures (the second ends
+    /// when they are settled, so the wait asked is one second).
+    fn begin(&self, key: &K, now: i64) -> Result<(), u64> {
+        let policy = &self.policy;
+        let mut entries = self.lock();
+        let failures = Self::entry(policy, &mut entries, key, now);
+        if failures.blocked_until > now {
+            return Err(
+                u64::try_from(failures.blocked_until - now).unwrap_or(policy.max_delay_secs)
+            );
+        }
+        if failures.in_flight > 0
+            && failures.count.saturating_add(failures.in_flight) >= policy.free_failures
+        {
+            return Err(1);
+        }
+        failures.in_flight += 1;
+        Ok(())
+    }
+
+    /// Ends an attempt begun with [`Table::begin`] without counting it.
+    fn release(&self, key: &K) {
+        let mut entries = self.lock();
+        if let Some(failures) = entries.get_mut(key) {
+            failures.in_flight = failures.in_flight.saturating_sub(1);
+            if failures.in_flight == 0 && failures.count == 0 {
+                entries.remove(key);
+            }
+        }
+    }
+
+    fn record_failure(&self, key: &K, now: i64) {
+        let policy = &self.policy;
+        let mut entries = self.lock();
+        let failures = Self::entry(policy, &mut entries, key, now);
         failures.count = failures.count.saturating_add(1);
         failures.last_failure = now;
         if failures.count >= policy.free_failures {
@@ -121,7 +174,17 @@ impl<K: Eq + Hash + Clone> Table<K> {
     }
 
     fn forget(&self, key: &K) {
-        self.lock().remove(key);
+        let mut entries = self.lock();
+        // Attempts still in flight keep their entry, with no failure counted.
+        match entries.get_mut(key) {
+            Some(failures) if failures.in_flight > 0 => {
+                failures.count = 0;
+                failures.blocked_until = failures.last_failure;
+            }
+            _ => {
+                entries.remove(key);
+            }
+        }
     }
 
     #[cfg(test)]
@@ -165,6 +228,33 @@ impl Throttle {
         account.max(client)
     }
 
+    /// Begins a login of `username` from `client`, to be settled with [`Attempt::failed`] or
+    /// [`Attempt::succeeded`]; refused with the seconds to wait when either is delayed, or when
+    /// the attempts already being verified could use up the free failures.
+    pub(crate) fn begin<'a>(
+        &'a self,
+        username: &str,
+        client: IpAddr,
+        now: i64,
+    ) -> Result<Attempt<'a>, u64> {
+        let account = account_key(username);
+        let client = client_key(client);
+        if let Err(wait) = self.accounts.begin(&account, now) {
+            let client_wait = self.clients.retry_after(&client, now).unwrap_or(0);
+            return Err(wait.max(client_wait));
+        }
+        if let Err(wait) = self.clients.begin(&client, now) {
+            self.accounts.release(&account);
+            return Err(wait);
+        }
+        Ok(Attempt {
+            throttle: self,
+            account,
+            client,
+            settled: false,
+        })
+    }
+
     /// Records a failed login of `username` from `client`.
     pub(crate) fn failure(&self, username: &str, client: IpAddr, now: i64) {
         self.accounts.record_failure(&account_key(username), now);
@@ -174,6 +264,43 @@ impl Throttle {
     /// Records a successful login: the account's failures are forgotten, the client's are not.
     pub(crate) fn success(&self, username: &str) {
         self.accounts.forget(&account_key(username));
+    }
+}
+
+/// A login being verified (counted as in flight); dropped unsettled, it counts nothing.
+#[derive(Debug)]
+pub(crate) struct Attempt<'a> {
+    throttle: &'a Throttle,
+    account: String,
+    client: IpAddr,
+    settled: bool,
+}
+
+impl Attempt<'_> {
+    /// The secret was wrong: a failure for the account and the client.
+    pub(crate) fn failed(mut self, now: i64) {
+        self.settled = true;
+        self.throttle.accounts.release(&self.account);
+        self.throttle.clients.release(&self.client);
+        self.throttle.accounts.record_failure(&self.account, now);
+        self.throttle.clients.record_failure(&self.client, now);
+    }
+
+    /// The secret was right: the account's failures are forgotten, the client's are not.
+    pub(crate) fn succeeded(mut self) {
+        self.settled = true;
+        self.throttle.clients.release(&self.client);
+        self.throttle.accounts.release(&self.account);
+        self.throttle.accounts.forget(&self.account);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.throttle.accounts.release(&self.account);
+            self.throttle.clients.release(&self.client);
+        }
     }
 }
 
@@ -277,6 +404,41 @@ mod tests {
         assert_eq!(client_key(IpAddr::V6(a)), client_key(IpAddr::V6(b)));
         let mapped: Ipv6Addr = "::ffff:192.0.2.1".parse().expect("ip");
         assert_eq!(client_key(IpAddr::V6(mapped)), HOST);
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_free_failures() {
+        let throttle = Throttle::new(ACCOUNT_POLICY, CLIENT_POLICY);
+        // A burst: five attempts may be verified at once, the sixth waits for them.
+        let burst: Vec<Attempt<'_>> = (0..5)
+            .map(|_| {
+                throttle
+                    .begin("alice", HOST, T)
+                    .expect("within the free failures")
+            })
+            .collect();
+        assert_eq!(throttle.begin("ALICE", HOST, T).map(|_| ()), Err(1));
+        for attempt in burst {
+            attempt.failed(T);
+        }
+        assert_eq!(throttle.begin("alice", HOST, T).map(|_| ()), Err(2));
+        // After the delay, one attempt at a time.
+        let one = throttle
+            .begin("alice", HOST, T + 2)
+            .expect("the delay passed");
+        assert_eq!(throttle.begin("alice", HOST, T + 2).map(|_| ()), Err(1));
+        one.failed(T + 2);
+        assert_eq!(throttle.begin("alice", HOST, T + 2).map(|_| ()), Err(4));
+        // An attempt dropped unsettled (an error while verifying) counts nothing.
+        let other = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+        drop(throttle.begin("bob", other, T).expect("bob"));
+        assert!(throttle.accounts.lock().get("bob").is_none());
+        // A success forgets the account's failures.
+        throttle
+            .begin("alice", HOST, T + 6)
+            .expect("the second delay passed")
+            .succeeded();
+        assert!(throttle.begin("alice", HOST, T + 6).is_ok());
     }
 
     #[test]

@@ -625,6 +625,18 @@ pub struct ServeArgs {
     /// Largest upload (CSV or CSR multipart), bytes.
     #[arg(long, env = "CERTMILL_MAX_UPLOAD_BYTES", default_value_t = 512 << 20)]
     pub max_upload_bytes: u64,
+    /// Seconds a client has to send complete request headers, counted from the connection's
+    /// start or the end of its previous answer: slow senders and idle keep-alive connections
+    /// are disconnected after it.
+    #[arg(long, env = "CERTMILL_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without a byte before the request is answered 408 and the
+    /// connection closed.
+    #[arg(long, env = "CERTMILL_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Most connections open at once; further clients wait in the listen backlog.
+    #[arg(long, env = "CERTMILL_MAX_CONNECTIONS", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Balance of each authority of the default organization, created on first start.
     #[arg(long, env = "CERTMILL_DEFAULT_BALANCE", default_value_t = crate::server::DEFAULT_BALANCE)]
     pub default_balance: u64,

@@ -536,6 +536,11 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
                 upload: a.max_upload_bytes,
                 input: a.input_limits.limits(),
             },
+            connections: crate::server::ConnectionLimits {
+                header: std::time::Duration::from_secs(a.header_timeout_secs.max(1)),
+                body: std::time::Duration::from_secs(a.body_timeout_secs.max(1)),
+                max_connections: a.max_connections.max(1),
+            },
             default_balance: a.default_balance,
             janitor_interval: std::time::Duration::from_secs(a.janitor_interval_secs.max(1)),
             zip_retention: std::time::Duration::from_secs(retention_days.saturating_mul(86_400)),

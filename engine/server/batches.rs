@@ -15,6 +15,7 @@ use crate::generator::{GeneratorKind, Sequence};
 use crate::pkcs12::{Pkcs12Options, Pkcs12Password};
 use crate::store::{AuthorityRow, BatchId, BatchRow, OrganizationId, Store};
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -665,14 +666,35 @@ async fn upload(
     start(&state, &caller, order, source).await
 }
 
+/// An upload whose body is not `multipart/form-data` with a boundary (JSON, say): 415, where
+/// axum's own rejection is a plain-text 400.
+fn not_multipart(rejection: MultipartRejection) -> ApiError {
+    match rejection {
+        MultipartRejection::InvalidBoundary(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "an upload must be multipart/form-data (with a boundary) holding a csrBatchRequest \
+             part and a files part",
+        ),
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
 /// `POST /api/v1/batches/upload?profileId=`: a CSR bundle (PEM text or ZIP).
 pub async fn upload_csr(
     State(state): State<Shared>,
     Caller(caller): Caller,
     Query(query): Query<ProfileQuery>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    upload(state, caller, query, multipart, true).await
+    upload(
+        state,
+        caller,
+        query,
+        multipart.map_err(not_multipart)?,
+        true,
+    )
+    .await
 }
 
 /// `POST /api/v1/batches/upload-csv?profileId=`: a CSV of devices.
@@ -680,9 +702,16 @@ pub async fn upload_csv(
     State(state): State<Shared>,
     Caller(caller): Caller,
     Query(query): Query<ProfileQuery>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    upload(state, caller, query, multipart, false).await
+    upload(
+        state,
+        caller,
+        query,
+        multipart.map_err(not_multipart)?,
+        false,
+    )
+    .await
 }
 
 /// `POST /api/v1/batches` body (the grid list).

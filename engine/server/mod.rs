@@ -13,6 +13,7 @@ mod api;
 mod auth_api;
 mod batches;
 mod catalog;
+mod connections;
 mod credentials_api;
 mod ecosystems_api;
 mod error;
@@ -22,6 +23,7 @@ mod revocation_api;
 mod signers_api;
 mod users_api;
 
+pub use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS};
 pub use error::ApiError;
 
 use crate::auth::Auth;
@@ -79,6 +81,8 @@ pub struct ServeConfig {
     pub profiles_dir: Option<PathBuf>,
     /// Body limits.
     pub limits: Limits,
+    /// Header, idle and body timeouts; the connection cap.
+    pub connections: ConnectionLimits,
     /// Balance of the default organization's authorities on first start.
     pub default_balance: u64,
     /// How often the janitor expires old ZIPs.
@@ -141,6 +145,7 @@ pub struct AppState {
     default_balance: u64,
     profiles: Vec<ServedProfile>,
     limits: Limits,
+    connections: ConnectionLimits,
     metrics: metrics::Metrics,
     running: batches::Running,
     /// Pre-generated device keys, shared by every batch.
@@ -436,6 +441,7 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         default_balance: config.default_balance,
         profiles,
         limits: config.limits,
+        connections: config.connections,
         metrics: metrics::Metrics::default(),
         running: batches::Running::default(),
         keypairs,
@@ -454,6 +460,10 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            connections::body_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .layer(DefaultBodyLimit::disable());
@@ -466,12 +476,14 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         config.zip_retention,
     ));
     tokio::spawn(revocation_worker(state.clone()));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let limits = config.connections;
+    println!(
+        "connections: at most {}; headers within {} s, no body pause over {} s",
+        limits.max_connections,
+        limits.header.as_secs(),
+        limits.body.as_secs()
+    );
+    connections::serve(listener, app, limits, shutdown_signal()).await;
     let waiting = state.running.count();
     if waiting > 0 {
         println!("shutting down: waiting for {waiting} running batch(es) to finish");
