@@ -105,12 +105,8 @@ impl Auth {
     /// Asks for a password reset for `login` (username or e-mail address) from `client`.
     pub fn request_reset(&self, login: &str, client: IpAddr) -> Result<ResetRequest, AuthError> {
         let now = (self.clock)();
-        let key = client.to_string();
-        if let Some(retry_after_secs) = self.reset_throttle.retry_after(&key, client, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
         // Every request counts against the address: a flood of requests is a flood of mail.
-        self.reset_throttle.failure(&key, client, now);
+        self.begin_reset_attempt(client, now)?.failed(now);
         let login = login.trim();
         let store = self.store();
         if !store.note_reset_request(&login_key(login), now, RESET_REQUEST_WINDOW_SECS)? {
@@ -133,17 +129,15 @@ impl Auth {
     /// spend it; a wrong code counts against `client`.
     pub fn validate_reset_code(&self, code: &str, client: IpAddr) -> Result<bool, AuthError> {
         let now = (self.clock)();
-        let key = client.to_string();
-        if let Some(retry_after_secs) = self.reset_throttle.retry_after(&key, client, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
+        let attempt = self.begin_reset_attempt(client, now)?;
         let valid = self
             .store()
             .reset_code_user(&sha256_hex(code.trim()), now)?
             .is_some();
         if !valid {
-            self.reset_throttle.failure(&key, client, now);
+            attempt.failed(now);
         }
+        // A valid code settles nothing: the address's failures stay counted.
         Ok(valid)
     }
 
@@ -160,10 +154,7 @@ impl Auth {
         client: IpAddr,
     ) -> Result<bool, AuthError> {
         let now = (self.clock)();
-        let key = client.to_string();
-        if let Some(retry_after_secs) = self.reset_throttle.retry_after(&key, client, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
+        let attempt = self.begin_reset_attempt(client, now)?;
         let hash = password::hash_password(new_password)?;
         // Bound first: the store guard of the call must be released before the match reads
         // the store again.
@@ -179,9 +170,21 @@ impl Auth {
                 Ok(true)
             }
             None => {
-                self.reset_throttle.failure(&key, client, now);
+                attempt.failed(now);
                 Ok(false)
             }
         }
+    }
+
+    /// Begins a reset request or code check from `client`, counted while in flight so that a
+    /// burst cannot pass the throttle before its first failure is counted (as for logins).
+    fn begin_reset_attempt(
+        &self,
+        client: IpAddr,
+        now: i64,
+    ) -> Result<throttle::Attempt<'_>, AuthError> {
+        self.reset_throttle
+            .begin(&client.to_string(), client, now)
+            .map_err(|retry_after_secs| AuthError::Throttled { retry_after_secs })
     }
 }

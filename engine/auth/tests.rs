@@ -614,6 +614,31 @@ fn wrong_reset_codes_and_request_floods_are_throttled_per_address() {
     assert!(!f.auth.validate_reset_code(wrong, other).expect("other"));
 }
 
+/// A burst of wrong codes sent at once (each `/auth/update` hashes the new password first, so
+/// tens of milliseconds pass before the code is looked up) cannot check more codes than the
+/// free failures: attempts in flight count.
+#[test]
+fn a_burst_of_wrong_reset_codes_cannot_race_past_the_throttle() {
+    let f = fixture();
+    let wrong = "00000000-0000-4000-8000-000000000000";
+    let answers: Vec<Result<bool, AuthError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| scope.spawn(|| f.auth.reset_password(wrong, "a new password 7", HOST)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = answers.iter().filter(|a| matches!(a, Ok(false))).count();
+    let throttled = answers
+        .iter()
+        .filter(|a| matches!(a, Err(AuthError::Throttled { .. })))
+        .count();
+    assert_eq!(checked + throttled, 24, "only wrong codes and refusals");
+    assert!(
+        (1..=reset::RESET_POLICY.free_failures as usize).contains(&checked),
+        "{checked} codes checked in a burst of 24"
+    );
+}
+
 fn add_client(f: &Fixture, client_id: &str, secret: &str) -> UserId {
     let store = f.store();
     let organization = store.default_organization().expect("org");

@@ -221,7 +221,9 @@ impl Throttle {
         }
     }
 
-    /// Seconds until this account may try again from this client, if either is delayed.
+    /// Seconds until this account may try again from this client, if either is delayed. The
+    /// server goes through [`Throttle::begin`]; this and [`Throttle::failure`] test the policy.
+    #[cfg(test)]
     pub(crate) fn retry_after(&self, username: &str, client: IpAddr, now: i64) -> Option<u64> {
         let account = self.accounts.retry_after(&account_key(username), now);
         let client = self.clients.retry_after(&client_key(client), now);
@@ -256,6 +258,7 @@ impl Throttle {
     }
 
     /// Records a failed login of `username` from `client`.
+    #[cfg(test)]
     pub(crate) fn failure(&self, username: &str, client: IpAddr, now: i64) {
         self.accounts.record_failure(&account_key(username), now);
         self.clients.record_failure(&client_key(client), now);
