@@ -891,13 +891,15 @@ fn parse_raw(json: &str) -> Result<raw::RawProfile, ProfileError> {
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let mut path = String::new();
             for segment in e.path() {
+                let name = match segment {
+                    Segment::Seq { index } => index.to_string(),
+                    Segment::Map { key } => limits::escape(key),
+                    Segment::Enum { variant } => limits::escape(variant),
+                    // A key still being read (a broken string): the path ends at its object.
+                    Segment::Unknown => break,
+                };
                 path.push('/');
-                match segment {
-                    Segment::Seq { index } => path.push_str(&index.to_string()),
-                    Segment::Map { key } => path.push_str(&limits::escape(key)),
-                    Segment::Enum { variant } => path.push_str(&limits::escape(variant)),
-                    Segment::Unknown => path.push('?'),
-                }
+                path.push_str(&name);
             }
             json_error(path, &e.into_inner())
         })?;

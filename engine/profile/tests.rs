@@ -677,6 +677,18 @@ fn a_profile_file_that_is_not_utf8_names_the_line_and_column() {
     }
 }
 
+/// Found by the profile_json fuzz target: an error inside a key still being read gave the
+/// path `/?`; the path now ends at the key's object.
+#[test]
+fn a_broken_key_is_reported_at_its_object() {
+    let (path, line, _, message) = json_error("{\"KS\n");
+    assert_eq!(path, "/");
+    assert_eq!(line, 2);
+    assert!(message.starts_with("control character"), "{message}");
+    let (path, _, _, _) = json_error("{\"Subject\": {\"attr\u{1}");
+    assert_eq!(path, "/Subject");
+}
+
 #[test]
 fn serde_errors_name_the_path_inside_arrays_and_maps() {
     let base = ecc_device();
