@@ -96,26 +96,16 @@ fn bad_rows_are_named_and_nothing_is_written() {
 #[test]
 fn input_limit_flags_refuse_by_name_and_write_nothing() {
     let f = fixture!();
-    let csv_path = f.write("three.csv", &mac_csv(3, "", ""));
-    let pw = f.write("pw", "secret-pass\n");
-    let issue = |extra: &[&str]| {
-        let mut args = vec![
-            "issue",
-            "--profile",
+    let csv = mac_csv(3, "", "");
+    let issue = |flags: &[&str]| {
+        f.try_issue(
             "ecc-device",
-            "--csv",
-            csv_path.to_str().unwrap(),
-            "--param",
-            "deviceClass=Aircraft",
-            "--password-file",
-            pw.to_str().unwrap(),
-            "--out",
-        ];
-        let out = f.path("batch.zip");
-        let out = out.to_str().unwrap().to_owned();
-        args.push(&out);
-        args.extend_from_slice(extra);
-        f.certmill(&args)
+            &csv,
+            &["deviceClass=Aircraft"],
+            "secret-pass",
+            flags,
+        )
+        .0
     };
     for (flags, expected) in [
         (
@@ -144,7 +134,7 @@ fn input_limit_flags_refuse_by_name_and_write_nothing() {
     );
     let out = issue(&["--max-devices", "3", "--max-csv-field-bytes", "17"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(outputs(f.dir.path()), ["batch.zip"]);
+    assert_eq!(outputs(f.dir.path()), ["ecc-device.zip"]);
 }
 
 #[test]

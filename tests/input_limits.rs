@@ -50,26 +50,11 @@ fn zip(files: &[(&str, &[u8], zip::CompressionMethod)]) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A P-256 CSR (PEM) and its private key (PEM), made by openssl.
 fn csr(f: &Fixture, name: &str, cn: &str) -> (Vec<u8>, String) {
-    let key = f.path(&format!("{name}.key"));
-    let out = crate::util::tool(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-subj",
-            &format!("/CN={cn}"),
-        ],
-    );
-    assert!(out.status.success());
-    (out.stdout, std::fs::read_to_string(key).unwrap())
+    let path = crate::server::make_csr(f.dir.path(), name, cn);
+    let key = std::fs::read_to_string(f.dir.path().join(format!("{name}.key"))).unwrap();
+    (std::fs::read(path).unwrap(), key)
 }
 
 #[test]

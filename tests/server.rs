@@ -570,8 +570,8 @@ pub(crate) fn verify(data: &Path, cert: &Path) {
     );
 }
 
-/// A P-256 key and CSR made by openssl; returns the CSR path.
-fn make_csr(dir: &Path, name: &str, cn: &str) -> PathBuf {
+/// A P-256 key (`<name>.key`) and CSR made by openssl; returns the CSR path.
+pub(crate) fn make_csr(dir: &Path, name: &str, cn: &str) -> PathBuf {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let out = tool(

@@ -75,6 +75,25 @@ impl Fixture {
         password: &str,
         extra: &[&str],
     ) -> PathBuf {
+        let (out, zip) = self.try_issue(profile, csv, params, password, extra);
+        assert!(
+            out.status.success(),
+            "certmill issue failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        zip
+    }
+
+    /// `certmill issue` of a CSV batch into `<profile>.zip`, whatever its outcome: the
+    /// process output and the ZIP path.
+    pub fn try_issue(
+        &self,
+        profile: &str,
+        csv: &str,
+        params: &[&str],
+        password: &str,
+        extra: &[&str],
+    ) -> (Output, PathBuf) {
         let csv_path = self.write(&format!("{profile}.csv"), csv);
         let password_file = self.write("password.txt", &format!("{password}\n"));
         let out = self.path(&format!("{profile}.zip"));
@@ -95,8 +114,7 @@ impl Fixture {
             args.push(p);
         }
         args.extend_from_slice(extra);
-        self.certmill_ok(&args);
-        out
+        (self.certmill(&args), out)
     }
 }
 
