@@ -290,7 +290,10 @@ fn declared_entries(file: &mut File) -> std::io::Result<Option<u64>> {
     file.seek(SeekFrom::Start(len - tail_len))?;
     let mut tail = vec![0; tail_len as usize];
     file.read_exact(&mut tail)?;
-    let Some(at) = (0..=tail.len().saturating_sub(RECORD))
+    if tail.len() < RECORD {
+        return Ok(None);
+    }
+    let Some(at) = (0..=tail.len() - RECORD)
         .rev()
         .find(|&i| tail[i..].starts_with(ZIP_END_OF_DIRECTORY))
     else {
