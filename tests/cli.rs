@@ -297,6 +297,30 @@ fn profile_check_prints_parameters_or_errors_with_paths() {
         "{}",
         stderr(&out)
     );
+
+    // Bound to the issuer when the data directory has one: a validity of 100 years compiles,
+    // fits no CA of 10 years, and is refused as a batch would refuse it.
+    let long = f.write(
+        "long.json",
+        include_str!("../fuzz/corpus/profile_json/validity-beyond-issuer.json"),
+    );
+    assert!(text.contains("not checked against a CA"), "{text}");
+    let unbound = f.certmill_ok(&["profile", "check", long.to_str().unwrap()]);
+    assert!(unbound.contains(": OK"), "{unbound}");
+    f.certmill_ok(&["demo", "--devices", "1"]);
+    let bound = f.certmill_ok(&["profile", "check", "ecc-device"]);
+    assert!(
+        bound.contains("issuer:     default: ") && bound.contains("the profile fits it"),
+        "{bound}"
+    );
+    let out = f.certmill(&["profile", "check", long.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("against issuer default: /Validity")
+            && stderr(&out).contains("after the issuing CA expires"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -390,7 +390,9 @@ pub enum CaCommand {
 /// `certmill profile ...`.
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
-    /// Compile a profile and print its parameters and CSV columns, or its errors.
+    /// Compile a profile and print its parameters and CSV columns, or its errors; when the
+    /// data directory has a signer for the profile's issuer, also bind the profile to it (a
+    /// validity that would outlive the CA is refused as a batch would refuse it).
     Check {
         /// Profile JSON file or shipped profile name.
         file: String,

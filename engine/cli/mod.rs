@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Ca(c) => ca::ca(&cli.data, c),
         Command::Profile(ProfileCommand::Check { file, json }) => {
-            profile_check(&file, &compile, json)
+            profile_check(&cli.data, &file, &compile, json)
         }
         Command::Profile(ProfileCommand::List) => {
             for (name, _) in crate::profile::SHIPPED {
@@ -587,8 +587,35 @@ fn check_one_pkcs12(zip_path: &Path, password: &Pkcs12Password) -> Result<String
     ))
 }
 
-fn profile_check(file: &str, compile: &CompileOptions, json: bool) -> Result<()> {
+/// Binds `profile` to its issuer's current signer when the data directory has one (it never
+/// creates one): what `Template::new` refuses when a batch starts (a validity outliving the
+/// CA, a signature its key cannot make) is refused here too. `None` when there is no such
+/// signer to bind to.
+fn bind_to_issuer(data: &Path, profile: &Profile) -> Result<Option<String>> {
+    if !data.join(crate::store::DATABASE_FILE).exists() {
+        return Ok(None);
+    }
+    let store = Store::open(data)?;
+    let loaded = Signers::load(data, &store, ca_passphrase()?.as_ref())
+        .with_context(|| format!("loading the signers in {}", data.display()))?;
+    let issuer = profile.issuer_name();
+    let Some(current) = loaded.current(issuer) else {
+        return Ok(None);
+    };
+    crate::template::Template::new(profile, &current.ca, time::OffsetDateTime::now_utc()).map_err(
+        |e| {
+            anyhow!(InvalidInput(format!(
+                "profile {:?} against issuer {issuer}: {e}",
+                profile.name()
+            )))
+        },
+    )?;
+    Ok(Some(format!("{issuer}: {}", current.ca.describe())))
+}
+
+fn profile_check(data: &Path, file: &str, compile: &CompileOptions, json: bool) -> Result<()> {
     let profile = load_profile(file, compile)?;
+    let issuer = bind_to_issuer(data, &profile)?;
     if json {
         let out = serde_json::json!({
             "profileName": profile.name(),
@@ -598,6 +625,7 @@ fn profile_check(file: &str, compile: &CompileOptions, json: bool) -> Result<()>
             "dn": profile.subject_summary(),
             "parameters": profile.parameters(),
             "csvColumns": profile.csv_columns(),
+            "issuer": issuer,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -606,6 +634,14 @@ fn profile_check(file: &str, compile: &CompileOptions, json: bool) -> Result<()>
     println!("  key:        {}", profile.key_algorithm().syntax());
     println!("  signature:  {}", profile.signature_algorithm().name());
     println!("  subject:    {}", profile.subject_summary());
+    match &issuer {
+        Some(issuer) => println!("  issuer:     {issuer}: the profile fits it"),
+        None => println!(
+            "  issuer:     {}: no signer in {} (not checked against a CA)",
+            profile.issuer_name(),
+            data.display()
+        ),
+    }
     println!("  parameters:");
     for p in profile.parameters() {
         println!(
