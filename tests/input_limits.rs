@@ -266,6 +266,24 @@ fn refused_inputs_are_named_and_change_nothing() {
     let said = error["error_description"].as_str().unwrap();
     assert!(said.contains("more than 3 devices"), "{said}");
 
+    // A single request's free-text value that starts like a formula, refused by field.
+    let error = server
+        .json(
+            "PUT",
+            "/api/v1/batches/createSingleCertBatch",
+            &token,
+            json!({"authorityId": authority, "batchName": "formula", "profileParams": {
+                "macAddress": "02:00:00:00:04:01", "deviceClass": "Aircraft",
+                "additionalInformation": "@SUM(1+1)*cmd|' /C calc'!A0",
+                "pkcs12Password": PKCS12_PASSWORD}}),
+        )
+        .expect_error(400, "a formula in a single request");
+    let said = error["error_description"].as_str().unwrap();
+    assert!(
+        said.contains("organizationalUnitName") && said.contains("spreadsheet formula"),
+        "{said}"
+    );
+
     // Nothing changed: no batch, no file (ZIP or spooled upload), no balance.
     assert_eq!(batches(&server), 1, "a refused input recorded a batch");
     assert_eq!(server.balance_available(&token, authority), balance);
