@@ -178,8 +178,6 @@ pub struct RecordReader {
     /// Bytes before the first record's field data (a byte order mark).
     skipped: u64,
     row: u64,
-    /// Records that are devices (blank lines are not).
-    devices: u64,
     record: csv::StringRecord,
 }
 
@@ -254,7 +252,6 @@ impl RecordReader {
             limits: *limits,
             skipped: if has_bom { 3 } else { 0 },
             row: 0,
-            devices: 0,
             record: csv::StringRecord::new(),
         })
     }
@@ -318,12 +315,6 @@ impl RecordReader {
                     // A blank line is not a device.
                     if self.record.len() == 1 && self.record.get(0) == Some("") {
                         continue;
-                    }
-                    self.devices += 1;
-                    if self.devices > self.limits.max_devices {
-                        return Err(BatchError::TooManyDevices {
-                            limit: self.limits.max_devices,
-                        });
                     }
                     return Ok(Some(Record {
                         row: self.row,
