@@ -140,17 +140,13 @@ fn password_reset_by_mail_end_to_end() {
         .json()["organizationId"]
         .as_i64()
         .unwrap();
-    server
-        .json(
-            "PUT",
-            "/api/v1/users",
-            &admin,
-            json!({"firstName": "Ann", "lastName": "Line", "phone": "+1 555 0100",
-                   "email": "ann@factory.example", "organizationId": org,
-                   "credentials": {"login": "ann_line", "password": "first-password-1"},
-                   "userPrivileges": [{"userRole": "USER"}]}),
-        )
-        .expect(200, "create ann");
+    server.add_user(
+        &admin,
+        org,
+        ("ann_line", "first-password-1"),
+        "ann@factory.example",
+        "USER",
+    );
     let (_, refresh) = server.login("ann_line", "first-password-1");
 
     // Asked by login name: true, and a mail with the code arrives at her address.

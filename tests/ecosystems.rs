@@ -352,19 +352,13 @@ fn organization_authorities_are_added_and_removed() {
         2
     );
     // The organization's users still read the batch of the removed authority.
-    server
-        .json(
-            "PUT",
-            "/api/v1/users",
-            &token,
-            json!({
-                "firstName": "John", "lastName": "Smith", "phone": "+38 050 492 4110",
-                "email": "op@acme.test", "organizationId": acme,
-                "credentials": {"login": "line_operator", "password": "a-password-of-line-7"},
-                "userPrivileges": [{"userRole": "USER", "organizationId": acme}]
-            }),
-        )
-        .expect(200, "a user of Acme");
+    server.add_user(
+        &token,
+        acme,
+        ("line_operator", "a-password-of-line-7"),
+        "op@acme.test",
+        "USER",
+    );
     let (operator, _) = server.login("line_operator", "a-password-of-line-7");
     server
         .get(&format!("/api/v1/batches/{batch}"), &operator)

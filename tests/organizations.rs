@@ -880,17 +880,13 @@ fn an_organizations_life_over_the_api() {
         .json()["id"]
         .as_i64()
         .unwrap();
-    server
-        .json(
-            "PUT",
-            "/api/v1/users",
-            &admin,
-            json!({"firstName": "Lina", "lastName": "Operator", "phone": "+1 555 0101",
-                   "email": "lina@lifeline.example", "organizationId": org,
-                   "credentials": {"login": "lina_op", "password": "lina-password-1"},
-                   "userPrivileges": [{"userRole": "USER"}]}),
-        )
-        .expect(200, "user");
+    server.add_user(
+        &admin,
+        org,
+        ("lina_op", "lina-password-1"),
+        "lina@lifeline.example",
+        "USER",
+    );
     // The operator logs in and issues within the balance; beyond it is refused, unchanged.
     let (lina, _) = server.login("lina_op", "lina-password-1");
     let order = |name: &str, start: &str, size: u64| {

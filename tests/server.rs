@@ -326,6 +326,31 @@ impl Server {
         .expect("a bare number")
     }
 
+    /// `PUT /api/v1/users`: a person of `organization` with one role, created by `token`'s
+    /// holder; the new user's id.
+    pub(crate) fn add_user(
+        &self,
+        token: &str,
+        organization: i64,
+        (login, password): (&str, &str),
+        email: &str,
+        role: &str,
+    ) -> i64 {
+        self.json(
+            "PUT",
+            "/api/v1/users",
+            token,
+            json!({"firstName": "Test", "lastName": "User", "phone": "+1 555 0100",
+                   "email": email, "organizationId": organization,
+                   "credentials": {"login": login, "password": password},
+                   "userPrivileges": [{"userRole": role, "organizationId": organization}]}),
+        )
+        .expect(200, &format!("create user {login}"))
+        .json()
+        .as_i64()
+        .expect("the new user's id")
+    }
+
     /// `POST /api/v1/batches/upload-csv?profileId=1`: the batch JSON.
     pub(crate) fn upload_csv(&self, token: &str, csv: impl AsRef<[u8]>, params: Value) -> Resp {
         let csv_path = self.temp("csv");

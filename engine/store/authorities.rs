@@ -35,13 +35,7 @@ fn event(
     kind: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO authority_events (authority_id, time, actor, type, message)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut insert| insert.execute(params![authority.0, time, actor, kind, message]))
-    .map_err(db("recording an authority event"))?;
-    Ok(())
+    super::EventLog::Authority.record(tx, &authority.0, time, actor, kind, message)
 }
 
 /// Why an authority cannot be removed from its organization.

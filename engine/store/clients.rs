@@ -299,13 +299,7 @@ fn event(
     kind: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO client_events (client_id, time, actor, type, message)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut insert| insert.execute(params![client_id, time, actor, kind, message]))
-    .map(drop)
-    .map_err(db("recording an API client event"))
+    super::EventLog::Client.record(tx, &client_id, time, actor, kind, message)
 }
 
 fn read_client(row: &Row<'_>) -> rusqlite::Result<(ClientRow, Option<String>)> {

@@ -2899,6 +2899,50 @@ fn unsupported(path: &Path, found: i64) -> StoreError {
 }
 
 /// Wraps a rusqlite error with what was being done.
+/// The append-only event logs of signers, authorities and API clients: one row per change,
+/// written in the transaction of the change (triggers refuse updates and deletes).
+#[derive(Clone, Copy)]
+enum EventLog {
+    Signer,
+    Authority,
+    Client,
+}
+
+impl EventLog {
+    /// Appends one event about `subject` (the log's key: signer id, authority id, client id).
+    fn record(
+        self,
+        tx: &Transaction<'_>,
+        subject: &dyn rusqlite::ToSql,
+        time: i64,
+        actor: &str,
+        kind: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let (sql, action) = match self {
+            EventLog::Signer => (
+                "INSERT INTO signer_events (signer_id, time, actor, type, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "recording a signer event",
+            ),
+            EventLog::Authority => (
+                "INSERT INTO authority_events (authority_id, time, actor, type, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "recording an authority event",
+            ),
+            EventLog::Client => (
+                "INSERT INTO client_events (client_id, time, actor, type, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "recording an API client event",
+            ),
+        };
+        tx.prepare_cached(sql)
+            .and_then(|mut insert| insert.execute(params![subject, time, actor, kind, message]))
+            .map(drop)
+            .map_err(db(action))
+    }
+}
+
 fn db(action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Database { action, source }
 }

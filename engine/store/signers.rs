@@ -206,13 +206,7 @@ fn event(
     kind: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO signer_events (signer_id, time, actor, type, message)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut insert| insert.execute(params![signer, time, actor, kind, message]))
-    .map_err(db("recording a signer event"))?;
-    Ok(())
+    super::EventLog::Signer.record(tx, &signer, time, actor, kind, message)
 }
 
 /// Registers `certificate` in `issuers` (or finds it there) and returns its id.
