@@ -758,7 +758,8 @@ impl Store {
     /// Where a chunked batch's ZIP pieces are, once it is assembled; None for a batch issued
     /// by one node into one file, or not assembled yet.
     pub fn chunked_layout(&self, batch: BatchId) -> Result<Option<ChunkedLayout>, StoreError> {
-        let raw: Option<(Option<String>, Option<i64>, Option<String>, Option<i64>)> = self
+        type Raw = (Option<String>, Option<i64>, Option<String>, Option<i64>);
+        let raw: Option<Raw> = self
             .connection
             .query_row(
                 "SELECT head_key, head_size, tail_key, tail_size FROM batch_work
