@@ -341,7 +341,8 @@ fn parse_s3_url(url: &url::Url) -> Result<S3Location, ObjectError> {
 #[derive(Clone, Debug)]
 enum Backend {
     Local(LocalBackend),
-    S3(S3Backend),
+    /// Boxed: the client and bucket are some 400 bytes, and clones share them.
+    S3(std::sync::Arc<S3Backend>),
 }
 
 /// An object store: a directory or an S3 bucket (see the module's documentation for the URLs).
@@ -386,13 +387,13 @@ impl ObjectStore {
             })?;
             let location = parse_s3_url(&parsed)?;
             let credentials = credentials.ok_or(ObjectError::Credentials)?;
-            Backend::S3(S3Backend::new(
+            Backend::S3(std::sync::Arc::new(S3Backend::new(
                 location.endpoint,
                 &location.bucket,
                 &location.region,
                 &location.prefix,
                 credentials,
-            )?)
+            )?))
         } else if url.contains("://") {
             return Err(ObjectError::BadUrl {
                 reason: format!(

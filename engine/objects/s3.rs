@@ -37,7 +37,6 @@ enum HttpClient {
 }
 
 /// One bucket (and key prefix) of an S3-compatible service.
-#[derive(Clone)]
 pub(super) struct S3Backend {
     bucket: Bucket,
     /// Prepended to every key: empty, or ending with `/`.

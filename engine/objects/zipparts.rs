@@ -241,6 +241,11 @@ impl<W: Write> PartWriter<W> {
         self.offset
     }
 
+    /// Whether no entry was written (an empty chunk's part is an empty object).
+    pub fn is_empty(&self) -> bool {
+        self.offset == 0
+    }
+
     /// Flushes and returns the writer and the part's length.
     pub fn finish(mut self) -> Result<(W, u64), ZipPartsError> {
         if self.broken {
@@ -591,6 +596,12 @@ impl Stitched {
     /// The archive's length in bytes.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Whether the archive has no bytes (never, once a tail is in it: its end record alone is
+    /// 22 bytes).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// The pieces to read, in order, for bytes `range` of the archive (`start..end`, end
