@@ -23,9 +23,11 @@
 mod body;
 mod local;
 mod s3;
+mod stitched;
 pub mod zipparts;
 
 pub use body::ObjectBody;
+pub use stitched::StitchedBody;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -45,6 +47,9 @@ const MAX_KEY_LEN: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ObjectError {
+    /// A byte range outside a stitched archive, or another layout error.
+    #[error("stitched archive: {0}")]
+    Archive(zipparts::ZipPartsError),
     /// A key or list prefix the store refuses.
     #[error("object key {key:?} {defect}")]
     BadKey {

@@ -117,6 +117,7 @@ fn exercise(store: &ObjectStore, runtime: &tokio::runtime::Runtime) {
         blocking.list("batches/").unwrap(),
         ["batches/1/chain.pem", "batches/2/tail"]
     );
+    assert_eq!(blocking.list("").unwrap().len(), 2);
 
     // Keys that could escape the directory or that S3 would store oddly.
     for key in [
@@ -142,6 +143,101 @@ fn exercise(store: &ObjectStore, runtime: &tokio::runtime::Runtime) {
     ));
 }
 
+/// A batch of three parts (one empty) stored as objects, its tail written once and stored, then
+/// downloaded whole (blocking) and by ranges (async body): the same bytes, a ZIP the zip crate
+/// reads entry by entry.
+fn stitched_download(store: &ObjectStore, runtime: &tokio::runtime::Runtime) {
+    use zipparts::{Head, PartWriter, PieceObject, Stitched, TailWriter};
+    let modified = time::macros::datetime!(2024-05-17 13:45:31 UTC);
+    let scratch = tempfile::tempdir().unwrap();
+    let head = Head::new(&[("chain.pem", b"chain")], modified).unwrap();
+    let mut files = vec![("chain.pem".to_owned(), b"chain".to_vec())];
+    let mut parts = Vec::new();
+    let mut entries = Vec::new();
+    for (index, devices) in [0..30u64, 0..0, 30..45].into_iter().enumerate() {
+        let path = scratch.path().join(format!("part-{index}"));
+        let mut writer = PartWriter::new(std::fs::File::create(&path).unwrap(), modified);
+        for i in devices {
+            let (name, data) = (format!("devices/{i:03}.p12"), noise(i, 40_000));
+            entries.push((index, writer.add(&name, &data).unwrap()));
+            files.push((name, data));
+        }
+        let key = format!("stitch/part-{index}");
+        let (_, len) = writer.finish().unwrap();
+        assert_eq!(store.blocking().put_file(&key, &path).unwrap(), len);
+        parts.push(PieceObject { key, len });
+    }
+    let manifest = b"row,file_name\n".to_vec();
+    files.push(("manifest.csv".to_owned(), manifest.clone()));
+    let tail_path = scratch.path().join("tail");
+    let mut tail = TailWriter::new(
+        std::fs::File::create(&tail_path).unwrap(),
+        &head,
+        &parts,
+        "manifest.csv",
+        &mut manifest.as_slice(),
+        manifest.len() as u64,
+        modified,
+    )
+    .unwrap();
+    for (part, entry) in &entries {
+        tail.entry(*part, entry).unwrap();
+    }
+    let (_, summary) = tail.finish(b"").unwrap();
+    let tail_len = store
+        .blocking()
+        .put_file("stitch/tail", &tail_path)
+        .unwrap();
+    assert_eq!(tail_len, summary.len);
+    let stitched = std::sync::Arc::new(Stitched::new(
+        &head,
+        parts,
+        PieceObject {
+            key: "stitch/tail".to_owned(),
+            len: tail_len,
+        },
+    ));
+
+    let mut whole = Vec::new();
+    let len = stitched.len();
+    assert_eq!(
+        store
+            .blocking()
+            .write_stitched_range(&stitched, 0..len, &mut whole)
+            .unwrap(),
+        len
+    );
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(whole.clone())).unwrap();
+    assert_eq!(archive.len(), files.len());
+    for (index, (name, data)) in files.iter().enumerate() {
+        let mut file = archive.by_index(index).unwrap();
+        assert_eq!(file.name().unwrap(), name.as_str());
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut read).unwrap();
+        assert!(&read == data, "{name}");
+    }
+    for range in [0..len, 3..len - 3, 100..700_000, len - 1..len, 7..7] {
+        let body = store
+            .stitched_range(stitched.clone(), range.clone())
+            .unwrap();
+        let bytes = runtime.block_on(body.collect()).unwrap().to_bytes();
+        let (start, end) = (
+            usize::try_from(range.start).unwrap(),
+            usize::try_from(range.end).unwrap(),
+        );
+        assert!(bytes[..] == whole[start..end], "{range:?}");
+    }
+    assert!(matches!(
+        store.stitched_range(stitched.clone(), 0..len + 1),
+        Err(ObjectError::Archive(_))
+    ));
+    // A part gone from the store: the body ends with the store's error.
+    store.blocking().delete("stitch/part-2").unwrap();
+    let body = store.stitched_range(stitched, 0..len).unwrap();
+    let error = runtime.block_on(body.collect()).err().unwrap();
+    assert!(matches!(error, ObjectError::NotFound { .. }), "{error}");
+}
+
 #[test]
 fn local_backend() {
     let runtime = runtime();
@@ -150,6 +246,7 @@ fn local_backend() {
     let store = ObjectStore::open(&url, runtime.handle().clone()).unwrap();
     assert_eq!(store.describe(), url);
     exercise(&store, &runtime);
+    stitched_download(&store, &runtime);
     assert_eq!(
         std::fs::read(dir.path().join("batches/1/chain.pem")).unwrap(),
         b"chain"
@@ -307,6 +404,7 @@ fn s3_backend_against_moto() {
     let store = open(&moto.url("certmill-test"));
     runtime.block_on(store.create_bucket()).unwrap();
     exercise(&store, &runtime);
+    stitched_download(&store, &runtime);
 
     // Keys live under the URL's prefix, and list gives them back without it.
     let root = open(&format!(

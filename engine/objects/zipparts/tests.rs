@@ -450,3 +450,149 @@ fn part_writer_refuses_bad_names_and_keeps_offsets() {
     assert_eq!(bytes.len() as u64, len);
     assert_eq!(&bytes[..4], &0x0403_4b50u32.to_le_bytes());
 }
+
+#[test]
+fn zip64_offsets_past_4_gib_in_a_sparse_archive() {
+    const BLOCK: u64 = 64 << 20;
+    const HUGE: u64 = 65 * BLOCK;
+    let dir = tempfile::tempdir().unwrap();
+    let small = |range: Range<u64>| -> Vec<(String, Vec<u8>)> {
+        range
+            .map(|i| (format!("devices/{i}.p12"), noise(i, 3000)))
+            .collect()
+    };
+    // Parts 0 and 1 by the part writer; part 1 stands in for the 4 GiB chunk until it is
+    // replaced below by a sparse part of one 4.06 GiB entry of zeros, built by hand (hashing
+    // 4 GiB would cost the test seconds for nothing).
+    let mut batch = write_batch(dir.path(), &[small(0..2), Vec::new(), small(2..4)]);
+    let zeros = vec![0u8; usize::try_from(BLOCK).unwrap()];
+    let block_crc32 = crc32fast::Hasher::new_with_initial_len(crc32fast::hash(&zeros), BLOCK);
+    let mut huge_crc32 = crc32fast::Hasher::new();
+    for _ in 0..65 {
+        huge_crc32.combine(&block_crc32);
+    }
+    let huge_entry = PartEntry {
+        name: "zeros.bin".to_owned(),
+        offset: 0,
+        size: HUGE,
+        crc32: huge_crc32.finalize(),
+        sha256: [0; 32],
+    };
+    let meta = EntryMeta {
+        crc32: huge_entry.crc32,
+        size: HUGE,
+        local_header_offset: 0,
+    };
+    let (fixed, extra) = local_header(&meta, 9, DosDateTime::new(MODIFIED));
+    let mut huge_header = fixed.as_bytes().to_vec();
+    huge_header.extend_from_slice(b"zeros.bin");
+    huge_header.extend_from_slice(extra.as_bytes());
+    let huge_part = dir.path().join("part-0001-1");
+    let mut file = File::create(&huge_part).unwrap();
+    file.write_all(&huge_header).unwrap();
+    file.set_len(huge_header.len() as u64 + HUGE).unwrap();
+    drop(file);
+    batch.parts[1].len = huge_header.len() as u64 + HUGE;
+    batch.entries.insert(2, (1, huge_entry.clone()));
+    let (stitched, summary) = stitch(dir.path(), &batch, b"");
+    assert!(summary.zip64);
+    assert!(stitched.len() > 4 << 30);
+
+    // The archive as a sparse file: every piece but the zeros copied.
+    let path = dir.path().join("large.zip");
+    let mut out = File::create(&path).unwrap();
+    for segment in stitched.segments(0..stitched.len()).unwrap() {
+        match segment {
+            Segment::Bytes(bytes) => out.write_all(&bytes).unwrap(),
+            Segment::Object { key, .. } if key.ends_with("part-0001-1") => {
+                out.write_all(&huge_header).unwrap();
+                out.seek(SeekFrom::Current(i64::try_from(HUGE).unwrap()))
+                    .unwrap();
+            }
+            Segment::Object { key, offset, len } => {
+                out.write_all(&read_object(dir.path(), key, offset, len))
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(out.stream_position().unwrap(), stitched.len());
+    drop(out);
+    // Ranges across the 4 GiB mark and the pieces' edges, reassembled from the segments.
+    let mut archive_file = File::open(&path).unwrap();
+    let huge_start = batch.head.bytes().len() as u64 + batch.parts[0].len;
+    for range in [
+        huge_start - 5..huge_start + 100,
+        (4 << 30) - 10..(4 << 30) + 10,
+        huge_start + batch.parts[1].len - 3..stitched.len(),
+    ] {
+        let mut expected = vec![0; usize::try_from(range.end - range.start).unwrap()];
+        archive_file.seek(SeekFrom::Start(range.start)).unwrap();
+        archive_file.read_exact(&mut expected).unwrap();
+        assert!(
+            read_range(&stitched, dir.path(), range.clone()) == expected,
+            "{range:?}"
+        );
+    }
+
+    let mut archive = zip::ZipArchive::new(File::open(&path).unwrap()).unwrap();
+    assert_eq!(archive.len(), 7);
+    {
+        let entry = archive.by_name("zeros.bin").unwrap();
+        assert_eq!(entry.header_start(), huge_start);
+        assert_eq!((entry.size(), entry.crc32()), (HUGE, huge_entry.crc32));
+    }
+    for (name, data) in batch.files.iter().filter(|(name, _)| name != "chain.pem") {
+        let mut entry = archive.by_name(name).unwrap();
+        let mut read = Vec::new();
+        entry.read_to_end(&mut read).unwrap();
+        assert!(&read == data, "{name}");
+    }
+    for name in ["devices/2.p12", "devices/3.p12", "manifest.csv"] {
+        assert!(archive.by_name(name).unwrap().header_start() > 4 << 30);
+    }
+    drop(archive);
+
+    let path = path.to_str().unwrap();
+    let script = r#"
+import hashlib, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for i in z.infolist():
+        data = b"" if i.filename == "zeros.bin" else z.read(i)
+        print(i.filename, i.file_size, i.header_offset > 4 << 30,
+              hashlib.sha256(data).hexdigest(), sep="\t")
+"#;
+    if let Some(output) = run_tool("python3", &["-c", script, path]) {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 7, "{stdout}");
+        assert!(
+            lines[3].starts_with(&format!("zeros.bin\t{HUGE}\tFalse")),
+            "{stdout}"
+        );
+        for (name, data) in &batch.files {
+            let past = ["devices/2.p12", "devices/3.p12", "manifest.csv"].contains(&name.as_str());
+            let line = format!(
+                "{name}\t{}\t{}\t{}",
+                data.len(),
+                if past { "True" } else { "False" },
+                hex(&Sha256::digest(data))
+            );
+            assert!(lines.contains(&line.as_str()), "{line}\n{stdout}");
+        }
+    }
+    if let Some(output) = run_tool("unzip", &["-p", path, "devices/3.p12", "manifest.csv"]) {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut expected = batch.files[batch.files.len() - 2].1.clone();
+        expected.extend_from_slice(&batch.manifest);
+        assert!(output.stdout == expected);
+    }
+}
