@@ -68,7 +68,7 @@ pub enum ObjectError {
     #[error("S3 object store: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN)")]
     Credentials,
     /// The request could not be sent or its response read (connection refused, reset, ...).
-    #[error("object {key:?}: HTTP request failed: {source}")]
+    #[error("object {key:?}: HTTP request failed: {}", error_chain(source.as_ref()))]
     Http {
         /// The object's key (or list prefix).
         key: String,
@@ -169,6 +169,19 @@ pub enum ObjectError {
         /// Tokio's message.
         reason: String,
     },
+}
+
+/// An error and its sources, `: `-separated: hyper's own message is only "client error
+/// (Connect)", the reason (refused, certificate unknown) is in its sources.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(error) = source {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        source = error.source();
+    }
+    message
 }
 
 /// What is wrong with an object key.

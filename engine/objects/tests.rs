@@ -313,6 +313,7 @@ fn urls_are_checked_and_never_echo_credentials() {
     let error = store.blocking().size("k").unwrap_err();
     assert!(matches!(error, ObjectError::Http { .. }), "{error}");
     let message = error.to_string();
+    assert!(message.contains("refused"), "{message}");
     assert!(message.contains("\"k\""), "{message}");
     assert!(!message.contains("Signature"), "{message}");
     assert!(!message.contains("AKIDEXAMPLE"), "{message}");
@@ -335,6 +336,11 @@ impl Moto {
     /// Starts `python3 -m moto.server`, or returns None (after saying so) when moto is not
     /// installed (`.ci/run` installs it).
     fn start() -> Option<Moto> {
+        Moto::start_with(&[])
+    }
+
+    /// [`Moto::start`] with more arguments (`-c cert -k key` for https).
+    fn start_with(extra: &[&str]) -> Option<Moto> {
         let installed = Command::new("python3")
             .args(["-c", "import moto.server"])
             .stderr(Stdio::null())
@@ -358,6 +364,7 @@ impl Moto {
                 "-p",
                 &port.to_string(),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -457,4 +464,45 @@ fn s3_backend_against_moto() {
         .unwrap();
     let error = store.blocking().put_file("huge", &huge).unwrap_err();
     assert!(matches!(error, ObjectError::TooLarge { .. }), "{error}");
+}
+
+#[test]
+fn s3_backend_over_https_against_moto() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let Some(moto) = Moto::start_with(&["-c", cert.to_str().unwrap(), "-k", key.to_str().unwrap()])
+    else {
+        return;
+    };
+    let runtime = runtime();
+    let credentials = S3Credentials::new("testing", "testing-secret-key", None);
+    let url = format!(
+        "s3://certmill-tls/p?endpoint=https://127.0.0.1:{}",
+        moto.port
+    );
+    // The system's roots do not know the test's certificate: the handshake fails.
+    let untrusted =
+        ObjectStore::open_with_credentials(&url, Some(&credentials), runtime.handle().clone())
+            .unwrap();
+    let error = untrusted.blocking().size("k").unwrap_err();
+    assert!(matches!(error, ObjectError::Http { .. }), "{error}");
+    assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+    // rustls-native-certs reads SSL_CERT_FILE when the store is opened (set only around it).
+    std::env::set_var("SSL_CERT_FILE", &cert);
+    let store =
+        ObjectStore::open_with_credentials(&url, Some(&credentials), runtime.handle().clone());
+    std::env::remove_var("SSL_CERT_FILE");
+    let store = store.unwrap();
+    runtime.block_on(store.create_bucket()).unwrap();
+    store
+        .blocking()
+        .put_bytes("batches/1/tail", b"over TLS".to_vec())
+        .unwrap();
+    assert_eq!(
+        store.blocking().read_range("batches/1/tail", 5..8).unwrap(),
+        b"TLS"
+    );
 }
