@@ -594,6 +594,26 @@ pub fn head(spec: &WorkSpec) -> Result<Head, BatchError> {
     .map_err(|e| BatchError::Zip(e.to_string()))
 }
 
+/// The whole ZIP of an assembled chunked batch: its head, parts and tail, laid out for reads
+/// of any range.
+pub fn stitched(layout: &crate::store::ChunkedLayout) -> Result<zipparts::Stitched, BatchError> {
+    let spec: WorkSpec = serde_json::from_str(&layout.spec_json)
+        .map_err(|e| BatchError::Cluster(format!("unreadable work description: {e}")))?;
+    let parts = layout
+        .parts
+        .iter()
+        .map(|part| PieceObject {
+            key: part.key.clone(),
+            len: part.size,
+        })
+        .collect();
+    let tail = PieceObject {
+        key: layout.tail.0.clone(),
+        len: layout.tail.1,
+    };
+    Ok(zipparts::Stitched::new(&head(&spec)?, parts, tail))
+}
+
 /// The ZIP comment of a chunked batch.
 fn zip_comment(batch: BatchId) -> String {
     format!("certmill batch {batch}")

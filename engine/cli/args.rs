@@ -526,6 +526,10 @@ pub enum BatchesCommand {
         /// Where to write the ZIP.
         #[arg(long)]
         out: PathBuf,
+        /// The object store of a batch issued in chunks by a cluster's nodes (the nodes'
+        /// --objects URL).
+        #[arg(long, env = "CERTMILL_OBJECTS")]
+        objects: Option<String>,
     },
 }
 

@@ -1092,28 +1092,12 @@ fn stitched(
     state: &AppState,
     layout: &crate::store::ChunkedLayout,
 ) -> Result<crate::objects::zipparts::Stitched, ApiError> {
-    use crate::objects::zipparts::{PieceObject, Stitched};
     if state.cluster.is_none() {
         return Err(ApiError::conflict(
             "this batch was issued in chunks into an object store; download it from a node started with --objects",
         ));
     }
-    let spec: crate::batch::chunked::WorkSpec =
-        serde_json::from_str(&layout.spec_json).map_err(ApiError::internal)?;
-    let head = crate::batch::chunked::head(&spec).map_err(ApiError::internal)?;
-    let parts = layout
-        .parts
-        .iter()
-        .map(|part| PieceObject {
-            key: part.key.clone(),
-            len: part.size,
-        })
-        .collect();
-    let tail = PieceObject {
-        key: layout.tail.0.clone(),
-        len: layout.tail.1,
-    };
-    Ok(Stitched::new(&head, parts, tail))
+    crate::batch::chunked::stitched(layout).map_err(ApiError::internal)
 }
 
 /// `GET /api/v1/batches/{batchId}/download`: the ZIP from disk, streamed, with Range support.

@@ -496,7 +496,7 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
     let local = listener.local_addr()?;
     println!("certmill listening on http://{local}");
     tokio::spawn(janitor(
-        config.data.clone(),
+        state.clone(),
         config.janitor_interval,
         config.zip_retention,
     ));
@@ -548,14 +548,27 @@ async fn shutdown_signal() {
     println!("certmill: signal received, no new requests accepted");
 }
 
-/// Expires ZIPs past their retention now and every `interval`.
-async fn janitor(data: PathBuf, interval: Duration, retention: Duration) {
+/// Expires ZIPs past their retention now and every `interval`; on a node of a cluster, also
+/// the objects of expired chunked batches.
+async fn janitor(state: Shared, interval: Duration, retention: Duration) {
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
-        let data = data.clone();
+        let state = state.clone();
         let result = tokio::task::spawn_blocking(move || {
-            crate::batch::recovery::expire_zips(&data, retention)
+            let expired = crate::batch::recovery::expire_zips(&state.data, retention)?;
+            if let Some(cluster) = &state.cluster {
+                let objects = cluster.objects.blocking();
+                for batch in &expired {
+                    let prefix = format!("batches/{batch}/");
+                    for key in objects.list(&prefix).unwrap_or_default() {
+                        if let Err(e) = objects.delete(&key) {
+                            eprintln!("janitor: {e}");
+                        }
+                    }
+                }
+            }
+            Ok::<_, crate::batch::BatchError>(expired)
         })
         .await;
         match result {
