@@ -619,7 +619,9 @@ fn numeric_to_sql(
 }
 
 /// A NUMERIC with no fractional part (a `sum` of integers), as an i64.
-fn numeric_from_sql(raw: &[u8]) -> std::result::Result<i64, Box<dyn std::error::Error + Sync + Send>> {
+fn numeric_from_sql(
+    raw: &[u8],
+) -> std::result::Result<i64, Box<dyn std::error::Error + Sync + Send>> {
     let word = |i: usize| -> std::result::Result<u16, Box<dyn std::error::Error + Sync + Send>> {
         raw.get(i * 2..i * 2 + 2)
             .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
@@ -1075,7 +1077,9 @@ impl<T, F: FnMut(&Row<'_>) -> Result<T>> Iterator for MappedRows<'_, F> {
                 Ok(None) => None,
                 Err(error) => Some(Err(error.into())),
             },
-            RowsInner::Postgres(rows, _) => rows.next().map(|row| (self.read)(&Row::Postgres(&row))),
+            RowsInner::Postgres(rows, _) => {
+                rows.next().map(|row| (self.read)(&Row::Postgres(&row)))
+            }
         }
     }
 }
@@ -1145,7 +1149,16 @@ mod tests {
 
     #[test]
     fn numeric_integers_round_trip() {
-        for n in [0i64, 1, -1, 9_999, 10_000, 123_456_789, -98_765_432_100, i64::MAX / 3] {
+        for n in [
+            0i64,
+            1,
+            -1,
+            9_999,
+            10_000,
+            123_456_789,
+            -98_765_432_100,
+            i64::MAX / 3,
+        ] {
             let mut out = bytes::BytesMut::new();
             numeric_to_sql(n, &mut out).expect("encode");
             assert_eq!(numeric_from_sql(&out).expect("decode"), n, "{n}");

@@ -8,8 +8,8 @@
 
 use std::fmt;
 
-use crate::filter::{Field, FieldType};
 use super::db::{params, OptionalExtension, Row};
+use crate::filter::{Field, FieldType};
 
 use super::{db, OrganizationId, Store, StoreError};
 
@@ -491,15 +491,19 @@ pub(super) fn insert_user(
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .and_then(|mut insert| {
-            insert.query_row(params![
-                user.username,
-                user.password_hash,
-                user.organization.0,
-                user.roles.join(","),
-                profiles,
-                now
-            ], |row| row.get(0))
-            .optional()
+            insert
+                .query_row(
+                    params![
+                        user.username,
+                        user.password_hash,
+                        user.organization.0,
+                        user.roles.join(","),
+                        profiles,
+                        now
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()
         })
         .map(|id| id.map(UserId))
         .map_err(db(action))
@@ -623,7 +627,7 @@ impl RawUser {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::open;
+    use super::super::tests::{open, skip_on_postgres};
     use super::super::{schema, DATABASE_FILE, FORMAT_VERSION};
     use super::*;
     use rusqlite::Connection;
@@ -657,6 +661,9 @@ mod tests {
 
     #[test]
     fn a_version_2_database_upgrades_to_the_users_version() {
+        if skip_on_postgres("SQLite migrations") {
+            return;
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         {
             let raw = Connection::open(dir.path().join(DATABASE_FILE)).expect("raw open");

@@ -1344,19 +1344,19 @@ impl Store {
             .and_then(|mut insert| {
                 insert.query_row(
                     params![
-                    batch.batch_name,
-                    batch.profile_name,
-                    batch.kind,
-                    size,
-                    batch.issuer.0,
-                    BatchStatus::PendingIssue.as_str(),
-                    batch.parameters_json,
-                    batch.output_path,
-                    now,
-                    user,
-                    authority.map(|authority| authority.0),
-                    if authority.is_some() { size } else { 0 },
-                ],
+                        batch.batch_name,
+                        batch.profile_name,
+                        batch.kind,
+                        size,
+                        batch.issuer.0,
+                        BatchStatus::PendingIssue.as_str(),
+                        batch.parameters_json,
+                        batch.output_path,
+                        now,
+                        user,
+                        authority.map(|authority| authority.0),
+                        if authority.is_some() { size } else { 0 },
+                    ],
                     |row| row.get(0),
                 )
             });
@@ -1483,9 +1483,7 @@ impl Store {
                 if !own {
                     match register.execute(params![state.issuer_id, serial, batch.0, row, now]) {
                         Ok(_) => {}
-                        Err(error)
-                            if violation(&error) == Some(db::Violation::Unique) =>
-                        {
+                        Err(error) if violation(&error) == Some(db::Violation::Unique) => {
                             return Err(StoreError::DuplicateSerial {
                                 serial_hex: hex(serial),
                             })
@@ -2969,6 +2967,24 @@ fn explain_insert_failure(
             source: error,
         };
     }
+    let duplicate_device = || StoreError::DuplicateDevice {
+        row: record.row,
+        device_id: uuid::Uuid::from_bytes(record.device_id)
+            .hyphenated()
+            .to_string(),
+    };
+    // PostgreSQL names the key, and a failed statement ends its transaction, so there is no
+    // asking it afterwards.
+    match error.constraint() {
+        Some("certificates_pkey") => return duplicate_device(),
+        Some("certificates_batch_row") => {
+            return StoreError::DuplicateRow {
+                batch,
+                row: record.row,
+            }
+        }
+        _ => {}
+    }
     // A lookup that itself fails counts as "not this key": the caller then gets the original
     // constraint error as a Database error, which loses no information.
     let exists = |sql: &str, values: &[&dyn db::Param]| -> bool {
@@ -2980,12 +2996,7 @@ fn explain_insert_failure(
         "SELECT 1 FROM certificates WHERE device_id = ?1",
         &[&record.device_id.as_slice()],
     ) {
-        return StoreError::DuplicateDevice {
-            row: record.row,
-            device_id: uuid::Uuid::from_bytes(record.device_id)
-                .hyphenated()
-                .to_string(),
-        };
+        return duplicate_device();
     }
     if i64::try_from(record.row).is_ok_and(|row| {
         exists(

@@ -155,27 +155,30 @@ impl Store {
         }
         let id = tx
             .prepare_cached(
-            "INSERT INTO organizations (name, address, contact_name, contact_email,
+                "INSERT INTO organizations (name, address, contact_name, contact_email,
                  contact_phone, manufacture_id, logo, status, parameters_json, created_at,
                  updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
-        )
-        .and_then(|mut insert| {
-            insert.query_row(params![
-                details.name,
-                details.address,
-                details.contact_name,
-                details.contact_email,
-                details.contact_phone,
-                details.manufacture_id,
-                details.logo,
-                details.status,
-                parameters_json(details),
-                now
-            ], |row| row.get(0))
-        })
-        .map(OrganizationId)
-        .map_err(db(ACTION))?;
+            )
+            .and_then(|mut insert| {
+                insert.query_row(
+                    params![
+                        details.name,
+                        details.address,
+                        details.contact_name,
+                        details.contact_email,
+                        details.contact_phone,
+                        details.manufacture_id,
+                        details.logo,
+                        details.status,
+                        parameters_json(details),
+                        now
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map(OrganizationId)
+            .map_err(db(ACTION))?;
         tx.commit().map_err(db(ACTION))?;
         Ok(id)
     }

@@ -7,13 +7,13 @@
 //! answered survives a crash. The rules for a certificate that is already revoked are in
 //! [`decide`].
 
+use super::db::{params, OptionalExtension, Transaction};
 use super::{
     db, from_sql_integer, hex, parse_serial_query, significant_octets, to_sql_integer, AuditChain,
     AuditKind, BatchId, BatchState, BatchStatus, DeviceStatus, IssuerId, NewAuditEntry, Store,
     StoreError, MAX_SERIAL_OCTETS,
 };
 use crate::revocation::{RevocationReason, RevokedEntry};
-use super::db::{params, OptionalExtension, Transaction};
 
 /// What a revocation request did to one certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -853,9 +853,7 @@ impl Store {
                 insert.execute(params![issuer.0, serial, not_before, not_after, der, now])
             }) {
             Ok(_) => {}
-            Err(error)
-                if super::violation(&error) == Some(super::db::Violation::Unique) =>
-            {
+            Err(error) if super::violation(&error) == Some(super::db::Violation::Unique) => {
                 return Err(duplicate())
             }
             Err(source) => {

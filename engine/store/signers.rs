@@ -552,8 +552,7 @@ impl Store {
         values.push(rusqlite::types::Value::Integer(
             i64::try_from(offset).unwrap_or(i64::MAX),
         ));
-        let refs: Vec<&dyn db::Param> =
-            values.iter().map(|v| v as &dyn db::Param).collect();
+        let refs: Vec<&dyn db::Param> = values.iter().map(|v| v as &dyn db::Param).collect();
         query_signers(
             &self.connection,
             &format!(

@@ -50,7 +50,9 @@ impl Store {
         let now = (self.clock)();
         let tx = self.write_transaction(ACTION)?;
         let taken = tx
-            .prepare_cached("SELECT 1 FROM users WHERE lower(email) = lower(?1) AND email <> '' AND id <> ?2")
+            .prepare_cached(
+                "SELECT 1 FROM users WHERE lower(email) = lower(?1) AND email <> '' AND id <> ?2",
+            )
             .and_then(|mut select| select.exists(params![contact.email, user.0]))
             .map_err(db(ACTION))?;
         if taken {
