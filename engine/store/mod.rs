@@ -44,6 +44,7 @@ use sha2::{Digest, Sha256};
 pub use authorities::{AuthorityEvent, AuthorityInUse};
 pub use checkpoint::{Checkpointer, CHECKPOINT_INTERVAL};
 pub use clients::{ClientRow, NewClient, CLIENT_FIELDS};
+pub use db::{DbError, Dialect};
 pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
     DEFAULT_ORGANIZATION, USER_FIELDS,
@@ -1186,6 +1187,15 @@ impl Store {
             Some(connection) => user_version(connection),
             None => postgres_version(&self.connection),
         }
+    }
+
+    /// The one text value `sql` selects, on either backend (tests of other modules that look
+    /// at what was stored).
+    #[cfg(test)]
+    pub(crate) fn text_for_tests(&self, sql: &str) -> String {
+        self.connection
+            .query_row(sql, [], |row| row.get(0))
+            .expect("one text value")
     }
 
     /// Which backend this store runs on.
