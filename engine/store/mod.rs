@@ -17,6 +17,7 @@
 
 mod authorities;
 mod checkpoint;
+mod chunks;
 mod clients;
 pub mod db;
 mod identity;
@@ -28,6 +29,8 @@ mod schema_pg;
 mod signers;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_chunks;
 #[cfg(test)]
 mod tests_revocation;
 #[cfg(test)]
@@ -43,6 +46,10 @@ use sha2::{Digest, Sha256};
 
 pub use authorities::{AuthorityEvent, AuthorityInUse};
 pub use checkpoint::{Checkpointer, CHECKPOINT_INTERVAL};
+pub use chunks::{
+    ChunkKind, ChunkLease, ChunkOutput, ChunkPlan, ChunkedLayout, ClaimedChunk, DonePart, Finished,
+    IssuedEntry, ManifestRow, PartEntry, MAX_CHUNK_ATTEMPTS,
+};
 pub use clients::{ClientRow, NewClient, CLIENT_FIELDS};
 pub use db::{DbError, Dialect};
 pub use identity::{
@@ -745,6 +752,15 @@ pub enum StoreError {
         /// Its status.
         status: BatchStatus,
     },
+    /// A chunked batch's plan or a finished chunk does not fit the batch (a bug of the caller:
+    /// nothing is recorded).
+    #[error("batch {batch}: {reason}")]
+    InvalidChunkPlan {
+        /// The batch.
+        batch: BatchId,
+        /// What does not fit.
+        reason: String,
+    },
     /// A stored value cannot be read back as its type (the database was altered outside
     /// certmill, or by a newer build that wrote the same format version).
     #[error("{table} row {id}: column {column} holds an unexpected value {value:?}")]
@@ -1423,143 +1439,10 @@ impl Store {
         batch: BatchId,
         records: &[CertificateRecord],
     ) -> Result<(), StoreError> {
-        const ACTION: &str = "recording certificates";
         // Immediate: take the write lock up front, so a busy database waits for the busy
         // timeout instead of failing when a read transaction would upgrade to a write.
-        let tx = self.write_transaction(ACTION)?;
-        let state = BatchState::load(&tx, batch)?;
-        let adding = state.check_room(batch, records.len())?;
-        let now = (self.clock)();
-        let mut chain = AuditChain::load(&tx)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO certificates (device_id, batch_id, issuer_id, row_index,
-                         common_name, serial, not_before, not_after, der, file_name, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )
-                .map_err(db(ACTION))?;
-            // The pipeline reserved these rows' serials: one scan of the sequential
-            // (batch_id, row_index) index over the chunk's rows finds them all. A record
-            // without its own intent (a caller that did not reserve) registers the serial now;
-            // the registry's key refuses a serial any other row holds.
-            let rows = records.iter().map(|r| r.row);
-            let (first, last) = (rows.clone().min(), rows.max());
-            let mut own_intents: Vec<(i64, Vec<u8>)> = match (first, last) {
-                (Some(first), Some(last)) => tx
-                    .prepare_cached(
-                        "SELECT row_index, serial FROM serial_intents
-                         WHERE batch_id = ?1 AND row_index BETWEEN ?2 AND ?3 AND issuer_id = ?4
-                           AND state = 'RESERVED'",
-                    )
-                    .and_then(|mut select| {
-                        select
-                            .query_map(
-                                params![
-                                    batch.0,
-                                    to_sql_integer("row", first).unwrap_or(i64::MAX),
-                                    to_sql_integer("row", last).unwrap_or(i64::MAX),
-                                    state.issuer_id
-                                ],
-                                |found| Ok((found.get(0)?, found.get(1)?)),
-                            )?
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .map_err(db(ACTION))?,
-                _ => Vec::new(),
-            };
-            own_intents.sort_unstable();
-            let mut register = tx
-                .prepare_cached(
-                    "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(db(ACTION))?;
-            let mut messages = Vec::with_capacity(records.len());
-            for record in records {
-                let serial = significant_octets(&record.serial);
-                if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
-                    return Err(StoreError::InvalidSerial {
-                        row: record.row,
-                        octets: serial.len(),
-                    });
-                }
-                let row = to_sql_integer("row", record.row)?;
-                let at = own_intents.partition_point(|(r, _)| *r < row);
-                let own = own_intents[at..]
-                    .iter()
-                    .take_while(|(r, _)| *r == row)
-                    .any(|(_, s)| s.as_slice() == serial);
-                if !own {
-                    match register.execute(params![state.issuer_id, serial, batch.0, row, now]) {
-                        Ok(_) => {}
-                        Err(error) if violation(&error) == Some(db::Violation::Unique) => {
-                            return Err(StoreError::DuplicateSerial {
-                                serial_hex: hex(serial),
-                            })
-                        }
-                        Err(source) => {
-                            return Err(StoreError::Database {
-                                action: ACTION,
-                                source,
-                            })
-                        }
-                    }
-                }
-                let inserted = insert.execute(params![
-                    record.device_id.as_slice(),
-                    batch.0,
-                    state.issuer_id,
-                    row,
-                    record.common_name,
-                    serial,
-                    record.not_before,
-                    record.not_after,
-                    record.der,
-                    record.file_name,
-                    DeviceStatus::Issued.as_str(),
-                ]);
-                if let Err(error) = inserted {
-                    return Err(explain_insert_failure(&tx, error, batch, record));
-                }
-                messages.push(format!("row {}: issued serial {}", record.row, hex(serial)));
-            }
-            let entries: Vec<NewAuditEntry<'_>> = records
-                .iter()
-                .zip(&messages)
-                .map(|(record, message)| NewAuditEntry {
-                    batch: batch.0,
-                    device_id: Some(&record.device_id),
-                    time: now,
-                    actor: SYSTEM_ACTOR,
-                    kind: AuditKind::Issued,
-                    message,
-                })
-                .collect();
-            chain.append_all(&tx, &entries)?;
-        }
-        // While pending, an authority batch's reservation is size - issued - failed, and
-        // check_room keeps issued + failed + adding <= size, so the reservation covers `adding`.
-        let moved = if state.authority.is_some() {
-            adding.min(to_sql_integer("reserved", state.reserved)?)
-        } else {
-            0
-        };
-        tx.prepare_cached(
-            "UPDATE batches SET issued = issued + ?2, reserved = reserved - ?3, used = used + ?3
-             WHERE id = ?1",
-        )
-        .and_then(|mut update| update.execute(params![batch.0, adding, moved]))
-        .map_err(db(ACTION))?;
-        if let Some(authority) = state.authority {
-            tx.prepare_cached(
-                "UPDATE authorities SET balance_reserved = balance_reserved - ?2,
-                                        balance_used = balance_used + ?2
-                 WHERE id = ?1",
-            )
-            .and_then(|mut update| update.execute(params![authority, moved]))
-            .map_err(db(ACTION))?;
-        }
+        let tx = self.write_transaction("recording certificates")?;
+        record_certificates(&tx, (self.clock)(), batch, records)?;
         tx.commit().map_err(db("committing recorded certificates"))
     }
 
@@ -1573,45 +1456,9 @@ impl Store {
         batch: BatchId,
         failures: &[DeviceFailure],
     ) -> Result<(), StoreError> {
-        const ACTION: &str = "recording failed devices";
-        let tx = self.write_transaction(ACTION)?;
-        let state = BatchState::load(&tx, batch)?;
-        let adding = state.check_room(batch, failures.len())?;
-        let now = (self.clock)();
-        let mut chain = AuditChain::load(&tx)?;
-        for failure in failures {
-            chain.append(
-                &tx,
-                &NewAuditEntry {
-                    batch: batch.0,
-                    device_id: Some(&failure.device_id),
-                    time: now,
-                    actor: SYSTEM_ACTOR,
-                    kind: AuditKind::Failed,
-                    message: &format!("row {}: {}", failure.row, failure.reason),
-                },
-            )?;
-        }
-        let moved = if state.authority.is_some() {
-            adding.min(to_sql_integer("reserved", state.reserved)?)
-        } else {
-            0
-        };
-        tx.prepare_cached(
-            "UPDATE batches SET failed = failed + ?2, reserved = reserved - ?3 WHERE id = ?1",
-        )
-        .and_then(|mut update| update.execute(params![batch.0, adding, moved]))
-        .map_err(db(ACTION))?;
-        if let Some(authority) = state.authority {
-            tx.prepare_cached(
-                "UPDATE authorities SET balance_reserved = balance_reserved - ?2,
-                                        balance_available = balance_available + ?2
-                 WHERE id = ?1",
-            )
-            .and_then(|mut update| update.execute(params![authority, moved]))
-            .map_err(db(ACTION))?;
-        }
-        tx.commit().map_err(db(ACTION))
+        let tx = self.write_transaction("recording failed devices")?;
+        record_failures(&tx, (self.clock)(), batch, failures)?;
+        tx.commit().map_err(db("recording failed devices"))
     }
 
     /// Moves a batch to `status`, stamping `updated_at`, if [`BatchStatus::TRANSITIONS`] allows
@@ -2266,6 +2113,195 @@ impl Store {
     fn write_transaction(&self, action: &'static str) -> Result<Transaction<'_>, StoreError> {
         self.connection.write_transaction().map_err(db(action))
     }
+}
+
+/// The body of [`Store::insert_certificates`], inside the caller's write transaction.
+fn record_certificates(
+    tx: &Transaction<'_>,
+    now: i64,
+    batch: BatchId,
+    records: &[CertificateRecord],
+) -> Result<(), StoreError> {
+    const ACTION: &str = "recording certificates";
+    let state = BatchState::load(tx, batch)?;
+    let adding = state.check_room(batch, records.len())?;
+    let mut chain = AuditChain::load(tx)?;
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO certificates (device_id, batch_id, issuer_id, row_index,
+                     common_name, serial, not_before, not_after, der, file_name, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .map_err(db(ACTION))?;
+        // The pipeline reserved these rows' serials: one scan of the sequential
+        // (batch_id, row_index) index over the chunk's rows finds them all. A record
+        // without its own intent (a caller that did not reserve) registers the serial now;
+        // the registry's key refuses a serial any other row holds.
+        let rows = records.iter().map(|r| r.row);
+        let (first, last) = (rows.clone().min(), rows.max());
+        let mut own_intents: Vec<(i64, Vec<u8>)> = match (first, last) {
+            (Some(first), Some(last)) => tx
+                .prepare_cached(
+                    "SELECT row_index, serial FROM serial_intents
+                     WHERE batch_id = ?1 AND row_index BETWEEN ?2 AND ?3 AND issuer_id = ?4
+                       AND state = 'RESERVED'",
+                )
+                .and_then(|mut select| {
+                    select
+                        .query_map(
+                            params![
+                                batch.0,
+                                to_sql_integer("row", first).unwrap_or(i64::MAX),
+                                to_sql_integer("row", last).unwrap_or(i64::MAX),
+                                state.issuer_id
+                            ],
+                            |found| Ok((found.get(0)?, found.get(1)?)),
+                        )?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(db(ACTION))?,
+            _ => Vec::new(),
+        };
+        own_intents.sort_unstable();
+        let mut register = tx
+            .prepare_cached(
+                "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(db(ACTION))?;
+        let mut messages = Vec::with_capacity(records.len());
+        for record in records {
+            let serial = significant_octets(&record.serial);
+            if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
+                return Err(StoreError::InvalidSerial {
+                    row: record.row,
+                    octets: serial.len(),
+                });
+            }
+            let row = to_sql_integer("row", record.row)?;
+            let at = own_intents.partition_point(|(r, _)| *r < row);
+            let own = own_intents[at..]
+                .iter()
+                .take_while(|(r, _)| *r == row)
+                .any(|(_, s)| s.as_slice() == serial);
+            if !own {
+                match register.execute(params![state.issuer_id, serial, batch.0, row, now]) {
+                    Ok(_) => {}
+                    Err(error) if violation(&error) == Some(db::Violation::Unique) => {
+                        return Err(StoreError::DuplicateSerial {
+                            serial_hex: hex(serial),
+                        })
+                    }
+                    Err(source) => {
+                        return Err(StoreError::Database {
+                            action: ACTION,
+                            source,
+                        })
+                    }
+                }
+            }
+            let inserted = insert.execute(params![
+                record.device_id.as_slice(),
+                batch.0,
+                state.issuer_id,
+                row,
+                record.common_name,
+                serial,
+                record.not_before,
+                record.not_after,
+                record.der,
+                record.file_name,
+                DeviceStatus::Issued.as_str(),
+            ]);
+            if let Err(error) = inserted {
+                return Err(explain_insert_failure(tx, error, batch, record));
+            }
+            messages.push(format!("row {}: issued serial {}", record.row, hex(serial)));
+        }
+        let entries: Vec<NewAuditEntry<'_>> = records
+            .iter()
+            .zip(&messages)
+            .map(|(record, message)| NewAuditEntry {
+                batch: batch.0,
+                device_id: Some(&record.device_id),
+                time: now,
+                actor: SYSTEM_ACTOR,
+                kind: AuditKind::Issued,
+                message,
+            })
+            .collect();
+        chain.append_all(tx, &entries)?;
+    }
+    // While pending, an authority batch's reservation is size - issued - failed, and
+    // check_room keeps issued + failed + adding <= size, so the reservation covers `adding`.
+    let moved = if state.authority.is_some() {
+        adding.min(to_sql_integer("reserved", state.reserved)?)
+    } else {
+        0
+    };
+    tx.prepare_cached(
+        "UPDATE batches SET issued = issued + ?2, reserved = reserved - ?3, used = used + ?3
+         WHERE id = ?1",
+    )
+    .and_then(|mut update| update.execute(params![batch.0, adding, moved]))
+    .map_err(db(ACTION))?;
+    if let Some(authority) = state.authority {
+        tx.prepare_cached(
+            "UPDATE authorities SET balance_reserved = balance_reserved - ?2,
+                                    balance_used = balance_used + ?2
+             WHERE id = ?1",
+        )
+        .and_then(|mut update| update.execute(params![authority, moved]))
+        .map_err(db(ACTION))?;
+    }
+    Ok(())
+}
+
+/// The body of [`Store::record_failures`], inside the caller's write transaction.
+fn record_failures(
+    tx: &Transaction<'_>,
+    now: i64,
+    batch: BatchId,
+    failures: &[DeviceFailure],
+) -> Result<(), StoreError> {
+    const ACTION: &str = "recording failed devices";
+    let state = BatchState::load(tx, batch)?;
+    let adding = state.check_room(batch, failures.len())?;
+    let mut chain = AuditChain::load(tx)?;
+    for failure in failures {
+        chain.append(
+            tx,
+            &NewAuditEntry {
+                batch: batch.0,
+                device_id: Some(&failure.device_id),
+                time: now,
+                actor: SYSTEM_ACTOR,
+                kind: AuditKind::Failed,
+                message: &format!("row {}: {}", failure.row, failure.reason),
+            },
+        )?;
+    }
+    let moved = if state.authority.is_some() {
+        adding.min(to_sql_integer("reserved", state.reserved)?)
+    } else {
+        0
+    };
+    tx.prepare_cached(
+        "UPDATE batches SET failed = failed + ?2, reserved = reserved - ?3 WHERE id = ?1",
+    )
+    .and_then(|mut update| update.execute(params![batch.0, adding, moved]))
+    .map_err(db(ACTION))?;
+    if let Some(authority) = state.authority {
+        tx.prepare_cached(
+            "UPDATE authorities SET balance_reserved = balance_reserved - ?2,
+                                    balance_available = balance_available + ?2
+             WHERE id = ?1",
+        )
+        .and_then(|mut update| update.execute(params![authority, moved]))
+        .map_err(db(ACTION))?;
+    }
+    Ok(())
 }
 
 /// Columns read by [`RawBatch::read`], in order.

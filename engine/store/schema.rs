@@ -5,10 +5,10 @@
 //! describes every table and the invariants the constraints below enforce.
 
 /// Format version written by this build: the number of migrations.
-pub const FORMAT_VERSION: i64 = 8;
+pub const FORMAT_VERSION: i64 = 9;
 
 /// The migrations, in order; `MIGRATIONS[n - 1]` produces format version `n`.
-pub(super) const MIGRATIONS: [&str; 8] = [V1, V2, V3, V4, V5, V6, V7, V8];
+pub(super) const MIGRATIONS: [&str; 9] = [V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// Format version 1: issuers, batches, certificates.
 const V1: &str = r"
@@ -412,4 +412,56 @@ CREATE TRIGGER client_events_no_delete BEFORE DELETE ON client_events
 BEGIN
     SELECT RAISE(ABORT, 'client_events is append-only');
 END;
+";
+
+/// Format version 9: batches issued in chunks by several nodes (docs/SCALE-OUT.md).
+///
+/// `batch_work` holds what any node needs to issue a chunk of a batch it did not validate (the
+/// input's object key, the profile parameters, the PKCS#12 password sealed under the nodes'
+/// shared key, deleted when the batch ends). `chunks` is the work queue: a node claims a
+/// PENDING chunk, or a RUNNING one whose lease ran out, and finishes it only while it still
+/// holds it (same node, same attempt). `chunk_rows` says where each device's entry lies in its
+/// chunk's part, so the download can build the central directory and the manifest.
+const V9: &str = r"
+CREATE TABLE batch_work (
+    batch_id        INTEGER NOT NULL PRIMARY KEY REFERENCES batches (id),
+    spec_json       TEXT    NOT NULL,
+    sealed_password BLOB,
+    head_key        TEXT,
+    head_size       INTEGER CHECK (head_size IS NULL OR head_size >= 0),
+    tail_key        TEXT,
+    tail_size       INTEGER CHECK (tail_size IS NULL OR tail_size >= 0)
+) STRICT;
+
+CREATE TABLE chunks (
+    batch_id    INTEGER NOT NULL REFERENCES batches (id),
+    idx         INTEGER NOT NULL CHECK (idx >= 0),
+    kind        TEXT    NOT NULL CHECK (kind IN ('PART', 'ASSEMBLE')),
+    first_row   INTEGER NOT NULL CHECK (first_row >= 1),
+    rows        INTEGER NOT NULL CHECK (rows >= 0),
+    names_json  TEXT    NOT NULL DEFAULT '[]',
+    state       TEXT    NOT NULL DEFAULT 'PENDING' CHECK (state IN ('PENDING', 'RUNNING', 'DONE')),
+    node        TEXT,
+    lease_until INTEGER,
+    attempt     INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    part_key    TEXT,
+    part_size   INTEGER CHECK (part_size IS NULL OR part_size >= 0),
+    PRIMARY KEY (batch_id, idx)
+) STRICT;
+
+CREATE INDEX chunks_open ON chunks (state, batch_id, idx);
+
+CREATE TABLE chunk_rows (
+    batch_id     INTEGER NOT NULL,
+    row_index    INTEGER NOT NULL CHECK (row_index >= 0),
+    chunk_idx    INTEGER NOT NULL CHECK (chunk_idx >= 0),
+    device_id    BLOB    NOT NULL CHECK (length(device_id) = 16),
+    entry_offset INTEGER CHECK (entry_offset IS NULL OR entry_offset >= 0),
+    entry_size   INTEGER CHECK (entry_size IS NULL OR entry_size >= 0),
+    crc32        INTEGER CHECK (crc32 IS NULL OR crc32 BETWEEN 0 AND 4294967295),
+    sha256       BLOB    CHECK (sha256 IS NULL OR length(sha256) = 32),
+    reason       TEXT,
+    PRIMARY KEY (batch_id, row_index),
+    FOREIGN KEY (batch_id, chunk_idx) REFERENCES chunks (batch_id, idx)
+) STRICT, WITHOUT ROWID;
 ";

@@ -319,6 +319,49 @@ CREATE TABLE client_events (
 CREATE INDEX client_events_client ON client_events (client_id);
 CREATE TRIGGER client_events_append_only BEFORE UPDATE OR DELETE ON client_events
     FOR EACH ROW EXECUTE FUNCTION certmill_append_only();
+
+-- Format version 9: the chunk queue (schema.rs V9).
+CREATE TABLE batch_work (
+    batch_id        BIGINT NOT NULL PRIMARY KEY REFERENCES batches (id),
+    spec_json       TEXT   NOT NULL,
+    sealed_password BYTEA,
+    head_key        TEXT,
+    head_size       BIGINT CHECK (head_size IS NULL OR head_size >= 0),
+    tail_key        TEXT,
+    tail_size       BIGINT CHECK (tail_size IS NULL OR tail_size >= 0)
+);
+
+CREATE TABLE chunks (
+    batch_id    BIGINT NOT NULL REFERENCES batches (id),
+    idx         BIGINT NOT NULL CHECK (idx >= 0),
+    kind        TEXT   NOT NULL CHECK (kind IN ('PART', 'ASSEMBLE')),
+    first_row   BIGINT NOT NULL CHECK (first_row >= 1),
+    rows        BIGINT NOT NULL CHECK (rows >= 0),
+    names_json  TEXT   NOT NULL DEFAULT '[]',
+    state       TEXT   NOT NULL DEFAULT 'PENDING' CHECK (state IN ('PENDING', 'RUNNING', 'DONE')),
+    node        TEXT,
+    lease_until BIGINT,
+    attempt     BIGINT NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    part_key    TEXT,
+    part_size   BIGINT CHECK (part_size IS NULL OR part_size >= 0),
+    PRIMARY KEY (batch_id, idx)
+);
+
+CREATE INDEX chunks_open ON chunks (state, batch_id, idx);
+
+CREATE TABLE chunk_rows (
+    batch_id     BIGINT NOT NULL,
+    row_index    BIGINT NOT NULL CHECK (row_index >= 0),
+    chunk_idx    BIGINT NOT NULL CHECK (chunk_idx >= 0),
+    device_id    BYTEA  NOT NULL CHECK (length(device_id) = 16),
+    entry_offset BIGINT CHECK (entry_offset IS NULL OR entry_offset >= 0),
+    entry_size   BIGINT CHECK (entry_size IS NULL OR entry_size >= 0),
+    crc32        BIGINT CHECK (crc32 IS NULL OR crc32 BETWEEN 0 AND 4294967295),
+    sha256       BYTEA  CHECK (sha256 IS NULL OR length(sha256) = 32),
+    reason       TEXT,
+    PRIMARY KEY (batch_id, row_index),
+    FOREIGN KEY (batch_id, chunk_idx) REFERENCES chunks (batch_id, idx)
+);
 "#;
 
 /// The format version of a PostgreSQL schema [`SCHEMA`] creates.

@@ -1,0 +1,811 @@
+//! The chunk queue: a batch issued by several nodes sharing one store (docs/SCALE-OUT.md).
+//!
+//! The node that validates a batch records it as usual, then [plans](Store::plan_chunks) its
+//! work: one `PART` chunk per run of rows, and one `ASSEMBLE` chunk that becomes claimable only
+//! when every part is done. Any node [claims](Store::claim_chunk) the first open chunk (PENDING,
+//! or RUNNING with an expired lease), renews its lease while it works, and
+//! [finishes](Store::finish_chunk) it in one transaction that records the chunk's certificates,
+//! failures and ZIP entries, but only while it still holds the chunk (same node, same
+//! attempt). A node that died loses its lease; the next claimer redoes the chunk with fresh
+//! serials, and the dead attempt's serial intents end WASTED with the batch, never reused.
+
+use super::db::{params, OptionalExtension, Transaction};
+use super::{
+    db, record_certificates, record_failures, to_sql_integer, BatchId, BatchState, BatchStatus,
+    CertificateRecord, DeviceFailure, Store, StoreError,
+};
+
+/// Attempts after which a chunk that keeps failing (not its devices: the node's work itself,
+/// such as an unreachable object store) breaks its batch instead of being claimed again.
+pub const MAX_CHUNK_ATTEMPTS: u64 = 5;
+
+/// One run of rows of a batch, as the validating node plans it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkPlan {
+    /// First row (1-based) of the chunk.
+    pub first_row: u64,
+    /// Rows in the chunk.
+    pub rows: u64,
+    /// ZIP entry names that are not `<stem>.<extension>`, by row (repeated common names).
+    pub names: Vec<(u64, String)>,
+}
+
+/// What a chunk asks of its node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkKind {
+    /// Issue the chunk's rows and write their part.
+    Part,
+    /// Every part is done: build the ZIP's head and tail and finish the batch.
+    Assemble,
+}
+
+/// A chunk a node holds, with what it needs to work on it.
+#[derive(Clone, Debug)]
+pub struct ClaimedChunk {
+    /// Who holds it, for [`Store::renew_lease`], [`Store::finish_chunk`] and
+    /// [`Store::release_chunk`].
+    pub lease: ChunkLease,
+    /// Part or assembly.
+    pub kind: ChunkKind,
+    /// First row (1-based).
+    pub first_row: u64,
+    /// Rows.
+    pub rows: u64,
+    /// Entry names that are not `<stem>.<extension>`, by row.
+    pub names: Vec<(u64, String)>,
+    /// The batch's work description (its JSON is the batch module's).
+    pub spec_json: String,
+    /// The PKCS#12 password, sealed under the nodes' shared key (none for CSR batches).
+    pub sealed_password: Option<Vec<u8>>,
+}
+
+/// The holder of a chunk: a node and its attempt number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkLease {
+    /// The batch.
+    pub batch: BatchId,
+    /// The chunk's index (parts first, the assembly last).
+    pub idx: u64,
+    /// The holding node's name.
+    pub node: String,
+    /// 1 for the first claim, counting up with each claim after an expired lease.
+    pub attempt: u64,
+}
+
+/// Where an issued device's file lies in its chunk's part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartEntry {
+    /// The device's row.
+    pub row: u64,
+    /// Offset of the entry's local header inside the part.
+    pub offset: u64,
+    /// Size of the stored data.
+    pub size: u64,
+    /// CRC-32 of the data.
+    pub crc32: u32,
+    /// SHA-256 of the data (the manifest's `sha256`).
+    pub sha256: [u8; 32],
+}
+
+/// A finished part chunk, as its node records it.
+pub struct ChunkOutput<'a> {
+    /// The part's object key.
+    pub part_key: &'a str,
+    /// The part's size in bytes.
+    pub part_size: u64,
+    /// The issued devices' certificates.
+    pub records: &'a [CertificateRecord],
+    /// Their entries in the part, in the same order.
+    pub entries: &'a [PartEntry],
+    /// The devices that failed.
+    pub failures: &'a [DeviceFailure],
+}
+
+/// Whether a finish took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Recorded.
+    Done,
+    /// The node no longer held the chunk (its lease expired and another node claimed it):
+    /// nothing was recorded, and the caller deletes what it wrote.
+    Lost,
+}
+
+/// A DONE part of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DonePart {
+    /// Chunk index.
+    pub idx: u64,
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One row of a chunked batch's manifest, from the records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestRow {
+    /// Row.
+    pub row: u64,
+    /// Chunk index.
+    pub chunk: u64,
+    /// Device id (UUID bytes).
+    pub device_id: [u8; 16],
+    /// The issued device's entry, or None for a failed device.
+    pub issued: Option<IssuedEntry>,
+    /// Why the device failed.
+    pub reason: Option<String>,
+}
+
+/// The issued half of a [`ManifestRow`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedEntry {
+    /// Subject common name.
+    pub common_name: String,
+    /// Serial magnitude.
+    pub serial: Vec<u8>,
+    /// notBefore, unix seconds.
+    pub not_before: i64,
+    /// notAfter, unix seconds.
+    pub not_after: i64,
+    /// Entry name.
+    pub file_name: String,
+    /// Where it lies in its part.
+    pub entry: PartEntry,
+}
+
+/// Where a finished chunked batch's ZIP pieces are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkedLayout {
+    /// The head object (chain.pem entry) and its size.
+    pub head: (String, u64),
+    /// The parts in order.
+    pub parts: Vec<DonePart>,
+    /// The tail object (manifest entry, central directory, end records) and its size.
+    pub tail: (String, u64),
+}
+
+fn names_json(names: &[(u64, String)]) -> String {
+    serde_json::to_string(names).unwrap_or_else(|_| "[]".into())
+}
+
+fn to_u64(table: &'static str, column: &'static str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::CorruptRow {
+        table,
+        id: String::new(),
+        column,
+        value: value.to_string(),
+    })
+}
+
+impl Store {
+    /// Records how a pending batch is issued in chunks: its work description, its sealed
+    /// password, one PART chunk per plan and the ASSEMBLE chunk, in one transaction.
+    ///
+    /// The plans must cover rows 1..=size of the batch without gaps or overlaps.
+    pub fn plan_chunks(
+        &self,
+        batch: BatchId,
+        spec_json: &str,
+        sealed_password: Option<&[u8]>,
+        plans: &[ChunkPlan],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "planning a batch's chunks";
+        let tx = self.write_transaction(ACTION)?;
+        let state = BatchState::load(&tx, batch)?;
+        if !state.status.is_pending() {
+            return Err(StoreError::BatchNotPending {
+                batch,
+                status: state.status,
+            });
+        }
+        let mut next = 1u64;
+        for plan in plans {
+            if plan.first_row != next || plan.rows == 0 {
+                return Err(StoreError::InvalidChunkPlan {
+                    batch,
+                    reason: format!(
+                        "a chunk starts at row {} with {} rows; expected row {next}",
+                        plan.first_row, plan.rows
+                    ),
+                });
+            }
+            next += plan.rows;
+        }
+        if next - 1 != state.size {
+            return Err(StoreError::InvalidChunkPlan {
+                batch,
+                reason: format!("the chunks cover {} rows of {}", next - 1, state.size),
+            });
+        }
+        tx.execute(
+            "INSERT INTO batch_work (batch_id, spec_json, sealed_password) VALUES (?1, ?2, ?3)",
+            params![batch.0, spec_json, sealed_password],
+        )
+        .map_err(db(ACTION))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO chunks (batch_id, idx, kind, first_row, rows, names_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db(ACTION))?;
+            for (idx, plan) in plans.iter().enumerate() {
+                insert
+                    .execute(params![
+                        batch.0,
+                        to_sql_integer("chunk", idx as u64)?,
+                        "PART",
+                        to_sql_integer("row", plan.first_row)?,
+                        to_sql_integer("rows", plan.rows)?,
+                        names_json(&plan.names),
+                    ])
+                    .map_err(db(ACTION))?;
+            }
+            insert
+                .execute(params![
+                    batch.0,
+                    to_sql_integer("chunk", plans.len() as u64)?,
+                    "ASSEMBLE",
+                    1,
+                    0,
+                    "[]"
+                ])
+                .map_err(db(ACTION))?;
+        }
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Claims the first open chunk of any pending batch for `node`, for `lease_secs`: a PENDING
+    /// chunk, or a RUNNING one whose lease ran out (its node is presumed dead; the attempt
+    /// counts up). An assembly is open only once every part of its batch is DONE.
+    pub fn claim_chunk(
+        &self,
+        node: &str,
+        lease_secs: u64,
+    ) -> Result<Option<ClaimedChunk>, StoreError> {
+        const ACTION: &str = "claiming a chunk";
+        let tx = self.write_transaction(ACTION)?;
+        let now = (self.clock)();
+        let until = now.saturating_add(to_sql_integer("lease", lease_secs)?);
+        type Raw = (
+            i64,
+            i64,
+            String,
+            i64,
+            i64,
+            String,
+            i64,
+            String,
+            Option<Vec<u8>>,
+        );
+        let raw: Option<Raw> = tx
+            .prepare_cached(
+                "UPDATE chunks SET state = 'RUNNING', node = ?1, lease_until = ?2,
+                        attempt = attempt + 1
+                 WHERE (batch_id, idx) = (
+                     SELECT c.batch_id, c.idx FROM chunks c
+                     WHERE (c.state = 'PENDING' OR (c.state = 'RUNNING' AND c.lease_until < ?3))
+                       AND (c.kind = 'PART' OR NOT EXISTS (
+                             SELECT 1 FROM chunks p WHERE p.batch_id = c.batch_id
+                               AND p.kind = 'PART' AND p.state <> 'DONE'))
+                     ORDER BY c.batch_id, c.idx LIMIT 1)
+                 RETURNING batch_id, idx, kind, first_row, rows, names_json, attempt,
+                     (SELECT spec_json FROM batch_work w WHERE w.batch_id = chunks.batch_id),
+                     (SELECT sealed_password FROM batch_work w WHERE w.batch_id = chunks.batch_id)",
+            )
+            .and_then(|mut claim| {
+                claim
+                    .query_row(params![node, until, now], |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                            row.get(5)?,
+                            row.get(6)?,
+                            row.get(7)?,
+                            row.get(8)?,
+                        ))
+                    })
+                    .optional()
+            })
+            .map_err(db(ACTION))?;
+        tx.commit().map_err(db(ACTION))?;
+        let Some((batch, idx, kind, first_row, rows, names, attempt, spec_json, sealed)) = raw
+        else {
+            return Ok(None);
+        };
+        let corrupt = |column: &'static str, value: String| StoreError::CorruptRow {
+            table: "chunks",
+            id: format!("batch {batch} chunk {idx}"),
+            column,
+            value,
+        };
+        let kind = match kind.as_str() {
+            "PART" => ChunkKind::Part,
+            "ASSEMBLE" => ChunkKind::Assemble,
+            _ => return Err(corrupt("kind", kind)),
+        };
+        let names: Vec<(u64, String)> =
+            serde_json::from_str(&names).map_err(|_| corrupt("names_json", names.clone()))?;
+        Ok(Some(ClaimedChunk {
+            lease: ChunkLease {
+                batch: BatchId(batch),
+                idx: to_u64("chunks", "idx", idx)?,
+                node: node.to_owned(),
+                attempt: to_u64("chunks", "attempt", attempt)?,
+            },
+            kind,
+            first_row: to_u64("chunks", "first_row", first_row)?,
+            rows: to_u64("chunks", "rows", rows)?,
+            names,
+            spec_json,
+            sealed_password: sealed,
+        }))
+    }
+
+    /// Extends a held chunk's lease to `lease_secs` from now. False when the node no longer
+    /// holds it (then it stops working on it).
+    pub fn renew_lease(&self, lease: &ChunkLease, lease_secs: u64) -> Result<bool, StoreError> {
+        const ACTION: &str = "renewing a chunk lease";
+        let tx = self.write_transaction(ACTION)?;
+        let until = (self.clock)().saturating_add(to_sql_integer("lease", lease_secs)?);
+        let renewed = tx
+            .execute(
+                "UPDATE chunks SET lease_until = ?1
+                 WHERE batch_id = ?2 AND idx = ?3 AND node = ?4 AND attempt = ?5
+                   AND state = 'RUNNING'",
+                params![
+                    until,
+                    lease.batch.0,
+                    to_sql_integer("chunk", lease.idx)?,
+                    lease.node,
+                    to_sql_integer("attempt", lease.attempt)?
+                ],
+            )
+            .map_err(db(ACTION))?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(renewed == 1)
+    }
+
+    /// Whether `lease` still holds its chunk, inside `tx`.
+    fn holds(tx: &Transaction<'_>, lease: &ChunkLease) -> Result<bool, StoreError> {
+        let held: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM chunks WHERE batch_id = ?1 AND idx = ?2 AND node = ?3
+                   AND attempt = ?4 AND state = 'RUNNING'",
+                params![
+                    lease.batch.0,
+                    to_sql_integer("chunk", lease.idx)?,
+                    lease.node,
+                    to_sql_integer("attempt", lease.attempt)?
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db("checking a chunk lease"))?;
+        Ok(held.is_some())
+    }
+
+    /// Finishes a part chunk: records its certificates (with their audit entries and balance
+    /// moves, as [`Store::insert_certificates`]), its failures, where each entry lies in the
+    /// part, and marks the chunk DONE, in one transaction, only if `lease` still holds it.
+    pub fn finish_chunk(
+        &self,
+        lease: &ChunkLease,
+        output: &ChunkOutput<'_>,
+    ) -> Result<Finished, StoreError> {
+        const ACTION: &str = "finishing a chunk";
+        if output.records.len() != output.entries.len() {
+            return Err(StoreError::InvalidChunkPlan {
+                batch: lease.batch,
+                reason: format!(
+                    "{} certificates but {} part entries",
+                    output.records.len(),
+                    output.entries.len()
+                ),
+            });
+        }
+        let tx = self.write_transaction(ACTION)?;
+        if !Self::holds(&tx, lease)? {
+            return Ok(Finished::Lost);
+        }
+        let now = (self.clock)();
+        let idx = to_sql_integer("chunk", lease.idx)?;
+        if !output.records.is_empty() {
+            record_certificates(&tx, now, lease.batch, output.records)?;
+        }
+        if !output.failures.is_empty() {
+            record_failures(&tx, now, lease.batch, output.failures)?;
+        }
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO chunk_rows (batch_id, row_index, chunk_idx, device_id,
+                         entry_offset, entry_size, crc32, sha256, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(db(ACTION))?;
+            for (record, entry) in output.records.iter().zip(output.entries) {
+                if entry.row != record.row {
+                    return Err(StoreError::InvalidChunkPlan {
+                        batch: lease.batch,
+                        reason: format!(
+                            "part entry of row {} beside the certificate of row {}",
+                            entry.row, record.row
+                        ),
+                    });
+                }
+                insert
+                    .execute(params![
+                        lease.batch.0,
+                        to_sql_integer("row", record.row)?,
+                        idx,
+                        record.device_id.as_slice(),
+                        to_sql_integer("offset", entry.offset)?,
+                        to_sql_integer("size", entry.size)?,
+                        i64::from(entry.crc32),
+                        entry.sha256.as_slice(),
+                        None::<String>,
+                    ])
+                    .map_err(db(ACTION))?;
+            }
+            for failure in output.failures {
+                insert
+                    .execute(params![
+                        lease.batch.0,
+                        to_sql_integer("row", failure.row)?,
+                        idx,
+                        failure.device_id.as_slice(),
+                        None::<i64>,
+                        None::<i64>,
+                        None::<i64>,
+                        None::<Vec<u8>>,
+                        failure.reason,
+                    ])
+                    .map_err(db(ACTION))?;
+            }
+        }
+        tx.execute(
+            "UPDATE chunks SET state = 'DONE', lease_until = NULL, part_key = ?3, part_size = ?4
+             WHERE batch_id = ?1 AND idx = ?2",
+            params![
+                lease.batch.0,
+                idx,
+                output.part_key,
+                to_sql_integer("size", output.part_size)?
+            ],
+        )
+        .map_err(db(ACTION))?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(Finished::Done)
+    }
+
+    /// Gives a held chunk back after its node failed at it (not its devices: the node's own
+    /// work, e.g. writing the part). It is claimable again at once; after
+    /// [`MAX_CHUNK_ATTEMPTS`] the batch is abandoned (Broken, for `error`) instead.
+    pub fn release_chunk(&self, lease: &ChunkLease, error: &str) -> Result<(), StoreError> {
+        const ACTION: &str = "releasing a chunk";
+        let tx = self.write_transaction(ACTION)?;
+        if !Self::holds(&tx, lease)? {
+            return Ok(());
+        }
+        tx.execute(
+            "UPDATE chunks SET state = 'PENDING', node = NULL, lease_until = NULL
+             WHERE batch_id = ?1 AND idx = ?2",
+            params![lease.batch.0, to_sql_integer("chunk", lease.idx)?],
+        )
+        .map_err(db(ACTION))?;
+        if lease.attempt >= MAX_CHUNK_ATTEMPTS {
+            self.break_chunked_batch(
+                &tx,
+                lease.batch,
+                &format!(
+                    "chunk {} failed {} times; last error: {error}",
+                    lease.idx, lease.attempt
+                ),
+            )?;
+        }
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Ends a chunked batch Broken for `reason` inside `tx`: its open chunks are closed and its
+    /// sealed password deleted.
+    fn break_chunked_batch(
+        &self,
+        tx: &Transaction<'_>,
+        batch: BatchId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "breaking a chunked batch";
+        let mut state = BatchState::load(tx, batch)?;
+        if state.status.is_pending() {
+            let mut chain = super::AuditChain::load(tx)?;
+            state.transition(
+                tx,
+                &mut chain,
+                batch,
+                BatchStatus::Broken,
+                Some(reason),
+                super::SYSTEM_ACTOR,
+                (self.clock)(),
+            )?;
+        }
+        tx.execute(
+            "UPDATE chunks SET state = 'DONE', lease_until = NULL
+             WHERE batch_id = ?1 AND state <> 'DONE'",
+            params![batch.0],
+        )
+        .map_err(db(ACTION))?;
+        tx.execute(
+            "UPDATE batch_work SET sealed_password = NULL WHERE batch_id = ?1",
+            params![batch.0],
+        )
+        .map_err(db(ACTION))?;
+        Ok(())
+    }
+
+    /// The DONE parts of a batch, in chunk order.
+    pub fn done_parts(&self, batch: BatchId) -> Result<Vec<DonePart>, StoreError> {
+        let raws: Vec<(i64, String, i64)> = self
+            .connection
+            .prepare_cached(
+                "SELECT idx, part_key, part_size FROM chunks
+                 WHERE batch_id = ?1 AND kind = 'PART' AND state = 'DONE'
+                   AND part_key IS NOT NULL
+                 ORDER BY idx",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_map([batch.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db("listing a batch's parts"))?;
+        raws.into_iter()
+            .map(|(idx, key, size)| {
+                Ok(DonePart {
+                    idx: to_u64("chunks", "idx", idx)?,
+                    key,
+                    size: to_u64("chunks", "part_size", size)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` manifest rows of a chunked batch after row `after` (0 for the first), in
+    /// row order: a page at a time, so building a tail never holds the batch in memory.
+    pub fn manifest_rows(
+        &self,
+        batch: BatchId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ManifestRow>, StoreError> {
+        const ACTION: &str = "reading a batch's manifest rows";
+        type Raw = (
+            i64,
+            i64,
+            Vec<u8>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<Vec<u8>>,
+            Option<String>,
+            Option<String>,
+            Option<Vec<u8>>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let raws: Vec<Raw> = self
+            .connection
+            .prepare_cached(
+                "SELECT r.row_index, r.chunk_idx, r.device_id, r.entry_offset, r.entry_size,
+                        r.crc32, r.sha256, r.reason, c.common_name, c.serial, c.not_before,
+                        c.not_after, c.file_name
+                 FROM chunk_rows r
+                 LEFT JOIN certificates c ON c.batch_id = r.batch_id AND c.row_index = r.row_index
+                 WHERE r.batch_id = ?1 AND r.row_index > ?2
+                 ORDER BY r.row_index LIMIT ?3",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_map(
+                        params![
+                            batch.0,
+                            to_sql_integer("row", after).unwrap_or(i64::MAX),
+                            i64::try_from(limit).unwrap_or(i64::MAX)
+                        ],
+                        |row| {
+                            Ok((
+                                row.get(0)?,
+                                row.get(1)?,
+                                row.get(2)?,
+                                row.get(3)?,
+                                row.get(4)?,
+                                row.get(5)?,
+                                row.get(6)?,
+                                row.get(7)?,
+                                row.get(8)?,
+                                row.get(9)?,
+                                row.get(10)?,
+                                row.get(11)?,
+                                row.get(12)?,
+                            ))
+                        },
+                    )?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db(ACTION))?;
+        raws.into_iter()
+            .map(|raw| {
+                let (
+                    row,
+                    chunk,
+                    device_id,
+                    offset,
+                    size,
+                    crc,
+                    sha,
+                    reason,
+                    cn,
+                    serial,
+                    nb,
+                    na,
+                    file,
+                ) = raw;
+                let corrupt = |column: &'static str| StoreError::CorruptRow {
+                    table: "chunk_rows",
+                    id: format!("batch {} row {row}", batch.0),
+                    column,
+                    value: String::new(),
+                };
+                let device_id: [u8; 16] = device_id
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| corrupt("device_id"))?;
+                let issued = match (offset, size, crc, sha, cn, serial, nb, na, file) {
+                    (
+                        Some(offset),
+                        Some(size),
+                        Some(crc),
+                        Some(sha),
+                        Some(common_name),
+                        Some(serial),
+                        Some(not_before),
+                        Some(not_after),
+                        Some(file_name),
+                    ) => Some(IssuedEntry {
+                        common_name,
+                        serial,
+                        not_before,
+                        not_after,
+                        file_name,
+                        entry: PartEntry {
+                            row: to_u64("chunk_rows", "row_index", row)?,
+                            offset: to_u64("chunk_rows", "entry_offset", offset)?,
+                            size: to_u64("chunk_rows", "entry_size", size)?,
+                            crc32: u32::try_from(crc).map_err(|_| corrupt("crc32"))?,
+                            sha256: sha.as_slice().try_into().map_err(|_| corrupt("sha256"))?,
+                        },
+                    }),
+                    (None, ..) => None,
+                    _ => return Err(corrupt("entry_offset")),
+                };
+                Ok(ManifestRow {
+                    row: to_u64("chunk_rows", "row_index", row)?,
+                    chunk: to_u64("chunk_rows", "chunk_idx", chunk)?,
+                    device_id,
+                    issued,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Finishes an assembly: records the head and tail objects, deletes the sealed password,
+    /// marks the chunk DONE and ends the batch in `status` (Ready For Download, Batch Issued
+    /// Partly or Broken), in one transaction, only if `lease` still holds the chunk.
+    pub fn finish_assembly(
+        &self,
+        lease: &ChunkLease,
+        head: (&str, u64),
+        tail: (&str, u64),
+        status: BatchStatus,
+    ) -> Result<Finished, StoreError> {
+        const ACTION: &str = "finishing a chunked batch";
+        let tx = self.write_transaction(ACTION)?;
+        if !Self::holds(&tx, lease)? {
+            return Ok(Finished::Lost);
+        }
+        tx.execute(
+            "UPDATE batch_work SET head_key = ?2, head_size = ?3, tail_key = ?4, tail_size = ?5,
+                    sealed_password = NULL
+             WHERE batch_id = ?1",
+            params![
+                lease.batch.0,
+                head.0,
+                to_sql_integer("size", head.1)?,
+                tail.0,
+                to_sql_integer("size", tail.1)?
+            ],
+        )
+        .map_err(db(ACTION))?;
+        tx.execute(
+            "UPDATE chunks SET state = 'DONE', lease_until = NULL
+             WHERE batch_id = ?1 AND idx = ?2",
+            params![lease.batch.0, to_sql_integer("chunk", lease.idx)?],
+        )
+        .map_err(db(ACTION))?;
+        let mut state = BatchState::load(&tx, lease.batch)?;
+        let mut chain = super::AuditChain::load(&tx)?;
+        let reason = (status == BatchStatus::Broken)
+            .then_some("no device could be issued: every device failed (their reasons are in the manifest and the devices' audit log)");
+        state.transition(
+            &tx,
+            &mut chain,
+            lease.batch,
+            status,
+            reason,
+            super::SYSTEM_ACTOR,
+            (self.clock)(),
+        )?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(Finished::Done)
+    }
+
+    /// Where a chunked batch's ZIP pieces are, once it is assembled; None for a batch issued
+    /// by one node into one file, or not assembled yet.
+    pub fn chunked_layout(&self, batch: BatchId) -> Result<Option<ChunkedLayout>, StoreError> {
+        type Raw = (Option<String>, Option<i64>, Option<String>, Option<i64>);
+        let raw: Option<Raw> = self
+            .connection
+            .query_row(
+                "SELECT head_key, head_size, tail_key, tail_size FROM batch_work
+                 WHERE batch_id = ?1",
+                [batch.0],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()
+            .map_err(db("reading a batch's layout"))?;
+        let Some((Some(head), Some(head_size), Some(tail), Some(tail_size))) = raw else {
+            return Ok(None);
+        };
+        Ok(Some(ChunkedLayout {
+            head: (head, to_u64("batch_work", "head_size", head_size)?),
+            parts: self.done_parts(batch)?,
+            tail: (tail, to_u64("batch_work", "tail_size", tail_size)?),
+        }))
+    }
+
+    /// Whether a batch is issued in chunks (it has planned work).
+    pub fn is_chunked(&self, batch: BatchId) -> Result<bool, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT 1 FROM batch_work WHERE batch_id = ?1",
+                [batch.0],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(db("reading a batch's work"))
+    }
+
+    /// Counts of a chunked batch's chunks: (parts done, parts in all).
+    pub fn chunk_progress(&self, batch: BatchId) -> Result<(u64, u64), StoreError> {
+        let (done, all): (i64, i64) = self
+            .connection
+            .query_row(
+                "SELECT count(*) FILTER (WHERE state = 'DONE'), count(*) FROM chunks
+                 WHERE batch_id = ?1 AND kind = 'PART'",
+                [batch.0],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .map_err(db("counting a batch's chunks"))?;
+        Ok((
+            to_u64("chunks", "count", done)?,
+            to_u64("chunks", "count", all)?,
+        ))
+    }
+}
