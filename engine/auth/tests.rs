@@ -527,12 +527,9 @@ fn a_reset_code_works_once_and_ends_every_session() {
         4
     );
     // Only the hash is stored.
-    let stored: String = rusqlite::Connection::open(f.dir.path().join("certmill.db"))
-        .expect("db")
-        .query_row("SELECT code_hash FROM password_resets", [], |row| {
-            row.get(0)
-        })
-        .expect("row");
+    let stored = crate::store::Store::open(f.dir.path())
+        .expect("store")
+        .text_for_tests("SELECT code_hash FROM password_resets");
     assert_ne!(stored, *code);
     assert_eq!(stored.len(), 64);
 

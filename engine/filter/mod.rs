@@ -498,8 +498,12 @@ impl Parser<'_> {
                 self.values.push(Value::Text(needle));
             }
             _ => {
-                self.sql
-                    .push_str(&format!("substr({column}, -length(?)) = ?"));
+                // Not `substr(x, -n)`: PostgreSQL counts a negative start from the left. A
+                // needle longer than the text gives a start below 1 and a shorter substring on
+                // both, so no match.
+                self.sql.push_str(&format!(
+                    "substr({column}, length({column}) - length(?) + 1) = ?"
+                ));
                 self.values.push(Value::Text(needle.clone()));
                 self.values.push(Value::Text(needle));
             }

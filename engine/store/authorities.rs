@@ -5,7 +5,7 @@
 //! and reserved, so no batch can be overspent, and an authority is removed only once nothing
 //! but its used units is left on it.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use super::db::{params, OptionalExtension, Transaction};
 
 use super::{
     db, read_authority, to_sql_integer, AuthorityId, AuthorityRow, IssuerId, OrganizationId,
@@ -126,16 +126,20 @@ impl Store {
         if !live {
             return Err(StoreError::OrganizationNotFound { organization });
         }
-        tx.prepare_cached(
-            "INSERT INTO authorities (organization_id, profile_name, issuer_id, balance_available,
-                                      created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![organization.0, profile_name, issuer.0, units, now])
-        })
-        .map_err(db(ACTION))?;
-        let id = AuthorityId(tx.last_insert_rowid());
+        let id = tx
+            .prepare_cached(
+                "INSERT INTO authorities (organization_id, profile_name, issuer_id,
+                                          balance_available, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )
+            .and_then(|mut insert| {
+                insert.query_row(
+                    params![organization.0, profile_name, issuer.0, units, now],
+                    |row| row.get(0),
+                )
+            })
+            .map(AuthorityId)
+            .map_err(db(ACTION))?;
         event(
             &tx,
             id,

@@ -9,11 +9,11 @@
 //! attempt). A node that died loses its lease; the next claimer redoes the chunk with fresh
 //! serials, and the dead attempt's serial intents end WASTED with the batch, never reused.
 
+use super::db::{params, OptionalExtension, Transaction};
 use super::{
     db, record_certificates, record_failures, to_sql_integer, BatchId, BatchState, BatchStatus,
     CertificateRecord, DeviceFailure, Store, StoreError,
 };
-use rusqlite::{params, OptionalExtension, Transaction};
 
 /// Attempts after which a chunk that keeps failing (not its devices: the node's work itself,
 /// such as an unreachable object store) breaks its batch instead of being claimed again.

@@ -5,7 +5,7 @@
 //! profile list its scope, and `active = 0` while it is locked. Its batches, balances and token
 //! checks are therefore exactly a user's; the people lists ([`Store::list_users`]) leave it out.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db::{params, OptionalExtension, Row};
 
 use super::identity::{insert_user, revoke_user_tokens};
 use super::{db, NewUser, OrganizationId, Store, StoreError, UserId};
@@ -117,7 +117,7 @@ impl Store {
     pub fn client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
         self.connection
             .prepare_cached(&format!(
-                "{SELECT_CLIENT} WHERE kind = 'CLIENT' AND username = ?1"
+                "{SELECT_CLIENT} WHERE kind = 'CLIENT' AND lower(username) = lower(?1)"
             ))
             .and_then(|mut select| select.query_row([client_id], read_client).optional())
             .map_err(db("reading an API client"))?
@@ -292,7 +292,7 @@ impl Store {
 }
 
 fn event(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &db::Transaction<'_>,
     client_id: &str,
     time: i64,
     actor: &str,
@@ -302,7 +302,7 @@ fn event(
     super::EventLog::Client.record(tx, &client_id, time, actor, kind, message)
 }
 
-fn read_client(row: &Row<'_>) -> rusqlite::Result<(ClientRow, Option<String>)> {
+fn read_client(row: &Row<'_>) -> db::Result<(ClientRow, Option<String>)> {
     let active: bool = row.get(5)?;
     Ok((
         ClientRow {

@@ -8,8 +8,8 @@
 
 use std::fmt;
 
+use super::db::{params, OptionalExtension, Row};
 use crate::filter::{Field, FieldType};
-use rusqlite::{params, OptionalExtension, Row};
 
 use super::{db, OrganizationId, Store, StoreError};
 
@@ -213,10 +213,13 @@ impl Store {
         if taken {
             return Ok(None);
         }
-        tx.prepare_cached("INSERT INTO organizations (name, created_at) VALUES (?1, ?2)")
-            .and_then(|mut insert| insert.execute(params![name, now]))
+        let id = tx
+            .prepare_cached(
+                "INSERT INTO organizations (name, created_at) VALUES (?1, ?2) RETURNING id",
+            )
+            .and_then(|mut insert| insert.query_row(params![name, now], |row| row.get(0)))
+            .map(OrganizationId)
             .map_err(db(ACTION))?;
-        let id = OrganizationId(tx.last_insert_rowid());
         tx.commit().map_err(db(ACTION))?;
         Ok(Some(id))
     }
@@ -284,7 +287,7 @@ impl Store {
     /// The user with this login name (ignoring ASCII case), if any.
     pub fn find_user_by_name(&self, username: &str) -> Result<Option<UserRow>, StoreError> {
         self.connection
-            .prepare_cached(&format!("{SELECT_USER} WHERE username = ?1"))
+            .prepare_cached(&format!("{SELECT_USER} WHERE lower(username) = lower(?1)"))
             .and_then(|mut select| select.query_row([username], read_user).optional())
             .map_err(db("looking up a user"))?
             .map(RawUser::parse)
@@ -462,7 +465,7 @@ impl Store {
 }
 
 pub(super) fn insert_user(
-    connection: &rusqlite::Connection,
+    connection: &db::Connection,
     user: &NewUser<'_>,
     now: i64,
     action: &'static str,
@@ -479,29 +482,35 @@ pub(super) fn insert_user(
     let profiles = user
         .profiles
         .map(|profiles| serde_json::Value::from(profiles.to_vec()).to_string());
-    let inserted = connection
+    // No conflict target: PostgreSQL's key on the name is an expression index (lower case).
+    connection
         .prepare_cached(
             "INSERT INTO users (username, password_hash, organization_id, roles, profiles,
                                 created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-             ON CONFLICT (username) DO NOTHING",
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .and_then(|mut insert| {
-            insert.execute(params![
-                user.username,
-                user.password_hash,
-                user.organization.0,
-                user.roles.join(","),
-                profiles,
-                now
-            ])
+            insert
+                .query_row(
+                    params![
+                        user.username,
+                        user.password_hash,
+                        user.organization.0,
+                        user.roles.join(","),
+                        profiles,
+                        now
+                    ],
+                    |row| row.get(0),
+                )
+                .optional()
         })
-        .map_err(db(action))?;
-    Ok((inserted == 1).then(|| UserId(connection.last_insert_rowid())))
+        .map(|id| id.map(UserId))
+        .map_err(db(action))
 }
 
 fn insert_refresh(
-    connection: &rusqlite::Connection,
+    connection: &db::Connection,
     token: &NewRefreshToken<'_>,
     action: &'static str,
 ) -> Result<(), StoreError> {
@@ -524,7 +533,7 @@ fn insert_refresh(
 }
 
 fn revoke_family(
-    connection: &rusqlite::Connection,
+    connection: &db::Connection,
     family: &str,
     now: i64,
     action: &'static str,
@@ -539,7 +548,7 @@ fn revoke_family(
 }
 
 pub(super) fn revoke_user_tokens(
-    connection: &rusqlite::Connection,
+    connection: &db::Connection,
     user: UserId,
     now: i64,
     action: &'static str,
@@ -553,7 +562,7 @@ pub(super) fn revoke_user_tokens(
     Ok(())
 }
 
-fn read_organization(row: &Row<'_>) -> rusqlite::Result<OrganizationRow> {
+fn read_organization(row: &Row<'_>) -> db::Result<OrganizationRow> {
     Ok(OrganizationRow {
         id: OrganizationId(row.get(0)?),
         name: row.get(1)?,
@@ -561,7 +570,7 @@ fn read_organization(row: &Row<'_>) -> rusqlite::Result<OrganizationRow> {
     })
 }
 
-fn read_refresh_token(row: &Row<'_>) -> rusqlite::Result<RefreshTokenRow> {
+fn read_refresh_token(row: &Row<'_>) -> db::Result<RefreshTokenRow> {
     Ok(RefreshTokenRow {
         jti: row.get(0)?,
         family: row.get(1)?,
@@ -579,7 +588,7 @@ struct RawUser {
     profiles: Option<String>,
 }
 
-fn read_user(row: &Row<'_>) -> rusqlite::Result<RawUser> {
+fn read_user(row: &Row<'_>) -> db::Result<RawUser> {
     let roles: String = row.get(4)?;
     Ok(RawUser {
         row: UserRow {
@@ -618,7 +627,7 @@ impl RawUser {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::open;
+    use super::super::tests::{open, skip_on_postgres};
     use super::super::{schema, DATABASE_FILE, FORMAT_VERSION};
     use super::*;
     use rusqlite::Connection;
@@ -652,6 +661,9 @@ mod tests {
 
     #[test]
     fn a_version_2_database_upgrades_to_the_users_version() {
+        if skip_on_postgres("SQLite migrations") {
+            return;
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         {
             let raw = Connection::open(dir.path().join(DATABASE_FILE)).expect("raw open");

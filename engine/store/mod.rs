@@ -19,11 +19,13 @@ mod authorities;
 mod checkpoint;
 mod chunks;
 mod clients;
+pub mod db;
 mod identity;
 mod organizations;
 mod resets;
 mod revocation;
 mod schema;
+mod schema_pg;
 mod signers;
 #[cfg(test)]
 mod tests;
@@ -39,7 +41,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{ffi, params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use db::{params, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
 pub use authorities::{AuthorityEvent, AuthorityInUse};
@@ -49,6 +51,7 @@ pub use chunks::{
     IssuedEntry, ManifestRow, PartEntry, MAX_CHUNK_ATTEMPTS,
 };
 pub use clients::{ClientRow, NewClient, CLIENT_FIELDS};
+pub use db::{DbError, Dialect};
 pub use identity::{
     NewRefreshToken, NewUser, OrganizationRow, RefreshTokenRow, Rotation, UserId, UserRow,
     DEFAULT_ORGANIZATION, USER_FIELDS,
@@ -799,7 +802,7 @@ pub enum StoreError {
         action: &'static str,
         /// Cause.
         #[source]
-        source: rusqlite::Error,
+        source: db::DbError,
     },
     /// Another user has this e-mail address; nothing was changed.
     #[error("email {email}: another user has it")]
@@ -966,7 +969,7 @@ pub enum StoreError {
         path: PathBuf,
         /// Cause.
         #[source]
-        source: rusqlite::Error,
+        source: db::DbError,
     },
     /// The organization cannot be deleted; nothing was changed.
     #[error("organization {organization} cannot be deleted: {reason}")]
@@ -1021,7 +1024,56 @@ fn system_clock() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The certmill database: one SQLite connection. `Send`, not `Sync`: each thread opens its own.
+/// The PostgreSQL server `Store::open` connects to instead of the data directory's SQLite file,
+/// once [`use_postgres`] has set it.
+static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every later [`Store::open`] of this process connect to PostgreSQL at `url`
+/// (`postgres://user@host:port/db` or `host=… port=… user=… dbname=…`, without TLS) instead of
+/// opening `<data_dir>/certmill.db`. Set once, at startup, before any store is opened; `false`
+/// if another URL was set before (the first one stays). The data directory is still created
+/// and holds the node's other files.
+pub fn use_postgres(url: &str) -> bool {
+    POSTGRES.get_or_init(|| url.to_owned()) == url
+}
+
+/// Whether [`use_postgres`] sent this process's stores to PostgreSQL (shared with other nodes).
+pub fn uses_postgres() -> bool {
+    POSTGRES.get().is_some()
+}
+
+/// Where `Store::open(data_dir)` goes when it is not the data directory's SQLite file: the
+/// server of [`use_postgres`], or in tests the `CERTMILL_TEST_POSTGRES` server with a schema of
+/// the data directory's own (so parallel tests, each in its temporary directory, never meet).
+fn postgres_target(data_dir: &Path) -> Option<(String, Option<String>)> {
+    if let Some(url) = POSTGRES.get() {
+        return Some((url.clone(), None));
+    }
+    #[cfg(test)]
+    if let Some(url) = test_postgres() {
+        let canonical = data_dir
+            .canonicalize()
+            .unwrap_or_else(|_| data_dir.to_path_buf());
+        let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
+        return Some((url, Some(format!("certmill_test_{}", hex(&digest[..10])))));
+    }
+    let _ = data_dir;
+    None
+}
+
+/// The PostgreSQL server the store's tests run against, from `CERTMILL_TEST_POSTGRES`.
+#[cfg(test)]
+pub(crate) fn test_postgres() -> Option<String> {
+    std::env::var("CERTMILL_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// What [`StoreError::UnsupportedFormat`] and [`StoreError::Open`] name for a PostgreSQL store.
+const POSTGRES_PATH: &str = "PostgreSQL store";
+
+/// The certmill database: one connection, to the data directory's SQLite file or to the shared
+/// PostgreSQL server. `Send`, not `Sync`: each thread opens its own.
 #[derive(Debug)]
 pub struct Store {
     connection: Connection,
@@ -1030,7 +1082,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) `<data_dir>/certmill.db` and brings it to [`FORMAT_VERSION`].
+    /// Opens (creating if needed) `<data_dir>/certmill.db` and brings it to [`FORMAT_VERSION`];
+    /// after [`use_postgres`], connects to that server instead ([`Store::open_postgres`]).
     ///
     /// Creates `data_dir` if missing. The connection uses WAL mode, `synchronous=NORMAL`,
     /// foreign keys and a 5 s busy timeout. Migrations run in one immediate transaction each,
@@ -1040,12 +1093,15 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        if let Some((url, schema)) = postgres_target(data_dir) {
+            return Store::connect_postgres(&url, schema.as_deref());
+        }
         let path = data_dir.join(DATABASE_FILE);
-        let open_error = |source| StoreError::Open {
+        let open_error = |source: rusqlite::Error| StoreError::Open {
             path: path.clone(),
-            source,
+            source: source.into(),
         };
-        let connection = Connection::open(&path).map_err(open_error)?;
+        let connection = rusqlite::Connection::open(&path).map_err(open_error)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
         let mode: String = connection
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -1062,11 +1118,61 @@ impl Store {
         // The writer, the finders and the later lifecycle queries stay well under this.
         connection.set_prepared_statement_cache_capacity(32);
         let mut store = Store {
-            connection,
+            connection: Connection::from_sqlite(connection),
             clock: system_clock,
         };
         store.migrate(&path)?;
         Ok(store)
+    }
+
+    /// Connects to the PostgreSQL store at `url` and creates its schema if the database has
+    /// none (once, under an advisory lock, so concurrent nodes do not race). A schema of a newer
+    /// format is refused with [`StoreError::UnsupportedFormat`]. See `docs/STORE.md`.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Store::connect_postgres(url, None)
+    }
+
+    fn connect_postgres(url: &str, schema: Option<&str>) -> Result<Store, StoreError> {
+        let connection =
+            Connection::open_postgres(url, schema).map_err(|source| StoreError::Open {
+                path: PathBuf::from(POSTGRES_PATH),
+                source,
+            })?;
+        let store = Store {
+            connection,
+            clock: system_clock,
+        };
+        store.create_postgres_schema()?;
+        Ok(store)
+    }
+
+    fn create_postgres_schema(&self) -> Result<(), StoreError> {
+        let tx = self
+            .connection
+            .schema_transaction()
+            .map_err(db("starting the schema creation"))?;
+        let exists: bool = tx
+            .query_row(
+                "SELECT to_regclass('certmill_format') IS NOT NULL",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(db("reading the format version"))?;
+        if exists {
+            let found = postgres_version(&tx)?;
+            if found > FORMAT_VERSION {
+                return Err(unsupported(Path::new(POSTGRES_PATH), found));
+            }
+            return Ok(());
+        }
+        tx.execute_batch(schema_pg::SCHEMA)
+            .map_err(db("creating the schema"))?;
+        tx.execute(
+            "INSERT INTO certmill_format (version) VALUES (?1)",
+            [schema_pg::VERSION],
+        )
+        .map_err(db("recording the format version"))?;
+        tx.commit().map_err(db("committing the schema"))
     }
 
     /// Replaces the clock that stamps `created_at` and `updated_at` (tests, replays).
@@ -1080,22 +1186,50 @@ impl Store {
     /// `reserve_serials` and `insert_certificates` load the batch once per chunk and refuse a
     /// missing batch or another issuer's serials in code, so every row they write references
     /// a batch and issuer just checked; the per-row foreign key lookups would only repeat that
-    /// check for each device. Every other connection enforces the foreign keys.
+    /// check for each device. Every other connection enforces the foreign keys. On PostgreSQL
+    /// the foreign keys stay checked (they cannot be turned off per connection without also
+    /// turning off the append-only triggers).
     pub fn for_pipeline(self) -> Result<Store, StoreError> {
-        self.connection
-            .pragma_update(None, "foreign_keys", false)
-            .map_err(db("configuring the pipeline connection"))?;
+        if let Some(connection) = self.connection.sqlite() {
+            connection
+                .pragma_update(None, "foreign_keys", false)
+                .map_err(|source| StoreError::Database {
+                    action: "configuring the pipeline connection",
+                    source: source.into(),
+                })?;
+        }
         Ok(self)
     }
 
-    /// Format version of the open database (`PRAGMA user_version`).
+    /// Format version of the open database (`PRAGMA user_version`; on PostgreSQL the
+    /// `certmill_format` row).
     pub fn format_version(&self) -> Result<i64, StoreError> {
-        user_version(&self.connection)
+        match self.connection.sqlite() {
+            Some(connection) => user_version(connection),
+            None => postgres_version(&self.connection),
+        }
+    }
+
+    /// The one text value `sql` selects, on either backend (tests of other modules that look
+    /// at what was stored).
+    #[cfg(test)]
+    pub(crate) fn text_for_tests(&self, sql: &str) -> String {
+        self.connection
+            .query_row(sql, [], |row| row.get(0))
+            .expect("one text value")
+    }
+
+    /// Which backend this store runs on.
+    pub fn dialect(&self) -> db::Dialect {
+        self.connection.dialect()
     }
 
     fn migrate(&mut self, path: &Path) -> Result<(), StoreError> {
+        let Some(connection) = self.connection.sqlite() else {
+            return Ok(());
+        };
         // Cheap check outside a transaction: an up-to-date database takes no write lock.
-        let found = user_version(&self.connection)?;
+        let found = user_version(connection)?;
         if found > FORMAT_VERSION {
             return Err(unsupported(path, found));
         }
@@ -1104,10 +1238,10 @@ impl Store {
         }
         let tx = self
             .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .write_transaction()
             .map_err(db("starting a schema migration"))?;
         // Re-read under the write lock: another process may have migrated meanwhile.
-        let found = user_version(&tx)?;
+        let found = user_version(connection)?;
         if found > FORMAT_VERSION {
             return Err(unsupported(path, found));
         }
@@ -1117,8 +1251,12 @@ impl Store {
             }
             tx.execute_batch(sql)
                 .map_err(db("applying a schema migration"))?;
-            tx.pragma_update(None, "user_version", done)
-                .map_err(db("recording the format version"))?;
+            connection
+                .pragma_update(None, "user_version", done)
+                .map_err(|source| StoreError::Database {
+                    action: "recording the format version",
+                    source: source.into(),
+                })?;
         }
         tx.commit().map_err(db("committing a schema migration"))
     }
@@ -1231,27 +1369,31 @@ impl Store {
                                       order_number, user_id, authority_id, reserved)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9,
                          (SELECT coalesce(max(order_number), 0) + 1 FROM batches),
-                         ?10, ?11, ?12)",
+                         ?10, ?11, ?12)
+                 RETURNING id",
             )
             .and_then(|mut insert| {
-                insert.execute(params![
-                    batch.batch_name,
-                    batch.profile_name,
-                    batch.kind,
-                    size,
-                    batch.issuer.0,
-                    BatchStatus::PendingIssue.as_str(),
-                    batch.parameters_json,
-                    batch.output_path,
-                    now,
-                    user,
-                    authority.map(|authority| authority.0),
-                    if authority.is_some() { size } else { 0 },
-                ])
+                insert.query_row(
+                    params![
+                        batch.batch_name,
+                        batch.profile_name,
+                        batch.kind,
+                        size,
+                        batch.issuer.0,
+                        BatchStatus::PendingIssue.as_str(),
+                        batch.parameters_json,
+                        batch.output_path,
+                        now,
+                        user,
+                        authority.map(|authority| authority.0),
+                        if authority.is_some() { size } else { 0 },
+                    ],
+                    |row| row.get(0),
+                )
             });
-        match inserted {
-            Ok(_) => {}
-            Err(error) if extended_code(&error) == Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
+        let id = match inserted {
+            Ok(id) => BatchId(id),
+            Err(error) if violation(&error) == Some(db::Violation::ForeignKey) => {
                 return Err(StoreError::IssuerNotFound {
                     issuer: batch.issuer,
                 })
@@ -1262,8 +1404,7 @@ impl Store {
                     source,
                 })
             }
-        }
-        let id = BatchId(tx.last_insert_rowid());
+        };
         let message = match authority {
             Some(authority) => format!(
                 "created in {}; {} units reserved on authority {authority}",
@@ -1569,10 +1710,8 @@ impl Store {
                     // certificates' serials out of it (schema V5).
                     Err(error)
                         if matches!(
-                            extended_code(&error),
-                            Some(
-                                ffi::SQLITE_CONSTRAINT_PRIMARYKEY | ffi::SQLITE_CONSTRAINT_TRIGGER
-                            )
+                            violation(&error),
+                            Some(db::Violation::Unique | db::Violation::Trigger)
                         ) =>
                     {
                         return Err(duplicate())
@@ -1658,7 +1797,7 @@ impl Store {
         serial_hex: Option<&str>,
     ) -> Result<Vec<CertificateRow>, StoreError> {
         let serial = serial_hex.map(parse_serial_query).transpose()?;
-        let (condition, values): (&str, Vec<&dyn rusqlite::ToSql>) = match (&common_name, &serial) {
+        let (condition, values): (&str, Vec<&dyn db::Param>) = match (&common_name, &serial) {
             (None, None) => return Err(StoreError::EmptyQuery),
             (Some(name), None) => ("common_name = ?1", vec![name]),
             // By serial through the registry's key, then the certificate by its row.
@@ -1705,10 +1844,12 @@ impl Store {
     pub fn create_organization(&self, name: &str) -> Result<OrganizationId, StoreError> {
         let now = (self.clock)();
         self.connection
-            .prepare_cached("INSERT INTO organizations (name, created_at) VALUES (?1, ?2)")
-            .and_then(|mut insert| insert.execute(params![name, now]))
-            .map_err(db("creating an organization"))?;
-        Ok(OrganizationId(self.connection.last_insert_rowid()))
+            .prepare_cached(
+                "INSERT INTO organizations (name, created_at) VALUES (?1, ?2) RETURNING id",
+            )
+            .and_then(|mut insert| insert.query_row(params![name, now], |row| row.get(0)))
+            .map(OrganizationId)
+            .map_err(db("creating an organization"))
     }
 
     /// Creates an authority of `organization` to issue under `profile_name` with `issuer`
@@ -1735,22 +1876,20 @@ impl Store {
         if !exists("SELECT 1 FROM issuers WHERE id = ?1", issuer.0)? {
             return Err(StoreError::IssuerNotFound { issuer });
         }
-        tx.prepare_cached(
-            "INSERT INTO authorities (organization_id, profile_name, issuer_id, balance_available,
-                                      created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                organization.0,
-                profile_name,
-                issuer.0,
-                balance,
-                now
-            ])
-        })
-        .map_err(db(ACTION))?;
-        let id = AuthorityId(tx.last_insert_rowid());
+        let id = tx
+            .prepare_cached(
+                "INSERT INTO authorities (organization_id, profile_name, issuer_id,
+                                          balance_available, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            )
+            .and_then(|mut insert| {
+                insert.query_row(
+                    params![organization.0, profile_name, issuer.0, balance, now],
+                    |row| row.get(0),
+                )
+            })
+            .map(AuthorityId)
+            .map_err(db(ACTION))?;
         tx.commit().map_err(db(ACTION))?;
         Ok(id)
     }
@@ -1956,14 +2095,14 @@ impl Store {
         &self,
         sql: &str,
         values: &[rusqlite::types::Value],
-        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        read: impl FnMut(&db::Row<'_>) -> db::Result<T>,
         action: &'static str,
     ) -> Result<Vec<T>, StoreError> {
         self.connection
             .prepare(sql)
             .and_then(|mut select| {
                 select
-                    .query_map(rusqlite::params_from_iter(values.iter()), read)?
+                    .query_map(db::params_from_iter(values.iter()), read)?
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(db(action))
@@ -1977,8 +2116,7 @@ impl Store {
     /// `&self` suffices because a `Store` is not `Sync` and no other transaction of this
     /// connection can be open while a method runs.
     fn write_transaction(&self, action: &'static str) -> Result<Transaction<'_>, StoreError> {
-        Transaction::new_unchecked(&self.connection, TransactionBehavior::Immediate)
-            .map_err(db(action))
+        self.connection.write_transaction().map_err(db(action))
     }
 }
 
@@ -2055,9 +2193,7 @@ fn record_certificates(
             if !own {
                 match register.execute(params![state.issuer_id, serial, batch.0, row, now]) {
                     Ok(_) => {}
-                    Err(error)
-                        if extended_code(&error) == Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
-                    {
+                    Err(error) if violation(&error) == Some(db::Violation::Unique) => {
                         return Err(StoreError::DuplicateSerial {
                             serial_hex: hex(serial),
                         })
@@ -2206,7 +2342,7 @@ struct RawBatch {
 }
 
 impl RawBatch {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawBatch> {
+    fn read(row: &db::Row<'_>) -> db::Result<RawBatch> {
         Ok(RawBatch {
             id: row.get(0)?,
             batch_name: row.get(1)?,
@@ -2408,7 +2544,7 @@ impl BatchState {
         if !from.can_become(to, self.downloaded) {
             return Err(StoreError::InvalidTransition { batch, from, to });
         }
-        let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<usize, StoreError> {
+        let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
             tx.prepare_cached(sql)
                 .and_then(|mut statement| statement.execute(values))
                 .map_err(db(ACTION))
@@ -2630,7 +2766,7 @@ impl AuditChain {
                     .map(|entry| entry.device_id.map(|octets| octets.as_slice()))
                     .collect();
                 let kinds: Vec<&str> = group.iter().map(|entry| entry.kind.as_str()).collect();
-                let mut values: Vec<&dyn rusqlite::ToSql> =
+                let mut values: Vec<&dyn db::Param> =
                     Vec::with_capacity(COLUMNS * AUDIT_ROWS_PER_INSERT);
                 for (i, (entry, (prev, hash))) in group.iter().zip(&hashes).enumerate() {
                     values.push(&ids[i]);
@@ -2752,7 +2888,7 @@ struct RawAuthority {
 }
 
 impl RawAuthority {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawAuthority> {
+    fn read(row: &db::Row<'_>) -> db::Result<RawAuthority> {
         Ok(RawAuthority {
             id: row.get(0)?,
             organization_id: row.get(1)?,
@@ -2813,7 +2949,7 @@ struct RawCertificate {
 }
 
 impl RawCertificate {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawCertificate> {
+    fn read(row: &db::Row<'_>) -> db::Result<RawCertificate> {
         Ok(RawCertificate {
             device_id: row.get(0)?,
             batch_id: row.get(1)?,
@@ -2871,23 +3007,38 @@ impl RawCertificate {
 /// asks the open transaction which unique key already holds the record's values (rows inserted
 /// earlier in the same chunk are visible to it).
 fn explain_insert_failure(
-    tx: &rusqlite::Transaction<'_>,
-    error: rusqlite::Error,
+    tx: &db::Transaction<'_>,
+    error: db::DbError,
     batch: BatchId,
     record: &CertificateRecord,
 ) -> StoreError {
-    let code = extended_code(&error);
-    if code != Some(ffi::SQLITE_CONSTRAINT_UNIQUE)
-        && code != Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
-    {
+    if violation(&error) != Some(db::Violation::Unique) {
         return StoreError::Database {
             action: "recording certificates",
             source: error,
         };
     }
+    let duplicate_device = || StoreError::DuplicateDevice {
+        row: record.row,
+        device_id: uuid::Uuid::from_bytes(record.device_id)
+            .hyphenated()
+            .to_string(),
+    };
+    // PostgreSQL names the key, and a failed statement ends its transaction, so there is no
+    // asking it afterwards.
+    match error.constraint() {
+        Some("certificates_pkey") => return duplicate_device(),
+        Some("certificates_batch_row") => {
+            return StoreError::DuplicateRow {
+                batch,
+                row: record.row,
+            }
+        }
+        _ => {}
+    }
     // A lookup that itself fails counts as "not this key": the caller then gets the original
     // constraint error as a Database error, which loses no information.
-    let exists = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> bool {
+    let exists = |sql: &str, values: &[&dyn db::Param]| -> bool {
         tx.prepare_cached(sql)
             .and_then(|mut select| select.exists(values))
             .unwrap_or(false)
@@ -2896,12 +3047,7 @@ fn explain_insert_failure(
         "SELECT 1 FROM certificates WHERE device_id = ?1",
         &[&record.device_id.as_slice()],
     ) {
-        return StoreError::DuplicateDevice {
-            row: record.row,
-            device_id: uuid::Uuid::from_bytes(record.device_id)
-                .hyphenated()
-                .to_string(),
-        };
+        return duplicate_device();
     }
     if i64::try_from(record.row).is_ok_and(|row| {
         exists(
@@ -2920,9 +3066,18 @@ fn explain_insert_failure(
     }
 }
 
-fn user_version(connection: &Connection) -> Result<i64, StoreError> {
+fn user_version(connection: &rusqlite::Connection) -> Result<i64, StoreError> {
     connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|source| StoreError::Database {
+            action: "reading the format version",
+            source: source.into(),
+        })
+}
+
+fn postgres_version(connection: &Connection) -> Result<i64, StoreError> {
+    connection
+        .query_row("SELECT version FROM certmill_format", [], |row| row.get(0))
         .map_err(db("reading the format version"))
 }
 
@@ -2949,7 +3104,7 @@ impl EventLog {
     fn record(
         self,
         tx: &Transaction<'_>,
-        subject: &dyn rusqlite::ToSql,
+        subject: &dyn db::Param,
         time: i64,
         actor: &str,
         kind: &str,
@@ -2979,12 +3134,12 @@ impl EventLog {
     }
 }
 
-fn db(action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+fn db(action: &'static str) -> impl Fn(db::DbError) -> StoreError {
     move |source| StoreError::Database { action, source }
 }
 
-fn extended_code(error: &rusqlite::Error) -> Option<std::ffi::c_int> {
-    error.sqlite_error().map(|error| error.extended_code)
+fn violation(error: &db::DbError) -> Option<db::Violation> {
+    error.violation()
 }
 
 fn to_sql_integer(field: &'static str, value: u64) -> Result<i64, StoreError> {

@@ -3,7 +3,7 @@
 //! deleted (hidden, status DELETED) only while nothing depends on them. An organization is also
 //! the seed's ecosystem: its batches counted per day, and the installation's administrators.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db::{params, OptionalExtension, Row};
 
 use super::{db, OrganizationId, Store, StoreError, UserContact, UserId, UserRow};
 
@@ -89,7 +89,7 @@ const SELECT_ORGANIZATION: &str = "SELECT id, name, address, contact_name, conta
         contact_phone, manufacture_id, logo, status, parameters_json, created_at, updated_at
         FROM organizations";
 
-fn read(row: &Row<'_>) -> rusqlite::Result<(OrganizationRecord, String)> {
+fn read(row: &Row<'_>) -> db::Result<(OrganizationRecord, String)> {
     Ok((
         OrganizationRecord {
             id: OrganizationId(row.get(0)?),
@@ -144,7 +144,7 @@ impl Store {
         let tx = self.write_transaction(ACTION)?;
         let taken = tx
             .prepare_cached(
-                "SELECT 1 FROM organizations WHERE name = ?1 COLLATE NOCASE AND status <> 'DELETED'",
+                "SELECT 1 FROM organizations WHERE lower(name) = lower(?1) AND status <> 'DELETED'",
             )
             .and_then(|mut select| select.exists([&details.name]))
             .map_err(db(ACTION))?;
@@ -153,28 +153,32 @@ impl Store {
                 name: details.name.clone(),
             });
         }
-        tx.prepare_cached(
-            "INSERT INTO organizations (name, address, contact_name, contact_email,
+        let id = tx
+            .prepare_cached(
+                "INSERT INTO organizations (name, address, contact_name, contact_email,
                  contact_phone, manufacture_id, logo, status, parameters_json, created_at,
                  updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                details.name,
-                details.address,
-                details.contact_name,
-                details.contact_email,
-                details.contact_phone,
-                details.manufacture_id,
-                details.logo,
-                details.status,
-                parameters_json(details),
-                now
-            ])
-        })
-        .map_err(db(ACTION))?;
-        let id = OrganizationId(tx.last_insert_rowid());
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) RETURNING id",
+            )
+            .and_then(|mut insert| {
+                insert.query_row(
+                    params![
+                        details.name,
+                        details.address,
+                        details.contact_name,
+                        details.contact_email,
+                        details.contact_phone,
+                        details.manufacture_id,
+                        details.logo,
+                        details.status,
+                        parameters_json(details),
+                        now
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map(OrganizationId)
+            .map_err(db(ACTION))?;
         tx.commit().map_err(db(ACTION))?;
         Ok(id)
     }
@@ -309,7 +313,7 @@ impl Store {
     pub fn organization_name_taken(&self, name: &str) -> Result<bool, StoreError> {
         self.connection
             .prepare_cached(
-                "SELECT 1 FROM organizations WHERE name = ?1 COLLATE NOCASE AND status <> 'DELETED'",
+                "SELECT 1 FROM organizations WHERE lower(name) = lower(?1) AND status <> 'DELETED'",
             )
             .and_then(|mut select| select.exists([name]))
             .map_err(db("looking up an organization name"))
@@ -324,7 +328,7 @@ impl Store {
             .connection
             .prepare_cached(
                 "SELECT b.created_at - b.created_at % ?2 AS day, count(*), sum(b.size),
-                        sum(b.issued > 0), sum(b.issued)
+                        sum(CASE WHEN b.issued > 0 THEN 1 ELSE 0 END), sum(b.issued)
                  FROM batches b JOIN authorities a ON a.id = b.authority_id
                  WHERE a.organization_id = ?1 AND b.active = 1
                  GROUP BY day ORDER BY day",

@@ -5,7 +5,7 @@
 //! the login names a user, so the "once per window" answer reveals nothing). Spending a code,
 //! setting the password and revoking the user's refresh tokens is one transaction.
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{params, OptionalExtension};
 
 use super::{db, identity::revoke_user_tokens, Store, StoreError, UserId};
 
@@ -116,9 +116,9 @@ impl Store {
         self.connection
             .prepare_cached(
                 "SELECT id, email FROM users
-                 WHERE (username = ?1 OR email = ?1) AND email <> '' AND active = 1
+                 WHERE (lower(username) = lower(?1) OR lower(email) = lower(?1)) AND email <> '' AND active = 1
                    AND kind = 'USER'
-                 ORDER BY username = ?1 DESC, id LIMIT 1",
+                 ORDER BY lower(username) = lower(?1) DESC, id LIMIT 1",
             )
             .and_then(|mut select| {
                 select

@@ -7,13 +7,13 @@
 //! answered survives a crash. The rules for a certificate that is already revoked are in
 //! [`decide`].
 
+use super::db::{params, OptionalExtension, Transaction};
 use super::{
     db, from_sql_integer, hex, parse_serial_query, significant_octets, to_sql_integer, AuditChain,
     AuditKind, BatchId, BatchState, BatchStatus, DeviceStatus, IssuerId, NewAuditEntry, Store,
     StoreError, MAX_SERIAL_OCTETS,
 };
 use crate::revocation::{RevocationReason, RevokedEntry};
-use rusqlite::{params, OptionalExtension, Transaction};
 
 /// What a revocation request did to one certificate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,7 +192,7 @@ const SELECT_TARGET: &str = "SELECT c.device_id, c.batch_id, c.issuer_id, c.seri
      LEFT JOIN revocations r ON r.issuer_id = c.issuer_id AND r.serial = c.serial";
 
 impl Target {
-    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawTarget> {
+    fn read(row: &db::Row<'_>) -> db::Result<RawTarget> {
         Ok((
             row.get(0)?,
             row.get(1)?,
@@ -243,7 +243,7 @@ fn apply(
 ) -> Result<RevokedCertificate, StoreError> {
     const ACTION: &str = "recording a revocation";
     let change = decide(target.current.map(|(r, _)| r), requested, &target.serial)?;
-    let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| -> Result<usize, StoreError> {
+    let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
         tx.prepare_cached(sql)
             .and_then(|mut statement| statement.execute(values))
             .map_err(db(ACTION))
@@ -853,10 +853,7 @@ impl Store {
                 insert.execute(params![issuer.0, serial, not_before, not_after, der, now])
             }) {
             Ok(_) => {}
-            Err(error)
-                if super::extended_code(&error)
-                    == Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
-            {
+            Err(error) if super::violation(&error) == Some(super::db::Violation::Unique) => {
                 return Err(duplicate())
             }
             Err(source) => {

@@ -6,7 +6,7 @@
 //! it to the new one, so a new batch can only be recorded with the current signer while a batch
 //! already recorded keeps the signer it started with.
 
-use rusqlite::{params, Transaction};
+use super::db::{params, Transaction};
 use sha2::{Digest, Sha256};
 
 use super::{db, IssuerId, Store, StoreError};
@@ -142,7 +142,7 @@ pub struct SignerCertificate<'a> {
 const SELECT_SIGNER: &str = "SELECT id, issuer_name, name, state, generation, issuer_id, algorithm,
         key_dir, root_dir, not_after, created_at, updated_at FROM signers";
 
-fn read_signer(row: &rusqlite::Row<'_>) -> rusqlite::Result<(SignerRow, String)> {
+fn read_signer(row: &db::Row<'_>) -> db::Result<(SignerRow, String)> {
     let state: String = row.get(3)?;
     Ok((
         SignerRow {
@@ -175,9 +175,9 @@ fn finish(raw: (SignerRow, String)) -> Result<SignerRow, StoreError> {
 }
 
 fn query_signers(
-    connection: &rusqlite::Connection,
+    connection: &db::Connection,
     filter: &str,
-    values: &[&dyn rusqlite::ToSql],
+    values: &[&dyn db::Param],
 ) -> Result<Vec<SignerRow>, StoreError> {
     const ACTION: &str = "reading signers";
     let sql = format!("{SELECT_SIGNER} {filter}");
@@ -247,7 +247,7 @@ fn make_active(
     const ACTION: &str = "activating a signer";
     let previous = query_signers(
         tx,
-        "WHERE issuer_name = ?1 AND state = 'ACTIVE'",
+        "WHERE lower(issuer_name) = lower(?1) AND state = 'ACTIVE'",
         &[&signer.issuer_name],
     )?;
     for old in previous.iter().filter(|old| old.id != signer.id) {
@@ -513,7 +513,7 @@ impl Store {
     pub fn current_signer(&self, issuer_name: &str) -> Result<Option<SignerRow>, StoreError> {
         Ok(query_signers(
             &self.connection,
-            "WHERE issuer_name = ?1 AND state = 'ACTIVE'",
+            "WHERE lower(issuer_name) = lower(?1) AND state = 'ACTIVE'",
             &[&issuer_name],
         )?
         .pop())
@@ -525,12 +525,12 @@ impl Store {
         match issuer_name {
             Some(name) => query_signers(
                 &self.connection,
-                "WHERE issuer_name = ?1 AND state <> 'DELETED' ORDER BY created_at, id",
+                "WHERE lower(issuer_name) = lower(?1) AND state <> 'DELETED' ORDER BY created_at, id",
                 &[&name],
             ),
             None => query_signers(
                 &self.connection,
-                "WHERE state <> 'DELETED' ORDER BY issuer_name, created_at, id",
+                "WHERE state <> 'DELETED' ORDER BY lower(issuer_name), created_at, id",
                 &[],
             ),
         }
@@ -552,12 +552,11 @@ impl Store {
         values.push(rusqlite::types::Value::Integer(
             i64::try_from(offset).unwrap_or(i64::MAX),
         ));
-        let refs: Vec<&dyn rusqlite::ToSql> =
-            values.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+        let refs: Vec<&dyn db::Param> = values.iter().map(|v| v as &dyn db::Param).collect();
         query_signers(
             &self.connection,
             &format!(
-                "WHERE issuer_name = ? AND state <> 'DELETED' AND {}
+                "WHERE lower(issuer_name) = lower(?) AND state <> 'DELETED' AND {}
                  ORDER BY created_at, id LIMIT ? OFFSET ?",
                 filter.sql
             ),

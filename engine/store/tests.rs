@@ -12,6 +12,10 @@ pub(super) fn open(dir: &Path) -> Store {
         .with_clock(fixed_clock)
 }
 
+fn store_dialect_is_sqlite() -> bool {
+    test_postgres().is_none()
+}
+
 pub(super) fn new_batch(issuer: IssuerId, size: u64) -> NewBatch<'static> {
     NewBatch {
         batch_name: "line 3 morning",
@@ -52,6 +56,25 @@ pub(super) fn records(tag: u8, rows: std::ops::Range<u64>) -> Vec<CertificateRec
         .collect()
 }
 
+/// True, with a note on stderr, when the store tests run on PostgreSQL
+/// (`CERTMILL_TEST_POSTGRES`) and the caller tests what only SQLite has (`what`).
+pub(crate) fn skip_on_postgres(what: &str) -> bool {
+    let postgres = test_postgres().is_some();
+    if postgres {
+        eprintln!("SQLite only ({what}): skipped on PostgreSQL");
+    }
+    postgres
+}
+
+/// Drops the trigger that keeps `audit_log` entries from being updated (tamper tests).
+pub(super) fn drop_audit_update_trigger(store: &Store) {
+    let sql = match store.dialect() {
+        db::Dialect::Sqlite => "DROP TRIGGER audit_log_no_update",
+        db::Dialect::Postgres => "DROP TRIGGER audit_log_append_only ON audit_log",
+    };
+    store.connection.execute_batch(sql).expect("drop trigger");
+}
+
 pub(super) struct Fixture {
     pub(super) dir: tempfile::TempDir,
     pub(super) store: Store,
@@ -85,7 +108,9 @@ fn open_creates_the_data_dir_and_reopens_idempotently() {
         let issuer = store.register_issuer(b"der", "CN=CA").expect("issuer");
         store.create_batch(&new_batch(issuer, 1)).expect("batch")
     };
-    assert!(data_dir.join(DATABASE_FILE).is_file());
+    if store_dialect_is_sqlite() {
+        assert!(data_dir.join(DATABASE_FILE).is_file());
+    }
     let store = open(&data_dir);
     assert_eq!(store.format_version().expect("version"), FORMAT_VERSION);
     assert!(store.batch(batch).expect("read").is_some());
@@ -97,11 +122,22 @@ fn open_creates_the_data_dir_and_reopens_idempotently() {
 #[test]
 fn open_refuses_a_newer_format() {
     let dir = tempfile::tempdir().expect("temp dir");
-    drop(open(dir.path()));
-    let raw = Connection::open(dir.path().join(DATABASE_FILE)).expect("raw open");
-    raw.pragma_update(None, "user_version", FORMAT_VERSION + 1)
-        .expect("bump version");
-    drop(raw);
+    let store = open(dir.path());
+    match store.connection.sqlite() {
+        Some(raw) => raw
+            .pragma_update(None, "user_version", FORMAT_VERSION + 1)
+            .expect("bump version"),
+        None => {
+            store
+                .connection
+                .execute(
+                    "UPDATE certmill_format SET version = ?1",
+                    [FORMAT_VERSION + 1],
+                )
+                .expect("bump version");
+        }
+    }
+    drop(store);
     match Store::open(dir.path()) {
         Err(StoreError::UnsupportedFormat {
             found, supported, ..
@@ -114,10 +150,15 @@ fn open_refuses_a_newer_format() {
 
 #[test]
 fn connection_uses_wal_foreign_keys_and_normal_sync() {
+    if skip_on_postgres("SQLite pragmas") {
+        return;
+    }
     let f = fixture();
     let pragma = |name: &str| -> String {
         f.store
             .connection
+            .sqlite()
+            .expect("SQLite")
             .pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0))
             .map(|value| match value {
                 rusqlite::types::Value::Integer(n) => n.to_string(),

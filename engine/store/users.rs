@@ -1,7 +1,7 @@
 //! Users as seed 001's administration API keeps them: contact details (first and last name,
 //! phone, e-mail), roles and accessible profiles, listed per organization, removed.
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{params, OptionalExtension};
 
 use super::{db, OrganizationId, Store, StoreError, UserId, UserRow};
 
@@ -50,7 +50,9 @@ impl Store {
         let now = (self.clock)();
         let tx = self.write_transaction(ACTION)?;
         let taken = tx
-            .prepare_cached("SELECT 1 FROM users WHERE email = ?1 AND email <> '' AND id <> ?2")
+            .prepare_cached(
+                "SELECT 1 FROM users WHERE lower(email) = lower(?1) AND email <> '' AND id <> ?2",
+            )
             .and_then(|mut select| select.exists(params![contact.email, user.0]))
             .map_err(db(ACTION))?;
         if taken {
@@ -126,7 +128,7 @@ impl Store {
     /// Whether a user has this e-mail address (ASCII case ignored).
     pub fn email_taken(&self, email: &str) -> Result<bool, StoreError> {
         self.connection
-            .prepare_cached("SELECT 1 FROM users WHERE email = ?1 AND email <> ''")
+            .prepare_cached("SELECT 1 FROM users WHERE lower(email) = lower(?1) AND email <> ''")
             .and_then(|mut select| select.exists([email]))
             .map_err(db("looking up an e-mail address"))
     }
