@@ -381,7 +381,9 @@ pub fn serve(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
     runtime.block_on(run(config, passphrase))
 }
 
-async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::Result<()> {
+/// Everything `run` needs before it listens: profiles, signers, the first start's bootstrap,
+/// the keypair pool, revocation, mail and the cluster side.
+fn start_state(config: &ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::Result<Shared> {
     let profiles = load_profiles(
         &config.data,
         config.profiles_dir.as_deref(),
@@ -474,6 +476,13 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         public_url: config.compile.base_url.trim_end_matches('/').to_owned(),
         cluster,
     });
+    Ok(state)
+}
+
+async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::Result<()> {
+    // The start-up uses the store synchronously (a PostgreSQL store's client drives a runtime
+    // of its own, which tokio refuses inside this one): off the async context.
+    let state = tokio::task::block_in_place(|| start_state(&config, passphrase))?;
     // The first CRL (or the one on disk) is published before the first request.
     let first = state.clone();
     tokio::task::spawn_blocking(move || revocation_round(&first)).await?;
