@@ -706,7 +706,8 @@ impl Postgres {
 }
 
 enum Backend {
-    Postgres(Postgres),
+    /// Boxed: the client is ten times a rusqlite connection's size.
+    Postgres(Box<Postgres>),
     Sqlite(rusqlite::Connection),
 }
 
@@ -745,7 +746,7 @@ impl Connection {
             ))?;
         }
         Ok(Connection {
-            backend: Backend::Postgres(Postgres {
+            backend: Backend::Postgres(Box::new(Postgres {
                 lock_salt: schema.map_or(0, |schema| {
                     schema.bytes().fold(0i64, |hash, byte| {
                         hash.wrapping_mul(31).wrapping_add(i64::from(byte))
@@ -753,7 +754,7 @@ impl Connection {
                 }),
                 client: RefCell::new(client),
                 statements: RefCell::new(HashMap::new()),
-            }),
+            })),
         })
     }
 
@@ -1048,6 +1049,8 @@ pub struct Rows<'s> {
 
 impl Rows<'_> {
     /// The next row, or `None` after the last.
+    // Not `Iterator`: the row borrows the cursor (rusqlite's `Rows::next` has the same shape).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Row<'_>>> {
         match &mut self.inner {
             RowsInner::Done => Ok(None),
