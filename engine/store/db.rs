@@ -831,10 +831,18 @@ impl Connection {
     pub fn write_transaction(&self) -> Result<Transaction<'_>> {
         match &self.backend {
             Backend::Sqlite(connection) => connection.execute_batch("BEGIN IMMEDIATE")?,
-            Backend::Postgres(pg) => pg.client.borrow_mut().batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({})",
-                WRITE_LOCK_KEY.wrapping_add(pg.lock_salt)
-            ))?,
+            Backend::Postgres(pg) => {
+                let mut client = pg.client.borrow_mut();
+                let begun = client.batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({})",
+                    WRITE_LOCK_KEY.wrapping_add(pg.lock_salt)
+                ));
+                if let Err(error) = begun {
+                    // Do not leave the connection inside a transaction that never got its lock.
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(error.into());
+                }
+            }
         }
         Ok(Transaction {
             connection: self,
@@ -846,10 +854,18 @@ impl Connection {
     pub fn schema_transaction(&self) -> Result<Transaction<'_>> {
         match &self.backend {
             Backend::Sqlite(connection) => connection.execute_batch("BEGIN IMMEDIATE")?,
-            Backend::Postgres(pg) => pg.client.borrow_mut().batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({})",
-                SCHEMA_LOCK_KEY.wrapping_add(pg.lock_salt)
-            ))?,
+            Backend::Postgres(pg) => {
+                let mut client = pg.client.borrow_mut();
+                let begun = client.batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({})",
+                    SCHEMA_LOCK_KEY.wrapping_add(pg.lock_salt)
+                ));
+                if let Err(error) = begun {
+                    // Do not leave the connection inside a transaction that never got its lock.
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(error.into());
+                }
+            }
         }
         Ok(Transaction {
             connection: self,
@@ -867,8 +883,13 @@ pub struct Transaction<'c> {
 impl Transaction<'_> {
     /// Commits.
     pub fn commit(mut self) -> Result<()> {
-        self.open = false;
-        self.connection.execute_batch("COMMIT")
+        // A failed COMMIT (SQLite busy) leaves the transaction open: drop rolls it back, as
+        // rusqlite's transaction does.
+        let result = self.connection.execute_batch("COMMIT");
+        if result.is_ok() {
+            self.open = false;
+        }
+        result
     }
 }
 
