@@ -21,6 +21,7 @@ pub mod fuzz_check;
 pub mod generator;
 pub mod keys;
 pub mod mail;
+pub mod objects;
 pub mod pkcs12;
 pub mod profile;
 pub mod revocation;

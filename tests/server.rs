@@ -87,12 +87,26 @@ impl Resp {
 impl Server {
     /// `certmill --data DIR serve --listen 127.0.0.1:0`, with the admin password set.
     pub(crate) fn start(f: &Fixture, env: &[(&str, &str)]) -> Server {
-        let stderr = std::fs::File::create(f.path("server.stderr")).unwrap();
+        Server::start_node(f, &f.data(), "server", &[], env)
+    }
+
+    /// A server on data directory `data`, its stderr in `<name>.stderr`, with more `serve`
+    /// arguments: one node of several when they share a store.
+    pub(crate) fn start_node(
+        f: &Fixture,
+        data: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        let stderr_path = f.path(&format!("{name}.stderr"));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_certmill"));
         command
             .arg("--data")
-            .arg(f.data())
+            .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .env("CERTMILL_BASE_URL", "http://ca.certmill.test")
             .env("CERTMILL_ADMIN_PASSWORD", ADMIN_PASSWORD);
         for name in [
@@ -117,6 +131,11 @@ impl Server {
             "CERTMILL_MAX_CSR_BYTES",
             "CERTMILL_MAX_CSR_TOTAL_BYTES",
             "CERTMILL_MAX_ZIP_RATIO",
+            "CERTMILL_OBJECTS",
+            "CERTMILL_NODE",
+            "CERTMILL_CHUNK_SIZE",
+            "CERTMILL_LEASE_SECS",
+            "CERTMILL_STORE",
         ] {
             command.env_remove(name);
         }
@@ -151,7 +170,7 @@ impl Server {
                 panic!(
                     "certmill serve did not print its address; stdout: {:?}\nstderr: {}",
                     stdout.lock().unwrap(),
-                    std::fs::read_to_string(f.path("server.stderr")).unwrap_or_default()
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
                 );
             }
         };
@@ -163,7 +182,7 @@ impl Server {
             child,
             base,
             dir: f.dir.path().to_path_buf(),
-            data: f.data(),
+            data: data.to_owned(),
             stdout,
             files: Cell::new(0),
         }
@@ -497,6 +516,17 @@ impl Server {
         for path in paths {
             assert!(doc["paths"][path].is_object(), "{path} in openapi.json");
         }
+    }
+
+    /// What the server printed on stdout so far.
+    pub(crate) fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: the process dies at once, in whatever it was doing.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
     }
 
     /// SIGTERM, then the exit status (30 s at most).

@@ -7,6 +7,7 @@ mod util;
 mod access;
 mod bench;
 mod cli;
+mod cluster;
 mod ecosystems;
 mod fuzz_corpora;
 mod hostile_http;

@@ -718,6 +718,21 @@ fn secs(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// A 32-byte key for `purpose`, derived (HKDF-SHA256) from the data directory's secret
+/// (`auth/jwt-secret`, created if missing). Nodes of one cluster share that secret (they must,
+/// for each other's tokens), so they derive the same key; another purpose gives an unrelated
+/// key, and the secret itself never leaves this module.
+pub fn derived_key(data_dir: &Path, purpose: &[u8]) -> Result<Zeroizing<[u8; 32]>, AuthError> {
+    use aws_lc_rs::hkdf;
+    let secret = load_or_create_secret(data_dir)?;
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"certmill derived key v1").extract(&secret);
+    let mut key = Zeroizing::new([0u8; 32]);
+    prk.expand(&[purpose], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(key.as_mut_slice()))
+        .map_err(|_| AuthError::Random(crate::keys::KeyError::Random))?;
+    Ok(key)
+}
+
 /// Reads `<data>/auth/jwt-secret`, or creates it: written to a temporary file (mode 0600) in
 /// the same directory, synced, then linked into place without replacing, so a concurrent
 /// opener either wins or reads the winner's secret; a half-written secret is never visible.

@@ -14,6 +14,7 @@
 //! Memory stays flat: at most two chunks are in flight, the ZIP and the manifest stream to
 //! temporary files. This module orchestrates; it holds no crypto of its own.
 
+pub mod chunked;
 pub mod cputime;
 mod csv_input;
 mod input;
@@ -149,6 +150,10 @@ pub enum BatchError {
     /// The writer thread stopped unexpectedly.
     #[error("internal error: {0}")]
     Unreachable(&'static str),
+    /// A chunked batch's shared resources (object store, sealed password, work description)
+    /// failed ([`chunked`]).
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// A device whose input broke a rule.
@@ -737,6 +742,19 @@ fn validate_with_proofs(
     input: &OpenInput<'_>,
     pool: &rayon::ThreadPool,
 ) -> Result<(u64, ChunkProofs), BatchError> {
+    validate_and_name(template, input, pool, None)
+}
+
+/// [`validate_with_proofs`], also naming every device's ZIP entry in row order with `namer`
+/// when given, and returning in `renamed` the rows whose name is not the default one
+/// ([`writer::default_entry_name`]): what lets nodes name the entries of a chunked batch
+/// independently and still uniquely.
+fn validate_and_name(
+    template: &Template,
+    input: &OpenInput<'_>,
+    pool: &rayon::ThreadPool,
+    mut naming: Option<(&mut writer::EntryNamer, &mut Vec<(u64, String)>)>,
+) -> Result<(u64, ChunkProofs), BatchError> {
     let mut jobs = input.jobs()?;
     let mut errors = Vec::new();
     let mut failed = 0u64;
@@ -757,24 +775,57 @@ fn validate_with_proofs(
         // run between the chunks, that sequential work left both workers idle for about a
         // tenth of a CSR bundle's validation.
         let mut refused: Vec<RowError> = Vec::new();
+        let mut stems: Vec<String> = Vec::new();
+        let naming_now = naming.is_some();
         let (next, digest) = pool.in_place_scope(|scope| {
             scope.spawn(|_| {
-                refused = chunk
-                    .par_iter()
-                    .filter_map(|job| {
-                        input
-                            .prepare(template, job, Proof::Verify)
-                            .err()
-                            .map(|error| RowError {
-                                row: job.row,
-                                location: job.location.clone(),
-                                error,
-                            })
-                    })
-                    .collect();
+                let row_error = |job: &Job, error| RowError {
+                    row: job.row,
+                    location: job.location.clone(),
+                    error,
+                };
+                if naming_now {
+                    let results: Vec<Result<String, RowError>> = chunk
+                        .par_iter()
+                        .map(|job| {
+                            input
+                                .prepare(template, job, Proof::Verify)
+                                .map(|(prepared, _)| {
+                                    prepared.common_name.unwrap_or_else(|| job.name_hint())
+                                })
+                                .map_err(|error| row_error(job, error))
+                        })
+                        .collect();
+                    for result in results {
+                        match result {
+                            Ok(stem) => stems.push(stem),
+                            Err(error) => refused.push(error),
+                        }
+                    }
+                } else {
+                    refused = chunk
+                        .par_iter()
+                        .filter_map(|job| {
+                            input
+                                .prepare(template, job, Proof::Verify)
+                                .err()
+                                .map(|error| row_error(job, error))
+                        })
+                        .collect();
+                }
             });
             (next_chunk(&mut jobs), ChunkProofs::digest(&chunk))
         });
+        if let Some((namer, renamed)) = naming.as_mut() {
+            if refused.is_empty() && failed == 0 {
+                for (job, stem) in chunk.iter().zip(&stems) {
+                    let name = namer.name(stem, job.row);
+                    if name != namer.default_name(stem) {
+                        renamed.push((job.row, name));
+                    }
+                }
+            }
+        }
         if refused.is_empty() && failed == 0 {
             proofs.push_digest(index, digest);
         }

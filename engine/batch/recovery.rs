@@ -136,6 +136,9 @@ pub fn recover(data_dir: &Path) -> Result<Vec<Recovered>, BatchError> {
     let store = Store::open(data_dir)?;
     let mut recovered = Vec::new();
     for batch in store.unfinished_batches()? {
+        if store.is_chunked(batch.id)? {
+            continue; // issued in chunks by the nodes' workers, whose leases recover it
+        }
         let (file, path) = open_lock(data_dir, batch.id)?;
         if file.try_lock().is_err() {
             continue; // a live process is issuing it

@@ -45,6 +45,52 @@ impl NameFilter {
     }
 }
 use std::io::{BufWriter, Write};
+
+/// Names a batch's ZIP entries, in row order: unique within the batch, with flat memory.
+pub struct EntryNamer {
+    names: NameFilter,
+    extension: &'static str,
+}
+
+impl EntryNamer {
+    /// A namer for entries ending in `.<extension>`.
+    pub fn new(extension: &'static str) -> EntryNamer {
+        EntryNamer {
+            names: NameFilter::new(),
+            extension,
+        }
+    }
+
+    /// The entry name a device named `common_name` (or the stem given for a device without
+    /// one) gets when nothing before it took it: [`default_entry_name`].
+    pub fn default_name(&self, common_name: &str) -> String {
+        default_entry_name(common_name, self.extension)
+    }
+
+    /// A safe, unique entry name derived from the common name (or the stem given for a device
+    /// without one): characters outside `[A-Za-z0-9._-]` become `-` (MAC colons included), and
+    /// a repeat gets `-<row>`.
+    pub fn name(&mut self, common_name: &str, row: u64) -> String {
+        let stem = file_stem(common_name);
+        let mut name = format!("{stem}.{}", self.extension);
+        let mut attempt = 0u32;
+        while !self.names.insert(&name) {
+            attempt += 1;
+            name = if attempt == 1 {
+                format!("{stem}-{row}.{}", self.extension)
+            } else {
+                format!("{stem}-{row}-{attempt}.{}", self.extension)
+            };
+        }
+        name
+    }
+}
+
+/// `<stem>.<extension>`: the name of a device's entry unless an earlier device of the batch
+/// took it.
+pub fn default_entry_name(common_name: &str, extension: &str) -> String {
+    format!("{}.{extension}", file_stem(common_name))
+}
 use std::path::{Path, PathBuf};
 
 /// The store's record of an issued device whose ZIP entry is `file_name`.
@@ -82,10 +128,9 @@ pub struct BatchWriter {
     zip: Option<ZipStream<BufWriter<File>>>,
     manifest: csv::Writer<BufWriter<File>>,
     manifest_file: File,
-    names: NameFilter,
+    names: EntryNamer,
     store: Store,
     batch: BatchId,
-    extension: &'static str,
     zip_comment: String,
     counts: Counts,
     /// Whether to add the store's CPU time to `counts` (two `/proc` reads per chunk).
@@ -139,10 +184,9 @@ impl BatchWriter {
             zip: Some(zip),
             manifest,
             manifest_file,
-            names: NameFilter::new(),
+            names: EntryNamer::new(extension),
             store,
             batch,
-            extension,
             zip_comment,
             counts: Counts::default(),
             timed: true,
@@ -162,22 +206,9 @@ impl BatchWriter {
         &self.store
     }
 
-    /// A safe, unique entry name derived from the common name (or the stem given for a device
-    /// without one): characters outside
-    /// `[A-Za-z0-9._-]` become `-` (MAC colons included), and a repeat gets `-<row>`.
+    /// A safe, unique entry name derived from the common name ([`EntryNamer::name`]).
     pub(super) fn entry_name(&mut self, common_name: &str, row: u64) -> String {
-        let stem = file_stem(common_name);
-        let mut name = format!("{stem}.{}", self.extension);
-        let mut attempt = 0u32;
-        while !self.names.insert(&name) {
-            attempt += 1;
-            name = if attempt == 1 {
-                format!("{stem}-{row}.{}", self.extension)
-            } else {
-                format!("{stem}-{row}-{attempt}.{}", self.extension)
-            };
-        }
-        name
+        self.names.name(common_name, row)
     }
 
     /// Writes a chunk of devices: ZIP entries, manifest rows and one store transaction.
@@ -363,7 +394,7 @@ fn file_stem(common_name: &str) -> String {
 /// read as "text". The csv writer still quotes what needs quoting. Only values from the input
 /// (common names, failure reasons naming an entry) can start so; the certificate and the
 /// store keep the value unchanged.
-fn spreadsheet_safe(field: &str) -> std::borrow::Cow<'_, [u8]> {
+pub(super) fn spreadsheet_safe(field: &str) -> std::borrow::Cow<'_, [u8]> {
     match crate::profile::formula_start(field) {
         Some(_) => std::borrow::Cow::Owned(format!("'{field}").into_bytes()),
         None => std::borrow::Cow::Borrowed(field.as_bytes()),

@@ -28,7 +28,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// 4.3.7 local file header signature.
-const LOCAL_FILE_HEADER: u32 = 0x0403_4b50;
+pub(crate) const LOCAL_FILE_HEADER: u32 = 0x0403_4b50;
 /// 4.3.12 central directory file header signature.
 const CENTRAL_FILE_HEADER: u32 = 0x0201_4b50;
 /// 4.3.14 ZIP64 end of central directory record signature.
@@ -56,7 +56,7 @@ const EXTERNAL_ATTRIBUTES: u32 = 0o100_600 << 16;
 
 /// 4.4.8, 4.4.9, 4.4.16, 4.4.23, 4.4.24: a 4-byte size or offset at or above this value moves to ZIP64
 /// (the value itself is the marker, so it cannot be stored as is).
-const ZIP64_FROM_U32: u64 = 0xFFFF_FFFF;
+pub(crate) const ZIP64_FROM_U32: u64 = 0xFFFF_FFFF;
 /// 4.4.21, 4.4.22: the same for the 2-byte entry counts of the end of central directory record.
 const ZIP64_FROM_U16: u64 = 0xFFFF;
 /// 4.4.10: a name's length is a 2-byte field.
@@ -129,7 +129,7 @@ impl From<ZipStreamError> for io::Error {
 /// What is wrong with an entry name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum NameDefect {
+pub enum NameDefect {
     /// Starts with `/` or a drive letter (4.4.17.1).
     #[error("is absolute")]
     Absolute,
@@ -166,7 +166,7 @@ impl fmt::Display for ShortName<'_> {
 }
 
 /// Checks a name against 4.4.17.1 and the extraction hazards; returns its length for the header.
-fn check_name(name: &str) -> Result<u16, ZipStreamError> {
+pub(crate) fn check_name(name: &str) -> Result<u16, ZipStreamError> {
     let bytes = name.as_bytes();
     let defect = if name.is_empty() {
         Some(NameDefect::Empty)
@@ -203,7 +203,7 @@ fn check_name(name: &str) -> Result<u16, ZipStreamError> {
 
 /// 4.4.6 MS-DOS date and time, the modification stamp of every entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct DosDateTime {
+pub(crate) struct DosDateTime {
     date: u16,
     time: u16,
 }
@@ -211,7 +211,7 @@ struct DosDateTime {
 impl DosDateTime {
     /// Takes the fields as given (the caller passes UTC), clamped to the years 1980..=2107 that
     /// the 7-bit year field counts; seconds are rounded down to even ones.
-    fn new(modified: time::OffsetDateTime) -> DosDateTime {
+    pub(crate) fn new(modified: time::OffsetDateTime) -> DosDateTime {
         let (year, month, day, hour, minute, second) = match modified.year() {
             year if year < 1980 => (0, 1, 1, 0, 0, 0),
             year if year > 2107 => (127, 12, 31, 23, 59, 58),
@@ -236,7 +236,7 @@ impl DosDateTime {
 /// builder below writes at most `N` bytes (checked by the tests at the maximum), so `put` never
 /// runs past the array.
 #[derive(Clone, Copy)]
-struct Record<const N: usize> {
+pub(crate) struct Record<const N: usize> {
     bytes: [u8; N],
     len: usize,
 }
@@ -267,7 +267,7 @@ impl<const N: usize> Record<N> {
         self.put(&value.to_le_bytes())
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 
@@ -290,10 +290,10 @@ fn u32_or_marker(value: u64) -> u32 {
 /// What the headers record about one stored entry (so compressed size = uncompressed size). Its
 /// general purpose flags are always [`FLAG_UTF8`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct EntryMeta {
-    crc32: u32,
-    size: u64,
-    local_header_offset: u64,
+pub(crate) struct EntryMeta {
+    pub(crate) crc32: u32,
+    pub(crate) size: u64,
+    pub(crate) local_header_offset: u64,
 }
 
 impl EntryMeta {
@@ -318,7 +318,7 @@ impl EntryMeta {
 /// (4.5.3: "This entry in the Local header MUST include BOTH original and compressed file size
 /// fields"). The local header has no offset field, so an entry that is ZIP64 only by its offset
 /// has no ZIP64 field here, but its version needed is 4.5 like in the central directory.
-fn local_header(
+pub(crate) fn local_header(
     meta: &EntryMeta,
     name_len: u16,
     modified: DosDateTime,
@@ -351,7 +351,7 @@ fn local_header(
 /// 4.3.12 central directory file header (fixed part, 46 bytes) and its extra field; the name
 /// goes between. The ZIP64 field holds only the fields that overflow, in the order of 4.5.3:
 /// uncompressed size, compressed size, local header offset.
-fn central_header(
+pub(crate) fn central_header(
     meta: &EntryMeta,
     name_len: u16,
     modified: DosDateTime,
@@ -399,7 +399,7 @@ fn central_header(
 ///
 /// ZIP64 starts at 0xFFFF entries, not above it: 0xFFFF itself is the marker, and a reader seeing
 /// it looks for the ZIP64 record.
-fn end_records(entries: u64, offset: u64, size: u64, comment_len: u16) -> Record<98> {
+pub(crate) fn end_records(entries: u64, offset: u64, size: u64, comment_len: u16) -> Record<98> {
     let mut record = Record::<98>::new();
     if entries >= ZIP64_FROM_U16 || offset >= ZIP64_FROM_U32 || size >= ZIP64_FROM_U32 {
         let zip64_end_offset = offset + size;

@@ -526,6 +526,10 @@ pub enum BatchesCommand {
         /// Where to write the ZIP.
         #[arg(long)]
         out: PathBuf,
+        /// The object store of a batch issued in chunks by a cluster's nodes (the nodes'
+        /// --objects URL).
+        #[arg(long, env = "CERTMILL_OBJECTS")]
+        objects: Option<String>,
     },
 }
 
@@ -657,6 +661,22 @@ pub struct ServeArgs {
     /// Sender of password reset mail.
     #[arg(long, env = "CERTMILL_MAIL_FROM", default_value = crate::mail::DEFAULT_FROM)]
     pub mail_from: String,
+    /// Object store that makes this server one node of several: batches are cut into chunks
+    /// that every node sharing the store (`--store postgres://…`) and this object store issues;
+    /// parts and ZIP tails go here. `file:///dir` or `s3://bucket/prefix?endpoint=…&region=…`
+    /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). See docs/SCALE-OUT.md.
+    #[arg(long, env = "CERTMILL_OBJECTS")]
+    pub objects: Option<String>,
+    /// This node's name in the chunk queue (default: host name and process id).
+    #[arg(long, env = "CERTMILL_NODE")]
+    pub node: Option<String>,
+    /// Devices per chunk of the batches this node orders (with --objects).
+    #[arg(long, env = "CERTMILL_CHUNK_SIZE", default_value_t = crate::batch::chunked::DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: u64,
+    /// Seconds a node holds a chunk without renewing its lease; a node silent for longer is
+    /// presumed dead and its chunk redone by another (with --objects).
+    #[arg(long, env = "CERTMILL_LEASE_SECS", default_value_t = 60)]
+    pub lease_secs: u64,
     /// Bounds on each batch's input.
     #[command(flatten)]
     pub input_limits: InputLimitArgs,

@@ -73,7 +73,7 @@ pub(super) fn batches(data: &Path, command: BatchesCommand) -> Result<()> {
                 );
             }
         }
-        BatchesCommand::Download { id, out } => {
+        BatchesCommand::Download { id, out, objects } => {
             let batch = load(&store, id)?;
             if !batch.downloadable {
                 bail!(InvalidInput(format!(
@@ -82,12 +82,53 @@ pub(super) fn batches(data: &Path, command: BatchesCommand) -> Result<()> {
                     batch.status.status_text()
                 )));
             }
-            std::fs::copy(&batch.output_path, &out)
-                .with_context(|| format!("copying {} to {}", batch.output_path, out.display()))?;
+            match store.chunked_layout(BatchId(id)).map_err(store_error)? {
+                Some(layout) => {
+                    let url = objects.ok_or_else(|| {
+                        anyhow!(InvalidInput(format!(
+                            "batch {id} was issued in chunks by a cluster's nodes: give their object store with --objects"
+                        )))
+                    })?;
+                    download_stitched(&layout, &url, &out)?;
+                }
+                None => {
+                    std::fs::copy(&batch.output_path, &out).with_context(|| {
+                        format!("copying {} to {}", batch.output_path, out.display())
+                    })?;
+                }
+            }
             store.mark_downloaded(BatchId(id)).map_err(store_error)?;
             println!("batch {id} -> {} (devices now COLLECTED)", out.display());
         }
     }
+    Ok(())
+}
+
+/// Writes a chunked batch's stitched ZIP from the object store at `url` to `out` (through a
+/// temporary file beside it, renamed when complete).
+fn download_stitched(layout: &crate::store::ChunkedLayout, url: &str, out: &Path) -> Result<()> {
+    let stitched = crate::batch::chunked::stitched(layout)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let objects = crate::objects::ObjectStore::open(url, runtime.handle().clone())?;
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("a temporary file in {}", dir.display()))?;
+    {
+        let mut writer = std::io::BufWriter::new(temp.as_file_mut());
+        objects
+            .blocking()
+            .write_stitched_range(&stitched, 0..stitched.len(), &mut writer)?;
+        std::io::Write::flush(&mut writer)?;
+    }
+    temp.as_file().sync_all()?;
+    temp.persist(out)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }
 

@@ -547,6 +547,17 @@ fn serve(data: &Path, compile: CompileOptions, a: args::ServeArgs) -> Result<()>
             keypair_queue,
             smtp_url: a.smtp_url.filter(|url| !url.is_empty()),
             mail_from: a.mail_from,
+            cluster: a.objects.filter(|url| !url.is_empty()).map(|objects| {
+                crate::server::cluster::ClusterConfig {
+                    objects,
+                    node: a
+                        .node
+                        .unwrap_or_else(crate::server::cluster::default_node_name),
+                    chunk_size: a.chunk_size.max(1),
+                    lease_secs: a.lease_secs.max(3),
+                    poll: std::time::Duration::from_secs(1),
+                }
+            }),
         },
         ca_passphrase()?,
     )

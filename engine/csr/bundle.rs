@@ -73,6 +73,11 @@ struct ZipItem {
 }
 
 impl CsrBundle {
+    /// The bundle's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Opens a bundle and checks every limit before any request is read.
     ///
     /// ZIP: entry count, then per entry (from the central directory) its compression ratio and

@@ -120,6 +120,12 @@ impl Pkcs12Password {
     fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The password itself, for sealing it to the other nodes of a cluster
+    /// ([`crate::batch::chunked`]); never for logs or storage in the clear.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl core::fmt::Debug for Pkcs12Password {

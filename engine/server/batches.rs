@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
@@ -280,7 +281,9 @@ async fn start(
         .spawn(move || {
             let state = thread_state;
             match run_batch(&state, order, source, user, out, created_sender) {
-                Ok(report) => state.metrics.batch_finished(report.devices, report.elapsed),
+                Ok(Some(report)) => state.metrics.batch_finished(report.devices, report.elapsed),
+                // Ordered: the nodes' workers issue it in chunks.
+                Ok(None) => {}
                 // Refused before it was recorded: the waiting request answers with it.
                 // After that, the store has the batch Broken with this reason.
                 Err(e) => {
@@ -318,7 +321,8 @@ async fn start(
     Ok(Json(batch.api_json()))
 }
 
-/// The batch thread: loads the input and runs the pipeline.
+/// The batch thread: loads the input and runs the pipeline, or, on a node of a cluster, orders
+/// the batch for the nodes' workers (then there is no report: it runs on).
 fn run_batch(
     state: &AppState,
     order: Order,
@@ -326,7 +330,7 @@ fn run_batch(
     user: i64,
     out: PathBuf,
     created: crossbeam_channel::Sender<BatchId>,
-) -> Result<crate::batch::BatchReport, BatchError> {
+) -> Result<Option<crate::batch::BatchReport>, BatchError> {
     let profile = &state.profiles[order.profile].profile;
     let options = BatchOptions {
         parameters: order.parameters,
@@ -358,7 +362,16 @@ fn run_batch(
             BatchInput::Csr(&bundle)
         }
     };
-    crate::batch::issue(&state.data, &order.signer.ca, profile, &input, &options)
+    match &state.cluster {
+        Some(cluster) => {
+            let node = cluster.node(&state.data);
+            crate::batch::chunked::order(&node, &order.signer.ca, profile, &input, &options)
+                .map(|_| None)
+        }
+        None => {
+            crate::batch::issue(&state.data, &order.signer.ca, profile, &input, &options).map(Some)
+        }
+    }
 }
 
 /// The JSON create calls (generator, single): the authority is required, the PKCS#12
@@ -1066,6 +1079,27 @@ fn parse_range(header: Option<&HeaderValue>, len: u64) -> Result<Option<(u64, u6
     Ok(Some(range))
 }
 
+/// Where a download's bytes come from.
+enum Download {
+    /// The batch's ZIP file.
+    File(tokio::fs::File),
+    /// A chunked batch's head, parts and tail.
+    Stitched(crate::objects::zipparts::Stitched),
+}
+
+/// The layout of a chunked batch's ZIP.
+fn stitched(
+    state: &AppState,
+    layout: &crate::store::ChunkedLayout,
+) -> Result<crate::objects::zipparts::Stitched, ApiError> {
+    if state.cluster.is_none() {
+        return Err(ApiError::conflict(
+            "this batch was issued in chunks into an object store; download it from a node started with --objects",
+        ));
+    }
+    crate::batch::chunked::stitched(layout).map_err(ApiError::internal)
+}
+
 /// `GET /api/v1/batches/{batchId}/download`: the ZIP from disk, streamed, with Range support.
 /// A download marks the batch's devices COLLECTED; the batch is then no longer rejectable.
 pub async fn download(
@@ -1082,18 +1116,36 @@ pub async fn download(
             batch.status.as_str()
         )));
     }
-    let path = PathBuf::from(&batch.output_path);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
-    let metadata = file.metadata().await.map_err(ApiError::internal)?;
-    let len = metadata.len();
-    let modified = metadata
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let etag = format!("\"{}-{len:x}-{modified:x}\"", batch.id.0);
+    let batch_id = batch.id;
+    let layout = state
+        .store(move |store| Ok(store.chunked_layout(batch_id)?))
+        .await?;
+    // A batch issued in chunks by several nodes is stitched from its objects; any other is
+    // one ZIP file in the data directory.
+    let (source, len, etag) = match layout {
+        Some(layout) => {
+            let stitched = stitched(&state, &layout)?;
+            let len = stitched.len();
+            let tag = crate::batch::hex(&Sha256::digest(layout.tail.0.as_bytes())[..8]);
+            let etag = format!("\"{}-{len:x}-{tag}\"", batch.id.0);
+            (Download::Stitched(stitched), len, etag)
+        }
+        None => {
+            let path = PathBuf::from(&batch.output_path);
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
+            let metadata = file.metadata().await.map_err(ApiError::internal)?;
+            let len = metadata.len();
+            let modified = metadata
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let etag = format!("\"{}-{len:x}-{modified:x}\"", batch.id.0);
+            (Download::File(file), len, etag)
+        }
+    };
     let range = match headers.get(header::IF_RANGE) {
         // A stale If-Range: the client's copy changed, so send the whole file.
         Some(tag) if tag.as_bytes() != etag.as_bytes() => Ok(None),
@@ -1111,7 +1163,6 @@ pub async fn download(
         }
         return Ok(response);
     };
-    let batch_id = batch.id;
     state
         .store(move |store| Ok(store.mark_downloaded(batch_id)?))
         .await?;
@@ -1119,12 +1170,29 @@ pub async fn download(
         Some((first, last)) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
         None => (StatusCode::OK, 0, len),
     };
-    file.seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(ApiError::internal)?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 256 << 10);
+    let body = match source {
+        Download::File(mut file) => {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(ApiError::internal)?;
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                file.take(count),
+                256 << 10,
+            ))
+        }
+        Download::Stitched(stitched) => {
+            let cluster = state.cluster.as_ref().ok_or_else(|| {
+                ApiError::internal("a stitched download on a node without --objects")
+            })?;
+            let body = cluster
+                .objects
+                .stitched_range(std::sync::Arc::new(stitched), start..start + count)
+                .map_err(ApiError::internal)?;
+            Body::new(body)
+        }
+    };
     let file_name = format!("batch-{}.zip", batch.id.0);
-    let mut response = Response::new(Body::from_stream(stream));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(

@@ -13,6 +13,7 @@ mod api;
 mod auth_api;
 mod batches;
 mod catalog;
+pub mod cluster;
 mod connections;
 mod credentials_api;
 mod ecosystems_api;
@@ -96,6 +97,9 @@ pub struct ServeConfig {
     pub smtp_url: Option<String>,
     /// The sender of that mail (`--mail-from`).
     pub mail_from: String,
+    /// This server as one node of several (`--objects`); `None`: batches are issued here into
+    /// ZIPs in the data directory.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// Keys per RSA algorithm the default keypair pool holds.
@@ -156,6 +160,8 @@ pub struct AppState {
     outbox: Option<crate::mail::Outbox>,
     /// Where users reach this server (the profiles' `{baseUrl}`), for links in mail.
     public_url: String,
+    /// This server as a node of a cluster (`--objects`): batches are issued in chunks.
+    cluster: Option<cluster::Cluster>,
 }
 
 type Shared = Arc<AppState>;
@@ -431,6 +437,24 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         }
         None => None,
     };
+    let cluster = match config.cluster.clone() {
+        Some(cluster_config) => {
+            let cluster = cluster::Cluster::open(
+                cluster_config,
+                &config.data,
+                tokio::runtime::Handle::current(),
+            )?;
+            println!(
+                "cluster node {:?}: chunks of {} devices, {} s leases, objects in {}",
+                cluster.config.node,
+                cluster.config.chunk_size,
+                cluster.config.lease_secs,
+                cluster.objects.describe()
+            );
+            Some(cluster)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         data: config.data.clone(),
         auth,
@@ -448,6 +472,7 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         revocation,
         outbox,
         public_url: config.compile.base_url.trim_end_matches('/').to_owned(),
+        cluster,
     });
     // The first CRL (or the one on disk) is published before the first request.
     let first = state.clone();
@@ -471,11 +496,15 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
     let local = listener.local_addr()?;
     println!("certmill listening on http://{local}");
     tokio::spawn(janitor(
-        config.data.clone(),
+        state.clone(),
         config.janitor_interval,
         config.zip_retention,
     ));
     tokio::spawn(revocation_worker(state.clone()));
+    let chunk_worker = match state.cluster {
+        Some(_) => Some(cluster::start_worker(state.clone())?),
+        None => None,
+    };
     let limits = config.connections;
     println!(
         "connections: at most {}; headers within {} s, no body pause over {} s",
@@ -484,6 +513,12 @@ async fn run(config: ServeConfig, passphrase: Option<CaPassphrase>) -> anyhow::R
         limits.body.as_secs()
     );
     connections::serve(listener, app, limits, shutdown_signal()).await;
+    if let (Some(cluster), Some(worker)) = (&state.cluster, chunk_worker) {
+        cluster.stop();
+        tokio::task::spawn_blocking(move || worker.join())
+            .await?
+            .ok();
+    }
     let waiting = state.running.count();
     if waiting > 0 {
         println!("shutting down: waiting for {waiting} running batch(es) to finish");
@@ -513,14 +548,27 @@ async fn shutdown_signal() {
     println!("certmill: signal received, no new requests accepted");
 }
 
-/// Expires ZIPs past their retention now and every `interval`.
-async fn janitor(data: PathBuf, interval: Duration, retention: Duration) {
+/// Expires ZIPs past their retention now and every `interval`; on a node of a cluster, also
+/// the objects of expired chunked batches.
+async fn janitor(state: Shared, interval: Duration, retention: Duration) {
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
-        let data = data.clone();
+        let state = state.clone();
         let result = tokio::task::spawn_blocking(move || {
-            crate::batch::recovery::expire_zips(&data, retention)
+            let expired = crate::batch::recovery::expire_zips(&state.data, retention)?;
+            if let Some(cluster) = &state.cluster {
+                let objects = cluster.objects.blocking();
+                for batch in &expired {
+                    let prefix = format!("batches/{batch}/");
+                    for key in objects.list(&prefix).unwrap_or_default() {
+                        if let Err(e) = objects.delete(&key) {
+                            eprintln!("janitor: {e}");
+                        }
+                    }
+                }
+            }
+            Ok::<_, crate::batch::BatchError>(expired)
         })
         .await;
         match result {

@@ -154,11 +154,12 @@ pub struct IssuedEntry {
     pub entry: PartEntry,
 }
 
-/// Where a finished chunked batch's ZIP pieces are.
+/// Where a finished chunked batch's ZIP pieces are (the head, `chain.pem`, is rebuilt from
+/// the work description).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkedLayout {
-    /// The head object (chain.pem entry) and its size.
-    pub head: (String, u64),
+    /// The batch's work description (JSON).
+    pub spec_json: String,
     /// The parts in order.
     pub parts: Vec<DonePart>,
     /// The tail object (manifest entry, central directory, end records) and its size.
@@ -704,13 +705,12 @@ impl Store {
             .collect()
     }
 
-    /// Finishes an assembly: records the head and tail objects, deletes the sealed password,
+    /// Finishes an assembly: records the tail object, deletes the sealed password,
     /// marks the chunk DONE and ends the batch in `status` (Ready For Download, Batch Issued
     /// Partly or Broken), in one transaction, only if `lease` still holds the chunk.
     pub fn finish_assembly(
         &self,
         lease: &ChunkLease,
-        head: (&str, u64),
         tail: (&str, u64),
         status: BatchStatus,
     ) -> Result<Finished, StoreError> {
@@ -720,16 +720,9 @@ impl Store {
             return Ok(Finished::Lost);
         }
         tx.execute(
-            "UPDATE batch_work SET head_key = ?2, head_size = ?3, tail_key = ?4, tail_size = ?5,
-                    sealed_password = NULL
+            "UPDATE batch_work SET tail_key = ?2, tail_size = ?3, sealed_password = NULL
              WHERE batch_id = ?1",
-            params![
-                lease.batch.0,
-                head.0,
-                to_sql_integer("size", head.1)?,
-                tail.0,
-                to_sql_integer("size", tail.1)?
-            ],
+            params![lease.batch.0, tail.0, to_sql_integer("size", tail.1)?],
         )
         .map_err(db(ACTION))?;
         tx.execute(
@@ -758,22 +751,21 @@ impl Store {
     /// Where a chunked batch's ZIP pieces are, once it is assembled; None for a batch issued
     /// by one node into one file, or not assembled yet.
     pub fn chunked_layout(&self, batch: BatchId) -> Result<Option<ChunkedLayout>, StoreError> {
-        type Raw = (Option<String>, Option<i64>, Option<String>, Option<i64>);
+        type Raw = (String, Option<String>, Option<i64>);
         let raw: Option<Raw> = self
             .connection
             .query_row(
-                "SELECT head_key, head_size, tail_key, tail_size FROM batch_work
-                 WHERE batch_id = ?1",
+                "SELECT spec_json, tail_key, tail_size FROM batch_work WHERE batch_id = ?1",
                 [batch.0],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()
             .map_err(db("reading a batch's layout"))?;
-        let Some((Some(head), Some(head_size), Some(tail), Some(tail_size))) = raw else {
+        let Some((spec_json, Some(tail), Some(tail_size))) = raw else {
             return Ok(None);
         };
         Ok(Some(ChunkedLayout {
-            head: (head, to_u64("batch_work", "head_size", head_size)?),
+            spec_json,
             parts: self.done_parts(batch)?,
             tail: (tail, to_u64("batch_work", "tail_size", tail_size)?),
         }))

@@ -427,8 +427,6 @@ CREATE TABLE batch_work (
     batch_id        INTEGER NOT NULL PRIMARY KEY REFERENCES batches (id),
     spec_json       TEXT    NOT NULL,
     sealed_password BLOB,
-    head_key        TEXT,
-    head_size       INTEGER CHECK (head_size IS NULL OR head_size >= 0),
     tail_key        TEXT,
     tail_size       INTEGER CHECK (tail_size IS NULL OR tail_size >= 0)
 ) STRICT;

@@ -163,7 +163,6 @@ fn nodes_claim_parts_in_order_and_the_assembly_last() {
         f.store
             .finish_assembly(
                 &assembly.lease,
-                ("head", 40),
                 ("tail", 900),
                 BatchStatus::ReadyForDownload
             )
@@ -180,7 +179,7 @@ fn nodes_claim_parts_in_order_and_the_assembly_last() {
         .chunked_layout(batch)
         .expect("layout")
         .expect("assembled");
-    assert_eq!(layout.head, ("head".to_owned(), 40));
+    assert_eq!(layout.spec_json, r#"{"kind":"GENERATOR"}"#);
     assert_eq!(layout.tail, ("tail".to_owned(), 900));
     assert_eq!(layout.parts, parts);
     let sealed: Option<Vec<u8>> = f

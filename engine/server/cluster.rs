@@ -1,0 +1,265 @@
+//! This server as one node of several sharing a store and an object store (`--objects`):
+//! batches are ordered here and issued in chunks by every node's worker
+//! ([`crate::batch::chunked`]).
+
+use super::AppState;
+use crate::batch::chunked::{self, ChunkTools, Node, Sealer};
+use crate::batch::BatchError;
+use crate::objects::ObjectStore;
+use crate::store::{ChunkKind, ClaimedChunk, Finished, IssuerId, Store};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a node takes part in chunked batches.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The object store's URL (`s3://bucket/prefix?endpoint=…`, `file:///dir`).
+    pub objects: String,
+    /// This node's name in the chunk queue (unique per node).
+    pub node: String,
+    /// Devices per chunk of the batches this node orders.
+    pub chunk_size: u64,
+    /// Seconds a claimed chunk stays this node's without renewal.
+    pub lease_secs: u64,
+    /// Longest wait between two looks at the queue when it is empty.
+    pub poll: Duration,
+}
+
+/// A node's name when none is given: host name and process id.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// The running cluster side of a server.
+pub struct Cluster {
+    pub(super) config: ClusterConfig,
+    pub(super) objects: ObjectStore,
+    pub(super) sealer: Sealer,
+    /// Raised at shutdown: the worker gives its chunk back and stops.
+    stop: AtomicBool,
+}
+
+impl Cluster {
+    /// Opens the object store and derives the sealing key.
+    pub fn open(
+        config: ClusterConfig,
+        data: &Path,
+        runtime: tokio::runtime::Handle,
+    ) -> anyhow::Result<Cluster> {
+        let objects = ObjectStore::open(&config.objects, runtime)?;
+        let sealer = Sealer::open(data)?;
+        Ok(Cluster {
+            config,
+            objects,
+            sealer,
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// The node description the batch module takes.
+    pub(super) fn node<'a>(&'a self, data: &'a Path) -> Node<'a> {
+        Node {
+            data_dir: data,
+            objects: &self.objects,
+            sealer: &self.sealer,
+            chunk_size: self.config.chunk_size,
+        }
+    }
+
+    /// Asks the worker to stop (at shutdown).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts the node's worker thread: it claims chunks of any node's batches until shutdown.
+pub fn start_worker(state: Arc<AppState>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("certmill-chunks".into())
+        .spawn(move || worker(&state))
+}
+
+fn worker(state: &AppState) {
+    let Some(cluster) = state.cluster.as_ref() else {
+        return;
+    };
+    let pool = match rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("certmill-chunk-worker-{i}"))
+        .build()
+    {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("chunk worker: cannot start its thread pool: {e}");
+            return;
+        }
+    };
+    let mut idle = Duration::from_millis(50);
+    while !cluster.stop.load(Ordering::Relaxed) {
+        let claimed = Store::open(&state.data)
+            .and_then(|store| store.claim_chunk(&cluster.config.node, cluster.config.lease_secs));
+        match claimed {
+            Ok(Some(claimed)) => {
+                idle = Duration::from_millis(50);
+                work_on(state, cluster, &pool, &claimed);
+            }
+            Ok(None) => {
+                std::thread::sleep(idle);
+                idle = (idle * 2).min(cluster.config.poll);
+            }
+            Err(e) => {
+                eprintln!("chunk worker: {e}");
+                std::thread::sleep(cluster.config.poll);
+            }
+        }
+    }
+}
+
+/// Works on one claimed chunk, renewing its lease meanwhile; a failure of the node's own work
+/// gives the chunk back to the queue.
+fn work_on(state: &AppState, cluster: &Cluster, pool: &rayon::ThreadPool, claimed: &ClaimedChunk) {
+    let lost = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let lease = &claimed.lease;
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| renew(state, cluster, claimed, &lost, &done));
+        let stop = StopEither(&lost, &cluster.stop);
+        let result = run_chunk(state, cluster, pool, claimed, &stop);
+        done.store(true, Ordering::Relaxed);
+        result
+    });
+    match result {
+        Ok(Finished::Done) => {
+            println!(
+                "node {}: batch {} chunk {} done (attempt {})",
+                lease.node, lease.batch, lease.idx, lease.attempt
+            );
+        }
+        Ok(Finished::Lost) if cluster.stop.load(Ordering::Relaxed) => {
+            release(state, claimed, "the node shut down");
+        }
+        Ok(Finished::Lost) => {
+            eprintln!(
+                "node {}: batch {} chunk {}: lease lost to another node; its work is dropped",
+                lease.node, lease.batch, lease.idx
+            );
+        }
+        Err(e) => {
+            eprintln!(
+                "node {}: batch {} chunk {} attempt {} failed: {e}",
+                lease.node, lease.batch, lease.idx, lease.attempt
+            );
+            release(state, claimed, &e.to_string());
+        }
+    }
+}
+
+fn release(state: &AppState, claimed: &ClaimedChunk, why: &str) {
+    if let Err(e) =
+        Store::open(&state.data).and_then(|store| store.release_chunk(&claimed.lease, why))
+    {
+        eprintln!(
+            "chunk worker: releasing batch {} chunk {}: {e}",
+            claimed.lease.batch, claimed.lease.idx
+        );
+    }
+}
+
+/// Raised when either flag is: the lease was lost, or the node is shutting down.
+struct StopEither<'a>(&'a AtomicBool, &'a AtomicBool);
+
+impl StopEither<'_> {
+    fn raised(&self) -> bool {
+        self.0.load(Ordering::Relaxed) || self.1.load(Ordering::Relaxed)
+    }
+}
+
+/// Renews the lease every third of its length until the chunk is done; raises `lost` when the
+/// store says another node holds it now.
+fn renew(
+    state: &AppState,
+    cluster: &Cluster,
+    claimed: &ClaimedChunk,
+    lost: &AtomicBool,
+    done: &AtomicBool,
+) {
+    let every = Duration::from_millis(cluster.config.lease_secs.max(1) * 1000 / 3);
+    let step = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(step);
+        waited += step;
+        if waited < every {
+            continue;
+        }
+        waited = Duration::ZERO;
+        match Store::open(&state.data)
+            .and_then(|store| store.renew_lease(&claimed.lease, cluster.config.lease_secs))
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            // A store hiccup: try again at the next round; the lease has two more thirds.
+            Err(e) => eprintln!("chunk worker: renewing a lease: {e}"),
+        }
+    }
+}
+
+fn run_chunk(
+    state: &AppState,
+    cluster: &Cluster,
+    pool: &rayon::ThreadPool,
+    claimed: &ClaimedChunk,
+    stop: &StopEither<'_>,
+) -> Result<Finished, BatchError> {
+    let node = cluster.node(&state.data);
+    if claimed.kind == ChunkKind::Assemble {
+        return chunked::assemble(&node, claimed);
+    }
+    let spec = chunked::work_spec(claimed)?;
+    let profile = state
+        .profiles
+        .iter()
+        .find(|p| p.profile.name() == spec.profile)
+        .ok_or_else(|| {
+            BatchError::Cluster(format!(
+                "this node does not serve profile {:?}",
+                spec.profile
+            ))
+        })?;
+    let signers = state.signers();
+    let signer = match signers.by_issuer(IssuerId(spec.issuer)) {
+        Some(signer) => signer.clone(),
+        None => {
+            // Loaded after this node started (another node's `ca init` or rotation).
+            let store = Store::open(&state.data)?;
+            state
+                .reload_signers(&store, false)
+                .map_err(|e| BatchError::Cluster(e.to_string()))?;
+            state
+                .signers()
+                .by_issuer(IssuerId(spec.issuer))
+                .cloned()
+                .ok_or_else(|| {
+                    BatchError::Cluster(format!(
+                        "this node has no signer for issuer {} (copy its key into the data directory)",
+                        spec.issuer
+                    ))
+                })?
+        }
+    };
+    let tools = ChunkTools {
+        ca: &signer.ca,
+        profile: &profile.profile,
+        pool,
+        keypairs: state.keypairs.as_deref(),
+        limits: &state.limits.input,
+    };
+    chunked::issue_chunk(&node, &tools, claimed, &|| stop.raised())
+}
