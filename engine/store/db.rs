@@ -51,8 +51,8 @@ pub enum DbError {
         column: usize,
         /// The type the store wanted.
         expected: &'static str,
-        /// What the database held.
-        found: String,
+        /// What the database held (boxed: keeps the error, and every error holding it, small).
+        found: Box<str>,
     },
     /// A statement was given a different number of values than it has placeholders.
     ParameterCount {
@@ -65,8 +65,8 @@ pub enum DbError {
     Postgres(postgres::Error),
     /// A single-row query returned no row (see [`OptionalExtension::optional`]).
     QueryReturnedNoRows,
-    /// rusqlite's error.
-    Sqlite(rusqlite::Error),
+    /// rusqlite's error (boxed, so every error that holds a store error stays small).
+    Sqlite(Box<rusqlite::Error>),
 }
 
 impl fmt::Display for DbError {
@@ -95,7 +95,7 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DbError::Postgres(error) => Some(error),
-            DbError::Sqlite(error) => Some(error),
+            DbError::Sqlite(error) => Some(&**error),
             _ => None,
         }
     }
@@ -105,7 +105,7 @@ impl From<rusqlite::Error> for DbError {
     fn from(error: rusqlite::Error) -> DbError {
         match error {
             rusqlite::Error::QueryReturnedNoRows => DbError::QueryReturnedNoRows,
-            other => DbError::Sqlite(other),
+            other => DbError::Sqlite(Box::new(other)),
         }
     }
 }
@@ -434,7 +434,8 @@ fn mismatch<T>(index: usize, expected: &'static str, found: &Value) -> Result<T>
             Value::Real(x) => format!("real {x}"),
             Value::Text(text) => format!("text {text:?}"),
             Value::Blob(octets) => format!("blob of {} octets", octets.len()),
-        },
+        }
+        .into_boxed_str(),
     })
 }
 
