@@ -116,6 +116,12 @@ pub fn lock_batch(data_dir: &Path, batch: BatchId) -> Result<BatchLock, BatchErr
     Ok(BatchLock { file, path, token })
 }
 
+/// Whether there is a store to look at without creating one: PostgreSQL, or the data
+/// directory's SQLite file.
+fn has_store(data_dir: &Path) -> bool {
+    crate::store::uses_postgres() || data_dir.join(crate::store::DATABASE_FILE).exists()
+}
+
 /// What recovery did to one batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
@@ -130,7 +136,7 @@ pub struct Recovered {
 /// Finds batches left unfinished by a dead process and marks them Broken (see the module
 /// documentation). Batches still running in a live process are left alone.
 pub fn recover(data_dir: &Path) -> Result<Vec<Recovered>, BatchError> {
-    if !data_dir.join(crate::store::DATABASE_FILE).exists() {
+    if !has_store(data_dir) {
         return Ok(Vec::new());
     }
     let store = Store::open(data_dir)?;
@@ -138,6 +144,9 @@ pub fn recover(data_dir: &Path) -> Result<Vec<Recovered>, BatchError> {
     for batch in store.unfinished_batches()? {
         if store.is_chunked(batch.id)? {
             continue; // issued in chunks by the nodes' workers, whose leases recover it
+        }
+        if crate::store::uses_postgres() && !lock_path(data_dir, batch.id).exists() {
+            continue; // another node's batch: the store is shared, its data directory is not
         }
         let (file, path) = open_lock(data_dir, batch.id)?;
         if file.try_lock().is_err() {
@@ -217,7 +226,7 @@ pub fn expire_zips(
     data_dir: &Path,
     retention: std::time::Duration,
 ) -> Result<Vec<BatchId>, BatchError> {
-    if !data_dir.join(crate::store::DATABASE_FILE).exists() {
+    if !has_store(data_dir) {
         return Ok(Vec::new());
     }
     let store = Store::open(data_dir)?;

@@ -15,6 +15,10 @@ pub struct Cli {
         default_value = "./certmill-data"
     )]
     pub data: PathBuf,
+    /// The store: a PostgreSQL URL (`postgres://user@host:port/db`, no TLS) shared by several
+    /// nodes; without it, `certmill.db` (SQLite) in the data directory. See docs/SCALE-OUT.md.
+    #[arg(long, global = true, env = "CERTMILL_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Base URL where certmill serves OCSP and CRLs; replaces {baseUrl} in profile URLs.
     #[arg(
         long,

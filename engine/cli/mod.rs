@@ -70,6 +70,15 @@ pub fn run(cli: Cli) -> Result<()> {
         max_bytes: cli.max_profile_bytes,
         max_depth: cli.max_profile_depth,
     };
+    match cli.store.as_deref().filter(|url| !url.is_empty()) {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains("host=") => {
+            crate::store::use_postgres(url);
+        }
+        Some(other) => bail!(InvalidInput(format!(
+            "--store {other:?}: give a PostgreSQL URL (postgres://user@host:port/db); without --store the store is the data directory's SQLite file"
+        ))),
+        None => {}
+    }
     housekeeping(&cli.data)?;
     match cli.command {
         Command::Demo(a) => demo(&cli.data, &compile, a.devices, a.threads),

@@ -1037,6 +1037,11 @@ pub fn use_postgres(url: &str) -> bool {
     POSTGRES.get_or_init(|| url.to_owned()) == url
 }
 
+/// Whether [`use_postgres`] sent this process's stores to PostgreSQL (shared with other nodes).
+pub fn uses_postgres() -> bool {
+    POSTGRES.get().is_some()
+}
+
 /// Where `Store::open(data_dir)` goes when it is not the data directory's SQLite file: the
 /// server of [`use_postgres`], or in tests the `CERTMILL_TEST_POSTGRES` server with a schema of
 /// the data directory's own (so parallel tests, each in its temporary directory, never meet).

@@ -325,8 +325,6 @@ CREATE TABLE batch_work (
     batch_id        BIGINT NOT NULL PRIMARY KEY REFERENCES batches (id),
     spec_json       TEXT   NOT NULL,
     sealed_password BYTEA,
-    head_key        TEXT,
-    head_size       BIGINT CHECK (head_size IS NULL OR head_size >= 0),
     tail_key        TEXT,
     tail_size       BIGINT CHECK (tail_size IS NULL OR tail_size >= 0)
 );
