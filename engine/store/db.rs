@@ -51,8 +51,8 @@ pub enum DbError {
         column: usize,
         /// The type the store wanted.
         expected: &'static str,
-        /// What the database held.
-        found: String,
+        /// What the database held (boxed: keeps the error, and every error holding it, small).
+        found: Box<str>,
     },
     /// A statement was given a different number of values than it has placeholders.
     ParameterCount {
@@ -65,8 +65,8 @@ pub enum DbError {
     Postgres(postgres::Error),
     /// A single-row query returned no row (see [`OptionalExtension::optional`]).
     QueryReturnedNoRows,
-    /// rusqlite's error.
-    Sqlite(rusqlite::Error),
+    /// rusqlite's error (boxed, so every error that holds a store error stays small).
+    Sqlite(Box<rusqlite::Error>),
 }
 
 impl fmt::Display for DbError {
@@ -95,7 +95,7 @@ impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DbError::Postgres(error) => Some(error),
-            DbError::Sqlite(error) => Some(error),
+            DbError::Sqlite(error) => Some(&**error),
             _ => None,
         }
     }
@@ -105,7 +105,7 @@ impl From<rusqlite::Error> for DbError {
     fn from(error: rusqlite::Error) -> DbError {
         match error {
             rusqlite::Error::QueryReturnedNoRows => DbError::QueryReturnedNoRows,
-            other => DbError::Sqlite(other),
+            other => DbError::Sqlite(Box::new(other)),
         }
     }
 }
@@ -434,7 +434,8 @@ fn mismatch<T>(index: usize, expected: &'static str, found: &Value) -> Result<T>
             Value::Real(x) => format!("real {x}"),
             Value::Text(text) => format!("text {text:?}"),
             Value::Blob(octets) => format!("blob of {} octets", octets.len()),
-        },
+        }
+        .into_boxed_str(),
     })
 }
 
@@ -706,7 +707,8 @@ impl Postgres {
 }
 
 enum Backend {
-    Postgres(Postgres),
+    /// Boxed: the client is ten times a rusqlite connection's size.
+    Postgres(Box<Postgres>),
     Sqlite(rusqlite::Connection),
 }
 
@@ -745,7 +747,7 @@ impl Connection {
             ))?;
         }
         Ok(Connection {
-            backend: Backend::Postgres(Postgres {
+            backend: Backend::Postgres(Box::new(Postgres {
                 lock_salt: schema.map_or(0, |schema| {
                     schema.bytes().fold(0i64, |hash, byte| {
                         hash.wrapping_mul(31).wrapping_add(i64::from(byte))
@@ -753,7 +755,7 @@ impl Connection {
                 }),
                 client: RefCell::new(client),
                 statements: RefCell::new(HashMap::new()),
-            }),
+            })),
         })
     }
 
@@ -830,10 +832,18 @@ impl Connection {
     pub fn write_transaction(&self) -> Result<Transaction<'_>> {
         match &self.backend {
             Backend::Sqlite(connection) => connection.execute_batch("BEGIN IMMEDIATE")?,
-            Backend::Postgres(pg) => pg.client.borrow_mut().batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({})",
-                WRITE_LOCK_KEY.wrapping_add(pg.lock_salt)
-            ))?,
+            Backend::Postgres(pg) => {
+                let mut client = pg.client.borrow_mut();
+                let begun = client.batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({})",
+                    WRITE_LOCK_KEY.wrapping_add(pg.lock_salt)
+                ));
+                if let Err(error) = begun {
+                    // Do not leave the connection inside a transaction that never got its lock.
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(error.into());
+                }
+            }
         }
         Ok(Transaction {
             connection: self,
@@ -845,10 +855,18 @@ impl Connection {
     pub fn schema_transaction(&self) -> Result<Transaction<'_>> {
         match &self.backend {
             Backend::Sqlite(connection) => connection.execute_batch("BEGIN IMMEDIATE")?,
-            Backend::Postgres(pg) => pg.client.borrow_mut().batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({})",
-                SCHEMA_LOCK_KEY.wrapping_add(pg.lock_salt)
-            ))?,
+            Backend::Postgres(pg) => {
+                let mut client = pg.client.borrow_mut();
+                let begun = client.batch_execute(&format!(
+                    "BEGIN; SELECT pg_advisory_xact_lock({})",
+                    SCHEMA_LOCK_KEY.wrapping_add(pg.lock_salt)
+                ));
+                if let Err(error) = begun {
+                    // Do not leave the connection inside a transaction that never got its lock.
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(error.into());
+                }
+            }
         }
         Ok(Transaction {
             connection: self,
@@ -866,8 +884,13 @@ pub struct Transaction<'c> {
 impl Transaction<'_> {
     /// Commits.
     pub fn commit(mut self) -> Result<()> {
-        self.open = false;
-        self.connection.execute_batch("COMMIT")
+        // A failed COMMIT (SQLite busy) leaves the transaction open: drop rolls it back, as
+        // rusqlite's transaction does.
+        let result = self.connection.execute_batch("COMMIT");
+        if result.is_ok() {
+            self.open = false;
+        }
+        result
     }
 }
 
@@ -1048,6 +1071,8 @@ pub struct Rows<'s> {
 
 impl Rows<'_> {
     /// The next row, or `None` after the last.
+    // Not `Iterator`: the row borrows the cursor (rusqlite's `Rows::next` has the same shape).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Row<'_>>> {
         match &mut self.inner {
             RowsInner::Done => Ok(None),
