@@ -23,6 +23,7 @@ start() { # name data-dir [extra args...]
   CERTMILL_ADMIN_PASSWORD=bench-admin-password "$bin" --data "$data" "${store_args[@]}" \
     serve --listen 127.0.0.1:0 "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pids+=($!)
+  disown $! # no "Killed" line when the cleanup stops it
   for _ in $(seq 1 300); do
     grep -q "certmill listening on" "$work/$name.out" 2>/dev/null && break
     sleep 0.1

@@ -52,11 +52,10 @@ impl Shared {
         if let Shared::Postgres { pg, .. } = self {
             return pg.query(sql);
         }
-        let script = format!(
-            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute(sys.argv[2]).fetchone()[0])"
-        );
+        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                      print(c.execute(sys.argv[2]).fetchone()[0])";
         let db = data.join("certmill.db");
-        let out = tool("python3", &["-c", &script, &db.display().to_string(), sql]);
+        let out = tool("python3", &["-c", script, &db.display().to_string(), sql]);
         assert!(
             out.status.success(),
             "{sql}: {}",

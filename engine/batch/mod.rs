@@ -785,7 +785,7 @@ fn validate_and_name(
                     error,
                 };
                 if naming_now {
-                    let results: Vec<Result<String, RowError>> = chunk
+                    let results: Vec<Result<String, Box<RowError>>> = chunk
                         .par_iter()
                         .map(|job| {
                             input
@@ -793,13 +793,13 @@ fn validate_and_name(
                                 .map(|(prepared, _)| {
                                     prepared.common_name.unwrap_or_else(|| job.name_hint())
                                 })
-                                .map_err(|error| row_error(job, error))
+                                .map_err(|error| Box::new(row_error(job, error)))
                         })
                         .collect();
                     for result in results {
                         match result {
                             Ok(stem) => stems.push(stem),
-                            Err(error) => refused.push(error),
+                            Err(error) => refused.push(*error),
                         }
                     }
                 } else {
