@@ -9,7 +9,7 @@
 //! attempt). A node that died loses its lease; the next claimer redoes the chunk with fresh
 //! serials, and the dead attempt's serial intents end WASTED with the batch, never reused.
 
-use super::db::{params, OptionalExtension, Transaction};
+use super::db::{params, Dialect, OptionalExtension, Transaction};
 use super::{
     db, record_certificates, record_failures, to_sql_integer, BatchId, BatchState, BatchStatus,
     CertificateRecord, DeviceFailure, Store, StoreError,
@@ -256,7 +256,39 @@ impl Store {
         }
         tx.commit().map_err(db(ACTION))
     }
+}
 
+/// The claim's statement: mark the first open chunk RUNNING for this node and return it.
+/// `{lock}` is where PostgreSQL locks the chosen row.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE chunks SET state = 'RUNNING', node = ?1, lease_until = ?2,
+                    attempt = attempt + 1
+             WHERE (batch_id, idx) = (
+                 SELECT c.batch_id, c.idx FROM chunks c
+                 WHERE (c.state = 'PENDING' OR (c.state = 'RUNNING' AND c.lease_until < ?3))
+                   AND (c.kind = 'PART' OR NOT EXISTS (
+                         SELECT 1 FROM chunks p WHERE p.batch_id = c.batch_id
+                           AND p.kind = 'PART' AND p.state <> 'DONE'))
+                 ORDER BY c.batch_id, c.idx LIMIT 1",
+            $lock,
+            ")
+             RETURNING batch_id, idx, kind, first_row, rows, names_json, attempt,
+                 (SELECT spec_json FROM batch_work w WHERE w.batch_id = chunks.batch_id),
+                 (SELECT sealed_password FROM batch_work w WHERE w.batch_id = chunks.batch_id)"
+        )
+    };
+}
+
+/// SQLite has one writer at a time: the claim needs no row lock.
+const CLAIM_SQLITE: &str = claim_sql!("");
+
+/// PostgreSQL: the chosen row is locked, and a row another node is claiming (or finishing,
+/// see [`Store::holds`]) is skipped, so two nodes never claim the same chunk and neither waits.
+const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE OF c SKIP LOCKED");
+
+impl Store {
     /// Claims the first open chunk of any pending batch for `node`, for `lease_secs`: a PENDING
     /// chunk, or a RUNNING one whose lease ran out (its node is presumed dead; the attempt
     /// counts up). An assembly is open only once every part of its batch is DONE.
@@ -266,7 +298,9 @@ impl Store {
         lease_secs: u64,
     ) -> Result<Option<ClaimedChunk>, StoreError> {
         const ACTION: &str = "claiming a chunk";
-        let tx = self.write_transaction(ACTION)?;
+        // Row locks suffice: the claim changes one chunk row, and on PostgreSQL nodes claiming
+        // at once skip each other's locked rows instead of queueing behind the write lock.
+        let tx = self.connection.row_lock_transaction().map_err(db(ACTION))?;
         let now = (self.clock)();
         let until = now.saturating_add(to_sql_integer("lease", lease_secs)?);
         type Raw = (
@@ -281,20 +315,10 @@ impl Store {
             Option<Vec<u8>>,
         );
         let raw: Option<Raw> = tx
-            .prepare_cached(
-                "UPDATE chunks SET state = 'RUNNING', node = ?1, lease_until = ?2,
-                        attempt = attempt + 1
-                 WHERE (batch_id, idx) = (
-                     SELECT c.batch_id, c.idx FROM chunks c
-                     WHERE (c.state = 'PENDING' OR (c.state = 'RUNNING' AND c.lease_until < ?3))
-                       AND (c.kind = 'PART' OR NOT EXISTS (
-                             SELECT 1 FROM chunks p WHERE p.batch_id = c.batch_id
-                               AND p.kind = 'PART' AND p.state <> 'DONE'))
-                     ORDER BY c.batch_id, c.idx LIMIT 1)
-                 RETURNING batch_id, idx, kind, first_row, rows, names_json, attempt,
-                     (SELECT spec_json FROM batch_work w WHERE w.batch_id = chunks.batch_id),
-                     (SELECT sealed_password FROM batch_work w WHERE w.batch_id = chunks.batch_id)",
-            )
+            .prepare_cached(match tx.dialect() {
+                Dialect::Sqlite => CLAIM_SQLITE,
+                Dialect::Postgres => CLAIM_POSTGRES,
+            })
             .and_then(|mut claim| {
                 claim
                     .query_row(params![node, until, now], |row| {
@@ -351,7 +375,7 @@ impl Store {
     /// holds it (then it stops working on it).
     pub fn renew_lease(&self, lease: &ChunkLease, lease_secs: u64) -> Result<bool, StoreError> {
         const ACTION: &str = "renewing a chunk lease";
-        let tx = self.write_transaction(ACTION)?;
+        let tx = self.connection.row_lock_transaction().map_err(db(ACTION))?;
         let until = (self.clock)().saturating_add(to_sql_integer("lease", lease_secs)?);
         let renewed = tx
             .execute(
@@ -373,10 +397,20 @@ impl Store {
 
     /// Whether `lease` still holds its chunk, inside `tx`.
     fn holds(tx: &Transaction<'_>, lease: &ChunkLease) -> Result<bool, StoreError> {
+        // On PostgreSQL the row stays locked to the end of the caller's transaction, so a
+        // claim of the same chunk (which takes no write lock) skips it meanwhile.
         let held: Option<i64> = tx
             .query_row(
-                "SELECT 1 FROM chunks WHERE batch_id = ?1 AND idx = ?2 AND node = ?3
-                   AND attempt = ?4 AND state = 'RUNNING'",
+                match tx.dialect() {
+                    Dialect::Sqlite => {
+                        "SELECT 1 FROM chunks WHERE batch_id = ?1 AND idx = ?2 AND node = ?3
+                           AND attempt = ?4 AND state = 'RUNNING'"
+                    }
+                    Dialect::Postgres => {
+                        "SELECT 1 FROM chunks WHERE batch_id = ?1 AND idx = ?2 AND node = ?3
+                           AND attempt = ?4 AND state = 'RUNNING' FOR UPDATE"
+                    }
+                },
                 params![
                     lease.batch.0,
                     to_sql_integer("chunk", lease.idx)?,
@@ -422,13 +456,18 @@ impl Store {
             record_failures(&tx, now, lease.batch, output.failures)?;
         }
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO chunk_rows (batch_id, row_index, chunk_idx, device_id,
-                         entry_offset, entry_size, crc32, sha256, reason)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(db(ACTION))?;
+            // Where each entry lies in the part, many rows a statement (a failed device has
+            // no entry, only its reason).
+            struct ChunkRow<'a> {
+                row: i64,
+                device_id: &'a [u8; 16],
+                offset: Option<i64>,
+                size: Option<i64>,
+                crc32: Option<i64>,
+                sha256: Option<&'a [u8]>,
+                reason: Option<&'a str>,
+            }
+            let mut rows = Vec::with_capacity(output.records.len() + output.failures.len());
             for (record, entry) in output.records.iter().zip(output.entries) {
                 if entry.row != record.row {
                     return Err(StoreError::InvalidChunkPlan {
@@ -439,35 +478,48 @@ impl Store {
                         ),
                     });
                 }
-                insert
-                    .execute(params![
-                        lease.batch.0,
-                        to_sql_integer("row", record.row)?,
-                        idx,
-                        record.device_id.as_slice(),
-                        to_sql_integer("offset", entry.offset)?,
-                        to_sql_integer("size", entry.size)?,
-                        i64::from(entry.crc32),
-                        entry.sha256.as_slice(),
-                        None::<String>,
-                    ])
-                    .map_err(db(ACTION))?;
+                rows.push(ChunkRow {
+                    row: to_sql_integer("row", record.row)?,
+                    device_id: &record.device_id,
+                    offset: Some(to_sql_integer("offset", entry.offset)?),
+                    size: Some(to_sql_integer("size", entry.size)?),
+                    crc32: Some(i64::from(entry.crc32)),
+                    sha256: Some(entry.sha256.as_slice()),
+                    reason: None,
+                });
             }
             for failure in output.failures {
-                insert
-                    .execute(params![
-                        lease.batch.0,
-                        to_sql_integer("row", failure.row)?,
-                        idx,
-                        failure.device_id.as_slice(),
-                        None::<i64>,
-                        None::<i64>,
-                        None::<i64>,
-                        None::<Vec<u8>>,
-                        failure.reason,
-                    ])
-                    .map_err(db(ACTION))?;
+                rows.push(ChunkRow {
+                    row: to_sql_integer("row", failure.row)?,
+                    device_id: &failure.device_id,
+                    offset: None,
+                    size: None,
+                    crc32: None,
+                    sha256: None,
+                    reason: Some(failure.reason.as_str()),
+                });
             }
+            let mut values: Vec<&dyn db::Param> = Vec::with_capacity(9 * rows.len());
+            for row in &rows {
+                values.extend([
+                    &lease.batch.0 as &dyn db::Param,
+                    &row.row,
+                    &idx,
+                    row.device_id,
+                    &row.offset,
+                    &row.size,
+                    &row.crc32,
+                    &row.sha256,
+                    &row.reason,
+                ]);
+            }
+            tx.insert_rows(
+                "INSERT INTO chunk_rows (batch_id, row_index, chunk_idx, device_id,
+                     entry_offset, entry_size, crc32, sha256, reason)",
+                9,
+                &values,
+            )
+            .map_err(db(ACTION))?;
         }
         tx.execute(
             "UPDATE chunks SET state = 'DONE', lease_until = NULL, part_key = ?3, part_size = ?4

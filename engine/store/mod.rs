@@ -1685,22 +1685,33 @@ impl Store {
             return Err(StoreError::IssuerMismatch { batch, issuer });
         }
         let now = (self.clock)();
+        let mut rows = Vec::with_capacity(serials.len());
+        for &(row, serial) in serials {
+            let serial = significant_octets(serial);
+            if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
+                return Err(StoreError::InvalidSerial {
+                    row,
+                    octets: serial.len(),
+                });
+            }
+            rows.push((to_sql_integer("row", row)?, serial));
+        }
+        let mut values: Vec<&dyn db::Param> = Vec::with_capacity(5 * rows.len());
+        for (row, serial) in &rows {
+            values.extend([&issuer.0 as &dyn db::Param, serial, &batch.0, row, &now]);
+        }
+        const INSERT_INTENTS: &str =
+            "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)";
+        // Many rows a statement; only when that fails does the row-by-row path below find the
+        // serial to name.
+        if tx
+            .savepoint(|| tx.insert_rows(INSERT_INTENTS, 5, &values))
+            .is_err()
         {
             let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
+                .prepare_cached(&format!("{INSERT_INTENTS} VALUES (?1, ?2, ?3, ?4, ?5)"))
                 .map_err(db(ACTION))?;
-            for &(row, serial) in serials {
-                let serial = significant_octets(serial);
-                if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
-                    return Err(StoreError::InvalidSerial {
-                        row,
-                        octets: serial.len(),
-                    });
-                }
-                let row = to_sql_integer("row", row)?;
+            for (row, serial) in &rows {
                 let duplicate = || StoreError::DuplicateSerial {
                     serial_hex: hex(serial),
                 };
@@ -2132,13 +2143,6 @@ fn record_certificates(
     let adding = state.check_room(batch, records.len())?;
     let mut chain = AuditChain::load(tx)?;
     {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO certificates (device_id, batch_id, issuer_id, row_index,
-                     common_name, serial, not_before, not_after, der, file_name, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(db(ACTION))?;
         // The pipeline reserved these rows' serials: one scan of the sequential
         // (batch_id, row_index) index over the chunk's rows finds them all. A record
         // without its own intent (a caller that did not reserve) registers the serial now;
@@ -2176,6 +2180,8 @@ fn record_certificates(
             )
             .map_err(db(ACTION))?;
         let mut messages = Vec::with_capacity(records.len());
+        // (row, significant serial octets) of each record, bound by the insert below.
+        let mut keys: Vec<(i64, &[u8])> = Vec::with_capacity(records.len());
         for record in records {
             let serial = significant_octets(&record.serial);
             if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
@@ -2206,23 +2212,45 @@ fn record_certificates(
                     }
                 }
             }
-            let inserted = insert.execute(params![
-                record.device_id.as_slice(),
-                batch.0,
-                state.issuer_id,
-                row,
-                record.common_name,
-                serial,
-                record.not_before,
-                record.not_after,
-                record.der,
-                record.file_name,
-                DeviceStatus::Issued.as_str(),
-            ]);
-            if let Err(error) = inserted {
-                return Err(explain_insert_failure(tx, error, batch, record));
-            }
+            keys.push((row, serial));
             messages.push(format!("row {}: issued serial {}", record.row, hex(serial)));
+        }
+        const INSERT_CERTIFICATES: &str = "INSERT INTO certificates (device_id, batch_id,
+            issuer_id, row_index, common_name, serial, not_before, not_after, der, file_name,
+            status)";
+        let issued = DeviceStatus::Issued.as_str();
+        let mut values: Vec<&dyn db::Param> = Vec::with_capacity(11 * records.len());
+        for (record, (row, serial)) in records.iter().zip(&keys) {
+            values.extend([
+                &record.device_id as &dyn db::Param,
+                &batch.0,
+                &state.issuer_id,
+                row,
+                &record.common_name,
+                serial,
+                &record.not_before,
+                &record.not_after,
+                &record.der,
+                &record.file_name,
+                &issued,
+            ]);
+        }
+        // Many rows a statement; only when that fails does the row-by-row path below find the
+        // record to name.
+        if tx
+            .savepoint(|| tx.insert_rows(INSERT_CERTIFICATES, 11, &values))
+            .is_err()
+        {
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "{INSERT_CERTIFICATES} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ))
+                .map_err(db(ACTION))?;
+            for (record, row_values) in records.iter().zip(values.chunks_exact(11)) {
+                if let Err(error) = insert.execute(row_values) {
+                    return Err(explain_insert_failure(tx, error, batch, record));
+                }
+            }
         }
         let entries: Vec<NewAuditEntry<'_>> = records
             .iter()

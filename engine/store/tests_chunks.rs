@@ -1,6 +1,6 @@
 //! Tests of the chunk queue (format version 9): plans, claims, leases, finishing, assembly.
 
-use super::tests::{fixture, new_batch, open, records, Fixture, T0};
+use super::tests::{fixture, new_batch, open, records, serial, Fixture, T0};
 use super::*;
 
 fn lease_expired_clock() -> i64 {
@@ -298,4 +298,98 @@ fn a_chunk_that_keeps_failing_breaks_its_batch() {
         row.reason
     );
     assert!(f.store.claim_chunk("node-a", 60).expect("claim").is_none());
+}
+
+#[test]
+fn a_chunk_of_many_groups_records_every_row_in_order() {
+    // 300 rows: two full multi-row statements and a remainder, for each of the tables.
+    let f = fixture();
+    let batch = chunked(&f, 300, 300);
+    let claimed = f
+        .store
+        .claim_chunk("node-a", 60)
+        .expect("claim")
+        .expect("chunk");
+    let rows = claimed.first_row..claimed.first_row + claimed.rows;
+    let serials: Vec<(u64, Vec<u8>)> = rows.clone().map(|row| (row, serial(7, row))).collect();
+    let borrowed: Vec<(u64, &[u8])> = serials.iter().map(|(r, s)| (*r, s.as_slice())).collect();
+    f.store
+        .reserve_serials(batch, f.issuer, &borrowed)
+        .expect("reserve");
+    assert_eq!(finish_part(&f.store, &claimed, 7), Finished::Done);
+    assert_eq!(f.store.certificate_count(batch).expect("count"), 300);
+    let manifest = f.store.manifest_rows(batch, 0, 1_000).expect("rows");
+    assert_eq!(manifest.len(), 300);
+    for (i, row) in manifest.iter().enumerate() {
+        let issued = row.issued.as_ref().expect("issued");
+        assert_eq!(row.row, i as u64 + 1);
+        assert_eq!(issued.file_name, format!("device-7-{}.p12", i + 1));
+        assert_eq!(issued.entry.offset, i as u64 * 100);
+    }
+    // Every reserved serial became a certificate: no intent is left open.
+    assert!(f.store.serial_intents(batch).expect("intents").is_empty());
+    assert_eq!(
+        f.store.verify_audit_chain().expect("audit") as usize,
+        300 + 1
+    );
+}
+
+#[test]
+fn concurrent_claims_never_share_a_chunk() {
+    let f = fixture();
+    chunked(&f, 40, 1);
+    let claimed: Vec<Vec<u64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|n| {
+                let dir = f.dir.path();
+                scope.spawn(move || {
+                    let store = open(dir);
+                    let mut mine = Vec::new();
+                    while let Some(chunk) =
+                        store.claim_chunk(&format!("node-{n}"), 60).expect("claim")
+                    {
+                        mine.push(chunk.lease.idx);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("worker"))
+            .collect()
+    });
+    let mut all: Vec<u64> = claimed.into_iter().flatten().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..40).collect::<Vec<_>>(),
+        "each part claimed exactly once"
+    );
+}
+
+#[test]
+fn a_claim_does_not_queue_behind_the_write_lock_on_postgresql() {
+    if test_postgres().is_none() {
+        eprintln!("PostgreSQL only (SQLite has one lock for every write): skipped");
+        return;
+    }
+    let f = fixture();
+    chunked(&f, 10, 10);
+    let writer = open(f.dir.path());
+    let other_node = open(f.dir.path());
+    let held = writer.connection.write_transaction().expect("write lock");
+    let (sent, received) = std::sync::mpsc::channel();
+    let claimer = std::thread::spawn(move || {
+        let claim = other_node.claim_chunk("node-a", 60).map(|c| c.is_some());
+        let _ = sent.send(claim);
+    });
+    // With the write lock held elsewhere, the claim still completes (it would wait for the
+    // lock forever if it took it).
+    let claimed = received
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the claim finished while the write lock was held");
+    drop(held);
+    claimer.join().expect("claimer");
+    assert!(claimed.expect("claim"));
 }
