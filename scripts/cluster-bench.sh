@@ -18,6 +18,8 @@ trap cleanup EXIT
 
 store_args=()
 [ -n "$store" ] && store_args=(--store "$store")
+# Starts a node and sets $url to its address. Not called in $(…): the node's pid must reach
+# the cleanup's list in this shell.
 start() { # name data-dir [extra args...]
   local name=$1 data=$2; shift 2
   CERTMILL_ADMIN_PASSWORD=bench-admin-password "$bin" --data "$data" "${store_args[@]}" \
@@ -28,17 +30,17 @@ start() { # name data-dir [extra args...]
     grep -q "certmill listening on" "$work/$name.out" 2>/dev/null && break
     sleep 0.1
   done
-  sed -n 's/^certmill listening on //p' "$work/$name.out"
+  url=$(sed -n 's/^certmill listening on //p' "$work/$name.out")
 }
 
 if [ "$nodes" = 0 ]; then
-  base=$(start plain "$work/data")
+  start plain "$work/data"; base=$url
 else
   cluster=(--objects "file://$work/objects" --chunk-size 10000)
-  base=$(start node-1 "$work/data" "${cluster[@]}" --node node-1)
+  start node-1 "$work/data" "${cluster[@]}" --node node-1; base=$url
   for i in $(seq 2 "$nodes"); do
     if [ -n "$store" ]; then cp -a "$work/data" "$work/data-$i"; d="$work/data-$i"; else d="$work/data"; fi
-    start "node-$i" "$d" "${cluster[@]}" --node "node-$i" >/dev/null
+    start "node-$i" "$d" "${cluster[@]}" --node "node-$i"
   done
 fi
 
@@ -54,7 +56,7 @@ started=$(date +%s.%N)
 while :; do
   status=$(curl -s -H "Authorization: Bearer $token" "$base/api/v1/batches/$id/status")
   [ "$status" = "Ready for download" ] && break
-  [ "$status" = "Processing" ] || { echo "batch $id: $status" >&2; exit 1; }
+  [ "$status" = "Processing" ] || { echo "batch $id: $status" >&2; tail -n 5 "$work"/*.err "$work"/*.out >&2; exit 1; }
   sleep 0.05
 done
 ended=$(date +%s.%N)

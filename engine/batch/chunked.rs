@@ -162,7 +162,7 @@ impl Sealer {
     pub fn open_sealed(&self, batch: BatchId, sealed: &[u8]) -> Result<Pkcs12Password, BatchError> {
         use aws_lc_rs::aead::{Aad, Nonce};
         let refused = || {
-            BatchError::Cluster(format!(
+            BatchError::NotForThisNode(format!(
                 "batch {batch}: the sealed PKCS#12 password does not open with this node's key \
                  (every node must share the data directory secret auth/jwt-secret)"
             ))

@@ -154,6 +154,11 @@ pub enum BatchError {
     /// failed ([`chunked`]).
     #[error("{0}")]
     Cluster(String),
+    /// This node cannot work on a chunked batch that another node can: its key, profiles or
+    /// signers differ from the ordering node's. The chunk goes back to the queue without
+    /// spending one of its attempts.
+    #[error("this node cannot work on it: {0}")]
+    NotForThisNode(String),
 }
 
 /// A device whose input broke a rule.

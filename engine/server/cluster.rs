@@ -6,11 +6,12 @@ use super::AppState;
 use crate::batch::chunked::{self, ChunkTools, Node, Sealer};
 use crate::batch::BatchError;
 use crate::objects::ObjectStore;
-use crate::store::{ChunkKind, ClaimedChunk, Finished, IssuerId, Store};
+use crate::store::{BatchId, ChunkKind, ClaimedChunk, Finished, IssuerId, Store};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How a node takes part in chunked batches.
 #[derive(Clone, Debug)]
@@ -99,13 +100,21 @@ fn worker(state: &AppState) {
         }
     };
     let mut idle = Duration::from_millis(50);
+    // Batches this node found it cannot work on, and since when: passed over for
+    // SKIP_UNFIT_BATCH, then tried again (the operator may have fixed the node meanwhile).
+    let mut unfit: HashMap<BatchId, Instant> = HashMap::new();
     while !cluster.stop.load(Ordering::Relaxed) {
-        let claimed = Store::open(&state.data)
-            .and_then(|store| store.claim_chunk(&cluster.config.node, cluster.config.lease_secs));
+        unfit.retain(|_, since| since.elapsed() < SKIP_UNFIT_BATCH);
+        let skipped: Vec<BatchId> = unfit.keys().copied().collect();
+        let claimed = Store::open(&state.data).and_then(|store| {
+            store.claim_chunk_except(&cluster.config.node, cluster.config.lease_secs, &skipped)
+        });
         match claimed {
             Ok(Some(claimed)) => {
                 idle = Duration::from_millis(50);
-                work_on(state, cluster, &pool, &claimed);
+                if let Unfit::Yes = work_on(state, cluster, &pool, &claimed) {
+                    unfit.insert(claimed.lease.batch, Instant::now());
+                }
             }
             Ok(None) => {
                 std::thread::sleep(idle);
@@ -119,9 +128,25 @@ fn worker(state: &AppState) {
     }
 }
 
+/// How long a node passes over a batch it found it cannot work on.
+const SKIP_UNFIT_BATCH: Duration = Duration::from_secs(60);
+
+/// Whether the node found it cannot work on a chunk's batch at all.
+enum Unfit {
+    Yes,
+    No,
+}
+
 /// Works on one claimed chunk, renewing its lease meanwhile; a failure of the node's own work
-/// gives the chunk back to the queue.
-fn work_on(state: &AppState, cluster: &Cluster, pool: &rayon::ThreadPool, claimed: &ClaimedChunk) {
+/// gives the chunk back to the queue. A node that cannot work on the batch at all (another key,
+/// profile or signer than the ordering node's) gives it back without spending an attempt, so a
+/// misconfigured node never breaks a batch the others can issue.
+fn work_on(
+    state: &AppState,
+    cluster: &Cluster,
+    pool: &rayon::ThreadPool,
+    claimed: &ClaimedChunk,
+) -> Unfit {
     let lost = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let lease = &claimed.lease;
@@ -148,6 +173,24 @@ fn work_on(state: &AppState, cluster: &Cluster, pool: &rayon::ThreadPool, claime
                 lease.node, lease.batch, lease.idx
             );
         }
+        Err(e @ BatchError::NotForThisNode(_)) => {
+            eprintln!(
+                "node {}: batch {} chunk {}: {e}; given back to the other nodes, and this node \
+                 passes over the batch for {} s",
+                lease.node,
+                lease.batch,
+                lease.idx,
+                SKIP_UNFIT_BATCH.as_secs()
+            );
+            if let Err(e) = Store::open(&state.data).and_then(|store| store.give_back_chunk(lease))
+            {
+                eprintln!(
+                    "chunk worker: giving back batch {} chunk {}: {e}",
+                    lease.batch, lease.idx
+                );
+            }
+            return Unfit::Yes;
+        }
         Err(e) => {
             eprintln!(
                 "node {}: batch {} chunk {} attempt {} failed: {e}",
@@ -156,6 +199,7 @@ fn work_on(state: &AppState, cluster: &Cluster, pool: &rayon::ThreadPool, claime
             release(state, claimed, &e.to_string());
         }
     }
+    Unfit::No
 }
 
 fn release(state: &AppState, claimed: &ClaimedChunk, why: &str) {
@@ -228,7 +272,7 @@ fn run_chunk(
         .iter()
         .find(|p| p.profile.name() == spec.profile)
         .ok_or_else(|| {
-            BatchError::Cluster(format!(
+            BatchError::NotForThisNode(format!(
                 "this node does not serve profile {:?}",
                 spec.profile
             ))
@@ -247,7 +291,7 @@ fn run_chunk(
                 .by_issuer(IssuerId(spec.issuer))
                 .cloned()
                 .ok_or_else(|| {
-                    BatchError::Cluster(format!(
+                    BatchError::NotForThisNode(format!(
                         "this node has no signer for issuer {} (copy its key into the data directory)",
                         spec.issuer
                     ))

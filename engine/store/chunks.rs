@@ -11,8 +11,8 @@
 
 use super::db::{params, Dialect, OptionalExtension, Transaction};
 use super::{
-    db, record_certificates, record_failures, to_sql_integer, BatchId, BatchState, BatchStatus,
-    CertificateRecord, DeviceFailure, Store, StoreError,
+    account_certificates, db, insert_certificate_rows, record_failures, to_sql_integer, BatchId,
+    BatchState, BatchStatus, CertificateRecord, DeviceFailure, Store, StoreError,
 };
 
 /// Attempts after which a chunk that keeps failing (not its devices: the node's work itself,
@@ -268,6 +268,7 @@ macro_rules! claim_sql {
              WHERE (batch_id, idx) = (
                  SELECT c.batch_id, c.idx FROM chunks c
                  WHERE (c.state = 'PENDING' OR (c.state = 'RUNNING' AND c.lease_until < ?3))
+                   AND instr(?4, ',' || c.batch_id || ',') = 0
                    AND (c.kind = 'PART' OR NOT EXISTS (
                          SELECT 1 FROM chunks p WHERE p.batch_id = c.batch_id
                            AND p.kind = 'PART' AND p.state <> 'DONE'))
@@ -297,7 +298,23 @@ impl Store {
         node: &str,
         lease_secs: u64,
     ) -> Result<Option<ClaimedChunk>, StoreError> {
+        self.claim_chunk_except(node, lease_secs, &[])
+    }
+
+    /// [`Store::claim_chunk`], passing over the chunks of `skipped` batches (those this node
+    /// found it cannot work on, [`Store::give_back_chunk`]).
+    pub fn claim_chunk_except(
+        &self,
+        node: &str,
+        lease_secs: u64,
+        skipped: &[BatchId],
+    ) -> Result<Option<ClaimedChunk>, StoreError> {
         const ACTION: &str = "claiming a chunk";
+        // ",3,17," : the claim's `instr` test, portable to both dialects.
+        let skipped = skipped.iter().fold(String::from(","), |mut list, batch| {
+            list.push_str(&format!("{},", batch.0));
+            list
+        });
         // Row locks suffice: the claim changes one chunk row, and on PostgreSQL nodes claiming
         // at once skip each other's locked rows instead of queueing behind the write lock.
         let tx = self.connection.row_lock_transaction().map_err(db(ACTION))?;
@@ -321,7 +338,7 @@ impl Store {
             })
             .and_then(|mut claim| {
                 claim
-                    .query_row(params![node, until, now], |row| {
+                    .query_row(params![node, until, now, skipped], |row| {
                         Ok((
                             row.get(0)?,
                             row.get(1)?,
@@ -396,17 +413,20 @@ impl Store {
     }
 
     /// Whether `lease` still holds its chunk, inside `tx`.
-    fn holds(tx: &Transaction<'_>, lease: &ChunkLease) -> Result<bool, StoreError> {
-        // On PostgreSQL the row stays locked to the end of the caller's transaction, so a
-        // claim of the same chunk (which takes no write lock) skips it meanwhile.
+    ///
+    /// With `lock` on PostgreSQL the row stays locked to the end of the caller's transaction, so
+    /// a claim of the same chunk (which takes no write lock) skips it meanwhile. Only a caller
+    /// holding the write lock may lock it: one that waits for the write lock while holding the
+    /// row could deadlock with a writer that updates the batch's chunks.
+    fn holds(tx: &Transaction<'_>, lease: &ChunkLease, lock: bool) -> Result<bool, StoreError> {
         let held: Option<i64> = tx
             .query_row(
-                match tx.dialect() {
-                    Dialect::Sqlite => {
+                match (tx.dialect(), lock) {
+                    (Dialect::Sqlite, _) | (Dialect::Postgres, false) => {
                         "SELECT 1 FROM chunks WHERE batch_id = ?1 AND idx = ?2 AND node = ?3
                            AND attempt = ?4 AND state = 'RUNNING'"
                     }
-                    Dialect::Postgres => {
+                    (Dialect::Postgres, true) => {
                         "SELECT 1 FROM chunks WHERE batch_id = ?1 AND idx = ?2 AND node = ?3
                            AND attempt = ?4 AND state = 'RUNNING' FOR UPDATE"
                     }
@@ -443,18 +463,22 @@ impl Store {
                 ),
             });
         }
-        let tx = self.write_transaction(ACTION)?;
-        if !Self::holds(&tx, lease)? {
+        // The rows go in first, without the write lock (on PostgreSQL): the keys of the
+        // tables keep them consistent, and a late node's rows wait on (or for) the new
+        // holder's. The write lock then covers the lease check again, the accounting (audit
+        // chain, counters, balance) and the chunk's state, so other nodes queue only for that.
+        let tx = self.connection.row_lock_transaction().map_err(db(ACTION))?;
+        if !Self::holds(&tx, lease, false)? {
             return Ok(Finished::Lost);
         }
         let now = (self.clock)();
         let idx = to_sql_integer("chunk", lease.idx)?;
-        if !output.records.is_empty() {
-            record_certificates(&tx, now, lease.batch, output.records)?;
-        }
-        if !output.failures.is_empty() {
-            record_failures(&tx, now, lease.batch, output.failures)?;
-        }
+        let messages = if output.records.is_empty() {
+            Vec::new()
+        } else {
+            let issuer_id = BatchState::load(&tx, lease.batch)?.issuer_id;
+            insert_certificate_rows(&tx, now, lease.batch, issuer_id, output.records)?
+        };
         {
             // Where each entry lies in the part, many rows a statement (a failed device has
             // no entry, only its reason).
@@ -521,6 +545,17 @@ impl Store {
             )
             .map_err(db(ACTION))?;
         }
+        tx.take_write_lock().map_err(db(ACTION))?;
+        // Dropping the transaction rolls the rows back.
+        if !Self::holds(&tx, lease, true)? {
+            return Ok(Finished::Lost);
+        }
+        if !output.records.is_empty() {
+            account_certificates(&tx, now, lease.batch, output.records, &messages)?;
+        }
+        if !output.failures.is_empty() {
+            record_failures(&tx, now, lease.batch, output.failures)?;
+        }
         tx.execute(
             "UPDATE chunks SET state = 'DONE', lease_until = NULL, part_key = ?3, part_size = ?4
              WHERE batch_id = ?1 AND idx = ?2",
@@ -542,7 +577,7 @@ impl Store {
     pub fn release_chunk(&self, lease: &ChunkLease, error: &str) -> Result<(), StoreError> {
         const ACTION: &str = "releasing a chunk";
         let tx = self.write_transaction(ACTION)?;
-        if !Self::holds(&tx, lease)? {
+        if !Self::holds(&tx, lease, true)? {
             return Ok(());
         }
         tx.execute(
@@ -561,6 +596,25 @@ impl Store {
                 ),
             )?;
         }
+        tx.commit().map_err(db(ACTION))
+    }
+
+    /// Gives a held chunk back without spending its attempt: the node found it cannot work on
+    /// the batch at all (another key, profile or signer than the ordering node's), which says
+    /// nothing about the chunk. Other nodes claim it at once; the caller skips the batch.
+    pub fn give_back_chunk(&self, lease: &ChunkLease) -> Result<(), StoreError> {
+        const ACTION: &str = "giving a chunk back";
+        let tx = self.write_transaction(ACTION)?;
+        if !Self::holds(&tx, lease, true)? {
+            return Ok(());
+        }
+        tx.execute(
+            "UPDATE chunks SET state = 'PENDING', node = NULL, lease_until = NULL,
+                    attempt = attempt - 1
+             WHERE batch_id = ?1 AND idx = ?2",
+            params![lease.batch.0, to_sql_integer("chunk", lease.idx)?],
+        )
+        .map_err(db(ACTION))?;
         tx.commit().map_err(db(ACTION))
     }
 
@@ -768,7 +822,7 @@ impl Store {
     ) -> Result<Finished, StoreError> {
         const ACTION: &str = "finishing a chunked batch";
         let tx = self.write_transaction(ACTION)?;
-        if !Self::holds(&tx, lease)? {
+        if !Self::holds(&tx, lease, true)? {
             return Ok(Finished::Lost);
         }
         tx.execute(

@@ -871,6 +871,20 @@ impl Connection {
         })
     }
 
+    /// Inside a [`Connection::row_lock_transaction`], takes the store's write lock now, to the
+    /// end of the transaction: PostgreSQL's advisory lock [`WRITE_LOCK_KEY`]. SQLite's
+    /// transaction holds its one lock from the start, so there it does nothing. The work done
+    /// before it (inserts that keys alone keep consistent) does not hold up other nodes.
+    pub fn take_write_lock(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(pg) => Ok(pg.client.borrow_mut().batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock({})",
+                WRITE_LOCK_KEY.wrapping_add(pg.lock_salt)
+            ))?),
+        }
+    }
+
     /// Runs `attempt` inside a savepoint of the open transaction. When it fails, what it did is
     /// undone and the transaction goes on, so the caller can take a slower path (PostgreSQL
     /// would otherwise refuse every later statement of a transaction with a failed one).

@@ -1673,17 +1673,24 @@ impl Store {
         serials: &[(u64, &[u8])],
     ) -> Result<(), StoreError> {
         const ACTION: &str = "reserving serial numbers";
-        let tx = self.write_transaction(ACTION)?;
-        let state = BatchState::load(&tx, batch)?;
-        if !state.status.is_pending() {
-            return Err(StoreError::BatchNotPending {
-                batch,
-                status: state.status,
-            });
-        }
-        if state.issuer_id != issuer.0 {
-            return Err(StoreError::IssuerMismatch { batch, issuer });
-        }
+        // The intents go in without the write lock (on PostgreSQL; the registry's key keeps
+        // them unique across nodes); the lock is taken only to see the batch still pending at
+        // commit, so nodes reserving at once do not queue for each other.
+        let tx = self.connection.row_lock_transaction().map_err(db(ACTION))?;
+        let pending = |tx: &Transaction<'_>| {
+            let state = BatchState::load(tx, batch)?;
+            if !state.status.is_pending() {
+                return Err(StoreError::BatchNotPending {
+                    batch,
+                    status: state.status,
+                });
+            }
+            if state.issuer_id != issuer.0 {
+                return Err(StoreError::IssuerMismatch { batch, issuer });
+            }
+            Ok(())
+        };
+        pending(&tx)?;
         let now = (self.clock)();
         let mut rows = Vec::with_capacity(serials.len());
         for &(row, serial) in serials {
@@ -1736,6 +1743,8 @@ impl Store {
                 }
             }
         }
+        tx.take_write_lock().map_err(db(ACTION))?;
+        pending(&tx)?;
         tx.commit().map_err(db(ACTION))
     }
 
@@ -2138,123 +2147,156 @@ fn record_certificates(
     batch: BatchId,
     records: &[CertificateRecord],
 ) -> Result<(), StoreError> {
+    let issuer_id = BatchState::load(tx, batch)?.issuer_id;
+    let messages = insert_certificate_rows(tx, now, batch, issuer_id, records)?;
+    account_certificates(tx, now, batch, records, &messages)
+}
+
+/// The first half of [`record_certificates`]: inserts the certificate rows (and registers
+/// serials the caller did not reserve), returning each record's audit message.
+///
+/// It needs no write lock: the keys of `certificates` and `serial_intents` refuse a row any
+/// other transaction holds, and the batch's issuer never changes. So on PostgreSQL
+/// [`Store::finish_chunk`] runs it before taking the write lock, which then covers only the
+/// accounting.
+fn insert_certificate_rows(
+    tx: &Transaction<'_>,
+    now: i64,
+    batch: BatchId,
+    issuer_id: i64,
+    records: &[CertificateRecord],
+) -> Result<Vec<String>, StoreError> {
+    const ACTION: &str = "recording certificates";
+    // The pipeline reserved these rows' serials: one scan of the sequential
+    // (batch_id, row_index) index over the chunk's rows finds them all. A record
+    // without its own intent (a caller that did not reserve) registers the serial now;
+    // the registry's key refuses a serial any other row holds.
+    let rows = records.iter().map(|r| r.row);
+    let (first, last) = (rows.clone().min(), rows.max());
+    let mut own_intents: Vec<(i64, Vec<u8>)> = match (first, last) {
+        (Some(first), Some(last)) => tx
+            .prepare_cached(
+                "SELECT row_index, serial FROM serial_intents
+                     WHERE batch_id = ?1 AND row_index BETWEEN ?2 AND ?3 AND issuer_id = ?4
+                       AND state = 'RESERVED'",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_map(
+                        params![
+                            batch.0,
+                            to_sql_integer("row", first).unwrap_or(i64::MAX),
+                            to_sql_integer("row", last).unwrap_or(i64::MAX),
+                            issuer_id
+                        ],
+                        |found| Ok((found.get(0)?, found.get(1)?)),
+                    )?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(db(ACTION))?,
+        _ => Vec::new(),
+    };
+    own_intents.sort_unstable();
+    let mut register = tx
+        .prepare_cached(
+            "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(db(ACTION))?;
+    let mut messages = Vec::with_capacity(records.len());
+    // (row, significant serial octets) of each record, bound by the insert below.
+    let mut keys: Vec<(i64, &[u8])> = Vec::with_capacity(records.len());
+    for record in records {
+        let serial = significant_octets(&record.serial);
+        if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
+            return Err(StoreError::InvalidSerial {
+                row: record.row,
+                octets: serial.len(),
+            });
+        }
+        let row = to_sql_integer("row", record.row)?;
+        let at = own_intents.partition_point(|(r, _)| *r < row);
+        let own = own_intents[at..]
+            .iter()
+            .take_while(|(r, _)| *r == row)
+            .any(|(_, s)| s.as_slice() == serial);
+        if !own {
+            match register.execute(params![issuer_id, serial, batch.0, row, now]) {
+                Ok(_) => {}
+                Err(error) if violation(&error) == Some(db::Violation::Unique) => {
+                    return Err(StoreError::DuplicateSerial {
+                        serial_hex: hex(serial),
+                    })
+                }
+                Err(source) => {
+                    return Err(StoreError::Database {
+                        action: ACTION,
+                        source,
+                    })
+                }
+            }
+        }
+        keys.push((row, serial));
+        messages.push(format!("row {}: issued serial {}", record.row, hex(serial)));
+    }
+    const INSERT_CERTIFICATES: &str = "INSERT INTO certificates (device_id, batch_id,
+            issuer_id, row_index, common_name, serial, not_before, not_after, der, file_name,
+            status)";
+    let issued = DeviceStatus::Issued.as_str();
+    let mut values: Vec<&dyn db::Param> = Vec::with_capacity(11 * records.len());
+    for (record, (row, serial)) in records.iter().zip(&keys) {
+        values.extend([
+            &record.device_id as &dyn db::Param,
+            &batch.0,
+            &issuer_id,
+            row,
+            &record.common_name,
+            serial,
+            &record.not_before,
+            &record.not_after,
+            &record.der,
+            &record.file_name,
+            &issued,
+        ]);
+    }
+    // Many rows a statement; only when that fails does the row-by-row path below find the
+    // record to name.
+    if tx
+        .savepoint(|| tx.insert_rows(INSERT_CERTIFICATES, 11, &values))
+        .is_err()
+    {
+        let mut insert = tx
+            .prepare_cached(&format!(
+                "{INSERT_CERTIFICATES} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
+            .map_err(db(ACTION))?;
+        for (record, row_values) in records.iter().zip(values.chunks_exact(11)) {
+            if let Err(error) = insert.execute(row_values) {
+                return Err(explain_insert_failure(tx, error, batch, record));
+            }
+        }
+    }
+    Ok(messages)
+}
+
+/// The second half of [`record_certificates`], under the write lock: checks the batch has room
+/// for `records` and is still pending, appends their audit entries (`messages`) and moves the
+/// counters and the balance.
+fn account_certificates(
+    tx: &Transaction<'_>,
+    now: i64,
+    batch: BatchId,
+    records: &[CertificateRecord],
+    messages: &[String],
+) -> Result<(), StoreError> {
     const ACTION: &str = "recording certificates";
     let state = BatchState::load(tx, batch)?;
     let adding = state.check_room(batch, records.len())?;
     let mut chain = AuditChain::load(tx)?;
     {
-        // The pipeline reserved these rows' serials: one scan of the sequential
-        // (batch_id, row_index) index over the chunk's rows finds them all. A record
-        // without its own intent (a caller that did not reserve) registers the serial now;
-        // the registry's key refuses a serial any other row holds.
-        let rows = records.iter().map(|r| r.row);
-        let (first, last) = (rows.clone().min(), rows.max());
-        let mut own_intents: Vec<(i64, Vec<u8>)> = match (first, last) {
-            (Some(first), Some(last)) => tx
-                .prepare_cached(
-                    "SELECT row_index, serial FROM serial_intents
-                     WHERE batch_id = ?1 AND row_index BETWEEN ?2 AND ?3 AND issuer_id = ?4
-                       AND state = 'RESERVED'",
-                )
-                .and_then(|mut select| {
-                    select
-                        .query_map(
-                            params![
-                                batch.0,
-                                to_sql_integer("row", first).unwrap_or(i64::MAX),
-                                to_sql_integer("row", last).unwrap_or(i64::MAX),
-                                state.issuer_id
-                            ],
-                            |found| Ok((found.get(0)?, found.get(1)?)),
-                        )?
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(db(ACTION))?,
-            _ => Vec::new(),
-        };
-        own_intents.sort_unstable();
-        let mut register = tx
-            .prepare_cached(
-                "INSERT INTO serial_intents (issuer_id, serial, batch_id, row_index, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(db(ACTION))?;
-        let mut messages = Vec::with_capacity(records.len());
-        // (row, significant serial octets) of each record, bound by the insert below.
-        let mut keys: Vec<(i64, &[u8])> = Vec::with_capacity(records.len());
-        for record in records {
-            let serial = significant_octets(&record.serial);
-            if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
-                return Err(StoreError::InvalidSerial {
-                    row: record.row,
-                    octets: serial.len(),
-                });
-            }
-            let row = to_sql_integer("row", record.row)?;
-            let at = own_intents.partition_point(|(r, _)| *r < row);
-            let own = own_intents[at..]
-                .iter()
-                .take_while(|(r, _)| *r == row)
-                .any(|(_, s)| s.as_slice() == serial);
-            if !own {
-                match register.execute(params![state.issuer_id, serial, batch.0, row, now]) {
-                    Ok(_) => {}
-                    Err(error) if violation(&error) == Some(db::Violation::Unique) => {
-                        return Err(StoreError::DuplicateSerial {
-                            serial_hex: hex(serial),
-                        })
-                    }
-                    Err(source) => {
-                        return Err(StoreError::Database {
-                            action: ACTION,
-                            source,
-                        })
-                    }
-                }
-            }
-            keys.push((row, serial));
-            messages.push(format!("row {}: issued serial {}", record.row, hex(serial)));
-        }
-        const INSERT_CERTIFICATES: &str = "INSERT INTO certificates (device_id, batch_id,
-            issuer_id, row_index, common_name, serial, not_before, not_after, der, file_name,
-            status)";
-        let issued = DeviceStatus::Issued.as_str();
-        let mut values: Vec<&dyn db::Param> = Vec::with_capacity(11 * records.len());
-        for (record, (row, serial)) in records.iter().zip(&keys) {
-            values.extend([
-                &record.device_id as &dyn db::Param,
-                &batch.0,
-                &state.issuer_id,
-                row,
-                &record.common_name,
-                serial,
-                &record.not_before,
-                &record.not_after,
-                &record.der,
-                &record.file_name,
-                &issued,
-            ]);
-        }
-        // Many rows a statement; only when that fails does the row-by-row path below find the
-        // record to name.
-        if tx
-            .savepoint(|| tx.insert_rows(INSERT_CERTIFICATES, 11, &values))
-            .is_err()
-        {
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "{INSERT_CERTIFICATES} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                ))
-                .map_err(db(ACTION))?;
-            for (record, row_values) in records.iter().zip(values.chunks_exact(11)) {
-                if let Err(error) = insert.execute(row_values) {
-                    return Err(explain_insert_failure(tx, error, batch, record));
-                }
-            }
-        }
         let entries: Vec<NewAuditEntry<'_>> = records
             .iter()
-            .zip(&messages)
+            .zip(messages)
             .map(|(record, message)| NewAuditEntry {
                 batch: batch.0,
                 device_id: Some(&record.device_id),
@@ -2725,9 +2767,6 @@ struct NewAuditEntry<'a> {
     message: &'a str,
 }
 
-/// Audit rows written by one INSERT statement in [`AuditChain::append_all`].
-const AUDIT_ROWS_PER_INSERT: usize = 16;
-
 /// The head of the audit chain inside a write transaction: the next id and the last hash.
 struct AuditChain {
     next_id: i64,
@@ -2760,61 +2799,54 @@ impl AuditChain {
         }
     }
 
-    /// Appends many entries, several rows per INSERT: a chunk of devices pays one statement
-    /// per [`AUDIT_ROWS_PER_INSERT`] entries instead of one each.
+    /// Appends many entries, many rows per INSERT ([`Connection::insert_rows`]): a chunk of
+    /// devices pays one statement per [`db::ROWS_PER_INSERT`] entries instead of one each.
     fn append_all(
         &mut self,
         tx: &Transaction<'_>,
         entries: &[NewAuditEntry<'_>],
     ) -> Result<(), StoreError> {
-        const COLUMNS: usize = 9;
-        let mut groups = entries.chunks_exact(AUDIT_ROWS_PER_INSERT);
-        if groups.len() > 0 {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; AUDIT_ROWS_PER_INSERT].join(", ");
-            let mut insert = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO audit_log (id, batch_id, device_id, time, actor, type, message,
-                                            prev_hash, hash)
-                     VALUES {values}"
-                ))
-                .map_err(db("appending to the audit log"))?;
-            for group in groups.by_ref() {
-                let mut hashes = [([0u8; 32], [0u8; 32]); AUDIT_ROWS_PER_INSERT];
-                for (entry, pair) in group.iter().zip(hashes.iter_mut()) {
-                    let id = self.next_id;
-                    let hash = self.hash(id, entry);
-                    *pair = (self.prev_hash, hash);
-                    self.next_id += 1;
-                    self.prev_hash = hash;
-                }
-                let first_id = self.next_id - AUDIT_ROWS_PER_INSERT as i64;
-                let ids: Vec<i64> = (first_id..self.next_id).collect();
-                let devices: Vec<Option<&[u8]>> = group
-                    .iter()
-                    .map(|entry| entry.device_id.map(|octets| octets.as_slice()))
-                    .collect();
-                let kinds: Vec<&str> = group.iter().map(|entry| entry.kind.as_str()).collect();
-                let mut values: Vec<&dyn db::Param> =
-                    Vec::with_capacity(COLUMNS * AUDIT_ROWS_PER_INSERT);
-                for (i, (entry, (prev, hash))) in group.iter().zip(&hashes).enumerate() {
-                    values.push(&ids[i]);
-                    values.push(&entry.batch);
-                    values.push(&devices[i]);
-                    values.push(&entry.time);
-                    values.push(&entry.actor);
-                    values.push(&kinds[i]);
-                    values.push(&entry.message);
-                    values.push(prev);
-                    values.push(hash);
-                }
-                insert
-                    .execute(values.as_slice())
-                    .map_err(db("appending to the audit log"))?;
-            }
+        struct Row<'a> {
+            id: i64,
+            device_id: Option<&'a [u8]>,
+            kind: &'static str,
+            prev_hash: [u8; 32],
+            hash: [u8; 32],
         }
-        for entry in groups.remainder() {
-            self.append(tx, entry)?;
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let hash = self.hash(self.next_id, entry);
+            rows.push(Row {
+                id: self.next_id,
+                device_id: entry.device_id.map(|octets| octets.as_slice()),
+                kind: entry.kind.as_str(),
+                prev_hash: self.prev_hash,
+                hash,
+            });
+            self.next_id += 1;
+            self.prev_hash = hash;
         }
+        let mut values: Vec<&dyn db::Param> = Vec::with_capacity(9 * rows.len());
+        for (entry, row) in entries.iter().zip(&rows) {
+            values.extend([
+                &row.id as &dyn db::Param,
+                &entry.batch,
+                &row.device_id,
+                &entry.time,
+                &entry.actor,
+                &row.kind,
+                &entry.message,
+                &row.prev_hash,
+                &row.hash,
+            ]);
+        }
+        tx.insert_rows(
+            "INSERT INTO audit_log (id, batch_id, device_id, time, actor, type, message,
+                                    prev_hash, hash)",
+            9,
+            &values,
+        )
+        .map_err(db("appending to the audit log"))?;
         Ok(())
     }
 

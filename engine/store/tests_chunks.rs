@@ -393,3 +393,55 @@ fn a_claim_does_not_queue_behind_the_write_lock_on_postgresql() {
     claimer.join().expect("claimer");
     assert!(claimed.expect("claim"));
 }
+
+#[test]
+fn a_chunk_given_back_keeps_its_attempts_and_a_skipped_batch_waits() {
+    let f = fixture();
+    let first = chunked(&f, 10, 10);
+    let second = chunked(&f, 10, 10);
+    // A misconfigured node claims and gives back more often than a chunk may fail: the
+    // batch is not broken and the next claim is still the first attempt.
+    for _ in 0..MAX_CHUNK_ATTEMPTS + 2 {
+        let claimed = f
+            .store
+            .claim_chunk("node-unfit", 60)
+            .expect("claim")
+            .expect("chunk");
+        assert_eq!((claimed.lease.batch, claimed.lease.attempt), (first, 1));
+        f.store.give_back_chunk(&claimed.lease).expect("give back");
+    }
+    assert_eq!(
+        f.store.batch(first).expect("batch").expect("row").status,
+        BatchStatus::PendingIssue
+    );
+    // Passing over the first batch, the node gets the second one's chunk...
+    let other = f
+        .store
+        .claim_chunk_except("node-unfit", 60, &[first])
+        .expect("claim")
+        .expect("chunk");
+    assert_eq!(other.lease.batch, second);
+    assert!(f
+        .store
+        .claim_chunk_except("node-unfit", 60, &[first, second])
+        .expect("claim")
+        .is_none());
+    // ...while a healthy node still gets the first batch's chunk.
+    let healthy = f
+        .store
+        .claim_chunk("node-b", 60)
+        .expect("claim")
+        .expect("chunk");
+    assert_eq!((healthy.lease.batch, healthy.lease.attempt), (first, 1));
+    // Giving back a chunk the node no longer holds changes nothing.
+    f.store.give_back_chunk(&other.lease).expect("give back");
+    f.store
+        .give_back_chunk(&other.lease)
+        .expect("give back twice");
+    let again = f
+        .store
+        .claim_chunk("node-c", 60)
+        .expect("claim")
+        .expect("chunk");
+    assert_eq!((again.lease.batch, again.lease.attempt), (second, 1));
+}

@@ -926,9 +926,9 @@ fn concurrent_reservations_never_overspend() {
 
 #[test]
 fn a_chunk_of_devices_appends_one_chained_entry_each_in_order() {
-    // 2 full multi-row INSERTs of AUDIT_ROWS_PER_INSERT entries and a remainder of 8.
+    // 2 full multi-row INSERTs of db::ROWS_PER_INSERT entries and a remainder of 8.
     let mut f = fixture();
-    let size = 2 * AUDIT_ROWS_PER_INSERT as u64 + 8;
+    let size = 2 * db::ROWS_PER_INSERT as u64 + 8;
     let batch = f
         .store
         .create_batch(&new_batch(f.issuer, size))
