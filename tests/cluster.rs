@@ -324,6 +324,142 @@ pub(crate) fn three_nodes_one_killed(f: &Fixture, shared: &Shared, data: [&Path;
         "{objects:?}"
     );
     assert_eq!(objects.len(), 11, "{objects:?}");
+
+    revocation_holds_across_nodes(f, data[0], &first, &third, &token, &rows);
+}
+
+/// Revocations go through the shared store: a device revoked on one node is revoked in the
+/// other node's OCSP answers and CRL, and CRL numbers keep rising whichever node signs.
+fn revocation_holds_across_nodes(
+    f: &Fixture,
+    data: &Path,
+    first: &Server,
+    third: &Server,
+    token: &str,
+    rows: &[std::collections::HashMap<String, String>],
+) {
+    let issuer = data.join("ca").join("issuing.crt").display().to_string();
+    let chain = data.join("ca").join("chain.pem").display().to_string();
+    let ocsp = |server: &Server, row: u64| {
+        let cert = f.path(&format!("device-{row}.pem")).display().to_string();
+        let out = tool(
+            "openssl",
+            &[
+                "ocsp",
+                "-issuer",
+                &issuer,
+                "-CAfile",
+                &chain,
+                "-cert",
+                &cert,
+                "-url",
+                &format!("{}/ocsp", server.base),
+            ],
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Response verify OK"), "{text}");
+        text
+    };
+    let crl = |server: &Server| {
+        let url = crate::util::crl_path_of(&data.join("ca").join("issuing.crt"));
+        let r = server.call("GET", &url, None, crate::server::Body::Empty, &[]);
+        assert_eq!(r.status, 200, "CRL: {}", r.text());
+        let file = f.path("cluster.crl");
+        std::fs::write(&file, &r.body).unwrap();
+        let out = tool(
+            "openssl",
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                &file.display().to_string(),
+                "-CAfile",
+                &chain,
+                "-noout",
+                "-text",
+            ],
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("verify OK"), "{text}");
+        let number = text
+            .lines()
+            .skip_while(|l| !l.contains("X509v3 CRL Number"))
+            .nth(1)
+            .expect("a CRL number")
+            .trim()
+            .to_owned();
+        let number = match number.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => number.parse(),
+        }
+        .expect("a CRL number");
+        (text, number)
+    };
+    let serial = |row: u64| rows[(row - 1) as usize]["serial_hex"].to_ascii_uppercase();
+    let (_, number_before) = crl(third);
+    assert!(ocsp(third, 35_555).contains(": good"));
+
+    // Revoked on the node that took the order, seen by the other node.
+    let device = rows[35_554]["device_id"].clone();
+    first
+        .json(
+            "POST",
+            "/api/v1/certificates/revoke",
+            token,
+            serde_json::json!({"reasonCode": 1, "deviceIds": [device]}),
+        )
+        .expect(200, "revoke a device on node 1");
+    let answer = ocsp(third, 35_555);
+    assert!(answer.contains(": revoked"), "node 3's OCSP: {answer}");
+    assert!(ocsp(third, 70_000).contains(": good"));
+    // CRLs are issued by whichever node's revocation round (every second) sees the change
+    // first, and taken over by the others within a round or two.
+    let crl_listing = |server: &Server, serials: &[String]| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (listing, number) = crl(server);
+            if serials.iter().all(|s| listing.contains(s.as_str())) {
+                return number;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still serves a CRL without {serials:?} after 30 s: {listing}",
+                server.base
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let number_third = crl_listing(third, &[serial(35_555)]);
+    assert!(
+        number_third > number_before,
+        "{number_third} after {number_before}"
+    );
+
+    // Revoked on the other node, seen by the first; one CRL lists both.
+    let device = rows[69_999]["device_id"].clone();
+    third
+        .json(
+            "POST",
+            "/api/v1/certificates/revoke",
+            token,
+            serde_json::json!({"reasonCode": 4, "deviceIds": [device]}),
+        )
+        .expect(200, "revoke a device on node 3");
+    assert!(ocsp(first, 70_000).contains(": revoked"));
+    let number_first = crl_listing(first, &[serial(35_555), serial(70_000)]);
+    assert!(
+        number_first > number_third,
+        "{number_first} after {number_third}"
+    );
 }
 
 #[test]

@@ -58,6 +58,14 @@ pub enum ServiceError {
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A CRL file (taken over from another node) is not a CRL with a number and both times.
+    #[error("{}: not a CRL certmill can serve: {reason}", path.display())]
+    NotACrl {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The system's random generator failed (drawing a responder certificate's serial).
     #[error("drawing a serial number failed: {0}")]
     Random(#[from] crate::keys::KeyError),
@@ -207,6 +215,66 @@ pub fn issue_crl(
         entries: summary.entries,
         bytes: summary.bytes,
         sha256: summary.sha256,
+    })
+}
+
+/// id-ce-cRLNumber (RFC 5280 section 5.2.3).
+const ID_CE_CRL_NUMBER: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("2.5.29.20");
+
+/// What a CRL file says of itself: its number, times and SHA-256, for a node that serves a
+/// CRL another node (or an earlier run) issued.
+pub fn read_crl(path: &Path) -> Result<IssuedCrl, ServiceError> {
+    use der::Decode;
+    let bytes = fs::read(path).map_err(|source| ServiceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let not_a_crl = |reason: String| ServiceError::NotACrl {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let list =
+        x509_cert::crl::CertificateList::from_der(&bytes).map_err(|e| not_a_crl(e.to_string()))?;
+    let tbs = &list.tbs_cert_list;
+    let number = tbs
+        .crl_extensions
+        .iter()
+        .flatten()
+        .find(|extension| extension.extn_id == ID_CE_CRL_NUMBER)
+        .and_then(|extension| der::asn1::UintRef::from_der(extension.extn_value.as_bytes()).ok())
+        .and_then(|number| {
+            let octets = number.as_bytes();
+            (octets.len() <= 8).then(|| {
+                octets
+                    .iter()
+                    .fold(0u64, |value, octet| value << 8 | u64::from(*octet))
+            })
+        })
+        .ok_or_else(|| not_a_crl("no cRLNumber of at most 64 bits".into()))?;
+    let unix = |time: &x509_cert::time::Time| {
+        i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+    };
+    let next_update = tbs
+        .next_update
+        .as_ref()
+        .map(unix)
+        .ok_or_else(|| not_a_crl("no nextUpdate".into()))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    Ok(IssuedCrl {
+        path: path.to_path_buf(),
+        number,
+        this_update: unix(&tbs.this_update),
+        next_update,
+        entries: tbs
+            .revoked_certificates
+            .as_ref()
+            .map_or(0, |r| r.len() as u64),
+        bytes: bytes.len() as u64,
+        sha256: digest
+            .as_ref()
+            .try_into()
+            .map_err(|_| not_a_crl("SHA-256 is 32 octets".into()))?,
     })
 }
 
@@ -880,6 +948,10 @@ mod tests {
         let list = x509_cert::crl::CertificateList::from_der(&bytes).expect("CRL");
         let revoked = list.tbs_cert_list.revoked_certificates.expect("entries");
         assert_eq!(revoked[0].serial_number.as_bytes(), serial(1).as_slice());
+        // What another node reads back from the file is what this one issued.
+        assert_eq!(read_crl(&path).expect("read back"), second);
+        std::fs::write(&path, b"not a CRL").unwrap();
+        assert!(matches!(read_crl(&path), Err(ServiceError::NotACrl { .. })));
         std::fs::remove_file(&path).unwrap();
         assert!(schedule.crl_due(&s.store.crl_state(s.issuer).unwrap(), &path, now));
     }

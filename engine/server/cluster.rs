@@ -5,7 +5,8 @@
 use super::AppState;
 use crate::batch::chunked::{self, ChunkTools, Node, Sealer};
 use crate::batch::BatchError;
-use crate::objects::ObjectStore;
+use crate::objects::{ObjectError, ObjectStore};
+use crate::revocation::service::{self, IssuedCrl};
 use crate::store::{BatchId, ChunkKind, ClaimedChunk, Finished, IssuerId, Store};
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,6 +27,11 @@ pub struct ClusterConfig {
     pub lease_secs: u64,
     /// Longest wait between two looks at the queue when it is empty.
     pub poll: Duration,
+}
+
+/// The object key of an issuer's CRL.
+fn crl_key(issuer: IssuerId, number: u64) -> String {
+    format!("crl/issuer-{}/{number}.crl", issuer.0)
 }
 
 /// A node's name when none is given: host name and process id.
@@ -69,6 +75,62 @@ impl Cluster {
             objects: &self.objects,
             sealer: &self.sealer,
             chunk_size: self.config.chunk_size,
+        }
+    }
+
+    /// Puts a CRL this node issued where the other nodes take it from (they have their own
+    /// data directories): `crl/issuer-<id>/<number>.crl`, and deletes the one before it. A
+    /// failure is logged; the other nodes keep their CRL until the next one.
+    pub fn share_crl(&self, issuer: IssuerId, crl: &IssuedCrl) {
+        let objects = self.objects.blocking();
+        if let Err(e) = objects.put_file(&crl_key(issuer, crl.number), &crl.path) {
+            eprintln!(
+                "revocation: sharing CRL {} of issuer {}: {e}",
+                crl.number, issuer.0
+            );
+            return;
+        }
+        if let Some(previous) = crl.number.checked_sub(1) {
+            let _ = objects.delete(&crl_key(issuer, previous));
+        }
+    }
+
+    /// Takes CRL `number` of `issuer` from the object store into `path` (written beside it,
+    /// then renamed into place), unless `path` already holds it. Not there yet (the issuing
+    /// node is still putting it) is not an error: the next round looks again.
+    pub fn take_crl(&self, issuer: IssuerId, number: u64, path: &Path) {
+        if service::read_crl(path).is_ok_and(|crl| crl.number == number) {
+            return;
+        }
+        let key = crl_key(issuer, number);
+        let objects = self.objects.blocking();
+        let bytes = match objects
+            .size(&key)
+            .and_then(|size| objects.read_range(&key, 0..size))
+        {
+            Ok(bytes) => bytes,
+            Err(ObjectError::NotFound { .. }) => return,
+            Err(e) => {
+                eprintln!(
+                    "revocation: taking CRL {number} of issuer {}: {e}",
+                    issuer.0
+                );
+                return;
+            }
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| tempfile::NamedTempFile::new_in(dir))
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, &bytes)?;
+                file.persist(path).map_err(|e| e.error)?;
+                Ok(())
+            });
+        if let Err(e) = written {
+            eprintln!(
+                "revocation: writing CRL {number} to {}: {e}",
+                path.display()
+            );
         }
     }
 

@@ -711,26 +711,23 @@ fn revocation_round(state: &AppState) {
             if schedule.crl_due(&crl_state, &path, now) {
                 let issued =
                     service::issue_crl(&state.data, store, ca, revocation.issuer, schedule, now)?;
-                revocation.publish(revocation_api::PublishedCrl {
-                    path: issued.path,
-                    this_update: issued.this_update,
-                    next_update: issued.next_update,
-                    etag: crate::batch::hex(&issued.sha256),
-                });
-            } else if revocation.crl.read().is_ok_and(|crl| crl.is_none()) {
-                // A restart: serve the CRL on disk, which the store says is current.
-                let bytes = std::fs::read(&path).map_err(|source| service::ServiceError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                revocation.publish(revocation_api::PublishedCrl {
-                    path,
-                    this_update: crl_state.this_update.unwrap_or(now),
-                    next_update: crl_state.next_update.unwrap_or(now),
-                    etag: crate::batch::hex(
-                        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref(),
-                    ),
-                });
+                if let Some(cluster) = &state.cluster {
+                    cluster.share_crl(revocation.issuer, &issued);
+                }
+                revocation.publish(revocation_api::PublishedCrl::from(issued));
+            } else if revocation.published().map(|crl| crl.number) != Some(crl_state.crl_number) {
+                // Another node issued the store's current CRL (or this node restarted): take
+                // it from the object store when this node has none of its own, then serve the
+                // file if it is that CRL.
+                if let Some(cluster) = &state.cluster {
+                    cluster.take_crl(revocation.issuer, crl_state.crl_number, &path);
+                }
+                if path.exists() {
+                    let on_disk = service::read_crl(&path)?;
+                    if revocation.published().map(|crl| crl.number) != Some(on_disk.number) {
+                        revocation.publish(revocation_api::PublishedCrl::from(on_disk));
+                    }
+                }
             }
             Ok(())
         });

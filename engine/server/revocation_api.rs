@@ -36,6 +36,20 @@ pub struct PublishedCrl {
     pub next_update: i64,
     /// Strong ETag: hex SHA-256 of the file.
     pub etag: String,
+    /// cRLNumber.
+    pub number: u64,
+}
+
+impl From<service::IssuedCrl> for PublishedCrl {
+    fn from(crl: service::IssuedCrl) -> PublishedCrl {
+        PublishedCrl {
+            path: crl.path,
+            this_update: crl.this_update,
+            next_update: crl.next_update,
+            etag: crate::batch::hex(&crl.sha256),
+            number: crl.number,
+        }
+    }
 }
 
 /// Revocation of one signer: its OCSP responder and the CRL it publishes.
@@ -62,7 +76,7 @@ impl SignerRevocation {
         }
     }
 
-    fn published(&self) -> Option<Arc<PublishedCrl>> {
+    pub fn published(&self) -> Option<Arc<PublishedCrl>> {
         match self.crl.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
