@@ -909,7 +909,7 @@ impl Connection {
     /// one per row is what makes recording a chunk cheap on PostgreSQL, where every statement
     /// is a round trip to the server.
     pub fn insert_rows(&self, head: &str, columns: usize, values: &[&dyn Param]) -> Result<usize> {
-        if columns == 0 || values.len() % columns != 0 {
+        if columns == 0 || !values.len().is_multiple_of(columns) {
             return Err(DbError::ParameterCount {
                 expected: if columns == 0 {
                     0
