@@ -4,6 +4,7 @@
 
 use crate::server::{batch_id, generator_batch, manifest_rows, verify, Server, PKCS12_PASSWORD};
 use crate::util::{tool, Fixture};
+use serde_json::json;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -661,4 +662,125 @@ fn three_nodes_on_postgresql_and_s3_survive_a_killed_node() {
     };
     let data: Vec<PathBuf> = (1..=3).map(|i| f.path(&format!("node-{i}-data"))).collect();
     three_nodes_one_killed(&f, &shared, [&data[0], &data[1], &data[2]]);
+}
+
+/// The manifest of a downloaded batch without what differs between two issuances of the same
+/// input (device ids, serials, dates, file hashes): row, common name, file name, status, reason.
+fn manifest_shape(dir: &Path) -> Vec<[String; 5]> {
+    manifest_rows(&dir.join("manifest.csv"))
+        .into_iter()
+        .map(|r| {
+            ["row", "common_name", "file_name", "status", "reason"]
+                .map(|column| r.get(column).cloned().unwrap_or_default())
+        })
+        .collect()
+}
+
+#[test]
+fn csv_and_csr_batches_in_chunks_of_three_match_one_node() {
+    let f = fixture!();
+    let plain = Server::start(&f, &[]);
+    let objects = f.path("objects");
+    let args = [
+        "--objects".to_owned(),
+        format!("file://{}", objects.display()),
+        "--chunk-size".into(),
+        "3".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = Server::start_node(&f, &f.path("node-data"), "node", &args, &[]);
+    let (plain_token, node_token) = (plain.admin(), node.admin());
+
+    // A BOM, CRLF line ends, blank lines inside and across chunk boundaries, quoted fields
+    // with commas and quotes, and a common name twice (its second file is renamed `-<row>`).
+    let mut csv = String::from("\u{feff}macAddress,deviceClass,additionalInformation\r\n");
+    for i in 1..=11 {
+        csv.push_str(&format!("02:00:00:00:01:{i:02},Aircraft,\"note {i}\"\r\n"));
+        if i == 3 || i == 7 {
+            csv.push_str("\r\n");
+        }
+        if i == 5 {
+            csv.push_str("02:00:00:00:01:02,Aircraft,\"a, b and \"\"c\"\"\"\r\n");
+        }
+    }
+    let params = json!({"deviceClass": "Aircraft", "pkcs12Password": PKCS12_PASSWORD});
+    let issue = |server: &Server, token: &str, name: &str| {
+        let batch = server
+            .upload_csv(token, &csv, params.clone())
+            .expect(200, "upload-csv")
+            .json();
+        let id = batch_id(&batch);
+        server.wait_ready(token, id);
+        (id, server.download(token, id, name))
+    };
+    let shared = Shared::Sqlite {
+        objects: objects.clone(),
+    };
+    let parts = |id: i64| {
+        shared
+            .objects(&format!("batches/{id}/"))
+            .iter()
+            .filter(|k| k.contains("/part-"))
+            .count()
+    };
+    let (_, (plain_dir, plain_names, _)) = issue(&plain, &plain_token, "plain-csv");
+    let (id, (node_dir, mut node_names, _)) = issue(&node, &node_token, "chunked-csv");
+    assert_eq!(parts(id), 4, "12 devices in parts of 3");
+    let expected = manifest_shape(&plain_dir);
+    assert_eq!(expected.len(), 12, "{expected:?}");
+    assert_eq!(manifest_shape(&node_dir), expected, "chunked CSV manifest");
+    let mut plain_names = plain_names;
+    plain_names.sort();
+    node_names.sort();
+    assert_eq!(node_names, plain_names, "the same ZIP entries");
+    for file in node_names.iter().filter(|n| n.ends_with(".p12")) {
+        let pem = f.path(&format!("{file}.pem"));
+        let out = tool(
+            "openssl",
+            &[
+                "pkcs12",
+                "-in",
+                &node_dir.join(file).display().to_string(),
+                "-passin",
+                &format!("pass:{PKCS12_PASSWORD}"),
+                "-nokeys",
+                "-clcerts",
+                "-out",
+                &pem.display().to_string(),
+            ],
+        );
+        assert!(out.status.success(), "openssl pkcs12 {file}");
+        verify(&f.path("node-data"), &pem);
+    }
+
+    // A PEM bundle of seven CSRs, one with the common name of another.
+    let dir = f.path("csrs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bundle = String::new();
+    for i in 1..=7 {
+        let cn = format!("00:1A:2B:3C:4D:{:02}", if i == 6 { 2 } else { i });
+        let csr = crate::server::make_csr(&dir, &format!("c{i}"), &cn);
+        bundle.push_str(&std::fs::read_to_string(&csr).unwrap());
+    }
+    let bundle_path = f.write("requests.pem", &bundle);
+    let issue_csrs = |server: &Server, token: &str, name: &str| {
+        let batch = server
+            .upload(
+                "upload",
+                token,
+                &bundle_path,
+                "application/x-pem-file",
+                json!({"deviceClass": "Aircraft"}),
+            )
+            .expect(200, "upload CSRs")
+            .json();
+        let id = batch_id(&batch);
+        server.wait_ready(token, id);
+        (id, server.download(token, id, name).0)
+    };
+    let expected = manifest_shape(&issue_csrs(&plain, &plain_token, "plain-csr").1);
+    assert_eq!(expected.len(), 7, "{expected:?}");
+    let (id, node_dir) = issue_csrs(&node, &node_token, "chunked-csr");
+    assert_eq!(parts(id), 3, "7 devices in parts of 3");
+    assert_eq!(manifest_shape(&node_dir), expected, "chunked CSR manifest");
 }
