@@ -14,6 +14,7 @@
 //! under a key every node derives from the data directory secret they share; the sealed copy is
 //! deleted when the batch ends.
 
+use super::csv_input::{self, CsvChunkIndex};
 use super::writer::{default_entry_name, record_of, spreadsheet_safe, EntryNamer, MANIFEST_HEADER};
 use super::{
     check_parameters, hex, record_batch, reserve_chunk, rfc3339, server_key_password,
@@ -62,6 +63,11 @@ pub struct WorkSpec {
     pub generator: Option<GeneratorSpec>,
     /// The input's object key (CSV and CSR batches).
     pub input_key: Option<String>,
+    /// A CSV batch's chunk index ([`CsvChunkIndex`]): each chunk fetches the header and its
+    /// own byte range of the input instead of the whole file. Absent, a chunk fetches the
+    /// whole input and skips to its first row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_index_key: Option<String>,
     /// The store id of the issuer whose signer signs every chunk.
     pub issuer: i64,
     /// The template's time (unix seconds): every chunk gets the same notBefore and entry date.
@@ -212,6 +218,11 @@ fn input_key(batch: BatchId) -> String {
     format!("batches/{batch}/input")
 }
 
+/// The object key of a CSV batch's chunk index.
+fn csv_index_key(batch: BatchId) -> String {
+    format!("batches/{batch}/input-index.json")
+}
+
 /// Steps 2 and 3 of a chunked batch on the node that takes the order: validates and names every
 /// device, records the batch (reserving its balance), puts the input in the object store and
 /// plans the chunks. Returns the batch; the nodes' workers issue it. Anything that fails after
@@ -258,6 +269,20 @@ pub fn order(
                 .put_file(&key, path)
                 .map_err(object_error(&key))?;
         }
+        let csv_index = match input {
+            BatchInput::Csv(path) => {
+                let index = csv_input::chunk_index(path, &options.limits, node.chunk_size)?;
+                let json = serde_json::to_vec(&index)
+                    .map_err(|_| BatchError::Unreachable("a chunk index serializes"))?;
+                let index_key = csv_index_key(batch);
+                node.objects
+                    .blocking()
+                    .put_bytes(&index_key, json)
+                    .map_err(object_error(&index_key))?;
+                Some(index_key)
+            }
+            _ => None,
+        };
         let generator = match input {
             BatchInput::Generator(sequence) => {
                 let mut params = sequence.recorded_parameters();
@@ -276,6 +301,7 @@ pub fn order(
             parameters: options.parameters.clone(),
             generator,
             input_key: source.map(|_| key),
+            csv_index_key: csv_index,
             issuer: issuer.0,
             issued_at: issued_at.unix_timestamp(),
             extension: extension.to_owned(),
@@ -295,6 +321,7 @@ pub fn order(
     if let Err(e) = planned {
         store.abandon_batch(batch, &e.to_string())?;
         let _ = node.objects.blocking().delete(&input_key(batch));
+        let _ = node.objects.blocking().delete(&csv_index_key(batch));
         return Err(e);
     }
     if let Some(created) = &options.on_created {
@@ -327,6 +354,8 @@ struct ChunkInput {
     bundle: Option<CsrBundle>,
     sequence: Option<Sequence>,
     csv: Option<std::path::PathBuf>,
+    /// The rows before the chunk, when `csv` holds only the header and the chunk's rows.
+    csv_row_base: Option<u64>,
 }
 
 impl ChunkInput {
@@ -334,12 +363,14 @@ impl ChunkInput {
         node: &Node<'_>,
         spec: &WorkSpec,
         limits: &super::InputLimits,
+        chunk: u64,
     ) -> Result<ChunkInput, BatchError> {
         let mut input = ChunkInput {
             _file: None,
             bundle: None,
             sequence: None,
             csv: None,
+            csv_row_base: None,
         };
         if let Some(key) = &spec.input_key {
             let temp_dir = node.data_dir.join("tmp");
@@ -349,12 +380,47 @@ impl ChunkInput {
                 .tempfile_in(&temp_dir)
                 .map_err(io_error("a chunk's input"))?;
             let objects = node.objects.blocking();
-            let size = objects.size(key).map_err(object_error(key))?;
+            // A CSV chunk reads the header and its own rows; anything else the whole input.
+            let index = match &spec.csv_index_key {
+                Some(index_key) => {
+                    let size = objects.size(index_key).map_err(object_error(index_key))?;
+                    let json = objects
+                        .read_range(index_key, 0..size)
+                        .map_err(object_error(index_key))?;
+                    let index: CsvChunkIndex = serde_json::from_slice(&json).map_err(|e| {
+                        BatchError::Cluster(format!("unreadable CSV chunk index {index_key}: {e}"))
+                    })?;
+                    let (range, row) = usize::try_from(chunk)
+                        .ok()
+                        .and_then(|idx| index.chunk(idx))
+                        .ok_or_else(|| {
+                            BatchError::Cluster(format!(
+                                "the CSV chunk index {index_key} has no chunk {chunk}"
+                            ))
+                        })?;
+                    Some((index.header_end, range, row))
+                }
+                None => None,
+            };
             {
                 let mut writer = BufWriter::new(file.as_file_mut());
-                objects
-                    .read_range_to(key, 0..size, &mut writer)
-                    .map_err(object_error(key))?;
+                match &index {
+                    Some((header_end, range, row)) => {
+                        objects
+                            .read_range_to(key, 0..*header_end, &mut writer)
+                            .map_err(object_error(key))?;
+                        objects
+                            .read_range_to(key, range.clone(), &mut writer)
+                            .map_err(object_error(key))?;
+                        input.csv_row_base = Some(*row);
+                    }
+                    None => {
+                        let size = objects.size(key).map_err(object_error(key))?;
+                        objects
+                            .read_range_to(key, 0..size, &mut writer)
+                            .map_err(object_error(key))?;
+                    }
+                }
                 writer.flush().map_err(io_error("a chunk's input"))?;
             }
             let path = file.path().to_owned();
@@ -442,9 +508,14 @@ pub fn issue_chunk(
         .map(|sealed| node.sealer.open_sealed(batch, sealed))
         .transpose()?;
     let template = Template::new(tools.profile, tools.ca, spec.modified()?)?;
-    let fetched = ChunkInput::fetch(node, &spec, tools.limits)?;
+    let fetched = ChunkInput::fetch(node, &spec, tools.limits, claimed.lease.idx)?;
     let input = fetched.batch_input(&spec)?;
     let open = OpenInput::open(&input, tools.profile, &spec.parameters, tools.limits)?;
+    // A chunk's own CSV rows start at its first row; any other input is skipped to it.
+    let (open, first) = match fetched.csv_row_base {
+        Some(row) => (open.continuing_from_row(row), 0),
+        None => (open, claimed.first_row.saturating_sub(1)),
+    };
     let pkcs12 = spec.pkcs12();
     let extension = spec.extension();
     let names: HashMap<u64, String> = claimed.names.iter().cloned().collect();
@@ -465,8 +536,8 @@ pub fn issue_chunk(
     let mut records = Vec::new();
     let mut entries = Vec::new();
     let mut failures = Vec::new();
-    let first = usize::try_from(claimed.first_row.saturating_sub(1))
-        .map_err(|_| BatchError::Unreachable("a row index fits usize"))?;
+    let first =
+        usize::try_from(first).map_err(|_| BatchError::Unreachable("a row index fits usize"))?;
     let rows = usize::try_from(claimed.rows)
         .map_err(|_| BatchError::Unreachable("a chunk size fits usize"))?;
     let mut jobs = open.jobs()?.skip(first).take(rows);

@@ -168,6 +168,83 @@ impl CsvLayout {
     }
 }
 
+/// Where each chunk of a CSV file starts, so a node issuing one chunk fetches only the header
+/// and the chunk's bytes instead of the whole file ([`chunk_index`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CsvChunkIndex {
+    /// File offset just past the header row (a byte order mark included).
+    pub header_end: u64,
+    /// Per chunk: the file offset where its first record (or the blank lines before it)
+    /// begins, and the row number before it.
+    pub starts: Vec<CsvChunkStart>,
+    /// The file's size: the end of the last chunk.
+    pub size: u64,
+}
+
+/// One chunk's start in a [`CsvChunkIndex`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CsvChunkStart {
+    /// File offset.
+    pub offset: u64,
+    /// Rows read before it (the header is row 0).
+    pub row: u64,
+}
+
+impl CsvChunkIndex {
+    /// The byte range of chunk `idx` in the file, and the row number before it.
+    pub fn chunk(&self, idx: usize) -> Option<(std::ops::Range<u64>, u64)> {
+        let start = self.starts.get(idx)?;
+        let end = self
+            .starts
+            .get(idx + 1)
+            .map_or(self.size, |next| next.offset);
+        Some((start.offset..end, start.row))
+    }
+}
+
+/// Reads `path` with the batch's own reader (the same limits, byte order mark and blank-line
+/// rules) and notes where every `every`-th record starts: records 1, every + 1, 2 × every + 1,
+/// …, the first of each chunk. Call it on a file already validated.
+pub fn chunk_index(
+    path: &Path,
+    limits: &InputLimits,
+    every: u64,
+) -> Result<CsvChunkIndex, BatchError> {
+    let every = every.max(1);
+    let mut reader = RecordReader::open(path, limits)?;
+    reader
+        .inner
+        .headers()
+        .map_err(|e| csv_error(path, e, limits))?;
+    let header_end = reader.offset();
+    let mut starts = Vec::new();
+    let mut records = 0u64;
+    loop {
+        let before = CsvChunkStart {
+            offset: reader.offset(),
+            row: reader.row,
+        };
+        if reader.next_record()?.is_none() {
+            break;
+        }
+        if records % every == 0 {
+            starts.push(before);
+        }
+        records += 1;
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|source| BatchError::Io {
+            path: path.display().to_string(),
+            source,
+        })?
+        .len();
+    Ok(CsvChunkIndex {
+        header_end,
+        starts,
+        size,
+    })
+}
+
 /// Streams records.
 pub struct RecordReader {
     path: PathBuf,
@@ -262,6 +339,17 @@ impl RecordReader {
             row: Some(self.row),
             message,
         }
+    }
+
+    /// The file offset of the reader's position: the next record (or what precedes it).
+    fn offset(&self) -> u64 {
+        self.skipped + self.inner.position().byte()
+    }
+
+    /// Numbers the records that follow as if `row` rows came before them: a chunk's file
+    /// holds the header and the chunk's own rows ([`CsvChunkIndex`]).
+    pub fn continue_from_row(&mut self, row: u64) {
+        self.row = row;
     }
 
     /// Lets the file be read up to one more record past the current position.
@@ -403,6 +491,81 @@ mod tests {
                 other => panic!("expected a CSV error, got {other:?}"),
             }
         }
+    }
+
+    /// Every record of `path` as (row, fields), read from row `base` on.
+    fn all_records(path: &std::path::Path, base: u64) -> Vec<(u64, Vec<String>)> {
+        let limits = InputLimits::default();
+        let mut reader = super::RecordReader::open(path, &limits).expect("open");
+        reader.inner.headers().expect("header");
+        reader.continue_from_row(base);
+        let mut out = Vec::new();
+        while let Some(record) = reader.next_record().expect("record") {
+            out.push((
+                record.row,
+                record.fields.iter().map(str::to_owned).collect(),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn chunks_cut_at_the_index_read_the_same_records_as_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.csv");
+        // A BOM, CRLF and LF line ends, blank lines (also at the end), quoted fields with
+        // commas, quotes and line ends.
+        let mut csv = String::from("\u{feff}macAddress,deviceClass,note\r\n");
+        for i in 1..=13 {
+            match i % 4 {
+                0 => csv.push_str(&format!(
+                    "02:00:00:00:00:{i:02},Aircraft,\"a, \"\"b\"\"\"\r\n"
+                )),
+                1 => csv.push_str(&format!("02:00:00:00:00:{i:02},Aircraft,plain\n\r\n")),
+                2 => csv.push_str(&format!(
+                    "02:00:00:00:00:{i:02},Aircraft,\"two\r\nlines\"\n"
+                )),
+                _ => csv.push_str(&format!("02:00:00:00:00:{i:02},Aircraft,\r\n\r\n")),
+            }
+        }
+        std::fs::write(&whole, &csv).unwrap();
+        let expected = all_records(&whole, 0);
+        assert_eq!(expected.len(), 13);
+        let bytes = std::fs::read(&whole).unwrap();
+        for every in 1..=6u64 {
+            let index = super::chunk_index(&whole, &InputLimits::default(), every).expect("index");
+            assert_eq!(
+                index.starts.len() as u64,
+                13u64.div_ceil(every),
+                "every {every}"
+            );
+            assert_eq!(index.size, bytes.len() as u64);
+            let mut read = Vec::new();
+            for idx in 0..index.starts.len() {
+                let (range, row) = index.chunk(idx).expect("chunk");
+                let part = dir.path().join(format!("chunk-{every}-{idx}.csv"));
+                let mut content = bytes[..index.header_end as usize].to_vec();
+                content.extend_from_slice(&bytes[range.start as usize..range.end as usize]);
+                std::fs::write(&part, content).unwrap();
+                let records = all_records(&part, row);
+                assert!(
+                    records.len() as u64 <= every,
+                    "chunk {idx} of {every} holds {} records",
+                    records.len()
+                );
+                read.extend(records);
+            }
+            assert_eq!(read, expected, "chunks of {every}");
+        }
+        assert!(index_of_nothing_is_empty(dir.path()));
+    }
+
+    /// A file with a header and no record has no chunk.
+    fn index_of_nothing_is_empty(dir: &std::path::Path) -> bool {
+        let path = dir.join("empty.csv");
+        std::fs::write(&path, "macAddress,deviceClass\n\n").unwrap();
+        let index = super::chunk_index(&path, &InputLimits::default(), 3).expect("index");
+        index.starts.is_empty() && index.chunk(0).is_none()
     }
 
     const GOOD_ROW: &str = "02:00:00:00:00:01,Aircraft\n";

@@ -99,6 +99,8 @@ pub struct OpenInput<'a> {
     parameters: &'a BTreeMap<String, String>,
     profile: &'a Profile,
     limits: &'a InputLimits,
+    /// CSV only: rows before the file's first record (a chunk's file starts mid-batch).
+    csv_row_base: u64,
 }
 
 impl<'a> OpenInput<'a> {
@@ -119,7 +121,15 @@ impl<'a> OpenInput<'a> {
             parameters,
             profile,
             limits,
+            csv_row_base: 0,
         })
+    }
+
+    /// A CSV input that is one chunk of a batch's file (its header and the chunk's rows):
+    /// numbers its records as if `row` rows came before them.
+    pub fn continuing_from_row(mut self, row: u64) -> OpenInput<'a> {
+        self.csv_row_base = row;
+        self
     }
 
     /// The bounds the input is read under.
@@ -137,7 +147,8 @@ impl<'a> OpenInput<'a> {
                     .layout
                     .as_ref()
                     .ok_or(BatchError::Unreachable("CSV input without a layout"))?;
-                let reader = layout.reopen()?;
+                let mut reader = layout.reopen()?;
+                reader.continue_from_row(self.csv_row_base);
                 Ok(Box::new(CsvJobs { reader }))
             }
             BatchInput::Generator(sequence) => {
