@@ -227,7 +227,7 @@ pub fn chunk_index(
         if reader.next_record()?.is_none() {
             break;
         }
-        if records % every == 0 {
+        if records.is_multiple_of(every) {
             starts.push(before);
         }
         records += 1;
