@@ -409,16 +409,20 @@ fn revocation_holds_across_nodes(
     let (_, number_before) = crl(third);
     assert!(ocsp(third, 35_555).contains(": good"));
 
+    let revoke = |server: &Server, row: u64, reason: u8| {
+        let device = &rows[(row - 1) as usize]["device_id"];
+        server
+            .json(
+                "POST",
+                "/api/v1/certificates/revoke",
+                token,
+                json!({"reasonCode": reason, "deviceIds": [device]}),
+            )
+            .expect(200, &format!("revoke row {row} on {}", server.base));
+    };
+
     // Revoked on the node that took the order, seen by the other node.
-    let device = rows[35_554]["device_id"].clone();
-    first
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            token,
-            serde_json::json!({"reasonCode": 1, "deviceIds": [device]}),
-        )
-        .expect(200, "revoke a device on node 1");
+    revoke(first, 35_555, 1);
     let answer = ocsp(third, 35_555);
     assert!(answer.contains(": revoked"), "node 3's OCSP: {answer}");
     assert!(ocsp(third, 70_000).contains(": good"));
@@ -446,15 +450,7 @@ fn revocation_holds_across_nodes(
     );
 
     // Revoked on the other node, seen by the first; one CRL lists both.
-    let device = rows[69_999]["device_id"].clone();
-    third
-        .json(
-            "POST",
-            "/api/v1/certificates/revoke",
-            token,
-            serde_json::json!({"reasonCode": 4, "deviceIds": [device]}),
-        )
-        .expect(200, "revoke a device on node 3");
+    revoke(third, 70_000, 4);
     assert!(ocsp(first, 70_000).contains(": revoked"));
     let number_first = crl_listing(first, &[serial(35_555), serial(70_000)]);
     assert!(

@@ -17,9 +17,8 @@
 use super::csv_input::{self, CsvChunkIndex};
 use super::writer::{default_entry_name, record_of, spreadsheet_safe, EntryNamer, MANIFEST_HEADER};
 use super::{
-    check_parameters, hex, record_batch, reserve_chunk, rfc3339, server_key_password,
-    validate_and_name, worker_pool, BatchError, BatchInput, BatchOptions, FailedDevice,
-    IssuedDevice, OpenInput, Outcome, Proof,
+    hex, precheck, record_batch, reserve_chunk, rfc3339, validate_and_name, worker_pool,
+    BatchError, BatchInput, BatchOptions, FailedDevice, IssuedDevice, OpenInput, Outcome, Proof,
 };
 use crate::ca::IssuingCa;
 use crate::csr::CsrBundle;
@@ -234,16 +233,7 @@ pub fn order(
     input: &BatchInput<'_>,
     options: &BatchOptions,
 ) -> Result<BatchId, BatchError> {
-    check_parameters(profile, &options.parameters, input)?;
-    if input
-        .known_len()
-        .is_some_and(|n| n > options.limits.max_devices)
-    {
-        return Err(BatchError::TooManyDevices {
-            limit: options.limits.max_devices,
-        });
-    }
-    let password = server_key_password(profile, input, options)?;
+    let password = precheck(profile, input, options)?;
     let issued_at = time::OffsetDateTime::now_utc();
     let template = Template::new(profile, ca, issued_at)?;
     let pool = worker_pool(options.threads)?;

@@ -680,6 +680,26 @@ fn reserve_chunk(
     Err(BatchError::Unreachable("three serial collisions in a row"))
 }
 
+/// The checks of an order before any row is read: the batch parameters, the device limit
+/// (when the input knows its length) and the PKCS#12 password rule. Returns the password the
+/// server's keys are packed with, if any.
+fn precheck<'o>(
+    profile: &Profile,
+    input: &BatchInput<'_>,
+    options: &'o BatchOptions,
+) -> Result<Option<&'o Pkcs12Password>, BatchError> {
+    check_parameters(profile, &options.parameters, input)?;
+    if input
+        .known_len()
+        .is_some_and(|n| n > options.limits.max_devices)
+    {
+        return Err(BatchError::TooManyDevices {
+            limit: options.limits.max_devices,
+        });
+    }
+    server_key_password(profile, input, options)
+}
+
 fn check_parameters(
     profile: &Profile,
     parameters: &BTreeMap<String, String>,
@@ -885,16 +905,7 @@ pub fn issue(
     input: &BatchInput<'_>,
     options: &BatchOptions,
 ) -> Result<BatchReport, BatchError> {
-    check_parameters(profile, &options.parameters, input)?;
-    if input
-        .known_len()
-        .is_some_and(|n| n > options.limits.max_devices)
-    {
-        return Err(BatchError::TooManyDevices {
-            limit: options.limits.max_devices,
-        });
-    }
-    let password = server_key_password(profile, input, options)?;
+    let password = precheck(profile, input, options)?;
     let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
     let pool = worker_pool(options.threads)?;
 
