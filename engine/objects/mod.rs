@@ -42,6 +42,34 @@ const TEMP_PREFIX: &str = ".certmill-tmp-";
 /// S3's limit on a key's length, applied to both backends.
 const MAX_KEY_LEN: usize = 1024;
 
+/// Tries of an S3 request that failed for a reason that may pass ([`ObjectError::is_transient`]).
+const ATTEMPTS: u32 = 4;
+
+/// The wait before the second try; each later wait is four times the one before (0.1, 0.4,
+/// 1.6 s: about 2 s in all, within S3's advice for `SlowDown`).
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs `request` until it succeeds, fails for good, or has failed [`ATTEMPTS`] times. A part
+/// that fails to upload would otherwise cost its chunk's whole issuance again.
+async fn retried<T, F, Fut>(mut request: F) -> Result<T, ObjectError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ObjectError>>,
+{
+    let mut wait = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(error) if attempt < ATTEMPTS && error.is_transient() => {
+                tokio::time::sleep(wait).await;
+                wait *= 4;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Why an object store call failed. Messages name the key (or URL part) and, for S3, the HTTP
 /// status and the S3 error code; never credentials or signed URLs.
 #[derive(Debug, thiserror::Error)]
@@ -267,6 +295,18 @@ impl std::fmt::Debug for S3Credentials {
     }
 }
 
+impl ObjectError {
+    /// Whether trying the same request again may succeed: the connection failed, or S3 asked
+    /// to slow down (429, 503) or failed inside (500, 502, 504).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ObjectError::Http { .. } => true,
+            ObjectError::Status { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
 impl S3Credentials {
     /// Credentials from their parts.
     pub fn new(
@@ -452,7 +492,7 @@ impl ObjectStore {
                 let (local, key_owned, path) = (local.clone(), key.to_owned(), path.to_owned());
                 run_blocking(key, move || local.put_file(&key_owned, &path)).await
             }
-            Backend::S3(s3) => s3.put_file(key, path).await,
+            Backend::S3(s3) => retried(|| s3.put_file(key, path)).await,
         }
     }
 
@@ -464,7 +504,7 @@ impl ObjectStore {
                 let (local, key_owned) = (local.clone(), key.to_owned());
                 run_blocking(key, move || local.put_bytes(&key_owned, &data)).await
             }
-            Backend::S3(s3) => s3.put_bytes(key, data).await,
+            Backend::S3(s3) => retried(|| s3.put_bytes(key, data.clone())).await,
         }
     }
 
@@ -495,7 +535,7 @@ impl ObjectStore {
                     range.end - range.start,
                 ))
             }
-            Backend::S3(s3) => s3.get_range(key, range).await,
+            Backend::S3(s3) => retried(|| s3.get_range(key, range.clone())).await,
         }
     }
 
@@ -507,7 +547,7 @@ impl ObjectStore {
                 let (local, key_owned) = (local.clone(), key.to_owned());
                 run_blocking(key, move || local.size(&key_owned)).await
             }
-            Backend::S3(s3) => s3.size(key).await,
+            Backend::S3(s3) => retried(|| s3.size(key)).await,
         }
     }
 
@@ -519,7 +559,7 @@ impl ObjectStore {
                 let (local, key_owned) = (local.clone(), key.to_owned());
                 run_blocking(key, move || local.delete(&key_owned)).await
             }
-            Backend::S3(s3) => s3.delete(key).await,
+            Backend::S3(s3) => retried(|| s3.delete(key)).await,
         }
     }
 
@@ -532,7 +572,7 @@ impl ObjectStore {
                 let (local, prefix_owned) = (local.clone(), prefix.to_owned());
                 run_blocking(prefix, move || local.list(&prefix_owned)).await
             }
-            Backend::S3(s3) => s3.list(prefix).await,
+            Backend::S3(s3) => retried(|| s3.list(prefix)).await,
         }
     }
 

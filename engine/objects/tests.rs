@@ -506,3 +506,112 @@ fn s3_backend_over_https_against_moto() {
         b"TLS"
     );
 }
+
+/// A stand-in S3 endpoint: it answers the requests in turn with `statuses` (an S3 error body
+/// for each error), then 200, and counts them.
+fn scripted_endpoint(
+    statuses: Vec<u16>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&count);
+    let statuses = std::sync::Arc::new(statuses);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (seen, statuses) = (
+                std::sync::Arc::clone(&seen),
+                std::sync::Arc::clone(&statuses),
+            );
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut length = 0usize;
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(value) =
+                            line.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        head.push_str(&line);
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    let status = statuses.get(n).copied().unwrap_or(200);
+                    let answer = if status == 200 {
+                        "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 0\r\n\r\n".to_owned()
+                    } else {
+                        let xml = format!("<Error><Code>Scripted{status}</Code><Message>try again</Message></Error>");
+                        format!(
+                            "HTTP/1.1 {status} Scripted\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                            xml.len()
+                        )
+                    };
+                    if stream.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn s3_requests_are_tried_again_only_for_failures_that_may_pass() {
+    use std::sync::atomic::Ordering;
+    let runtime = runtime();
+    let credentials = S3Credentials::new("AKIDEXAMPLE", "very-secret-key", None);
+    let open = |url: &str| {
+        ObjectStore::open_with_credentials(
+            &format!("s3://bucket/p?endpoint={url}"),
+            Some(&credentials),
+            runtime.handle().clone(),
+        )
+        .unwrap()
+    };
+    // Slow down, then an internal error: the third try stores it.
+    let (url, count) = scripted_endpoint(vec![503, 500]);
+    open(&url)
+        .blocking()
+        .put_bytes("part-1", b"x".to_vec())
+        .expect("stored on the third try");
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    // Refused for good: one try, and the error says why.
+    let (url, count) = scripted_endpoint(vec![403]);
+    let error = open(&url)
+        .blocking()
+        .put_bytes("part-1", b"x".to_vec())
+        .unwrap_err();
+    assert!(
+        matches!(error, ObjectError::Status { status: 403, .. }),
+        "{error}"
+    );
+    assert!(!error.is_transient());
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // Failing every time: it gives up after the last try with the last answer.
+    let (url, count) = scripted_endpoint(vec![503; 10]);
+    let error = open(&url)
+        .blocking()
+        .put_bytes("part-1", b"x".to_vec())
+        .unwrap_err();
+    assert!(
+        matches!(error, ObjectError::Status { status: 503, .. }),
+        "{error}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 4);
+}
