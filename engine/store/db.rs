@@ -963,6 +963,128 @@ impl Connection {
     }
 }
 
+/// Idle PostgreSQL connections kept for the next [`PooledConnection::take_idle`] of the same
+/// server and schema, at most this many.
+const MAX_IDLE: usize = 32;
+
+/// An idle connection unused this long is checked with a round trip before it is handed out
+/// (the server may have restarted or closed it meanwhile).
+const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Which server and schema an idle connection talks to.
+type PoolKey = (String, Option<String>);
+
+struct Idle {
+    key: PoolKey,
+    connection: Connection,
+    since: std::time::Instant,
+}
+
+/// The idle PostgreSQL connections of this process.
+static IDLE: std::sync::Mutex<Vec<Idle>> = std::sync::Mutex::new(Vec::new());
+
+/// A store's connection. A pooled PostgreSQL connection goes back to the process's idle list
+/// when dropped, so the next store opened for the same server and schema skips the connect
+/// (a new server process, authentication, settings) and the schema check: a few ms per
+/// request. SQLite connections are not pooled (opening the file costs microseconds). Derefs
+/// to its [`Connection`].
+pub struct PooledConnection {
+    connection: Option<Connection>,
+    key: Option<PoolKey>,
+}
+
+impl PooledConnection {
+    /// A connection that closes when dropped.
+    pub fn unpooled(connection: Connection) -> PooledConnection {
+        PooledConnection {
+            connection: Some(connection),
+            key: None,
+        }
+    }
+
+    /// From now on the connection goes back to the idle list when dropped: call it once the
+    /// connection is known good for `url` and `schema` (its schema checked).
+    pub fn pool_as(&mut self, url: &str, schema: Option<&str>) {
+        self.key = Some((url.to_owned(), schema.map(str::to_owned)));
+    }
+
+    /// Closes the connection instead of keeping it idle.
+    pub fn discard(mut self) {
+        self.key = None;
+    }
+
+    /// An idle connection to `url` and `schema`, if one is left and still works.
+    pub fn take_idle(url: &str, schema: Option<&str>) -> Option<PooledConnection> {
+        loop {
+            let idle = {
+                let mut idle = IDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let at = idle
+                    .iter()
+                    .rposition(|i| i.key.0 == url && i.key.1.as_deref() == schema)?;
+                idle.swap_remove(at)
+            };
+            let usable = match &idle.connection.backend {
+                Backend::Postgres(pg) => {
+                    let mut client = pg.client.borrow_mut();
+                    !client.is_closed()
+                        && (idle.since.elapsed() < REVALIDATE_AFTER
+                            || client.is_valid(std::time::Duration::from_secs(5)).is_ok())
+                }
+                Backend::Sqlite(_) => false,
+            };
+            if usable {
+                return Some(PooledConnection {
+                    connection: Some(idle.connection),
+                    key: Some(idle.key),
+                });
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for PooledConnection {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match &self.connection {
+            Some(connection) => connection,
+            None => unreachable!("a PooledConnection holds its connection until dropped"),
+        }
+    }
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        let (Some(key), Some(connection)) = (self.key.take(), self.connection.take()) else {
+            return;
+        };
+        // Never inside a transaction here: a Transaction borrows the connection and ends it
+        // (commit or rollback) when dropped.
+        let open = match &connection.backend {
+            Backend::Postgres(pg) => !pg.client.borrow().is_closed(),
+            Backend::Sqlite(_) => false,
+        };
+        if !open {
+            return;
+        }
+        let mut idle = IDLE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() >= MAX_IDLE {
+            // The longest idle goes (its server process with it).
+            idle.remove(0);
+        }
+        idle.push(Idle {
+            key,
+            connection,
+            since: std::time::Instant::now(),
+        });
+    }
+}
+
 /// A transaction, rolled back unless committed. Derefs to its connection.
 pub struct Transaction<'c> {
     connection: &'c Connection,

@@ -41,7 +41,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use db::{params, Connection, OptionalExtension, Transaction};
+use db::{params, Connection, OptionalExtension, PooledConnection, Transaction};
 use sha2::{Digest, Sha256};
 
 pub use authorities::{AuthorityEvent, AuthorityInUse};
@@ -1076,7 +1076,7 @@ const POSTGRES_PATH: &str = "PostgreSQL store";
 /// PostgreSQL server. `Send`, not `Sync`: each thread opens its own.
 #[derive(Debug)]
 pub struct Store {
-    connection: Connection,
+    connection: PooledConnection,
     /// Current time in unix seconds; injected so tests control `created_at`.
     clock: fn() -> i64,
 }
@@ -1118,7 +1118,7 @@ impl Store {
         // The writer, the finders and the later lifecycle queries stay well under this.
         connection.set_prepared_statement_cache_capacity(32);
         let mut store = Store {
-            connection: Connection::from_sqlite(connection),
+            connection: PooledConnection::unpooled(Connection::from_sqlite(connection)),
             clock: system_clock,
         };
         store.migrate(&path)?;
@@ -1133,16 +1133,35 @@ impl Store {
     }
 
     fn connect_postgres(url: &str, schema: Option<&str>) -> Result<Store, StoreError> {
+        while let Some(connection) = PooledConnection::take_idle(url, schema) {
+            // The schema exists; one round trip still refuses a format a newer certmill
+            // wrote meanwhile, as a new connection's check would. A connection the server
+            // closed meanwhile (a restart) fails here and is dropped for good.
+            match postgres_version(&connection) {
+                Ok(found) if found > FORMAT_VERSION => {
+                    return Err(unsupported(Path::new(POSTGRES_PATH), found));
+                }
+                Ok(_) => {
+                    return Ok(Store {
+                        connection,
+                        clock: system_clock,
+                    })
+                }
+                Err(_) => connection.discard(),
+            }
+        }
         let connection =
             Connection::open_postgres(url, schema).map_err(|source| StoreError::Open {
                 path: PathBuf::from(POSTGRES_PATH),
                 source,
             })?;
-        let store = Store {
-            connection,
+        let mut store = Store {
+            connection: PooledConnection::unpooled(connection),
             clock: system_clock,
         };
         store.create_postgres_schema()?;
+        // Checked: from now on it serves later opens of this server and schema too.
+        store.connection.pool_as(url, schema);
         Ok(store)
     }
 

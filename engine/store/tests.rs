@@ -149,6 +149,62 @@ fn open_refuses_a_newer_format() {
 }
 
 #[test]
+fn postgresql_connections_are_reused_and_a_closed_one_is_replaced() {
+    if test_postgres().is_none() {
+        eprintln!("PostgreSQL only (SQLite connections are not pooled): skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = |store: &Store| -> i64 {
+        store
+            .connection
+            .query_row("SELECT pg_backend_pid()", [], |row| row.get(0))
+            .expect("backend pid")
+    };
+    let first = open(dir.path());
+    let pid = backend(&first);
+    // Two stores open at once have their own connections...
+    let second = open(dir.path());
+    assert_ne!(backend(&second), pid);
+    drop(second);
+    drop(first);
+    // ...and a store opened after one is dropped takes an idle connection.
+    let again = open(dir.path());
+    let reused = backend(&again);
+    drop(again);
+    let third = open(dir.path());
+    assert_eq!(
+        backend(&third),
+        reused,
+        "the idle connection is taken again"
+    );
+    // The server ends that connection (as a restart would): the next open notices and
+    // connects anew instead of failing.
+    third
+        .connection
+        .execute_batch("SELECT 1")
+        .expect("still open");
+    let killer = open(dir.path());
+    drop(third);
+    killer
+        .connection
+        .query_row("SELECT pg_terminate_backend(?1)", [reused], |row| {
+            row.get::<_, i64>(0)
+        })
+        .expect("terminate");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(killer);
+    // Two at once: one takes the killer's idle connection, the other the terminated one,
+    // finds it closed and connects anew.
+    let a = open(dir.path());
+    let b = open(dir.path());
+    for store in [&a, &b] {
+        assert_ne!(backend(store), reused);
+        assert!(store.verify_audit_chain().is_ok());
+    }
+}
+
+#[test]
 fn connection_uses_wal_foreign_keys_and_normal_sync() {
     if skip_on_postgres("SQLite pragmas") {
         return;
