@@ -270,27 +270,7 @@ pub(crate) fn three_nodes_one_killed(f: &Fixture, shared: &Shared, data: [&Path;
     // A sample of devices, from every chunk, verifies with openssl.
     for row in [1u64, 10_000, 10_001, 35_555, 70_000, 99_999, 100_000] {
         let file = &rows[(row - 1) as usize]["file_name"];
-        let p12 = dir.join(file);
-        let pem = f.path(&format!("device-{row}.pem"));
-        let out = tool(
-            "openssl",
-            &[
-                "pkcs12",
-                "-in",
-                &p12.display().to_string(),
-                "-passin",
-                &format!("pass:{PKCS12_PASSWORD}"),
-                "-nokeys",
-                "-clcerts",
-                "-out",
-                &pem.display().to_string(),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "openssl pkcs12 {file}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let pem = leaf_of(&dir.join(file), &f.path(&format!("device-{row}.pem")));
         verify(data[0], &pem);
     }
 
@@ -660,6 +640,32 @@ fn three_nodes_on_postgresql_and_s3_survive_a_killed_node() {
     three_nodes_one_killed(&f, &shared, [&data[0], &data[1], &data[2]]);
 }
 
+/// The device certificate of PKCS#12 file `p12` (password [`PKCS12_PASSWORD`]), written by
+/// `openssl pkcs12` (OpenSSL 3, no -legacy) to `pem`; returns `pem`.
+fn leaf_of(p12: &Path, pem: &Path) -> PathBuf {
+    let out = tool(
+        "openssl",
+        &[
+            "pkcs12",
+            "-in",
+            &p12.display().to_string(),
+            "-passin",
+            &format!("pass:{PKCS12_PASSWORD}"),
+            "-nokeys",
+            "-clcerts",
+            "-out",
+            &pem.display().to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "openssl pkcs12 {}: {}",
+        p12.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pem.to_path_buf()
+}
+
 /// The manifest of a downloaded batch without what differs between two issuances of the same
 /// input (device ids, serials, dates, file hashes): row, common name, file name, status, reason.
 fn manifest_shape(dir: &Path) -> Vec<[String; 5]> {
@@ -730,22 +736,7 @@ fn csv_and_csr_batches_in_chunks_of_three_match_one_node() {
     node_names.sort();
     assert_eq!(node_names, plain_names, "the same ZIP entries");
     for file in node_names.iter().filter(|n| n.ends_with(".p12")) {
-        let pem = f.path(&format!("{file}.pem"));
-        let out = tool(
-            "openssl",
-            &[
-                "pkcs12",
-                "-in",
-                &node_dir.join(file).display().to_string(),
-                "-passin",
-                &format!("pass:{PKCS12_PASSWORD}"),
-                "-nokeys",
-                "-clcerts",
-                "-out",
-                &pem.display().to_string(),
-            ],
-        );
-        assert!(out.status.success(), "openssl pkcs12 {file}");
+        let pem = leaf_of(&node_dir.join(file), &f.path(&format!("{file}.pem")));
         verify(&f.path("node-data"), &pem);
     }
 
