@@ -259,7 +259,7 @@ impl Store {
 }
 
 /// The claim's statement: mark the first open chunk RUNNING for this node and return it.
-/// `{lock}` is where PostgreSQL locks the chosen row.
+/// `$lock` is where PostgreSQL locks the chosen row.
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
