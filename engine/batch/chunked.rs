@@ -18,7 +18,7 @@ use super::csv_input::{self, CsvChunkIndex};
 use super::writer::{default_entry_name, record_of, spreadsheet_safe, EntryNamer, MANIFEST_HEADER};
 use super::{
     hex, precheck, record_batch, reserve_chunk, rfc3339, validate_and_name, worker_pool,
-    BatchError, BatchInput, BatchOptions, FailedDevice, IssuedDevice, OpenInput, Outcome, Proof,
+    BatchError, BatchInput, BatchOptions, IssuedDevice, OpenInput, Outcome, Proof,
 };
 use crate::ca::IssuingCa;
 use crate::csr::CsrBundle;
@@ -545,34 +545,19 @@ pub fn issue_chunk(
                 .into_par_iter()
                 .zip(reserved)
                 .map(|(job, reserved)| {
-                    let device_id = reserved.device_id;
-                    let result = open
-                        .prepare(&template, &job, Proof::Verify)
-                        .map_err(|error| error.to_string())
-                        .and_then(|(prepared, csr)| {
-                            super::issue_device(
-                                &template,
-                                tools.ca,
-                                job.row,
-                                &job.name_hint(),
-                                reserved,
-                                prepared,
-                                csr.as_deref(),
-                                password.as_ref(),
-                                &pkcs12,
-                                tools.keypairs,
-                            )
-                            .map_err(|e| e.to_string())
-                        });
-                    match result {
-                        Ok(device) => Outcome::Issued(device),
-                        Err(reason) => Outcome::Failed(FailedDevice {
-                            row: job.row,
-                            device_id,
-                            location: job.location,
-                            reason,
-                        }),
-                    }
+                    super::issue_job(
+                        &super::DeviceTools {
+                            template: &template,
+                            ca: tools.ca,
+                            input: &open,
+                            password: password.as_ref(),
+                            pkcs12: &pkcs12,
+                            keypairs: tools.keypairs,
+                        },
+                        job,
+                        reserved,
+                        Proof::Verify,
+                    )
                 })
                 .collect()
         });

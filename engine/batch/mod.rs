@@ -493,6 +493,50 @@ mod serial_tests {
     }
 }
 
+/// What every device of a batch is issued with.
+struct DeviceTools<'a> {
+    template: &'a Template,
+    ca: &'a IssuingCa,
+    input: &'a OpenInput<'a>,
+    password: Option<&'a Pkcs12Password>,
+    pkcs12: &'a Pkcs12Options,
+    keypairs: Option<&'a KeypairQueue>,
+}
+
+/// Steps 4.3 to 4.6 for one device with its reserved serial: its values, key, certificate and
+/// file. A device that fails (its values, or the crypto refusing it) fails alone.
+fn issue_job(tools: &DeviceTools<'_>, job: Job, reserved: Reserved, proof: Proof) -> Outcome {
+    let device_id = reserved.device_id;
+    let result = tools
+        .input
+        .prepare(tools.template, &job, proof)
+        .map_err(|error| error.to_string())
+        .and_then(|(prepared, csr)| {
+            issue_device(
+                tools.template,
+                tools.ca,
+                job.row,
+                &job.name_hint(),
+                reserved,
+                prepared,
+                csr.as_deref(),
+                tools.password,
+                tools.pkcs12,
+                tools.keypairs,
+            )
+            .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(device) => Outcome::Issued(device),
+        Err(reason) => Outcome::Failed(FailedDevice {
+            row: job.row,
+            device_id,
+            location: job.location,
+            reason,
+        }),
+    }
+}
+
 /// Step 4 for one device: key (generated, or the CSR's), serial, TBS, signature, and the file
 /// (PKCS#12 for a generated key, PEM certificate for a CSR).
 #[allow(clippy::too_many_arguments)]
@@ -1150,37 +1194,21 @@ fn run_issuing(
                         .into_par_iter()
                         .zip(reserved)
                         .map(|(job, reserved)| {
-                            let device_id = reserved.device_id;
                             // Validated in step 2; a value that fails now (the file edited
                             // meanwhile) or a device the crypto refuses fails alone.
-                            let result = c
-                                .input
-                                .prepare(c.template, &job, proof)
-                                .map_err(|error| error.to_string())
-                                .and_then(|(prepared, csr)| {
-                                    issue_device(
-                                        c.template,
-                                        c.ca,
-                                        job.row,
-                                        &job.name_hint(),
-                                        reserved,
-                                        prepared,
-                                        csr.as_deref(),
-                                        c.password,
-                                        &c.options.pkcs12,
-                                        c.options.keypairs.as_deref(),
-                                    )
-                                    .map_err(|e| e.to_string())
-                                });
-                            match result {
-                                Ok(device) => Outcome::Issued(device),
-                                Err(reason) => Outcome::Failed(FailedDevice {
-                                    row: job.row,
-                                    device_id,
-                                    location: job.location,
-                                    reason,
-                                }),
-                            }
+                            issue_job(
+                                &DeviceTools {
+                                    template: c.template,
+                                    ca: c.ca,
+                                    input: c.input,
+                                    password: c.password,
+                                    pkcs12: &c.options.pkcs12,
+                                    keypairs: c.options.keypairs.as_deref(),
+                                },
+                                job,
+                                reserved,
+                                proof,
+                            )
                         })
                         .collect()
                 });

@@ -835,25 +835,7 @@ impl Connection {
     /// lock), PostgreSQL `BEGIN` and the advisory lock [`WRITE_LOCK_KEY`], held to the end of
     /// the transaction, so writers queue one at a time across every node.
     pub fn write_transaction(&self) -> Result<Transaction<'_>> {
-        match &self.backend {
-            Backend::Sqlite(connection) => connection.execute_batch("BEGIN IMMEDIATE")?,
-            Backend::Postgres(pg) => {
-                let mut client = pg.client.borrow_mut();
-                let begun = client.batch_execute(&format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({})",
-                    WRITE_LOCK_KEY.wrapping_add(pg.lock_salt)
-                ));
-                if let Err(error) = begun {
-                    // Do not leave the connection inside a transaction that never got its lock.
-                    let _ = client.batch_execute("ROLLBACK");
-                    return Err(error.into());
-                }
-            }
-        }
-        Ok(Transaction {
-            connection: self,
-            open: true,
-        })
+        self.locked_transaction(WRITE_LOCK_KEY)
     }
 
     /// A transaction for work guarded by row locks alone: PostgreSQL `BEGIN` without the
@@ -939,15 +921,16 @@ impl Connection {
         Ok(inserted)
     }
 
-    /// PostgreSQL only: a transaction holding the schema creation lock [`SCHEMA_LOCK_KEY`].
-    pub fn schema_transaction(&self) -> Result<Transaction<'_>> {
+    /// SQLite `BEGIN IMMEDIATE`; PostgreSQL `BEGIN` and the advisory lock `key` (salted), held
+    /// to the end of the transaction.
+    fn locked_transaction(&self, key: i64) -> Result<Transaction<'_>> {
         match &self.backend {
             Backend::Sqlite(connection) => connection.execute_batch("BEGIN IMMEDIATE")?,
             Backend::Postgres(pg) => {
                 let mut client = pg.client.borrow_mut();
                 let begun = client.batch_execute(&format!(
                     "BEGIN; SELECT pg_advisory_xact_lock({})",
-                    SCHEMA_LOCK_KEY.wrapping_add(pg.lock_salt)
+                    key.wrapping_add(pg.lock_salt)
                 ));
                 if let Err(error) = begun {
                     // Do not leave the connection inside a transaction that never got its lock.
@@ -960,6 +943,11 @@ impl Connection {
             connection: self,
             open: true,
         })
+    }
+
+    /// PostgreSQL only: a transaction holding the schema creation lock [`SCHEMA_LOCK_KEY`].
+    pub fn schema_transaction(&self) -> Result<Transaction<'_>> {
+        self.locked_transaction(SCHEMA_LOCK_KEY)
     }
 }
 
