@@ -1139,6 +1139,7 @@ pub fn router(state: Shared) -> Router {
         router = router.route(path, method_router);
     }
     router
+        .merge(super::console::router())
         .fallback(|| async { super::ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

@@ -15,6 +15,7 @@ mod batches;
 mod catalog;
 pub mod cluster;
 mod connections;
+mod console;
 mod credentials_api;
 mod ecosystems_api;
 mod error;
