@@ -1580,6 +1580,123 @@ fn other_organizations_cannot_see_a_batch() {
 }
 
 #[test]
+fn download_links_open_one_batch_without_a_header() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let admin = server.admin();
+    let params = json!({"deviceClass": "Aircraft", "pkcs12Password": PKCS12_PASSWORD});
+    let mut ids = Vec::new();
+    for csv in [
+        "macAddress\n00:1A:2B:3C:4D:31\n00:1A:2B:3C:4D:32\n",
+        "macAddress\n00:1A:2B:3C:4D:33\n",
+    ] {
+        let batch = server
+            .upload_csv(&admin, csv, params.clone())
+            .expect(200, "upload-csv")
+            .json();
+        let id = batch_id(&batch);
+        server.wait_ready(&admin, id);
+        ids.push(id);
+    }
+    let (first, second) = (ids[0], ids[1]);
+    let link = server
+        .call(
+            "POST",
+            &format!("/api/v1/batches/{first}/download-link"),
+            Some(&admin),
+            Body::Empty,
+            &[],
+        )
+        .expect(200, "download-link")
+        .json();
+    assert_eq!(link["expiresIn"], 60, "{link}");
+    let url = link["url"].as_str().expect("url").to_owned();
+    assert!(
+        url.starts_with(&format!("/api/v1/batches/{first}/download?ticket=")),
+        "{url}"
+    );
+    let ticket = url.split("ticket=").nth(1).unwrap().to_owned();
+
+    // The link needs no Authorization header and gives the ZIP, marking the batch downloaded.
+    let zip = server
+        .call("GET", &url, None, Body::Empty, &[])
+        .expect(200, "download by link");
+    assert_eq!(zip.header("content-type"), Some("application/zip"));
+    let path = f.path("by-link.zip");
+    std::fs::write(&path, &zip.body).unwrap();
+    let names = unzip(&path, &f.path("by-link"));
+    assert!(
+        names.iter().any(|n| n == "00-1A-2B-3C-4D-31.p12"),
+        "{names:?}"
+    );
+    let batch = server
+        .get(&format!("/api/v1/batches/{first}"), &admin)
+        .expect(200, "batch")
+        .json();
+    assert_eq!(batch["rejectable"], false, "downloaded by link: {batch}");
+
+    // The ticket opens that batch's ZIP and nothing else; an access token is no ticket.
+    for path in [
+        format!("/api/v1/batches/{second}/download?ticket={ticket}"),
+        format!("/api/v1/batches/{first}?ticket={ticket}"),
+        format!("/api/v1/batches/{first}/auditLog?ticket={ticket}"),
+        format!("/api/v1/batches/{first}/download?ticket={admin}"),
+        format!("/api/v1/batches/{first}/download?ticket={ticket}x"),
+    ] {
+        server
+            .call("GET", &path, None, Body::Empty, &[])
+            .expect_error(401, &path);
+    }
+    let refused = server
+        .call(
+            "GET",
+            &format!("/api/v1/batches/{first}/download?ticket={ticket}"),
+            Some(&ticket),
+            Body::Empty,
+            &[],
+        )
+        .expect_error(401, "a ticket as a bearer token");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not an access token"),
+        "{refused}"
+    );
+
+    // Another organization gets no link; a batch that cannot be downloaded gets none either.
+    server.add_bob(&f);
+    let (bob, _) = server.login("bob", BOB_PASSWORD);
+    server
+        .call(
+            "POST",
+            &format!("/api/v1/batches/{first}/download-link"),
+            Some(&bob),
+            Body::Empty,
+            &[],
+        )
+        .expect_error(404, "bob asks for admin's link");
+    server
+        .call(
+            "DELETE",
+            &format!("/api/v1/batches/{second}"),
+            Some(&admin),
+            Body::Raw(b"wrong devices", "text/plain"),
+            &[],
+        )
+        .expect(200, "reject");
+    server
+        .call(
+            "POST",
+            &format!("/api/v1/batches/{second}/download-link"),
+            Some(&admin),
+            Body::Empty,
+            &[],
+        )
+        .expect_error(409, "link to a rejected batch");
+}
+
+#[test]
 fn errors_limits_ranges_openapi_and_graceful_shutdown() {
     let f = fixture!();
     let mut server = Server::start(

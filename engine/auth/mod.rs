@@ -44,6 +44,11 @@ use token::{Claims, Codec, Kind};
 /// Lifetime of an access token, in seconds (seed 001: "a validity time of 15 minutes").
 pub const ACCESS_TOKEN_LIFETIME_SECS: u64 = 15 * 60;
 
+/// Seconds a download ticket ([`Auth::download_ticket`]) is valid for: long enough for a
+/// browser to follow the link it was made for, short enough that a copied link is soon dead.
+/// The check is at the request's start; a download may take longer.
+pub const DOWNLOAD_TICKET_LIFETIME_SECS: u64 = 60;
+
 /// Lifetime of a refresh token, in seconds: a week, renewed by every rotation.
 pub const REFRESH_TOKEN_LIFETIME_SECS: u64 = 7 * 24 * 60 * 60;
 
@@ -509,7 +514,41 @@ impl Auth {
     pub fn verify_access(&self, access_token: &str) -> Result<Principal, AuthError> {
         let now = (self.clock)();
         let claims = self.codec.decode(access_token, Kind::Access, now)?;
+        self.principal_of(&claims)
+    }
+
+    /// A download ticket: the caller's access to batch `batch`'s ZIP alone, for
+    /// [`DOWNLOAD_TICKET_LIFETIME_SECS`], to put in a link (`?ticket=`) a browser or a plain
+    /// HTTP client follows without an `Authorization` header. It carries the same roles,
+    /// organization and client secret generation as an access token, so everything that
+    /// voids the caller's tokens voids it too.
+    pub fn download_ticket(&self, principal: &Principal, batch: i64) -> Result<String, AuthError> {
+        let now = (self.clock)();
+        let mut claims = access_claims(principal, now);
         let user = self.active_user(&claims)?;
+        claims.generation = user.client.then_some(user.generation);
+        claims.exp = now.saturating_add(secs(DOWNLOAD_TICKET_LIFETIME_SECS));
+        claims.download = Some(batch);
+        self.codec.encode(&claims)
+    }
+
+    /// The principal of a valid download ticket for batch `batch` (a ticket for another
+    /// batch, an access token and an expired ticket are refused).
+    pub fn verify_download(&self, ticket: &str, batch: i64) -> Result<Principal, AuthError> {
+        let now = (self.clock)();
+        let claims = self.codec.decode(ticket, Kind::Download, now)?;
+        if claims.download != Some(batch) {
+            return Err(AuthError::InvalidToken(
+                "a download ticket for another batch".to_owned(),
+            ));
+        }
+        self.principal_of(&claims)
+    }
+
+    /// The principal an access token's or a download ticket's claims name, as the store
+    /// knows the user now.
+    fn principal_of(&self, claims: &Claims) -> Result<Principal, AuthError> {
+        let user = self.active_user(claims)?;
         // A client's token names its secret generation: a reset secret voids it at once. A
         // person's token names none.
         let generation = user.client.then_some(user.generation);
@@ -705,6 +744,7 @@ fn access_claims(principal: &Principal, now: i64) -> Claims {
         jti: None,
         family: None,
         generation: None,
+        download: None,
     }
 }
 

@@ -710,3 +710,58 @@ fn client_tokens_follow_the_secret_and_the_lock() {
         Err(AuthError::InvalidCredentials)
     ));
 }
+
+#[test]
+fn download_tickets_open_one_batch_for_a_minute_and_nothing_else() {
+    let f = fixture();
+    let tokens = f.auth.login("alice", PASSWORD, HOST).expect("login");
+    let alice = f.auth.verify_access(&tokens.access_token).expect("verify");
+    let ticket = f.auth.download_ticket(&alice, 7).expect("ticket");
+    assert_eq!(payload(&ticket)["dl"], 7);
+    assert_eq!(f.auth.verify_download(&ticket, 7).expect("valid"), alice);
+    // Not for another batch, not as an access token, and an access token is no ticket.
+    assert!(matches!(
+        f.auth.verify_download(&ticket, 8),
+        Err(AuthError::InvalidToken(reason)) if reason.contains("another batch")
+    ));
+    assert!(matches!(
+        f.auth.verify_access(&ticket),
+        Err(AuthError::InvalidToken(_))
+    ));
+    assert!(matches!(
+        f.auth.verify_download(&tokens.access_token, 7),
+        Err(AuthError::InvalidToken(_))
+    ));
+    assert!(f.auth.verify_download(&tokens.refresh_token, 7).is_err());
+    // Valid for DOWNLOAD_TICKET_LIFETIME_SECS, by the injected clock.
+    f.advance(DOWNLOAD_TICKET_LIFETIME_SECS as i64 - 1);
+    f.auth.verify_download(&ticket, 7).expect("still valid");
+    f.advance(1);
+    assert!(matches!(
+        f.auth.verify_download(&ticket, 7),
+        Err(AuthError::Expired)
+    ));
+}
+
+#[test]
+fn a_client_ticket_dies_with_its_secret() {
+    let f = fixture();
+    let secret = new_client_secret().expect("secret");
+    let id = add_client(&f, "station-2", &secret);
+    let token = f
+        .auth
+        .client_token("station-2", &secret, HOST)
+        .expect("token");
+    let station = f.auth.verify_access(&token.access_token).expect("verify");
+    let ticket = f.auth.download_ticket(&station, 3).expect("ticket");
+    assert_eq!(payload(&ticket)["gen"], 1);
+    f.auth.verify_download(&ticket, 3).expect("valid");
+    let next = new_client_secret().expect("secret");
+    f.store()
+        .reset_client_secret(id, &hash_password(&next).expect("hash"), "cli")
+        .expect("reset");
+    assert!(matches!(
+        f.auth.verify_download(&ticket, 3),
+        Err(AuthError::InvalidToken(_))
+    ));
+}

@@ -39,6 +39,9 @@ pub(crate) struct Claims {
     /// Secret generation of an API client (its access tokens only).
     #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
     pub(crate) generation: Option<i64>,
+    /// The batch a download ticket opens (download tickets only).
+    #[serde(default, rename = "dl", skip_serializing_if = "Option::is_none")]
+    pub(crate) download: Option<i64>,
 }
 
 /// Which kind of token a caller expects.
@@ -46,16 +49,20 @@ pub(crate) struct Claims {
 pub(crate) enum Kind {
     Access,
     Refresh,
+    /// A short-lived ticket in a download link: one batch's ZIP, nothing else.
+    Download,
 }
 
 impl Claims {
     /// The kind these claims make: a refresh token has exactly [`ROLE_REFRESH_TOKEN`] and both
-    /// `jti` and `family`; an access token has neither that authority nor those claims.
+    /// `jti` and `family`; an access token has neither that authority nor those claims; a
+    /// download ticket is an access token's claims plus `dl`, the batch.
     fn kind(&self) -> Option<Kind> {
         let refresh_authority = self.authorities.iter().any(|a| a == ROLE_REFRESH_TOKEN);
-        match (refresh_authority, &self.jti, &self.family) {
-            (true, Some(_), Some(_)) if self.authorities.len() == 1 => Some(Kind::Refresh),
-            (false, None, None) => Some(Kind::Access),
+        match (refresh_authority, &self.jti, &self.family, self.download) {
+            (true, Some(_), Some(_), None) if self.authorities.len() == 1 => Some(Kind::Refresh),
+            (false, None, None, None) => Some(Kind::Access),
+            (false, None, None, Some(_)) => Some(Kind::Download),
             _ => None,
         }
     }
@@ -101,6 +108,7 @@ impl Codec {
                 match kind {
                     Kind::Access => "not an access token",
                     Kind::Refresh => "not a refresh token",
+                    Kind::Download => "not a download ticket",
                 }
                 .to_owned(),
             ));
@@ -148,6 +156,7 @@ mod tests {
             jti: None,
             family: None,
             generation: None,
+            download: None,
         }
     }
 

@@ -421,12 +421,23 @@ pub const ROUTES: &[Route] = &[
         "GET",
         "/api/v1/batches/{batchId}/download",
         "Download",
-        "The batch ZIP; supports Range and ETag",
+        "The batch ZIP; supports Range and ETag. Instead of the Authorization header, ?ticket= may carry a download ticket for this batch",
         access = Issue,
         request = None,
         response = "application/zip",
-        query = &[],
+        query = &[("ticket", false)],
         get(batches::download)
+    ),
+    route!(
+        "POST",
+        "/api/v1/batches/{batchId}/download-link",
+        "Download",
+        "A link to the batch ZIP that needs no Authorization header, valid 60 s: {url, expiresIn}",
+        access = Issue,
+        request = None,
+        response = JSON,
+        query = &[],
+        post(batches::download_link)
     ),
     route!(
         "POST",

@@ -22,26 +22,40 @@ impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("an Authorization: Bearer <accessToken> header is required")
-        })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be Bearer <accessToken>")
-            })?
-            .to_owned();
         let state = state.clone();
-        // verify_access reads the user from the store: a blocking call.
-        let principal =
-            tokio::task::spawn_blocking(move || state.auth.verify_access(&token)).await??;
+        // verify_access and verify_download read the user from the store: blocking calls.
+        let principal = match parts.headers.get(header::AUTHORIZATION) {
+            Some(value) => {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| v.strip_prefix("bearer "))
+                    })
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::unauthorized(
+                            "the Authorization header must be Bearer <accessToken>",
+                        )
+                    })?
+                    .to_owned();
+                tokio::task::spawn_blocking(move || state.auth.verify_access(&token)).await??
+            }
+            // A download link carries a ticket for its batch instead of a header.
+            None => match download_ticket(parts) {
+                Some((batch, ticket)) => {
+                    tokio::task::spawn_blocking(move || state.auth.verify_download(&ticket, batch))
+                        .await??
+                }
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "an Authorization: Bearer <accessToken> header is required",
+                    ))
+                }
+            },
+        };
         // The route table says which roles may call this endpoint at all.
         let route = parts
             .extensions
@@ -72,6 +86,30 @@ impl FromRequestParts<Shared> for Caller {
             ))),
         }
     }
+}
+
+/// The path of the one endpoint a download ticket opens.
+const DOWNLOAD_ROUTE: &str = "/api/v1/batches/{batchId}/download";
+
+/// `(batch, ticket)` of a `GET /api/v1/batches/{batchId}/download?ticket=` request.
+fn download_ticket(parts: &Parts) -> Option<(i64, String)> {
+    let matched = parts.extensions.get::<MatchedPath>()?;
+    if matched.as_str() != DOWNLOAD_ROUTE || parts.method != axum::http::Method::GET {
+        return None;
+    }
+    let batch = parts
+        .uri
+        .path()
+        .strip_prefix("/api/v1/batches/")?
+        .strip_suffix("/download")?
+        .parse()
+        .ok()?;
+    let ticket = parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("ticket="))?;
+    Some((batch, ticket.to_owned()))
 }
 
 /// `POST /auth/pwd` body.

@@ -1102,6 +1102,31 @@ fn stitched(
 
 /// `GET /api/v1/batches/{batchId}/download`: the ZIP from disk, streamed, with Range support.
 /// A download marks the batch's devices COLLECTED; the batch is then no longer rejectable.
+/// `POST /api/v1/batches/{batchId}/download-link`: `{url, expiresIn}`, a link to the ZIP
+/// with a download ticket in place of the Authorization header, so a browser saves it
+/// straight to disk (no copy in the page's memory) and a station can fetch it with a plain
+/// HTTP client.
+pub async fn download_link(
+    State(state): State<Shared>,
+    Caller(caller): Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let batch = load(&state, caller.clone(), id).await?;
+    if !batch.downloadable {
+        return Err(ApiError::conflict(format!(
+            "batch {id} is not downloadable: status {}",
+            batch.status.as_str()
+        )));
+    }
+    let batch_id = batch.id.0;
+    let ticket = tokio::task::spawn_blocking(move || state.auth.download_ticket(&caller, batch_id))
+        .await??;
+    Ok(Json(json!({
+        "url": format!("/api/v1/batches/{batch_id}/download?ticket={ticket}"),
+        "expiresIn": crate::auth::DOWNLOAD_TICKET_LIFETIME_SECS,
+    })))
+}
+
 pub async fn download(
     State(state): State<Shared>,
     Caller(caller): Caller,

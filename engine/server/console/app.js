@@ -456,11 +456,6 @@
     });
   }
 
-  function contentName(disposition) {
-    const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition || '');
-    return match ? decodeURIComponent(match[1]) : null;
-  }
-
   async function pageBatch(main, _query, id) {
     const batch = await api('GET', `/api/v1/batches/${id}`);
     const seedStatus = h('dd', { id: 'batch-seed-status' }, batch.status);
@@ -550,16 +545,17 @@
     download.addEventListener('click', async () => {
       download.disabled = true;
       try {
-        const response = await api('GET', `/api/v1/batches/${id}/download`, undefined, { raw: true });
-        const name = contentName(response.headers.get('Content-Disposition')) || `batch-${id}.zip`;
-        const blob = await response.blob();
-        const url = URL.createObjectURL(blob);
-        const link = h('a', { href: url, download: name, hidden: true });
-        document.body.append(link);
-        link.click();
-        link.remove();
-        setTimeout(() => URL.revokeObjectURL(url), 60000);
-        flash(`Downloaded ${name} (${(blob.size / 1024).toFixed(0)} KiB).`);
+        // A link with a 60-second download ticket: the browser streams the ZIP to disk
+        // itself (a batch of 100,000 devices is hundreds of MB) instead of the page
+        // holding it in memory.
+        const link = await api('POST', `/api/v1/batches/${id}/download-link`);
+        const anchor = h('a', { href: link.url, download: '', hidden: true });
+        document.body.append(anchor);
+        anchor.click();
+        anchor.remove();
+        flash(`Download of batch #${id} started: your browser saves the ZIP.`);
+        // The server marks the batch downloaded once it sends the file.
+        await new Promise((resolve) => { setTimeout(resolve, 1500); });
         await update();
         await logs();
       } catch (e) {
