@@ -360,6 +360,12 @@
     if (await load()) every(3000, () => load().catch(showError));
   }
 
+  // The values of a closed-list rule such as `^(Aircraft|Surface Vehicle){1}$`, or null.
+  function choicesOf(pattern) {
+    const match = /^\^\(([\w ,.:/-]+(?:\|[\w ,.:/-]+)+)\)(?:\{1\})?\$$/.exec(pattern || '');
+    return match ? match[1].split('|') : null;
+  }
+
   async function pageNew(main, query) {
     const profiles = await api('GET', '/api/v1/profiles');
     main.append(h('h1', {}, 'New batch'));
@@ -410,13 +416,18 @@
           '. A value given in the batch form applies to every row that does not have its own.'));
       batchFields.replaceChildren(...params.filter((p) => p.scopes.includes('BATCH')).map((p) => {
         const secret = p.inputType === 'pkcs12Password' || /password/i.test(p.name);
-        const input = h('input', {
-          id: 'param-' + p.name, name: p.name, type: secret ? 'password' : 'text',
-          autocomplete: secret ? 'new-password' : 'off', value: p.value === null ? '' : String(p.value),
-          dataset: { param: p.name }, required: p.required,
-        });
+        const value = p.value === null ? '' : String(p.value);
+        const choices = choicesOf(p.validationPattern);
+        const input = choices
+          ? h('select', { id: 'param-' + p.name, name: p.name, dataset: { param: p.name }, required: p.required },
+            h('option', { value: '' }, p.required ? 'Choose…' : '(none)'),
+            choices.map((choice) => h('option', { value: choice, selected: choice === value }, choice)))
+          : h('input', {
+            id: 'param-' + p.name, name: p.name, type: secret ? 'password' : 'text',
+            autocomplete: secret ? 'new-password' : 'off', value, dataset: { param: p.name }, required: p.required,
+          });
         const label = (p.title || p.name) + (p.required ? ' (required)' : '');
-        const hint = secret ? 'Protects every PKCS#12 of the batch; never stored. Empty: the server\'s default.' : (p.message || '');
+        const hint = secret ? 'Protects every PKCS#12 of the batch; never stored.' : (choices ? '' : (p.message || ''));
         return field(label, input, hint);
       }));
     };
@@ -433,7 +444,7 @@
         return;
       }
       const profileParams = {};
-      for (const input of batchFields.querySelectorAll('input[data-param]')) {
+      for (const input of batchFields.querySelectorAll('[data-param]')) {
         if (input.value !== '') profileParams[input.dataset.param] = input.value;
       }
       const request = { profileParams };
@@ -494,7 +505,7 @@
         h('p', { class: 'muted' }, 'After the download, every certificate of the batch can be revoked at once; the balance is not given back.'),
         h('div', { class: 'row' }, field('Reason', revokeReason), revoke)),
       h('h2', {}, 'Audit log'), audit,
-      h('h2', {}, 'Devices'), devices);
+      h('h2', {}, 'Devices\' log'), devices);
 
     const samples = [];
     let current = batch;
@@ -535,8 +546,8 @@
         ['Time', (e) => when(e.dateTime)], ['Type', (e) => e.logType], ['By', (e) => e.userName || ''], ['Message', (e) => e.message],
       ], entries));
       devices.replaceChildren(table('batch-devices', deviceLog.length >= 1000
-        ? 'The first 1,000 devices; search for others on the Devices page' : plural(deviceLog.length, 'device'), [
-        ['Device', (d) => d.deviceId, 'num'],
+        ? 'The first 1,000 entries; search for a device on the Devices page' : plural(deviceLog.length, 'entry', 'entries'), [
+        ['Device', (d) => d.deviceId, 'mono'],
         ['Common name', (d) => h('a', { href: '#/devices?cn=' + encodeURIComponent(d.cn) }, d.cn)],
         ['Time', (d) => when(d.dateTime)], ['Message', (d) => d.message],
       ], deviceLog));
@@ -569,7 +580,7 @@
       try {
         await api('POST', `/api/v1/batches/${id}/revoke`, { reasonCode: Number(revokeReason.value) });
         flash(`Batch #${id} revoked (${revokeReason.selectedOptions[0].textContent}).`);
-        await update();
+        follow(await update());
         await logs();
       } catch (e) {
         showError(e);
@@ -581,22 +592,25 @@
       try {
         await api('DELETE', `/api/v1/batches/${id}`, rejectReason.value || 'rejected in the console');
         flash(`Batch #${id} rejected; its balance is given back.`);
-        await update();
+        follow(await update());
         await logs();
       } catch (e) {
         showError(e);
       }
     });
 
-    const pending = await update();
-    await logs();
-    if (pending) {
+    // Poll once a second while the batch is running (issuing, rejecting or revoking).
+    let polling = false;
+    const follow = (pending) => {
+      if (!pending || polling) return;
+      polling = true;
       let busy = false;
       every(1000, async () => {
-        if (busy) return;
+        if (busy || !polling) return;
         busy = true;
         try {
           if (!(await update())) {
+            polling = false;
             S.timers.forEach(clearInterval);
             S.timers = [];
             await logs();
@@ -607,7 +621,9 @@
           busy = false;
         }
       });
-    }
+    };
+    follow(await update());
+    await logs();
   }
 
   // ---- devices -----------------------------------------------------------------------------
@@ -638,7 +654,7 @@
       const answer = await api('POST', '/api/v1/certificates/find', body);
       results.replaceChildren(table('device-results', plural(answer.totalCount, 'certificate'), [
         ['Select', (d) => h('input', { type: 'checkbox', class: 'device-pick', value: d.deviceId, 'aria-label': `Select ${d.commonName}` })],
-        ['Device', (d) => d.deviceId, 'num'],
+        ['Device', (d) => d.deviceId, 'mono'],
         ['Common name', (d) => d.commonName],
         ['Serial', (d) => d.serialNumber, 'mono'],
         ['Issued', (d) => when(d.creationDate)],
@@ -651,7 +667,7 @@
     });
     revoke.addEventListener('click', async () => {
       showError(null);
-      const ids = [...results.querySelectorAll('input.device-pick:checked')].map((box) => Number(box.value));
+      const ids = [...results.querySelectorAll('input.device-pick:checked')].map((box) => box.value);
       if (!ids.length) {
         showError(new Error('Select the devices to revoke first.'));
         return;
