@@ -389,8 +389,15 @@
       batchFields, submit, error);
     main.append(h('div', { class: 'row' }, field('Profile', picker)), info, parameters, form);
 
+    // A CSR batch makes no PKCS#12: its password field is hidden and not sent.
+    const passwordOnlyForKeys = () => {
+      for (const input of batchFields.querySelectorAll('[data-secret]')) {
+        input.closest('.field').hidden = kind.value !== 'csv';
+      }
+    };
     kind.addEventListener('change', () => {
       file.accept = kind.value === 'csv' ? '.csv,.txt,text/csv' : '.pem,.csr,.zip,.txt';
+      passwordOnlyForKeys();
     });
 
     const showProfile = async () => {
@@ -424,12 +431,14 @@
             choices.map((choice) => h('option', { value: choice, selected: choice === value }, choice)))
           : h('input', {
             id: 'param-' + p.name, name: p.name, type: secret ? 'password' : 'text',
-            autocomplete: secret ? 'new-password' : 'off', value, dataset: { param: p.name }, required: p.required,
+            autocomplete: secret ? 'new-password' : 'off', value, required: p.required,
+            dataset: secret ? { param: p.name, secret: 'yes' } : { param: p.name },
           });
         const label = (p.title || p.name) + (p.required ? ' (required)' : '');
         const hint = secret ? 'Protects every PKCS#12 of the batch; never stored.' : (choices ? '' : (p.message || ''));
         return field(label, input, hint);
       }));
+      passwordOnlyForKeys();
     };
     picker.addEventListener('change', () => showProfile().catch(showError));
     await showProfile();
@@ -445,6 +454,7 @@
       }
       const profileParams = {};
       for (const input of batchFields.querySelectorAll('[data-param]')) {
+        if (input.dataset.secret && kind.value !== 'csv') continue;
         if (input.value !== '') profileParams[input.dataset.param] = input.value;
       }
       const request = { profileParams };
