@@ -3,7 +3,9 @@
 //! tests make (openssl on the PKCS#12 files, the API's view of a revocation). Screenshots of
 //! every page go to `target/console-screenshots/` (artifacts, not committed).
 
-use crate::server::{batch_id, Body, Server, ADMIN_PASSWORD, BOB_PASSWORD, PKCS12_PASSWORD};
+use crate::server::{
+    batch_id, make_csr, Body, Server, ADMIN_PASSWORD, BOB_PASSWORD, PKCS12_PASSWORD,
+};
 use crate::util::{openssl, unzip, Fixture};
 use crate::webdriver::{css_string, keys, screenshot_dir, Browser};
 use serde_json::{json, Value};
@@ -144,6 +146,94 @@ impl Console {
         }
     }
 
+    /// Replaces the value of the input matching `css` with `value`.
+    fn fill(&self, css: &str, value: &str) {
+        self.browser.clear(css);
+        self.browser.send_keys(css, value);
+    }
+
+    /// Waits until `#flash` (role=status) contains `text`; returns it.
+    fn wait_flash(&self, text: &str) -> String {
+        let flash = self
+            .browser
+            .wait_until(WAIT, &format!("#flash to say {text:?}"), |b| {
+                b.try_text("#flash").filter(|t| t.contains(text))
+            });
+        assert_eq!(
+            self.browser.attribute("#flash", "role").as_deref(),
+            Some("status")
+        );
+        flash
+    }
+
+    /// Waits until `#error` (role=alert) contains `text`; returns it.
+    fn wait_error(&self, text: &str) -> String {
+        let error = self
+            .browser
+            .wait_until(WAIT, &format!("#error to say {text:?}"), |b| {
+                b.try_text("#error").filter(|t| t.contains(text))
+            });
+        assert_eq!(
+            self.browser.attribute("#error", "role").as_deref(),
+            Some("alert")
+        );
+        error
+    }
+
+    /// The body rows of the table matching `table`: `[data attributes, cell texts...]` per
+    /// row, or None while the table is being replaced (for polling).
+    fn try_rows(&self, table: &str) -> Option<Vec<Row>> {
+        let value = self
+            .browser
+            .try_execute(
+                "const t = document.querySelector(arguments[0]);
+                 if (!t) return null;
+                 return Array.from(t.querySelectorAll('tbody tr')).map(tr => ({
+                   data: Object.assign({}, tr.dataset),
+                   cells: Array.from(tr.cells).map(td => td.textContent.trim()),
+                 }));",
+                &[json!(table)],
+            )
+            .ok()?;
+        let rows = value.as_array()?;
+        Some(
+            rows.iter()
+                .map(|row| Row {
+                    data: row["data"]
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    cells: row["cells"]
+                        .as_array()
+                        .map(|c| {
+                            c.iter()
+                                .map(|v| v.as_str().unwrap_or("").to_owned())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Waits until a row of `table` satisfies `check`; returns it.
+    fn wait_row(&self, table: &str, what: &str, check: impl Fn(&Row) -> bool) -> Row {
+        self.browser.wait_until(WAIT, what, |_| {
+            self.try_rows(table)?.into_iter().find(|r| check(r))
+        })
+    }
+
+    /// Logs out with the top bar's button and waits for the login form.
+    fn logout(&self) {
+        self.browser.click("button#logout");
+        self.browser.wait_for("form#login-form", WAIT);
+        self.wait_flash("You are logged out.");
+    }
+
     /// Every SEVERE entry of the browser log (JavaScript errors, CSP violations, failed loads).
     fn assert_no_severe_log(&self, what: &str) {
         let severe = self.browser.severe_log();
@@ -151,6 +241,25 @@ impl Console {
             severe.is_empty(),
             "{what}: SEVERE browser log entries: {severe:#?}"
         );
+    }
+}
+
+/// One body row of a console table: its `data-*` attributes (camelCase, as `dataset` names
+/// them) and the text of its cells.
+#[derive(Debug, Clone)]
+struct Row {
+    data: std::collections::BTreeMap<String, String>,
+    cells: Vec<String>,
+}
+
+impl Row {
+    /// The text of cell `i` ("" past the end).
+    fn cell(&self, i: usize) -> &str {
+        self.cells.get(i).map(String::as_str).unwrap_or("")
+    }
+
+    fn data(&self, name: &str) -> &str {
+        self.data.get(name).map(String::as_str).unwrap_or("")
     }
 }
 
@@ -408,6 +517,73 @@ fn console_issues_downloads_and_revokes() {
     // Log out: the login form again.
     b.click("button#logout");
     b.wait_for("form#login-form", WAIT);
+}
+
+/// A PEM bundle of CSRs through the console: no PKCS#12 password is asked for, and the ZIP
+/// holds a certificate for each device's own key.
+#[test]
+fn console_certifies_a_csr_bundle() {
+    let c = Console::start();
+    let b = &c.browser;
+    let dir = c.f.path("csrs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cns = ["00:1A:2B:3C:4D:41", "00:1A:2B:3C:4D:42"];
+    let mut bundle = String::new();
+    let mut keys = Vec::new();
+    for (i, cn) in cns.iter().enumerate() {
+        let csr = make_csr(&dir, &format!("d{i}"), cn);
+        bundle.push_str(&std::fs::read_to_string(&csr).unwrap());
+        keys.push(dir.join(format!("d{i}.key")));
+    }
+    let bundle = c.f.write("requests.pem", &bundle);
+
+    c.login("admin", ADMIN_PASSWORD);
+    c.open("#/new", "select#profile-select");
+    b.select_by_value("select#profile-select", "1");
+    b.wait_for("#param-pkcs12Password", WAIT);
+    b.select_by_value("select#upload-kind", "csr");
+    assert!(
+        !b.is_displayed("#param-pkcs12Password"),
+        "a CSR batch makes no PKCS#12"
+    );
+    c.upload("csr", &bundle, &[("deviceClass", "Aircraft")], "csr bundle");
+    b.click("button#upload-submit");
+    let id: i64 = b.wait_until(WAIT, "the batch page after the upload", |_| {
+        c.hash().strip_prefix("#/batches/")?.parse().ok()
+    });
+    b.wait_text("#batch-status", "Ready for download", ISSUE);
+    b.wait_until(WAIT, "#batch-done to say 2 of 2", |b| {
+        b.try_text("#batch-done")?.contains("2 of 2").then_some(())
+    });
+    c.shot("csr-batch");
+    b.wait_until(WAIT, "#batch-download to be enabled", |b| {
+        (b.try_property("button#batch-download", "disabled")? == false).then_some(())
+    });
+    b.click("button#batch-download");
+    let zip = b.wait_download(ISSUE);
+    assert_eq!(
+        zip.file_name().unwrap().to_string_lossy(),
+        format!("batch-{id}.zip")
+    );
+    let out = c.f.path("csr-zip");
+    let names = unzip(&zip, &out);
+    assert!(names.iter().all(|n| !n.ends_with(".p12")), "{names:?}");
+    for (cn, key) in cns.iter().zip(&keys) {
+        let crt = out.join(format!("{}.crt", cn.replace(':', "-")));
+        assert!(crt.exists(), "{names:?}");
+        // The certificate certifies the CSR's own key.
+        let certified = openssl(&["x509", "-in", crt.to_str().unwrap(), "-noout", "-pubkey"]);
+        let own = openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout"]);
+        assert_eq!(certified, own, "{cn}");
+        let verified = openssl(&[
+            "verify",
+            "-CAfile",
+            out.join("chain.pem").to_str().unwrap(),
+            crt.to_str().unwrap(),
+        ]);
+        assert!(verified.contains(": OK"), "{verified}");
+    }
+    c.assert_no_severe_log("CSR bundle");
 }
 
 /// A CSV with a bad MAC address in row 3: the console shows the server's description naming
@@ -864,4 +1040,622 @@ fn console_file_scanners_find_other_hosts() {
         attribute_values("<script src='/a.js' defer>", "src"),
         ["/a.js"]
     );
+}
+
+/// `POST /auth/token` with a client's id and secret in the form (RFC 6749 §4.4).
+fn client_token(server: &Server, id: &str, secret: &str) -> crate::server::Resp {
+    let form = format!("grant_type=client_credentials&client_id={id}&client_secret={secret}");
+    server.call(
+        "POST",
+        "/auth/token",
+        None,
+        Body::Raw(form.as_bytes(), "application/x-www-form-urlencoded"),
+        &[],
+    )
+}
+
+/// Whether `text` is 64 lower- or upper-case hex digits (a client secret: 256 bits).
+fn is_secret(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The administration pages as ADMIN: a new organization (after a refused e-mail address), a
+/// user in it who then signs in (a USER's navigation), an API client whose secret gets a token
+/// until it is locked, a rotation of the default issuer's signer, and the admin's own password.
+/// Each step is checked in the page and over the API.
+#[test]
+fn console_administers_organizations_users_clients_and_signers() {
+    let c = Console::start();
+    let b = &c.browser;
+    let server = &c.server;
+    let token = server.admin();
+    c.login("admin", ADMIN_PASSWORD);
+
+    // ---- #/organizations: every field but the manufacturer id is required
+    // (organizations_api.rs), the phone in digit groups such as +38 012 345 6789.
+    const ORG: &str = "Line Seven Works";
+    c.open("#/organizations", "table#org-list");
+    for css in [
+        "input#org-name",
+        "input#org-address",
+        "input#org-contact",
+        "input#org-email",
+        "input#org-phone",
+        "input#org-manufacturer",
+    ] {
+        b.find(css);
+    }
+    c.fill("input#org-name", ORG);
+    c.fill("input#org-address", "7 Foundry Road, Springfield");
+    c.fill("input#org-contact", "Olga Line");
+    c.fill("input#org-email", "olga.line7.example");
+    c.fill("input#org-phone", "+38 012 345 6789");
+    c.fill("input#org-manufacturer", "LSW-7");
+    b.click("button#org-create");
+    let error = c.wait_error("primaryContactEmail");
+    c.shot("admin-organization-refused");
+    assert!(
+        error.contains("e-mail") || error.contains("email"),
+        "{error}"
+    );
+    assert!(
+        !b.text("table#org-list").contains(ORG),
+        "a refused organization is listed"
+    );
+    assert_eq!(
+        b.property("input#org-name", "value"),
+        ORG,
+        "the form keeps what was typed after a refusal"
+    );
+    c.fill("input#org-email", "olga@line7.example");
+    b.click("button#org-create");
+    c.wait_flash(&format!("Organization {ORG} created."));
+    let org_row = c.wait_row("table#org-list", "the new organization's row", |r| {
+        r.cell(1) == ORG
+    });
+    assert_eq!(org_row.cell(2), "ACTIVE", "{org_row:?}");
+    assert!(
+        org_row.cell(3).contains("Olga Line") && org_row.cell(3).contains("olga@line7.example"),
+        "{org_row:?}"
+    );
+    let org_id: i64 = org_row
+        .data("organizationId")
+        .parse()
+        .unwrap_or_else(|_| panic!("data-organization-id of {org_row:?}"));
+    assert_eq!(org_row.cell(0), org_id.to_string());
+    assert_eq!(
+        b.text("#error").trim(),
+        "",
+        "the error is gone after a success"
+    );
+    assert_eq!(
+        b.property("input#org-name", "value"),
+        "",
+        "the form is empty after a success"
+    );
+    c.shot("admin-organization-created");
+    let org = server
+        .get(&format!("/api/v1/organizations/{org_id}"), &token)
+        .expect(200, "the new organization")
+        .json();
+    assert_eq!(org["organizationName"], ORG, "{org}");
+    assert_eq!(org["primaryContactPhone"], "+38 012 345 6789", "{org}");
+    assert_eq!(org["manufactureId"], "LSW-7", "{org}");
+
+    // ---- #/users: a USER in the new organization.
+    const LOGIN: &str = "line7_operator";
+    const PASSWORD: &str = "line-seven-operator-pw";
+    c.open("#/users", "table#user-list");
+    b.select_by_value("select#user-org", &org_id.to_string());
+    b.wait_until(WAIT, "the new organization's (empty) user list", |_| {
+        let rows = c.try_rows("table#user-list")?;
+        let caption = b.try_text("table#user-list caption")?;
+        (rows.is_empty() && caption.trim() == "0 users").then_some(())
+    });
+    c.fill("input#user-login", LOGIN);
+    c.fill("input#user-first", "Olga");
+    c.fill("input#user-last", "Line");
+    c.fill("input#user-email", "olga.operator@line7.example");
+    c.fill("input#user-phone", "+38 050 492 4110");
+    c.fill("input#user-password", PASSWORD);
+    assert_eq!(
+        b.property("select#user-role", "value"),
+        "USER",
+        "the role a new user gets unless another is chosen"
+    );
+    b.select_by_value("select#user-role", "USER");
+    b.click("button#user-create");
+    c.wait_flash(&format!("User {LOGIN} created."));
+    let user_row = c.wait_row("table#user-list", "the new user's row", |r| {
+        r.cell(1) == LOGIN
+    });
+    assert_eq!(user_row.cell(2), "Olga Line", "{user_row:?}");
+    assert_eq!(user_row.cell(3), "olga.operator@line7.example");
+    assert_eq!(user_row.cell(4), "USER", "{user_row:?}");
+    assert_eq!(user_row.cell(5), "yes", "{user_row:?}");
+    assert_eq!(
+        b.property("select#user-org", "value"),
+        org_id.to_string(),
+        "the list stays on the chosen organization"
+    );
+    c.shot("admin-user-created");
+    let user_id: i64 = user_row.data("userId").parse().expect("data-user-id");
+    let user = server
+        .get(&format!("/api/v1/users/{user_id}"), &token)
+        .expect(200, "the new user")
+        .json();
+    assert_eq!(user["credentials"]["login"], LOGIN, "{user}");
+    assert_eq!(user["organizationId"], org_id, "{user}");
+    assert_eq!(user["organizationName"], ORG, "{user}");
+    assert_eq!(user["phone"], "+38 050 492 4110", "{user}");
+    let roles: Vec<&Value> = user["userPrivileges"]
+        .as_array()
+        .expect("userPrivileges")
+        .iter()
+        .map(|p| &p["userRole"])
+        .collect();
+    assert_eq!(roles, [&json!("USER")], "{user}");
+    assert_eq!(
+        user["userPrivileges"][0]["organizationId"], org_id,
+        "{user}"
+    );
+    let listed = server
+        .json(
+            "POST",
+            &format!("/api/v1/users/organizations/{org_id}"),
+            &token,
+            json!({}),
+        )
+        .expect(200, "the organization's users")
+        .json();
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "only the new user: {listed}"
+    );
+
+    // The new user signs in: their organization, no administration in the navigation.
+    c.logout();
+    c.login(LOGIN, PASSWORD);
+    let whoami = b.text("#whoami");
+    assert!(whoami.contains(ORG), "{whoami}");
+    for (hash, _) in USER_PAGES {
+        b.find(&format!("nav#nav a[href={}]", css_string(hash)));
+    }
+    b.find("nav#nav a[href=\"#/account\"]");
+    for (hash, _) in ADMIN_PAGES {
+        assert!(
+            b.try_find(&format!("nav#nav a[href={}]", css_string(hash)))
+                .unwrap()
+                .is_none(),
+            "a USER's navigation links to {hash}"
+        );
+    }
+    c.wait_page("#/batches", "table#batch-list");
+    c.shot("admin-user-signed-in");
+    c.logout();
+    c.login("admin", ADMIN_PASSWORD);
+
+    // ---- #/clients: a factory-station client of the new organization for profile 1.
+    const CLIENT: &str = "station-7";
+    c.open("#/clients", "table#client-list");
+    c.fill("input#client-name", CLIENT);
+    b.select_by_value("select#client-org", &org_id.to_string());
+    b.select_by_value("select#client-profile", "1");
+    b.click("button#client-create");
+    c.wait_flash(&format!("API client {CLIENT} created."));
+    let secret = b.wait_until(WAIT, "#client-secret to show the secret", |b| {
+        b.try_text("#client-secret").filter(|t| is_secret(t.trim()))
+    });
+    let secret = secret.trim().to_owned();
+    let client_id = b.text("#client-id").trim().to_owned();
+    assert_eq!(client_id.len(), 36, "a UUID: {client_id}");
+    let client_row = c.wait_row("table#client-list", "the new client's row", |r| {
+        r.cell(0) == CLIENT
+    });
+    assert_eq!(client_row.data("clientId"), client_id, "{client_row:?}");
+    assert_eq!(client_row.cell(1), client_id, "{client_row:?}");
+    assert_eq!(client_row.cell(2), ORG, "{client_row:?}");
+    assert_eq!(client_row.cell(3), "1", "{client_row:?}");
+    assert_eq!(client_row.cell(4), "no", "locked: {client_row:?}");
+    assert!(
+        !b.text("table#client-list").contains(&secret),
+        "the secret is not in the list"
+    );
+    c.shot("admin-client-created");
+    let answer = client_token(server, &client_id, &secret)
+        .expect(200, "a token for the new client")
+        .json();
+    assert_eq!(answer["token_type"], "Bearer", "{answer}");
+    assert!(
+        answer["access_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{answer}"
+    );
+
+    // Lock: the row says so, the secret box is gone, and the client gets no token.
+    let row_css = format!(
+        "table#client-list tr[data-client-id={}]",
+        css_string(&client_id)
+    );
+    b.click(
+        format!(
+            "{row_css} button[aria-label={}]",
+            css_string(&format!("Lock {CLIENT}"))
+        )
+        .as_str(),
+    );
+    c.wait_flash(&format!("{CLIENT} locked."));
+    let locked = c.wait_row("table#client-list", "the client's row to say locked", |r| {
+        r.cell(0) == CLIENT && r.cell(4) == "yes"
+    });
+    assert!(locked.cell(6).contains("Unlock"), "{locked:?}");
+    b.find(
+        format!(
+            "{row_css} button[aria-label={}]",
+            css_string(&format!("Unlock {CLIENT}"))
+        )
+        .as_str(),
+    );
+    assert!(
+        b.try_find("#client-secret").unwrap().is_none(),
+        "the secret is shown only once"
+    );
+    c.shot("admin-client-locked");
+    let refused = client_token(server, &client_id, &secret).expect_error(401, "a locked client");
+    assert_eq!(refused["error"], "invalid_client", "{refused}");
+
+    // New secret: shown once, a new generation; the old one is dead.
+    b.click(
+        format!(
+            "{row_css} button[aria-label={}]",
+            css_string(&format!("New secret for {CLIENT}"))
+        )
+        .as_str(),
+    );
+    c.wait_flash(&format!("{CLIENT} has a new secret"));
+    let renewed = b.wait_until(WAIT, "#client-secret to show a new secret", |b| {
+        b.try_text("#client-secret")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| is_secret(t) && *t != secret)
+    });
+    assert_eq!(b.text("#client-id").trim(), client_id);
+    let reset = c.wait_row("table#client-list", "the client's second generation", |r| {
+        r.cell(0) == CLIENT && r.cell(5) == "2"
+    });
+    assert_eq!(
+        reset.cell(4),
+        "yes",
+        "a new secret does not unlock: {reset:?}"
+    );
+    c.shot("admin-client-new-secret");
+    client_token(server, &client_id, &renewed).expect_error(401, "new secret, still locked");
+    // Unlock: the new secret works, the old one does not.
+    b.click(
+        format!(
+            "{row_css} button[aria-label={}]",
+            css_string(&format!("Unlock {CLIENT}"))
+        )
+        .as_str(),
+    );
+    c.wait_flash(&format!("{CLIENT} unlocked."));
+    c.wait_row(
+        "table#client-list",
+        "the client's row to say unlocked",
+        |r| r.cell(0) == CLIENT && r.cell(4) == "no",
+    );
+    client_token(server, &client_id, &renewed).expect(200, "the new secret, unlocked");
+    client_token(server, &client_id, &secret).expect_error(401, "the old secret");
+
+    // ---- #/signers: the default issuer's ACTIVE signer; rotate it (two clicks).
+    c.open("#/signers", "table#signer-list");
+    let default_rows = |rows: Vec<Row>| -> Vec<Row> {
+        rows.into_iter()
+            .filter(|r| r.cell(0) == "default")
+            .collect()
+    };
+    let before = default_rows(c.try_rows("table#signer-list").expect("the signer rows"));
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].cell(2), "ACTIVE", "{before:?}");
+    assert_eq!(before[0].cell(3), "ISSUED", "{before:?}");
+    let first_signer = before[0].data("signerId").to_owned();
+    assert!(!first_signer.is_empty(), "{before:?}");
+    let label = b.text("button#rotate-default");
+    b.click("button#rotate-default");
+    b.wait_until(WAIT, "the rotate button to ask for confirmation", |b| {
+        b.try_text("button#rotate-default")
+            .filter(|t| *t != label && t.contains("Confirm"))
+    });
+    assert_eq!(
+        default_rows(c.try_rows("table#signer-list").expect("the signer rows")).len(),
+        1,
+        "the first click only arms the button"
+    );
+    c.shot("admin-signer-armed");
+    b.click("button#rotate-default");
+    let after = b.wait_until(WAIT, "two signers of the default issuer", |_| {
+        let rows = default_rows(c.try_rows("table#signer-list")?);
+        (rows.len() == 2).then_some(rows)
+    });
+    c.wait_flash("Issuer default now signs with");
+    let state_of = |id: &str| {
+        after
+            .iter()
+            .find(|r| r.data("signerId") == id)
+            .map(|r| r.cell(2).to_owned())
+    };
+    assert_eq!(
+        state_of(&first_signer).as_deref(),
+        Some("RETIRED"),
+        "{after:?}"
+    );
+    let active: Vec<&Row> = after.iter().filter(|r| r.cell(2) == "ACTIVE").collect();
+    assert_eq!(active.len(), 1, "{after:?}");
+    assert_ne!(active[0].data("signerId"), first_signer);
+    assert_eq!(
+        b.text("button#rotate-default"),
+        label,
+        "the page is drawn again with the button disarmed"
+    );
+    c.shot("admin-signer-rotated");
+    let issuers = server
+        .get("/api/v1/issuers", &token)
+        .expect(200, "issuers")
+        .json();
+    let default = issuers
+        .as_array()
+        .expect("an array")
+        .iter()
+        .find(|i| i["name"] == "default")
+        .unwrap_or_else(|| panic!("no default issuer: {issuers}"));
+    assert_eq!(
+        default["current"]["id"].as_str(),
+        Some(active[0].data("signerId")),
+        "{issuers}"
+    );
+
+    // ---- #/account: a wrong current password, then the admin's new password.
+    const NEW_PASSWORD: &str = "admin-password-changed-in-console";
+    c.open("#/account", "input#account-current");
+    let submit = "main#main form button[type=\"submit\"]";
+    c.fill("input#account-current", "not-the-admin-password");
+    c.fill("input#account-new", NEW_PASSWORD);
+    c.fill("input#account-repeat", NEW_PASSWORD);
+    b.click(submit);
+    c.wait_error("The current password is wrong.");
+    c.fill("input#account-current", ADMIN_PASSWORD);
+    c.fill("input#account-new", NEW_PASSWORD);
+    c.fill("input#account-repeat", NEW_PASSWORD);
+    b.click(submit);
+    c.wait_flash("Password changed.");
+    assert_eq!(b.text("#error").trim(), "");
+    assert_eq!(b.property("input#account-current", "value"), "");
+    c.shot("admin-account-changed");
+    let old = server
+        .call(
+            "POST",
+            "/auth/pwd",
+            None,
+            Body::Json(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+            &[],
+        )
+        .expect_error(401, "the old admin password");
+    assert!(old["error"].is_string(), "{old}");
+    // The change revoked every refresh token of the admin; the console logged in again, so
+    // this tab's refresh token is a live one (it rotates once here; the tab then holds a
+    // spent token, which no longer matters: it logs out next).
+    let refresh = b.execute("return sessionStorage.getItem('certmill.refresh');", &[]);
+    let refresh = refresh.as_str().expect("a refresh token in sessionStorage");
+    server
+        .call(
+            "POST",
+            "/auth/refresh",
+            None,
+            Body::Raw(refresh.as_bytes(), "text/plain"),
+            &[],
+        )
+        .expect(200, "the console's refresh token after the password change");
+    c.logout();
+    assert_eq!(c.hash(), "", "logging out forgets the page");
+    c.login("admin", NEW_PASSWORD);
+    c.wait_page("#/batches", "table#batch-list");
+    // The refused organization was a 400 (logged as a failed load); nothing else is SEVERE.
+    let severe: Vec<String> = b
+        .severe_log()
+        .into_iter()
+        .filter(|m| {
+            !m.contains("/api/v1/organizations - Failed to load resource: the server responded with a status of 400")
+        })
+        .collect();
+    assert!(severe.is_empty(), "SEVERE browser log entries: {severe:#?}");
+}
+
+/// Devices of the live-progress batch: on a 2-core machine at the test build's ~5,500
+/// devices/s, about 7 s of "Processing" (about 165 MB of data directory).
+const LIVE_DEVICES: u32 = 40_000;
+
+/// What the batch page shows at one moment: `#batch-status`, `progress#batch-progress`
+/// value and max, `#batch-rate`, `#batch-eta`.
+#[derive(Debug, Clone, PartialEq)]
+struct Progress {
+    status: String,
+    value: f64,
+    max: f64,
+    rate: String,
+    eta: String,
+}
+
+fn progress(b: &Browser) -> Option<Progress> {
+    let v = b
+        .try_execute(
+            "const t = (s) => { const e = document.querySelector(s); return e ? e.textContent.trim() : null; };
+             const p = document.querySelector('progress#batch-progress');
+             if (!p) return null;
+             return [t('#batch-status'), p.value, p.max, t('#batch-rate'), t('#batch-eta')];",
+            &[],
+        )
+        .ok()?;
+    let text = |i: usize| v[i].as_str().unwrap_or("").to_owned();
+    Some(Progress {
+        status: text(0),
+        value: v[1].as_f64()?,
+        max: v[2].as_f64()?,
+        rate: text(3),
+        eta: text(4),
+    })
+}
+
+/// `1,234 devices/s` (any digit grouping of the browser's locale): the number.
+fn rate_of(text: &str) -> Option<u64> {
+    let number = text.strip_suffix(" devices/s")?;
+    if !number.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let others = number
+        .chars()
+        .filter(|c| !c.is_ascii_digit() && !matches!(c, ',' | '.' | ' ' | '\u{a0}' | '\u{202f}'))
+        .count();
+    (others == 0).then(|| digits.parse().ok())?
+}
+
+/// `12 s`: the seconds.
+fn eta_of(text: &str) -> Option<u64> {
+    text.strip_suffix(" s")?.parse().ok()
+}
+
+/// A batch big enough to watch: while it is Processing, the batch page's progress bar grows
+/// between polls, the rate reads `N devices/s` and the time left `N s`; then "Ready for
+/// download", the bar full and the time left "done". What needs the page to have been seen
+/// Processing over two of its 1-second polls is required only when it was (a much faster
+/// machine may finish first); on this 2-core machine it is, for about 7 s.
+#[test]
+fn console_shows_live_progress() {
+    use std::fmt::Write as _;
+    use std::time::Instant;
+    let c = Console::start();
+    let b = &c.browser;
+    let mut csv = String::with_capacity(11 + 18 * LIVE_DEVICES as usize);
+    csv.push_str("macAddress\n");
+    for i in 0..LIVE_DEVICES {
+        let [_, x, y, z] = i.to_be_bytes();
+        writeln!(csv, "02:00:5E:{x:02X}:{y:02X}:{z:02X}").unwrap();
+    }
+    let file = c.f.write("live.csv", &csv);
+
+    c.login("admin", ADMIN_PASSWORD);
+    c.open("#/new", "select#profile-select");
+    c.upload(
+        "csv",
+        &file,
+        &[
+            ("deviceClass", "Aircraft"),
+            ("pkcs12Password", PKCS12_PASSWORD),
+        ],
+        "live progress",
+    );
+    let ordered = Instant::now();
+    b.click("button#upload-submit");
+    let id: i64 = b.wait_until(WAIT, "the batch page after the upload", |_| {
+        c.hash().strip_prefix("#/batches/")?.parse().ok()
+    });
+    c.wait_page(&format!("#/batches/{id}"), "progress#batch-progress");
+    let page_at = ordered.elapsed();
+
+    // Watch the page 5 times a second until the batch is ready.
+    let max = f64::from(LIVE_DEVICES);
+    let mut samples: Vec<(Instant, Progress)> = Vec::new();
+    let mut shot = false;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let last = loop {
+        if let Some(p) = progress(b) {
+            match p.status.as_str() {
+                "" => {}
+                "Processing" => {
+                    if !shot && p.value > 0.0 && rate_of(&p.rate).is_some() {
+                        c.shot("batch-live-progress");
+                        shot = true;
+                    }
+                    samples.push((Instant::now(), p));
+                }
+                "Ready for download" => break p,
+                other => panic!("batch {id}: status {other:?}; samples {samples:?}"),
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "batch {id} not ready after 180 s: {:?}",
+            samples.last()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ready_at = ordered.elapsed();
+
+    // Everything seen while Processing is consistent.
+    for (_, p) in &samples {
+        assert_eq!(p.max, max, "{p:?}");
+        assert!((0.0..=max).contains(&p.value), "{p:?}");
+        assert!(p.rate == "—" || rate_of(&p.rate).is_some(), "{p:?}");
+        assert!(p.eta == "—" || eta_of(&p.eta).is_some(), "{p:?}");
+    }
+    for pair in samples.windows(2) {
+        assert!(
+            pair[1].1.value >= pair[0].1.value,
+            "the bar went back: {pair:?}"
+        );
+    }
+    let span = match (samples.first(), samples.last()) {
+        (Some((first, _)), Some((last, _))) => last.duration_since(*first),
+        _ => Duration::ZERO,
+    };
+    let values: Vec<f64> = samples.iter().map(|(_, p)| p.value).collect();
+    let grew = values.windows(2).any(|w| w[1] > w[0]);
+    let rate = samples.iter().find_map(|(_, p)| rate_of(&p.rate));
+    let eta = samples.iter().find_map(|(_, p)| eta_of(&p.eta));
+    eprintln!(
+        "live progress: {LIVE_DEVICES} devices; batch page after {page_at:?}, Processing seen \
+         for {span:?} ({} samples, bar {:?} to {:?}), ready after {ready_at:?}; first rate {rate:?} \
+         devices/s, first time left {eta:?} s",
+        samples.len(),
+        values.first(),
+        values.last(),
+    );
+    if span >= Duration::from_secs(2) {
+        // Two or more of the page's polls fell inside the span: the bar moved, and the page
+        // had a rate and a time left.
+        assert!(grew, "the bar never grew while Processing: {values:?}");
+        assert!(
+            rate.is_some_and(|r| r > 0),
+            "no rate while Processing: {samples:?}"
+        );
+        assert!(eta.is_some(), "no time left while Processing: {samples:?}");
+        assert!(shot, "a screenshot of the running batch");
+    } else {
+        eprintln!("live progress: the batch finished too soon to watch ({span:?})");
+    }
+
+    // Ready: the bar full, "done", every device counted.
+    let done = b.wait_until(WAIT, "#batch-eta to say done", |b| {
+        progress(b).filter(|p| p.eta == "done" && p.value == max)
+    });
+    assert_eq!(done.status, "Ready for download", "{done:?} after {last:?}");
+    assert!(
+        done.rate == "—" || rate_of(&done.rate).is_some(),
+        "{done:?}"
+    );
+    b.wait_until(WAIT, "#batch-done to count every device", |b| {
+        let digits: String = b
+            .try_text("#batch-done")?
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        (digits == format!("{LIVE_DEVICES}{LIVE_DEVICES}")).then_some(())
+    });
+    assert_eq!(b.text("#batch-failed").trim(), "0");
+    b.wait_until(WAIT, "#batch-download to be enabled", |b| {
+        (b.try_property("button#batch-download", "disabled")? == false).then_some(())
+    });
+    c.shot("batch-live-done");
+    c.assert_no_severe_log("the live batch page");
 }

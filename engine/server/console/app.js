@@ -22,6 +22,7 @@
     [4, 'superseded'], [5, 'cessationOfOperation'], [6, 'certificateHold'], [8, 'removeFromCRL (release a hold)'],
     [9, 'privilegeWithdrawn'], [10, 'aACompromise']];
   const ROLES = ['USER', 'ORG_ADMIN', 'ECO_ADMIN', 'ADMIN'];
+  const PHONE_HINT = 'Digits in groups, such as +38 050 492 4110';
 
   // ---- elements -------------------------------------------------------------------------
 
@@ -714,16 +715,17 @@
     const box = h('div');
     const inputs = {
       organizationName: h('input', { id: 'org-name', required: true, maxlength: 255 }),
-      address: h('input', { id: 'org-address', maxlength: 255 }),
-      primaryContactName: h('input', { id: 'org-contact', maxlength: 255 }),
-      primaryContactEmail: h('input', { id: 'org-email', type: 'email' }),
-      primaryContactPhone: h('input', { id: 'org-phone', type: 'tel' }),
+      address: h('input', { id: 'org-address', maxlength: 255, required: true }),
+      primaryContactName: h('input', { id: 'org-contact', maxlength: 255, required: true }),
+      primaryContactEmail: h('input', { id: 'org-email', type: 'email', required: true }),
+      primaryContactPhone: h('input', { id: 'org-phone', type: 'tel', required: true }),
       manufactureId: h('input', { id: 'org-manufacturer' }),
     };
     const form = h('form', { class: 'card', novalidate: true }, h('h2', {}, 'New organization'),
+      h('p', { class: 'muted' }, 'Every field but the manufacturer id is required.'),
       h('div', { class: 'row' },
         field('Name', inputs.organizationName), field('Address', inputs.address), field('Contact name', inputs.primaryContactName),
-        field('Contact e-mail', inputs.primaryContactEmail), field('Contact phone', inputs.primaryContactPhone),
+        field('Contact e-mail', inputs.primaryContactEmail), field('Contact phone', inputs.primaryContactPhone, PHONE_HINT),
         field('Manufacturer id', inputs.manufactureId)),
       h('button', { type: 'submit', id: 'org-create' }, 'Create'));
     main.append(h('h1', {}, 'Organizations'), box, form);
@@ -773,13 +775,14 @@
       firstName: h('input', { id: 'user-first' }),
       lastName: h('input', { id: 'user-last' }),
       email: h('input', { id: 'user-email', type: 'email' }),
-      phone: h('input', { id: 'user-phone', type: 'tel' }),
+      phone: h('input', { id: 'user-phone', type: 'tel', required: true }),
       password: h('input', { id: 'user-password', type: 'password', autocomplete: 'new-password' }),
     };
     const role = select('user-role', granted.map((r) => [r, r]), 'USER');
     const form = h('form', { class: 'card', novalidate: true }, h('h2', {}, 'New user in the chosen organization'),
+      h('p', { class: 'muted' }, 'Every field is required.'),
       h('div', { class: 'row' }, field('Login', inputs.login, '5 to 30 letters, digits or _'), field('First name', inputs.firstName),
-        field('Last name', inputs.lastName), field('E-mail', inputs.email), field('Phone', inputs.phone),
+        field('Last name', inputs.lastName), field('E-mail', inputs.email), field('Phone', inputs.phone, PHONE_HINT),
         field('Password', inputs.password, 'At least 8 characters'), field('Role', role)),
       h('button', { type: 'submit', id: 'user-create' }, 'Create'));
     main.append(h('h1', {}, 'Users'), filter, box, form);
@@ -850,8 +853,10 @@
         if (answer && answer.clientSecret) showSecret(answer); else secretBox.replaceChildren();
         flash(done);
         await load();
+        return true;
       } catch (e) {
         showError(e);
+        return false;
       }
     };
     const load = async () => {
@@ -879,7 +884,7 @@
       showError(null);
       const body = { credentialName: name.value.trim(), organizationId: Number(organization.value) };
       if (profile.value) body.accessibleProfiles = [Number(profile.value)];
-      act(() => api('POST', '/api/v1/credentials', body), `API client ${body.credentialName} created.`).then(() => form.reset());
+      act(() => api('POST', '/api/v1/credentials', body), `API client ${body.credentialName} created.`).then((ok) => { if (ok) form.reset(); });
     });
     await load();
   }
@@ -934,12 +939,22 @@
       event.preventDefault();
       showError(null);
       try {
+        const password = first.value;
         const changed = await api('PUT', '/api/v1/users/credentials', {
-          currentPassword: current.value, newPassword: first.value, repeatedNewPassword: second.value,
+          currentPassword: current.value, newPassword: password, repeatedNewPassword: second.value,
         });
-        form.reset();
-        if (changed === true || changed === 'true') flash('Password changed. Your other sessions have ended.');
-        else showError(new Error('The current password is wrong.'));
+        if (changed === true || changed === 'true') {
+          form.reset();
+          // The change ended every session of the user, this one's refresh token included:
+          // a new login keeps this tab signed in.
+          const tokens = await api('POST', '/auth/pwd', { username: S.user.credentials.login, password });
+          setTokens(tokens.accessToken, tokens.refreshToken);
+          flash('Password changed. Your other sessions have ended.');
+        } else {
+          current.value = '';
+          current.focus();
+          showError(new Error('The current password is wrong.'));
+        }
       } catch (e) {
         showError(e);
       }
@@ -958,7 +973,11 @@
 
   window.addEventListener('hashchange', () => { render(); });
   document.addEventListener('DOMContentLoaded', () => {
-    $('#logout').addEventListener('click', () => signOut('You are logged out.'));
+    $('#logout').addEventListener('click', () => {
+      // The next person to log in starts on their own first page, not this one's.
+      history.replaceState(null, '', location.pathname);
+      signOut('You are logged out.');
+    });
     // The skip link moves the focus; it must not change the hash the pages are routed by.
     $('.skip').addEventListener('click', (event) => {
       event.preventDefault();
