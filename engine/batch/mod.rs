@@ -671,7 +671,7 @@ fn pipelined_job(
     tools: &DeviceTools<'_>,
     job: Job,
     reserved: Reserved,
-) -> Result<Outcome, RowError> {
+) -> Result<Outcome, Box<RowError>> {
     match tools.input.prepare(tools.template, &job, Proof::Verify) {
         Ok((prepared, csr)) => Ok(issue_prepared(
             tools,
@@ -680,11 +680,11 @@ fn pipelined_job(
             prepared,
             csr.as_deref(),
         )),
-        Err(error) => Err(RowError {
+        Err(error) => Err(Box::new(RowError {
             row: job.row,
             location: job.location,
             error,
-        }),
+        })),
     }
 }
 
@@ -1440,7 +1440,7 @@ fn run_issuing(
                     continue;
                 }
                 let outcomes: Vec<Outcome> = if c.pipelined {
-                    let results: Vec<Result<Outcome, RowError>> = c.pool.install(|| {
+                    let results: Vec<Result<Outcome, Box<RowError>>> = c.pool.install(|| {
                         chunk
                             .into_par_iter()
                             .zip(reserved)
@@ -1454,7 +1454,7 @@ fn run_issuing(
                             Err(error) => {
                                 refused_total += 1;
                                 if refused.len() < MAX_LISTED_ERRORS {
-                                    refused.push(error);
+                                    refused.push(*error);
                                 }
                             }
                         }
