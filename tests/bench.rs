@@ -49,6 +49,37 @@ fn bench_writes_a_json_report() {
         }
         None => assert!(ceiling["missing"].as_str().is_some()),
     }
+    // The stage limit: C ÷ the sum of the stages, and the achieved rate's ratio to it.
+    let limit = report["stage_limit_devices_per_second"]
+        .as_f64()
+        .expect("stage_limit_devices_per_second");
+    let sum: f64 = stages
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.ends_with("_us"))
+        .filter_map(|(_, v)| v.as_f64())
+        .sum();
+    let cores = report["cores"].as_f64().unwrap();
+    assert!(
+        (limit - cores * 1e6 / sum).abs() < 1e-6 * limit,
+        "{limit} against {cores} cores and {sum} µs"
+    );
+    let ratio = report["ratio_to_stage_limit"].as_f64().unwrap();
+    assert!((ratio - rate / limit).abs() < 1e-9, "{ratio}");
+    // With openssl and several cores, the machine's own scaling is measured next to the
+    // ceiling: C processes of `openssl speed -multi` against one.
+    if ceiling["ceiling"].is_object() && cores > 1.0 {
+        let scaling = &ceiling["scaling"];
+        assert_eq!(scaling["primitive"], "sha256", "{scaling}");
+        assert_eq!(scaling["processes"].as_f64(), Some(cores), "{scaling}");
+        let (one, all) = (
+            scaling["one"].as_f64().unwrap(),
+            scaling["all"].as_f64().unwrap(),
+        );
+        assert!(one > 0.0 && all > 0.0, "{scaling}");
+        assert!((scaling["ratio"].as_f64().unwrap() - all / one).abs() < 1e-9);
+    }
     // The benchmark works in a temporary directory of its own, not in --data.
     assert!(!f.data().join("ca").exists());
 }

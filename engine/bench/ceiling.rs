@@ -220,6 +220,71 @@ pub fn measure_ecc(primitives: &mut Primitives, with_keygen: bool) -> Result<(),
     Ok(())
 }
 
+/// How the machine itself scales across its cores: one primitive's rate in `openssl speed
+/// -multi C` (C processes that share nothing) against one process, measured back to back. A
+/// C-thread batch cannot be expected to beat its 1-thread run by more than the machine lets
+/// C independent processes beat one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MachineScaling {
+    /// The primitive (`sha256` on 16 KiB blocks, or `ecdsap256` signing).
+    pub primitive: &'static str,
+    /// C: the processes.
+    pub processes: usize,
+    /// Rate of one process (bytes/s for sha256, signatures/s for ecdsap256).
+    pub one: f64,
+    /// Rate of the C processes together.
+    pub all: f64,
+    /// `all ÷ one`.
+    pub ratio: f64,
+}
+
+/// [`MachineScaling`] of the primitive that dominates `job` (about 2 s for sha256, 4 s for
+/// ecdsap256); `None` for one core or a job without one (RSA key generation).
+pub fn measure_scaling(job: Job, cores: usize) -> Result<Option<MachineScaling>, BenchError> {
+    if cores < 2 {
+        return Ok(None);
+    }
+    let multi = cores.to_string();
+    let (primitive, one, all) = match job {
+        Job::EccDeviceP256 => {
+            let args = ["speed", "-seconds", "1", "-bytes", "16384", "sha256"];
+            let multi_args = [
+                "speed", "-seconds", "1", "-multi", &multi, "-bytes", "16384", "sha256",
+            ];
+            let one = run_openssl(&args)?;
+            let all = run_openssl(&multi_args)?;
+            (
+                "sha256",
+                parse_sha256(&one).ok_or_else(|| unparsed(&args, &one))?,
+                parse_sha256(&all).ok_or_else(|| unparsed(&multi_args, &all))?,
+            )
+        }
+        Job::CsrP256 => {
+            let args = ["speed", "-seconds", "1", "ecdsap256"];
+            let multi_args = ["speed", "-seconds", "1", "-multi", &multi, "ecdsap256"];
+            let one = run_openssl(&args)?;
+            let all = run_openssl(&multi_args)?;
+            (
+                "ecdsap256",
+                parse_ecdsa(&one, "nistp256")
+                    .ok_or_else(|| unparsed(&args, &one))?
+                    .0,
+                parse_ecdsa(&all, "nistp256")
+                    .ok_or_else(|| unparsed(&multi_args, &all))?
+                    .0,
+            )
+        }
+        Job::RsaDevice2048 => return Ok(None),
+    };
+    Ok(Some(MachineScaling {
+        primitive,
+        processes: cores,
+        one,
+        all,
+        ratio: all / one,
+    }))
+}
+
 /// Times `runs` RSA-2048 `openssl genpkey` runs and as many `openssl version` runs (about
 /// 0.1–0.3 s per key on this class of machine).
 pub fn measure_rsa(primitives: &mut Primitives, runs: u32) -> Result<(), BenchError> {

@@ -244,6 +244,8 @@ pub struct CeilingReport {
     pub ceiling: Option<Ceiling>,
     /// Why there is no ceiling, when there is none.
     pub missing: Option<String>,
+    /// How the machine's own cores scale (`openssl speed -multi`), measured with the ceiling.
+    pub scaling: Option<ceiling::MachineScaling>,
 }
 
 /// Everything `certmill bench` reports (and writes as JSON).
@@ -271,6 +273,14 @@ pub struct BenchReport {
     pub peak_rss_kib: Option<u64>,
     /// The ceiling and the primitives behind it.
     pub ceiling: CeilingReport,
+    /// C ÷ the sum of the stages: what C cores would reach if each spent on a device exactly
+    /// the stages' one-core cost, without the pipeline's overlap or the cores slowing each
+    /// other (none when the sum is zero).
+    pub stage_limit_devices_per_second: Option<f64>,
+    /// `devices_per_second` ÷ `stage_limit_devices_per_second`.
+    pub ratio_to_stage_limit: Option<f64>,
+    /// Devices/s of the run with the most threads ÷ that of the 1-thread run, when both ran.
+    pub thread_scaling: Option<f64>,
 }
 
 /// The machine's cores, as the ceiling counts them.
@@ -321,6 +331,7 @@ fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingRe
         primitives: Primitives::default(),
         ceiling: None,
         missing: None,
+        scaling: None,
     };
     let job = match (job, &report.openssl) {
         (Err(why), _) => {
@@ -373,6 +384,8 @@ fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingRe
         Ok(c) => report.ceiling = Some(c),
         Err(e) => report.missing = Some(e.to_string()),
     }
+    // A failed scaling measurement leaves the ceiling standing; the report says none.
+    report.scaling = ceiling::measure_scaling(job, cores).ok().flatten();
     report
 }
 
@@ -401,6 +414,7 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             primitives: Primitives::default(),
             ceiling: None,
             missing: Some("not measured (--no-ceiling)".into()),
+            scaling: None,
         }
     };
 
@@ -513,7 +527,16 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
         .iter()
         .max_by_key(|r| r.threads)
         .ok_or(BenchError::Unreachable("no thread count"))?;
+    let stage_limit = (stages.total_us() > 0.0).then(|| cores as f64 * 1e6 / stages.total_us());
+    let thread_scaling = runs
+        .iter()
+        .find(|r| r.threads == 1)
+        .filter(|_| headline.threads > 1)
+        .map(|one| headline.devices_per_second / one.devices_per_second);
     Ok(BenchReport {
+        stage_limit_devices_per_second: stage_limit,
+        ratio_to_stage_limit: stage_limit.map(|limit| headline.devices_per_second / limit),
+        thread_scaling,
         profile: profile.name().to_owned(),
         kind: config.kind,
         devices: headline.devices,

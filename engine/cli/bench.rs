@@ -230,6 +230,17 @@ fn render(r: &BenchReport) -> String {
     let _ = writeln!(s, "  ZIP write        {:.1} µs", st.zip_write_us);
     let _ = writeln!(s, "  store            {:.1} µs", st.store_us);
     let _ = writeln!(s, "  sum              {:.1} µs", st.total_us());
+    if let (Some(limit), Some(ratio)) = (r.stage_limit_devices_per_second, r.ratio_to_stage_limit) {
+        let _ = writeln!(
+            s,
+            "stage limit: {limit:.0} devices/s = C ÷ sum of stages (C = {}); achieved {:.0} devices/s = {ratio:.2}x",
+            r.cores, r.devices_per_second
+        );
+    }
+    if let Some(threads) = r.thread_scaling {
+        let most = r.runs.iter().map(|run| run.threads).max().unwrap_or(1);
+        let _ = writeln!(s, "thread scaling: {most} threads = {threads:.2}x 1 thread");
+    }
     let _ = writeln!(
         s,
         "peak memory (VmHWM): {}",
@@ -257,6 +268,13 @@ fn render(r: &BenchReport) -> String {
         if let Some(v) = value {
             let _ = writeln!(s, "  {name:<21} {v:.1} {unit}");
         }
+    }
+    if let Some(m) = &c.scaling {
+        let _ = writeln!(
+            s,
+            "machine scaling: {} openssl processes ({} -multi {}) = {:.2}x one",
+            m.processes, m.primitive, m.processes, m.ratio
+        );
     }
     match (&c.ceiling, &c.missing) {
         (Some(ceiling), _) => {
