@@ -154,30 +154,23 @@ impl Console {
 
     /// Waits until `#flash` (role=status) contains `text`; returns it.
     fn wait_flash(&self, text: &str) -> String {
-        let flash = self
-            .browser
-            .wait_until(WAIT, &format!("#flash to say {text:?}"), |b| {
-                b.try_text("#flash").filter(|t| t.contains(text))
-            });
-        assert_eq!(
-            self.browser.attribute("#flash", "role").as_deref(),
-            Some("status")
-        );
-        flash
+        self.wait_message("#flash", "status", text)
     }
 
     /// Waits until `#error` (role=alert) contains `text`; returns it.
     fn wait_error(&self, text: &str) -> String {
-        let error = self
+        self.wait_message("#error", "alert", text)
+    }
+
+    /// Waits until the message region `css` contains `text`, and checks its ARIA `role`.
+    fn wait_message(&self, css: &str, role: &str, text: &str) -> String {
+        let message = self
             .browser
-            .wait_until(WAIT, &format!("#error to say {text:?}"), |b| {
-                b.try_text("#error").filter(|t| t.contains(text))
+            .wait_until(WAIT, &format!("{css} to say {text:?}"), |b| {
+                b.try_text(css).filter(|t| t.contains(text))
             });
-        assert_eq!(
-            self.browser.attribute("#error", "role").as_deref(),
-            Some("alert")
-        );
-        error
+        assert_eq!(self.browser.attribute(css, "role").as_deref(), Some(role));
+        message
     }
 
     /// The body rows of the table matching `table`: `[data attributes, cell texts...]` per
