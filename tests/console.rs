@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// How long a page or an answer of the console may take.
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(30);
 /// How long a small batch may take to issue.
 const ISSUE: Duration = Duration::from_secs(60);
 

@@ -12,6 +12,7 @@
     timers: [],
     refreshing: null,
     pendingFlash: '',
+    view: null,
   };
 
   const STATUSES = ['Pending Creation', 'Pending Issue', 'Batch Issued Partly', 'Ready For Download',
@@ -80,8 +81,13 @@
     $('#error').textContent = error ? (error.message || String(error)) : '';
   }
 
+  // Runs `fn` every `ms` while the page that started it is on screen.
   function every(ms, fn) {
-    const id = setInterval(fn, ms);
+    const view = S.view;
+    const id = setInterval(() => {
+      if (view && view.isConnected) fn();
+      else clearInterval(id);
+    }, ms);
     S.timers.push(id);
   }
 
@@ -192,11 +198,14 @@
     return links;
   }
 
+  // A new view in <main> for one page. A page still loading when the user moves on keeps
+  // adding to its own detached view, never to the next page's.
   function fresh(title) {
-    const main = $('#main');
-    main.replaceChildren();
+    const view = h('div', { class: 'view' });
+    $('#main').replaceChildren(view);
     document.title = `${title} · certmill`;
-    return main;
+    S.view = view;
+    return view;
   }
 
   let rendering = 0;
