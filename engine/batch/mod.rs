@@ -1146,7 +1146,15 @@ pub fn issue(
         .filter(|&n| input.has_csr() && n <= PIPELINE_MAX_CSRS);
     let (total, proofs) = match pipelined {
         Some(0) => return Err(BatchError::Empty),
-        Some(total) => (total, ChunkProofs::default()),
+        Some(total) => {
+            // Every entry is read (and decoded) once before the batch is recorded, so an
+            // input the bundle's limits refuse (a nested ZIP, a private key, an oversized
+            // entry) still changes nothing; only the requests' checks move into step 4.
+            for job in open.jobs()? {
+                job?;
+            }
+            (total, ChunkProofs::default())
+        }
         None => validate_with_proofs(&template, &open, &pool)?,
     };
     let validation = started.elapsed();
@@ -1487,13 +1495,13 @@ fn run_issuing(
             Ok(())
         };
         let produced = produce();
-        if c.pipelined && refused_total == 0 && produced.is_ok() {
-            // Every request verified: the batch stands (its records are written next).
-            announce(c.options, c.batch);
-        }
         let reserved = reserver_thread
             .join()
             .map_err(|_| BatchError::Unreachable("the reserving thread panicked"))?;
+        if c.pipelined && refused_total == 0 && produced.is_ok() && reserved.is_ok() {
+            // Every request read and verified: the batch stands (its records are written next).
+            announce(c.options, c.batch);
+        }
         drop(sender);
         let written = writer_thread
             .join()
