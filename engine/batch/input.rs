@@ -292,7 +292,7 @@ impl ChunkProofs {
 
     /// Whether chunk `index` holds exactly the bytes the validation pass verified.
     pub fn proof(&self, index: usize, chunk: &[Job]) -> Proof {
-        // No digest for the chunk (a pipelined batch has none): nothing to hash.
+        // No digest recorded for the chunk: nothing to hash.
         match self.digests.get(index) {
             Some(proved) if chunk_digest(chunk).as_ref() == Some(proved) => Proof::Verified,
             _ => Proof::Verify,

@@ -50,15 +50,6 @@ use std::time::{Duration, Instant};
 pub const MAX_LISTED_ERRORS: usize = 100;
 /// Devices per chunk between workers and the writer.
 const CHUNK: usize = 512;
-/// The largest CSR bundle issued in one pipelined pass, each request verified and signed on
-/// the same worker, instead of a validation pass over the whole bundle and then an issuing
-/// pass. Until every request has verified, the pass holds its devices' store records (about
-/// 0.6 KB each, the certificate included) in memory, and a bundle with any refused request
-/// fails whole: nothing is recorded, no ZIP is written, and the serials its certificates were
-/// signed with end WASTED in the issuer's registry (never reused; OCSP answers them revoked,
-/// see docs/REVOCATION.md). The cap bounds that memory to about 60 MB; a larger bundle (up to
-/// `--max-csrs`) is verified completely before anything is signed.
-pub const PIPELINE_MAX_CSRS: u64 = 100_000;
 
 /// Errors of a batch.
 #[derive(Debug, thiserror::Error)]
@@ -463,144 +454,6 @@ mod validation_tests {
 }
 
 #[cfg(test)]
-mod pipeline_tests {
-    use super::*;
-    use crate::csr::{CsrBundle, CsrLimits};
-    use crate::store::IntentState;
-
-    /// A PEM bundle of `n` P-256 requests; the one at 1-based `broken` (if any) has a flipped
-    /// signature bit.
-    fn bundle(dir: &Path, n: usize, broken: Option<usize>) -> CsrBundle {
-        let ders: Vec<Vec<u8>> = (1..=n)
-            .into_par_iter()
-            .map(|i| {
-                let mut der = crate::bench::inputs::p256_csr_der(&format!(
-                    "02:00:00:00:{:02X}:{:02X}",
-                    i >> 8,
-                    i & 0xff
-                ))
-                .unwrap();
-                if Some(i) == broken {
-                    let at = der.len() - 3;
-                    der[at] ^= 1;
-                }
-                der
-            })
-            .collect();
-        let mut text = String::new();
-        for der in &ders {
-            text.push_str(
-                &der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, der)
-                    .unwrap(),
-            );
-        }
-        let path = dir.join(format!("bundle-{n}-{broken:?}.pem"));
-        std::fs::write(&path, text).unwrap();
-        CsrBundle::open(&path, &CsrLimits::default()).unwrap()
-    }
-
-    fn options(out: PathBuf, on_created: crossbeam_channel::Sender<BatchId>) -> BatchOptions {
-        BatchOptions {
-            parameters: BTreeMap::from([("deviceClass".to_owned(), "Aircraft".to_owned())]),
-            password: None,
-            pkcs12: Default::default(),
-            out,
-            batch_name: "pipelined".into(),
-            threads: Some(2),
-            progress: ProgressStyle::Quiet,
-            authority: None,
-            user: None,
-            issuer: None,
-            on_created: Some(on_created),
-            keypairs: None,
-            limits: Default::default(),
-        }
-    }
-
-    /// A bundle verified as it is signed: every certificate recorded and in the ZIP, and the
-    /// batch announced only once every request verified.
-    #[test]
-    fn a_valid_bundle_is_verified_and_signed_in_one_pass() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = IssuingCa::init(dir.path(), &Default::default()).unwrap();
-        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
-        let n = 2 * CHUNK + 10;
-        let bundle = bundle(dir.path(), n, None);
-        let out = dir.path().join("ok.zip");
-        let (sender, created) = crossbeam_channel::bounded(1);
-        let report = issue(
-            dir.path(),
-            &ca,
-            &profile,
-            &BatchInput::Csr(&bundle),
-            &options(out.clone(), sender),
-        )
-        .unwrap();
-        assert_eq!((report.devices, report.failed), (n as u64, 0));
-        assert_eq!(created.try_recv().unwrap(), report.batch_id);
-        assert!(out.exists());
-        let store = Store::open(dir.path()).unwrap();
-        assert!(store.serial_intents(report.batch_id).unwrap().is_empty());
-        let batch = store.batch(report.batch_id).unwrap().unwrap();
-        assert_eq!(batch.status, BatchStatus::ReadyForDownload);
-        assert_eq!(batch.issued, n as u64);
-    }
-
-    /// One request that does not verify, in the second chunk, after the first chunk was signed:
-    /// the batch fails whole, naming it, with no ZIP, no certificate recorded, and every serial
-    /// it reserved WASTED; the batch is never announced.
-    #[test]
-    fn a_refused_request_fails_the_pipelined_batch_and_wastes_its_serials() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = IssuingCa::init(dir.path(), &Default::default()).unwrap();
-        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
-        let n = 3 * CHUNK;
-        let broken = CHUNK + 7;
-        let bundle = bundle(dir.path(), n, Some(broken));
-        let out = dir.path().join("refused.zip");
-        let (sender, created) = crossbeam_channel::bounded(1);
-        let result = issue(
-            dir.path(),
-            &ca,
-            &profile,
-            &BatchInput::Csr(&bundle),
-            &options(out.clone(), sender),
-        );
-        match result {
-            Err(BatchError::InvalidRows { errors, total }) => {
-                assert_eq!(total, 1);
-                assert_eq!(errors[0].row, broken as u64);
-                assert!(
-                    errors[0].error.to_string().contains("signature"),
-                    "{errors:?}"
-                );
-            }
-            other => panic!("expected the broken request, got {other:?}"),
-        }
-        assert!(
-            created.try_recv().is_err(),
-            "a refused batch is not announced"
-        );
-        assert!(!out.exists());
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".zip.part"))
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
-        let store = Store::open(dir.path()).unwrap();
-        let batch = store.batches().unwrap().into_iter().next().unwrap();
-        assert_eq!(batch.status, BatchStatus::Broken);
-        assert_eq!(batch.issued, 0);
-        // The first chunk was signed (and dropped) and the second reserved: their serials are
-        // in the registry, WASTED, never to be used again.
-        let intents = store.serial_intents(batch.id).unwrap();
-        assert!(intents.len() >= 2 * CHUNK, "{} intents", intents.len());
-        assert!(intents.iter().all(|i| i.state == IntentState::Wasted));
-    }
-}
-
-#[cfg(test)]
 mod serial_tests {
     use super::*;
 
@@ -653,69 +506,33 @@ struct DeviceTools<'a> {
 /// Steps 4.3 to 4.6 for one device with its reserved serial: its values, key, certificate and
 /// file. A device that fails (its values, or the crypto refusing it) fails alone.
 fn issue_job(tools: &DeviceTools<'_>, job: Job, reserved: Reserved, proof: Proof) -> Outcome {
-    match tools.input.prepare(tools.template, &job, proof) {
-        Ok((prepared, csr)) => issue_prepared(tools, job, reserved, prepared, csr.as_deref()),
-        Err(error) => Outcome::Failed(FailedDevice {
-            row: job.row,
-            device_id: reserved.device_id,
-            location: job.location,
-            reason: error.to_string(),
-        }),
-    }
-}
-
-/// [`issue_job`] for a request not verified before: a request that its check refuses is the
-/// whole batch's [`RowError`] (as in the validation pass); a device the crypto then refuses
-/// fails alone.
-fn pipelined_job(
-    tools: &DeviceTools<'_>,
-    job: Job,
-    reserved: Reserved,
-) -> Result<Outcome, Box<RowError>> {
-    match tools.input.prepare(tools.template, &job, Proof::Verify) {
-        Ok((prepared, csr)) => Ok(issue_prepared(
-            tools,
-            job,
-            reserved,
-            prepared,
-            csr.as_deref(),
-        )),
-        Err(error) => Err(Box::new(RowError {
-            row: job.row,
-            location: job.location,
-            error,
-        })),
-    }
-}
-
-/// Issues a device whose values are prepared: key, certificate and file.
-fn issue_prepared(
-    tools: &DeviceTools<'_>,
-    job: Job,
-    reserved: Reserved,
-    prepared: PreparedDevice,
-    csr: Option<&ParsedCsr>,
-) -> Outcome {
     let device_id = reserved.device_id;
-    let issued = issue_device(
-        tools.template,
-        tools.ca,
-        job.row,
-        &job.name_hint(),
-        reserved,
-        prepared,
-        csr,
-        tools.password,
-        tools.pkcs12,
-        tools.keypairs,
-    );
-    match issued {
+    let result = tools
+        .input
+        .prepare(tools.template, &job, proof)
+        .map_err(|error| error.to_string())
+        .and_then(|(prepared, csr)| {
+            issue_device(
+                tools.template,
+                tools.ca,
+                job.row,
+                &job.name_hint(),
+                reserved,
+                prepared,
+                csr.as_deref(),
+                tools.password,
+                tools.pkcs12,
+                tools.keypairs,
+            )
+            .map_err(|e| e.to_string())
+        });
+    match result {
         Ok(device) => Outcome::Issued(device),
-        Err(error) => Outcome::Failed(FailedDevice {
+        Err(reason) => Outcome::Failed(FailedDevice {
             row: job.row,
             device_id,
             location: job.location,
-            reason: error.to_string(),
+            reason,
         }),
     }
 }
@@ -1136,27 +953,10 @@ pub fn issue(
     let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
     let pool = worker_pool(options.threads)?;
 
-    // 2. Validate every device before any key is generated or anything signed; a CSR
-    // bundle up to PIPELINE_MAX_CSRS is verified as it is signed instead (all or nothing
-    // still: see run_issuing).
+    // 2. Validate every device before any key is generated or anything signed.
     let started = Instant::now();
     let open = OpenInput::open(input, profile, &options.parameters, &options.limits)?;
-    let pipelined = input
-        .known_len()
-        .filter(|&n| input.has_csr() && n <= PIPELINE_MAX_CSRS);
-    let (total, proofs) = match pipelined {
-        Some(0) => return Err(BatchError::Empty),
-        Some(total) => {
-            // Every entry is read (and decoded) once before the batch is recorded, so an
-            // input the bundle's limits refuse (a nested ZIP, a private key, an oversized
-            // entry) still changes nothing; only the requests' checks move into step 4.
-            for job in open.jobs()? {
-                job?;
-            }
-            (total, ChunkProofs::default())
-        }
-        None => validate_with_proofs(&template, &open, &pool)?,
-    };
+    let (total, proofs) = validate_with_proofs(&template, &open, &pool)?;
     let validation = started.elapsed();
 
     // 3. Record the batch (and reserve its size from the authority's balance).
@@ -1164,8 +964,9 @@ pub fn issue(
     let (issuer, batch) = record_batch(&store, ca, profile, input, options, total)?;
     // Held while the batch runs: recovery never touches a batch whose lock is taken.
     let lock = recovery::lock_batch(data_dir, batch)?;
-    if pipelined.is_none() {
-        announce(options, batch);
+    if let Some(created) = &options.on_created {
+        // The receiver may have gone (a client that disconnected): the batch runs on.
+        let _ = created.send(batch);
     }
 
     let extension = if input.has_csr() { "crt" } else { "p12" };
@@ -1182,7 +983,6 @@ pub fn issue(
         proofs: &proofs,
         extension,
         zip_comment: lock.zip_comment(),
-        pipelined: pipelined.is_some(),
     };
     let cpu_before = cputime::process();
     let checkpointer = Checkpointer::start(data_dir, CHECKPOINT_INTERVAL)?;
@@ -1219,14 +1019,6 @@ pub fn issue(
             store.abandon_batch(batch, &e.to_string())?;
             Err(e)
         }
-    }
-}
-
-/// Tells the options' `on_created` the batch's id: the batch is recorded and its input valid.
-fn announce(options: &BatchOptions, batch: BatchId) {
-    if let Some(created) = &options.on_created {
-        // The receiver may have gone (a client that disconnected): the batch runs on.
-        let _ = created.send(batch);
     }
 }
 
@@ -1321,9 +1113,6 @@ struct Issuing<'a> {
     extension: &'static str,
     /// Ends the ZIP, so recovery can recognise it (see [`recovery`]).
     zip_comment: String,
-    /// Every request is verified as it is signed ([`PIPELINE_MAX_CSRS`]): the writer holds
-    /// the store records until all verified, and one refused request fails the batch.
-    pipelined: bool,
 }
 
 /// How many devices were issued and how many failed.
@@ -1354,11 +1143,6 @@ fn run_issuing(
         c.extension,
         c.zip_comment.clone(),
     )?;
-    let writer = if c.pipelined {
-        writer.deferred()
-    } else {
-        writer
-    };
     // The reserver's own connection, for serial intents (the writer's records certificates).
     let intents = Store::open(data_dir)?
         .for_pipeline()?
@@ -1370,28 +1154,13 @@ fn run_issuing(
         crossbeam_channel::bounded::<(Vec<Job>, Vec<Reserved>, Proof)>(1);
     let progress = Progress::new(c.options.progress, c.total);
     let serial_length = c.template.profile().serial_length;
-    // A pipelined batch with a refused request: nothing more is reserved or signed, and the
-    // writer is dropped unfinished (its temporary ZIP removed, nothing recorded).
-    let refusing = std::sync::atomic::AtomicBool::new(false);
-    let tools = DeviceTools {
-        template: c.template,
-        ca: c.ca,
-        input: c.input,
-        password: c.password,
-        pkcs12: &c.options.pkcs12,
-        keypairs: c.options.keypairs.as_deref(),
-    };
 
     std::thread::scope(|scope| {
         // 5. The writer: one thread owns the ZIP and the store's records.
-        let refusing = &refusing;
         let writer_thread = scope.spawn(move || -> Result<Counts, BatchError> {
             let mut writer = writer;
             for chunk in receiver {
                 writer.write_chunk(chunk)?;
-            }
-            if refusing.load(std::sync::atomic::Ordering::SeqCst) {
-                return Ok(Counts::default());
             }
             Ok(writer.finish()?.0)
         });
@@ -1406,13 +1175,9 @@ fn run_issuing(
                     break;
                 }
                 let proof = c.proofs.proof(index, &chunk);
-                let reserved = if refusing.load(std::sync::atomic::Ordering::SeqCst) {
-                    Vec::new()
-                } else {
-                    cputime::measure(&mut store_cpu, || {
-                        reserve_chunk(&intents, c.batch, c.issuer, &chunk, serial_length)
-                    })?
-                };
+                let reserved = cputime::measure(&mut store_cpu, || {
+                    reserve_chunk(&intents, c.batch, c.issuer, &chunk, serial_length)
+                })?;
                 if reserved_sender.send((chunk, reserved, proof)).is_err() {
                     return Ok(store_cpu); // the issuing loop stopped: its error is reported below
                 }
@@ -1421,71 +1186,32 @@ fn run_issuing(
         });
 
         // 4. Prepare and issue each reserved chunk on the workers.
-        let mut refused: Vec<RowError> = Vec::new();
-        let mut refused_total = 0u64;
         let produce = || -> Result<(), BatchError> {
             for (chunk, reserved, proof) in reserved_receiver {
                 let count = chunk.len() as u64;
-                if refused_total > 0 {
-                    // The batch fails: the rest is only checked, to name every refused request.
-                    let more: Vec<RowError> = c.pool.install(|| {
-                        chunk
-                            .par_iter()
-                            .filter_map(|job| {
-                                c.input
-                                    .prepare(c.template, job, Proof::Verify)
-                                    .err()
-                                    .map(|error| RowError {
-                                        row: job.row,
-                                        location: job.location.clone(),
-                                        error,
-                                    })
-                            })
-                            .collect()
-                    });
-                    refused_total += more.len() as u64;
-                    refused.extend(more.into_iter().take(MAX_LISTED_ERRORS - refused.len()));
-                    continue;
-                }
-                let outcomes: Vec<Outcome> = if c.pipelined {
-                    let results: Vec<Result<Outcome, Box<RowError>>> = c.pool.install(|| {
-                        chunk
-                            .into_par_iter()
-                            .zip(reserved)
-                            .map(|(job, reserved)| pipelined_job(&tools, job, reserved))
-                            .collect()
-                    });
-                    let mut outcomes = Vec::with_capacity(results.len());
-                    for result in results {
-                        match result {
-                            Ok(outcome) => outcomes.push(outcome),
-                            Err(error) => {
-                                refused_total += 1;
-                                if refused.len() < MAX_LISTED_ERRORS {
-                                    refused.push(*error);
-                                }
-                            }
-                        }
-                    }
-                    if refused_total > 0 {
-                        // This chunk's certificates are dropped here, never recorded.
-                        refusing.store(true, std::sync::atomic::Ordering::SeqCst);
-                        continue;
-                    }
-                    outcomes
-                } else {
-                    c.pool.install(|| {
-                        chunk
-                            .into_par_iter()
-                            .zip(reserved)
-                            .map(|(job, reserved)| {
-                                // Validated in step 2; a value that fails now (the file edited
-                                // meanwhile) or a device the crypto refuses fails alone.
-                                issue_job(&tools, job, reserved, proof)
-                            })
-                            .collect()
-                    })
-                };
+                let outcomes: Vec<Outcome> = c.pool.install(|| {
+                    chunk
+                        .into_par_iter()
+                        .zip(reserved)
+                        .map(|(job, reserved)| {
+                            // Validated in step 2; a value that fails now (the file edited
+                            // meanwhile) or a device the crypto refuses fails alone.
+                            issue_job(
+                                &DeviceTools {
+                                    template: c.template,
+                                    ca: c.ca,
+                                    input: c.input,
+                                    password: c.password,
+                                    pkcs12: &c.options.pkcs12,
+                                    keypairs: c.options.keypairs.as_deref(),
+                                },
+                                job,
+                                reserved,
+                                proof,
+                            )
+                        })
+                        .collect()
+                });
                 if sender.send(outcomes).is_err() {
                     // The writer stopped: its error is reported below.
                     return Ok(());
@@ -1498,10 +1224,6 @@ fn run_issuing(
         let reserved = reserver_thread
             .join()
             .map_err(|_| BatchError::Unreachable("the reserving thread panicked"))?;
-        if c.pipelined && refused_total == 0 && produced.is_ok() && reserved.is_ok() {
-            // Every request read and verified: the batch stands (its records are written next).
-            announce(c.options, c.batch);
-        }
         drop(sender);
         let written = writer_thread
             .join()
@@ -1509,12 +1231,6 @@ fn run_issuing(
         progress.finish();
         let reserving_cpu = reserved?;
         produced?;
-        if refused_total > 0 {
-            return Err(BatchError::InvalidRows {
-                errors: refused,
-                total: refused_total,
-            });
-        }
         let mut counts = written?;
         counts.store_cpu += reserving_cpu;
         Ok(counts)

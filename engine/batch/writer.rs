@@ -135,8 +135,6 @@ pub struct BatchWriter {
     counts: Counts,
     /// Whether to add the store's CPU time to `counts` (two `/proc` reads per chunk).
     timed: bool,
-    /// Chunks whose store records wait for [`BatchWriter::finish`] ([`BatchWriter::deferred`]).
-    held: Option<Vec<(Vec<CertificateRecord>, Vec<DeviceFailure>)>>,
 }
 
 impl BatchWriter {
@@ -192,18 +190,7 @@ impl BatchWriter {
             zip_comment,
             counts: Counts::default(),
             timed: true,
-            held: None,
         })
-    }
-
-    /// Holds every chunk's store records (certificates and failures) in memory until
-    /// [`BatchWriter::finish`], which records them before it closes the ZIP: for a batch whose
-    /// input is still being verified while it is signed ([`super::PIPELINE_MAX_CSRS`]). A
-    /// writer dropped unfinished leaves no trace of its devices in the store (their serial
-    /// intents end WASTED with the batch) and removes its temporary ZIP.
-    pub fn deferred(mut self) -> BatchWriter {
-        self.held = Some(Vec::new());
-        self
     }
 
     /// Stops timing the store's CPU (`Counts::store_cpu` stays zero): for one-device chunks,
@@ -265,20 +252,6 @@ impl BatchWriter {
         }
         self.counts.issued += records.len() as u64;
         self.counts.failed += failures.len() as u64;
-        if let Some(held) = &mut self.held {
-            held.push((records, failures));
-            return Ok(names);
-        }
-        self.record(records, failures)?;
-        Ok(names)
-    }
-
-    /// One store transaction per kind: the chunk's certificates and its failures.
-    fn record(
-        &mut self,
-        records: Vec<CertificateRecord>,
-        failures: Vec<DeviceFailure>,
-    ) -> Result<(), BatchError> {
         let (store, batch) = (&mut self.store, self.batch);
         let mut record = || {
             if !records.is_empty() {
@@ -294,7 +267,7 @@ impl BatchWriter {
         } else {
             record()?;
         }
-        Ok(())
+        Ok(names)
     }
 
     /// Writes an issued device's ZIP entry (`name`, from [`BatchWriter::entry_name`]) and its
@@ -346,9 +319,6 @@ impl BatchWriter {
 
     /// Appends `manifest.csv`, closes the ZIP and renames it to its final name.
     pub fn finish(mut self) -> Result<(Counts, Store), BatchError> {
-        for (records, failures) in self.held.take().unwrap_or_default() {
-            self.record(records, failures)?;
-        }
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| BatchError::Io { path, source }
