@@ -1340,6 +1340,24 @@ fn console_administers_organizations_users_clients_and_signers() {
     );
     client_token(server, &client_id, &renewed).expect(200, "the new secret, unlocked");
     client_token(server, &client_id, &secret).expect_error(401, "the old secret");
+    // Delete takes two clicks: the first only asks for confirmation.
+    let delete = format!(
+        "{row_css} button[aria-label={}]",
+        css_string(&format!("Delete {CLIENT}"))
+    );
+    b.click(delete.as_str());
+    let armed = format!(
+        "{row_css} button[aria-label={}]",
+        css_string(&format!("Confirm delete: Delete {CLIENT}"))
+    );
+    b.wait_text(&armed, "Confirm delete", WAIT);
+    client_token(server, &client_id, &renewed).expect(200, "armed, not yet deleted");
+    b.click(armed.as_str());
+    c.wait_flash(&format!("{CLIENT} deleted."));
+    b.wait_until(WAIT, "the deleted client's row to go", |b| {
+        (!b.try_text("table#client-list")?.contains(CLIENT)).then_some(())
+    });
+    client_token(server, &client_id, &renewed).expect_error(401, "a deleted client");
 
     // ---- #/signers: the default issuer's ACTIVE signer; rotate it (two clicks).
     c.open("#/signers", "table#signer-list");

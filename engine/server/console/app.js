@@ -47,6 +47,23 @@
 
   const $ = (selector, root = document) => root.querySelector(selector);
 
+  // A button for an action that cannot be undone: the first click only arms it (its text asks
+  // for confirmation, announced), the second runs `action`. No native dialog.
+  function confirmButton(attrs, label, confirmLabel, action) {
+    let armed = false;
+    const button = h('button', { type: 'button', ...attrs, 'aria-live': 'polite' }, label);
+    button.addEventListener('click', () => {
+      if (!armed) {
+        armed = true;
+        button.textContent = confirmLabel;
+        if (attrs['aria-label']) button.setAttribute('aria-label', `${confirmLabel}: ${attrs['aria-label']}`);
+        return;
+      }
+      action();
+    });
+    return button;
+  }
+
   // A labelled form field: <div class=field><label for=id>…</label><input id=id …><hint></div>.
   function field(label, input, hint) {
     const hintEl = hint ? h('span', { class: 'hint', id: input.id + '-hint' }, hint) : null;
@@ -63,7 +80,7 @@
   function table(id, caption, columns, rows, rowAttrs) {
     return h('table', { id },
       h('caption', {}, caption),
-      h('thead', {}, h('tr', {}, columns.map(([heading, , cls]) => h('th', { scope: 'col', class: cls }, heading)))),
+      h('thead', {}, h('tr', {}, columns.map(([heading, , cls]) => h('th', { scope: 'col', class: cls === 'num' ? cls : null }, heading)))),
       h('tbody', {}, rows.map((row) => h('tr', rowAttrs ? rowAttrs(row) : {},
         columns.map(([, cell, cls]) => h('td', { class: cls }, cell(row)))))));
   }
@@ -804,16 +821,15 @@
         ['E-mail', (u) => u.email || ''],
         ['Roles', (u) => (u.userPrivileges || []).map((p) => p.userRole).join(', ')],
         ['Active', (u) => (u.active ? 'yes' : 'no')],
-        ['', (u) => (u.userId === S.user.userId ? '' : h('button', {
-          type: 'button', class: 'secondary', 'aria-label': `Remove ${u.credentials.login}`,
-          onclick: async () => {
+        ['', (u) => (u.userId === S.user.userId ? '' : confirmButton(
+          { class: 'secondary', 'aria-label': `Remove ${u.credentials.login}` }, 'Remove', 'Confirm remove',
+          async () => {
             try {
               await api('GET', `/api/v1/users/remove_user?userId=${u.userId}`);
               flash(`User ${u.credentials.login} removed.`);
               await load();
             } catch (e) { showError(e); }
-          },
-        }, 'Remove'))],
+          }))],
       ], list, (u) => ({ dataset: { userId: u.userId } })));
     };
     filter.addEventListener('submit', (event) => { event.preventDefault(); load().catch(showError); });
@@ -884,8 +900,8 @@
           h('button', { type: 'button', class: 'secondary', 'aria-label': `New secret for ${c.credentialName}`,
             onclick: () => act(() => api('POST', `/api/v1/credentials/${c.id}/reset`), `${c.credentialName} has a new secret; the old one no longer works.`) },
           'New secret'), ' ',
-          h('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${c.credentialName}`,
-            onclick: () => act(() => api('DELETE', `/api/v1/credentials/${c.id}`), `${c.credentialName} deleted.`) }, 'Delete')]],
+          confirmButton({ class: 'danger', 'aria-label': `Delete ${c.credentialName}` }, 'Delete', 'Confirm delete',
+            () => act(() => api('DELETE', `/api/v1/credentials/${c.id}`), `${c.credentialName} deleted.`))]],
       ], list.items, (c) => ({ dataset: { clientId: c.clientId } })));
     };
     form.addEventListener('submit', (event) => {
@@ -904,23 +920,16 @@
       api('GET', `/api/v1/issuers/${encodeURIComponent(i.name)}/signers?page_size=100`)));
     const rows = lists.flat();
     const rotations = h('div', { class: 'row' }, issuers.map((issuer) => {
-      let armed = false;
-      const button = h('button', { type: 'button', class: 'secondary', id: `rotate-${issuer.name}` }, `Rotate ${issuer.name}'s signer`);
-      button.addEventListener('click', async () => {
-        if (!armed) {
-          armed = true;
-          button.textContent = `Confirm: a new signer for ${issuer.name}, the current one retires`;
-          return;
-        }
-        try {
-          const signer = await api('POST', `/api/v1/issuers/${encodeURIComponent(issuer.name)}/signers`, {});
-          S.pendingFlash = `Issuer ${issuer.name} now signs with ${signer.name} (${signer.state}).`;
-          render();
-        } catch (e) {
-          showError(e);
-        }
-      });
-      return button;
+      return confirmButton({ class: 'secondary', id: `rotate-${issuer.name}` }, `Rotate ${issuer.name}'s signer`,
+        `Confirm: a new signer for ${issuer.name}, the current one retires`, async () => {
+          try {
+            const signer = await api('POST', `/api/v1/issuers/${encodeURIComponent(issuer.name)}/signers`, {});
+            S.pendingFlash = `Issuer ${issuer.name} now signs with ${signer.name} (${signer.state}).`;
+            render();
+          } catch (e) {
+            showError(e);
+          }
+        });
     }));
     main.append(h('h1', {}, 'Issuers and signers'),
       table('signer-list', `${plural(issuers.length, 'issuer')}, ${plural(rows.length, 'signer')}`, [
