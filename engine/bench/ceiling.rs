@@ -221,7 +221,7 @@ pub fn measure_ecc(primitives: &mut Primitives, with_keygen: bool) -> Result<(),
 }
 
 /// How the machine itself scales across its cores: one primitive's rate in `openssl speed
-/// -multi C` (C processes that share nothing) against one process, measured back to back. A
+/// -multi C` (C processes that share nothing) against one process. A
 /// C-thread batch cannot be expected to beat its 1-thread run by more than the machine lets
 /// C independent processes beat one.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -238,41 +238,42 @@ pub struct MachineScaling {
     pub ratio: f64,
 }
 
-/// [`MachineScaling`] of the primitive that dominates `job` (about 2 s for sha256, 4 s for
-/// ecdsap256); `None` for one core or a job without one (RSA key generation).
-pub fn measure_scaling(job: Job, cores: usize) -> Result<Option<MachineScaling>, BenchError> {
+/// [`MachineScaling`] of the primitive that dominates `job`, against its one-process rate the
+/// ceiling measured just before in `primitives` (about 1 s more for sha256, 2 s for
+/// ecdsap256); `None` for one core, a job without one (RSA key generation), or a primitive not
+/// measured.
+pub fn measure_scaling(
+    job: Job,
+    cores: usize,
+    primitives: &Primitives,
+) -> Result<Option<MachineScaling>, BenchError> {
     if cores < 2 {
         return Ok(None);
     }
     let multi = cores.to_string();
     let (primitive, one, all) = match job {
         Job::EccDeviceP256 => {
-            let args = ["speed", "-seconds", "1", "-bytes", "16384", "sha256"];
-            let multi_args = [
+            let Some(one) = primitives.sha256_bytes_per_second else {
+                return Ok(None);
+            };
+            let args = [
                 "speed", "-seconds", "1", "-multi", &multi, "-bytes", "16384", "sha256",
             ];
-            let one = run_openssl(&args)?;
-            let all = run_openssl(&multi_args)?;
+            let all = run_openssl(&args)?;
             (
                 "sha256",
-                parse_sha256(&one).ok_or_else(|| unparsed(&args, &one))?,
-                parse_sha256(&all).ok_or_else(|| unparsed(&multi_args, &all))?,
+                one,
+                parse_sha256(&all).ok_or_else(|| unparsed(&args, &all))?,
             )
         }
         Job::CsrP256 => {
-            let args = ["speed", "-seconds", "1", "ecdsap256"];
-            let multi_args = ["speed", "-seconds", "1", "-multi", &multi, "ecdsap256"];
-            let one = run_openssl(&args)?;
-            let all = run_openssl(&multi_args)?;
-            (
-                "ecdsap256",
-                parse_ecdsa(&one, "nistp256")
-                    .ok_or_else(|| unparsed(&args, &one))?
-                    .0,
-                parse_ecdsa(&all, "nistp256")
-                    .ok_or_else(|| unparsed(&multi_args, &all))?
-                    .0,
-            )
+            let Some(one) = primitives.ecdsa_p256_sign_per_second else {
+                return Ok(None);
+            };
+            let args = ["speed", "-seconds", "1", "-multi", &multi, "ecdsap256"];
+            let all = run_openssl(&args)?;
+            let (sign, _) = parse_ecdsa(&all, "nistp256").ok_or_else(|| unparsed(&args, &all))?;
+            ("ecdsap256", one, sign)
         }
         Job::RsaDevice2048 => return Ok(None),
     };

@@ -385,7 +385,9 @@ fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingRe
         Err(e) => report.missing = Some(e.to_string()),
     }
     // A failed scaling measurement leaves the ceiling standing; the report says none.
-    report.scaling = ceiling::measure_scaling(job, cores).ok().flatten();
+    report.scaling = ceiling::measure_scaling(job, cores, &report.primitives)
+        .ok()
+        .flatten();
     report
 }
 

@@ -6,7 +6,7 @@
 use super::{ApiError, Shared};
 use crate::auth::{AuthError, Principal, ResetRequest, RESET_CODE_LIFETIME_SECS};
 use crate::mail::Mail;
-use axum::extract::{ConnectInfo, Form, FromRequestParts, MatchedPath, Query, State};
+use axum::extract::{ConnectInfo, Form, FromRequestParts, MatchedPath, Path, Query, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -44,7 +44,7 @@ impl FromRequestParts<Shared> for Caller {
                 tokio::task::spawn_blocking(move || state.auth.verify_access(&token)).await??
             }
             // A download link carries a ticket for its batch instead of a header.
-            None => match download_ticket(parts) {
+            None => match download_ticket(parts, &state).await {
                 Some((batch, ticket)) => {
                     tokio::task::spawn_blocking(move || state.auth.verify_download(&ticket, batch))
                         .await??
@@ -91,25 +91,22 @@ impl FromRequestParts<Shared> for Caller {
 /// The path of the one endpoint a download ticket opens.
 const DOWNLOAD_ROUTE: &str = "/api/v1/batches/{batchId}/download";
 
-/// `(batch, ticket)` of a `GET /api/v1/batches/{batchId}/download?ticket=` request.
-fn download_ticket(parts: &Parts) -> Option<(i64, String)> {
+/// `?ticket=` of a download link.
+#[derive(Deserialize)]
+struct TicketQuery {
+    ticket: String,
+}
+
+/// `(batch, ticket)` of a `GET /api/v1/batches/{batchId}/download?ticket=` request, read by
+/// the same extractors as the handler's.
+async fn download_ticket(parts: &mut Parts, state: &Shared) -> Option<(i64, String)> {
     let matched = parts.extensions.get::<MatchedPath>()?;
-    if matched.as_str() != DOWNLOAD_ROUTE || parts.method != axum::http::Method::GET {
+    if matched.as_str() != DOWNLOAD_ROUTE {
         return None;
     }
-    let batch = parts
-        .uri
-        .path()
-        .strip_prefix("/api/v1/batches/")?
-        .strip_suffix("/download")?
-        .parse()
-        .ok()?;
-    let ticket = parts
-        .uri
-        .query()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("ticket="))?;
-    Some((batch, ticket.to_owned()))
+    let Query(TicketQuery { ticket }) = Query::try_from_uri(&parts.uri).ok()?;
+    let Path(batch) = Path::<i64>::from_request_parts(parts, state).await.ok()?;
+    Some((batch, ticket))
 }
 
 /// `POST /auth/pwd` body.

@@ -1100,8 +1100,22 @@ fn stitched(
     crate::batch::chunked::stitched(layout).map_err(ApiError::internal)
 }
 
-/// `GET /api/v1/batches/{batchId}/download`: the ZIP from disk, streamed, with Range support.
-/// A download marks the batch's devices COLLECTED; the batch is then no longer rejectable.
+/// The caller's batch `id`, if it may be downloaded now (409 otherwise).
+async fn load_downloadable(
+    state: &Shared,
+    caller: Principal,
+    id: i64,
+) -> Result<BatchRow, ApiError> {
+    let batch = load(state, caller, id).await?;
+    if !batch.downloadable {
+        return Err(ApiError::conflict(format!(
+            "batch {id} is not downloadable: status {}",
+            batch.status.as_str()
+        )));
+    }
+    Ok(batch)
+}
+
 /// `POST /api/v1/batches/{batchId}/download-link`: `{url, expiresIn}`, a link to the ZIP
 /// with a download ticket in place of the Authorization header, so a browser saves it
 /// straight to disk (no copy in the page's memory) and a station can fetch it with a plain
@@ -1111,14 +1125,7 @@ pub async fn download_link(
     Caller(caller): Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    let batch = load(&state, caller.clone(), id).await?;
-    if !batch.downloadable {
-        return Err(ApiError::conflict(format!(
-            "batch {id} is not downloadable: status {}",
-            batch.status.as_str()
-        )));
-    }
-    let batch_id = batch.id.0;
+    let batch_id = load_downloadable(&state, caller.clone(), id).await?.id.0;
     let ticket = tokio::task::spawn_blocking(move || state.auth.download_ticket(&caller, batch_id))
         .await??;
     Ok(Json(json!({
@@ -1127,6 +1134,8 @@ pub async fn download_link(
     })))
 }
 
+/// `GET /api/v1/batches/{batchId}/download`: the ZIP from disk, streamed, with Range support.
+/// A download marks the batch's devices COLLECTED; the batch is then no longer rejectable.
 pub async fn download(
     State(state): State<Shared>,
     Caller(caller): Caller,
@@ -1134,13 +1143,7 @@ pub async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-    let batch = load(&state, caller, id).await?;
-    if !batch.downloadable {
-        return Err(ApiError::conflict(format!(
-            "batch {id} is not downloadable: status {}",
-            batch.status.as_str()
-        )));
-    }
+    let batch = load_downloadable(&state, caller, id).await?;
     let batch_id = batch.id;
     let layout = state
         .store(move |store| Ok(store.chunked_layout(batch_id)?))
