@@ -544,6 +544,7 @@ pub fn issue_chunk(
             chunk
                 .into_par_iter()
                 .zip(reserved)
+                .with_max_len(1)
                 .map(|(job, reserved)| {
                     super::issue_job(
                         &super::DeviceTools {
