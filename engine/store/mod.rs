@@ -2682,7 +2682,7 @@ impl BatchState {
                 .prepare_cached("SELECT count(*) FROM serial_intents WHERE batch_id = ?1")
                 .and_then(|mut count| count.query_row(params![batch.0], |row| row.get(0)))
                 .map_err(db(ACTION))?;
-            let unrecorded = u64::try_from(intents).map_or(true, |n| n != self.issued);
+            let unrecorded = u64::try_from(intents) != Ok(self.issued);
             if unrecorded {
                 run(
                     "UPDATE serial_intents SET state = ?2 WHERE batch_id = ?1 AND state = ?3
