@@ -133,6 +133,9 @@ pub struct BatchWriter {
     batch: BatchId,
     zip_comment: String,
     counts: Counts,
+    /// The last notBefore and notAfter written, as text: a batch's devices share them, and
+    /// formatting a date per device was a tenth of the writer's own work.
+    dates: [DateText; 2],
     /// Whether to add the store's CPU time to `counts` (two `/proc` reads per chunk).
     timed: bool,
 }
@@ -189,6 +192,7 @@ impl BatchWriter {
             batch,
             zip_comment,
             counts: Counts::default(),
+            dates: Default::default(),
             timed: true,
         })
     }
@@ -267,6 +271,7 @@ impl BatchWriter {
         } else {
             record()?;
         }
+        start_writeback(self.temp.as_file());
         Ok(names)
     }
 
@@ -287,20 +292,26 @@ impl BatchWriter {
                 source,
             })?;
         let digest = Sha256::digest(&device.file);
-        self.manifest_row(&[
-            &device.row.to_string(),
-            &uuid::Uuid::from_bytes(device.device_id)
-                .hyphenated()
-                .to_string(),
-            &device.common_name,
-            &hex(&device.serial),
-            &rfc3339(device.not_before),
-            &rfc3339(device.not_after),
-            name,
-            &hex(&digest),
-            "ISSUED",
-            "",
-        ])
+        let mut id = uuid::Uuid::encode_buffer();
+        let [not_before, not_after] = &mut self.dates;
+        write_manifest_row(
+            &mut self.manifest,
+            &self.out,
+            &[
+                &device.row.to_string(),
+                uuid::Uuid::from_bytes(device.device_id)
+                    .hyphenated()
+                    .encode_lower(&mut id),
+                &device.common_name,
+                &hex(&device.serial),
+                not_before.text(device.not_before),
+                not_after.text(device.not_after),
+                name,
+                &hex(&digest),
+                "ISSUED",
+                "",
+            ],
+        )
     }
 
     /// The writer's store connection, to record on another thread while this one works.
@@ -309,12 +320,7 @@ impl BatchWriter {
     }
 
     fn manifest_row(&mut self, fields: &[&str]) -> Result<(), BatchError> {
-        self.manifest
-            .write_record(fields.iter().map(|field| spreadsheet_safe(field)))
-            .map_err(|e| BatchError::Io {
-                path: self.out.display().to_string(),
-                source: e.into(),
-            })
+        write_manifest_row(&mut self.manifest, &self.out, fields)
     }
 
     /// Appends `manifest.csv`, closes the ZIP and renames it to its final name.
@@ -345,15 +351,54 @@ impl BatchWriter {
     }
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02x}");
+pub use crate::store::hex;
+
+/// Asks the kernel to start writing `file`'s dirty pages to disk now, without waiting, so the
+/// `fsync` that ends the batch finds little left to write (it took 25-45 ms for a ZIP of
+/// 40-50 MB, with both cores idle). Durability still comes from that `fsync`; where the call
+/// does not exist, or fails, the pages are written then.
+#[allow(unsafe_code)]
+fn start_writeback(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `file` keeps the descriptor open during the call, which reads no memory of
+        // ours; offset 0 and length 0 mean the whole file.
+        let _ =
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
     }
-    s
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
+/// Appends one row to the manifest of the ZIP at `out`.
+fn write_manifest_row(
+    manifest: &mut csv::Writer<BufWriter<File>>,
+    out: &Path,
+    fields: &[&str],
+) -> Result<(), BatchError> {
+    manifest
+        .write_record(fields.iter().map(|field| spreadsheet_safe(field)))
+        .map_err(|e| BatchError::Io {
+            path: out.display().to_string(),
+            source: e.into(),
+        })
+}
+
+/// The RFC 3339 text of the last Unix time asked for.
+#[derive(Default)]
+struct DateText {
+    last: Option<(i64, String)>,
+}
+
+impl DateText {
+    /// [`rfc3339`] of `unix`, formatted again only when it differs from the last one.
+    fn text(&mut self, unix: i64) -> &str {
+        if self.last.as_ref().is_none_or(|(last, _)| *last != unix) {
+            self.last = Some((unix, rfc3339(unix)));
+        }
+        self.last.as_ref().map_or("", |(_, text)| text)
+    }
 }
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-23T05:28:15Z`), or the number if out of range.

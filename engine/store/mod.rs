@@ -399,18 +399,31 @@ impl BatchRow {
 /// Time-ordered ids land at the right edge of the `certificates` and `audit_log` indexes
 /// instead of at random pages, which keeps recording a device cheap however large the store.
 pub fn new_device_id() -> Result<[u8; 16], crate::keys::KeyError> {
-    let mut random = [0u8; 10];
+    let mut random = [0u8; DEVICE_ID_RANDOM_OCTETS];
     crate::keys::random_bytes(&mut random)?;
-    let millis = u64::try_from(
+    Ok(device_id_from(unix_millis(), &random))
+}
+
+/// CSPRNG octets a device id takes ([`device_id_from`]).
+pub const DEVICE_ID_RANDOM_OCTETS: usize = 10;
+
+/// The device id [`new_device_id`] makes of `millis` (Unix milliseconds) and `random` (from
+/// the CSPRNG): for callers that draw many ids' octets at once.
+pub fn device_id_from(millis: u64, random: &[u8; DEVICE_ID_RANDOM_OCTETS]) -> [u8; 16] {
+    *uuid::Builder::from_unix_timestamp_millis(millis, random)
+        .as_uuid()
+        .as_bytes()
+}
+
+/// Milliseconds since the Unix epoch (0 before it, `u64::MAX` past it).
+pub fn unix_millis() -> u64 {
+    u64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis(),
     )
-    .unwrap_or(u64::MAX);
-    Ok(*uuid::Builder::from_unix_timestamp_millis(millis, &random)
-        .as_uuid()
-        .as_bytes())
+    .unwrap_or(u64::MAX)
 }
 
 /// One issued certificate, as the batch writer records it.
@@ -3294,7 +3307,7 @@ fn nibble_octet(high: u32, low: u32) -> u8 {
 }
 
 /// Lower-case hex, no separators.
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(bytes.len() * 2);
     for &byte in bytes {
