@@ -79,6 +79,12 @@ pub fn run(cli: Cli) -> Result<()> {
         ))),
         None => {}
     }
+    if matches!(
+        cli.command,
+        Command::Demo(_) | Command::Issue(_) | Command::Bench(_) | Command::Serve(_)
+    ) {
+        crate::keys::warm_random();
+    }
     housekeeping(&cli.data)?;
     match cli.command {
         Command::Demo(a) => demo(&cli.data, &compile, a.devices, a.threads),

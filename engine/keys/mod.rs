@@ -418,6 +418,18 @@ pub fn random_bytes(out: &mut [u8]) -> Result<(), KeyError> {
     aws_lc_rs::rand::fill(out).map_err(|_| KeyError::Random)
 }
 
+/// Seeds the CSPRNG on a thread of its own, for a process about to issue.
+///
+/// aws-lc seeds its generator on first use from CPU jitter, which took 30-35 ms of CPU on
+/// this machine: inside the first batch of a process (its lock token) it delayed every
+/// device. Started at launch, it runs while the CA key, the profile and the input are read.
+/// A failure here is not reported: the first real use fails the same way, with its error.
+pub fn warm_random() {
+    let _ = std::thread::Builder::new()
+        .name("certmill-rng-seed".into())
+        .spawn(|| random_bytes(&mut [0u8; 1]));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
