@@ -479,6 +479,38 @@ mod serial_tests {
     }
 
     #[test]
+    fn a_chunk_draws_distinct_time_ordered_serials_and_version_7_ids() {
+        let before = crate::store::unix_millis();
+        let reserved = draw_reserved(512, 16, 0).unwrap();
+        let after = crate::store::unix_millis();
+        assert_eq!(reserved.len(), 512);
+        let serials: std::collections::HashSet<&[u8]> =
+            reserved.iter().map(|r| r.serial.as_slice()).collect();
+        let ids: std::collections::HashSet<[u8; 16]> =
+            reserved.iter().map(|r| r.device_id).collect();
+        assert_eq!((serials.len(), ids.len()), (512, 512));
+        for r in &reserved {
+            assert_eq!(r.serial.len(), 16);
+            let mut clock = [0u8; 8];
+            clock[2..].copy_from_slice(&r.serial[..6]);
+            let millis = u64::from_be_bytes(clock);
+            assert!((before..=after).contains(&millis), "serial clock {millis}");
+            let id = uuid::Uuid::from_bytes(r.device_id);
+            assert_eq!(id.get_version_num(), 7);
+            let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
+            assert_eq!(seconds * 1000 + u64::from(nanos) / 1_000_000, millis);
+        }
+        // The random parts differ between devices (80 bits of serial, 74 of id).
+        assert!(reserved
+            .windows(2)
+            .all(|w| w[0].serial[6..] != w[1].serial[6..]));
+        let short = draw_reserved(64, 9, 0).unwrap();
+        assert!(short
+            .iter()
+            .all(|r| r.serial.len() == 9 && r.serial[0] & 0x80 == 0 && r.serial[0] != 0));
+    }
+
+    #[test]
     fn short_serials_are_all_random_and_positive() {
         let mut leading = std::collections::BTreeSet::new();
         for _ in 0..64 {
@@ -687,6 +719,36 @@ struct Reserved {
     device_id: [u8; 16],
 }
 
+/// A serial of `serial_length` octets ([`draw_serial`]) and a device id ([`new_device_id`]
+/// layout) for each of `count` devices, from one CSPRNG call: a call per value cost the
+/// reserver about a microsecond a device. `row` names the chunk in an error.
+///
+/// [`new_device_id`]: crate::store::new_device_id
+fn draw_reserved(
+    count: usize,
+    serial_length: usize,
+    row: u64,
+) -> Result<Vec<Reserved>, BatchError> {
+    let per_device = serial_length + DEVICE_ID_RANDOM_OCTETS;
+    let mut random = vec![0u8; per_device * count];
+    keys::random_bytes(&mut random).map_err(|source| BatchError::Key { row, source })?;
+    let millis = crate::store::unix_millis();
+    random
+        .chunks_exact(per_device)
+        .map(|octets| {
+            let (serial, id) = octets
+                .split_last_chunk::<DEVICE_ID_RANDOM_OCTETS>()
+                .ok_or(BatchError::Unreachable("a device's random octets"))?;
+            let mut serial = serial.to_vec();
+            shape_serial(&mut serial, millis);
+            Ok(Reserved {
+                serial,
+                device_id: device_id_from(millis, id),
+            })
+        })
+        .collect()
+}
+
 /// Step 4.2 for a chunk: draws a serial per device and records them all as intents in one
 /// transaction, before anything is signed with them. A crash after this wastes the serials,
 /// never reuses them. A (2^-120-unlikely) collision with an earlier serial draws again.
@@ -698,29 +760,11 @@ fn reserve_chunk(
     serial_length: usize,
 ) -> Result<Vec<Reserved>, BatchError> {
     for _attempt in 0..3 {
-        // One CSPRNG call for the chunk's serials and device ids: a call per value cost the
-        // reserver about a microsecond a device.
-        let per_device = serial_length + DEVICE_ID_RANDOM_OCTETS;
-        let mut random = vec![0u8; per_device * chunk.len()];
-        keys::random_bytes(&mut random).map_err(|source| BatchError::Key {
-            row: chunk.first().map_or(0, |job| job.row),
-            source,
-        })?;
-        let millis = crate::store::unix_millis();
-        let reserved: Vec<Reserved> = random
-            .chunks_exact(per_device)
-            .map(|octets| {
-                let (serial, id) = octets
-                    .split_last_chunk::<DEVICE_ID_RANDOM_OCTETS>()
-                    .ok_or(BatchError::Unreachable("a device's random octets"))?;
-                let mut serial = serial.to_vec();
-                shape_serial(&mut serial, millis);
-                Ok(Reserved {
-                    serial,
-                    device_id: device_id_from(millis, id),
-                })
-            })
-            .collect::<Result<_, BatchError>>()?;
+        let reserved = draw_reserved(
+            chunk.len(),
+            serial_length,
+            chunk.first().map_or(0, |job| job.row),
+        )?;
         let serials: Vec<(u64, &[u8])> = chunk
             .iter()
             .zip(&reserved)
