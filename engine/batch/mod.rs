@@ -1219,6 +1219,8 @@ fn run_issuing(
             for chunk in receiver {
                 writer.write_chunk(chunk)?;
             }
+            // Every record is committed: the store's last checkpoint overlaps closing the ZIP.
+            checkpointer.finish_soon();
             Ok(writer.finish()?.0)
         });
 

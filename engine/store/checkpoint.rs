@@ -38,7 +38,8 @@ impl Checkpointer {
                 thread: None,
             });
         }
-        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        // Room for one message, so [`Checkpointer::finish_soon`] never waits for a round.
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("certmill-checkpoint".into())
             .spawn(move || {
@@ -56,6 +57,18 @@ impl Checkpointer {
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+}
+
+impl Checkpointer {
+    /// Starts the last checkpoint now, without waiting for it: for a caller whose writes are
+    /// done and who has other work before it drops the checkpointer (a batch's ZIP is still
+    /// being closed and synced while the store's WAL is copied and synced). Connections that
+    /// write after this call leave their frames in the WAL for the next checkpoint.
+    pub fn finish_soon(&self) {
+        if let Some(stop) = &self.stop {
+            let _ = stop.try_send(());
+        }
     }
 }
 
@@ -178,6 +191,31 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+        drop(checkpointer);
+    }
+
+    #[test]
+    fn finish_soon_runs_the_last_round_before_the_drop() {
+        if skip_on_postgres("WAL checkpoints") {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A long interval: no periodic round runs during the test.
+        let (checkpointer, store) = handed(dir.path(), Duration::from_secs(3600));
+        fill(&store, 50);
+        assert!(size(dir.path(), "certmill.db") < 50 * 4000);
+        checkpointer.finish_soon();
+        // Called twice (a second caller): it neither blocks nor fails.
+        checkpointer.finish_soon();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while size(dir.path(), "certmill.db") < 50 * 4000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "finish_soon did not checkpoint in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The checkpointer still drops cleanly after its last round.
         drop(checkpointer);
     }
 }
