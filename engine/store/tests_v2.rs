@@ -980,3 +980,57 @@ fn a_pipeline_connection_still_refuses_rows_of_a_missing_batch_or_another_issuer
         .expect("record");
     assert_eq!(f.store.certificate_count(batch).expect("count"), 1);
 }
+
+/// Finishing a batch wastes exactly the intents no certificate holds: none when every intent
+/// has its certificate (the sweep is skipped), and the unused one when a certificate
+/// registered its own serial beside it (as many certificates as reserved rows, one intent
+/// more, so the sweep runs).
+#[test]
+fn finishing_wastes_only_intents_without_a_certificate() {
+    let mut f = fixture();
+    let state = |store: &Store, batch| -> Vec<(u64, IntentState)> {
+        let mut intents: Vec<_> = store
+            .serial_intents(batch)
+            .expect("intents")
+            .into_iter()
+            .map(|intent| (intent.row, intent.state))
+            .collect();
+        intents.sort_by_key(|(row, _)| *row);
+        intents
+    };
+    // Every reserved serial recorded: nothing wasted.
+    let whole = f
+        .store
+        .create_batch(&new_batch(f.issuer, 2))
+        .expect("create");
+    let (s0, s1) = (serial(1, 0), serial(1, 1));
+    f.store
+        .reserve_serials(whole, f.issuer, &[(0, &s0), (1, &s1)])
+        .expect("reserve");
+    f.store
+        .insert_certificates(whole, &records(1, 0..2))
+        .expect("record");
+    f.store
+        .finish_batch(whole, BatchStatus::ReadyForDownload)
+        .expect("finish");
+    // (The store lists the intents no certificate holds.)
+    assert_eq!(state(&f.store, whole), []);
+    // Rows 0 and 1 reserved; row 0 and an unreserved row 2 recorded: row 1 is wasted.
+    let mixed = f
+        .store
+        .create_batch(&new_batch(f.issuer, 3))
+        .expect("create");
+    let (t0, t1) = (serial(2, 0), serial(2, 1));
+    f.store
+        .reserve_serials(mixed, f.issuer, &[(0, &t0), (1, &t1)])
+        .expect("reserve");
+    let mut recorded = records(2, 0..1);
+    recorded.extend(records(2, 2..3));
+    f.store
+        .insert_certificates(mixed, &recorded)
+        .expect("record");
+    f.store
+        .finish_batch(mixed, BatchStatus::BatchIssuedPartly)
+        .expect("finish");
+    assert_eq!(state(&f.store, mixed), [(1, IntentState::Wasted)]);
+}
