@@ -131,6 +131,16 @@ mod tests {
         (checkpointer, store)
     }
 
+    /// Waits (bounded, no timing asserted) until a checkpoint copied `rows` filler rows into
+    /// the database file; fails with `why` after 30 s.
+    fn wait_until_copied(dir: &Path, rows: u64, why: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while size(dir, "certmill.db") < rows * 4000 {
+            assert!(std::time::Instant::now() < deadline, "{why} in 30 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// A table of `rows` blobs of 4,000 bytes, one transaction each.
     fn fill(store: &Store, rows: usize) {
         store
@@ -182,15 +192,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (checkpointer, store) = handed(dir.path(), Duration::from_millis(10));
         fill(&store, 20);
-        // Wait (bounded) for a round to copy the pages; no timing is asserted.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while size(dir.path(), "certmill.db") < 20 * 4000 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no background checkpoint in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_copied(dir.path(), 20, "no background checkpoint");
         drop(checkpointer);
     }
 
@@ -207,14 +209,7 @@ mod tests {
         checkpointer.finish_soon();
         // Called twice (a second caller): it neither blocks nor fails.
         checkpointer.finish_soon();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while size(dir.path(), "certmill.db") < 50 * 4000 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "finish_soon did not checkpoint in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_copied(dir.path(), 50, "finish_soon did not checkpoint");
         // The checkpointer still drops cleanly after its last round.
         drop(checkpointer);
     }
