@@ -1245,6 +1245,14 @@ fn run_issuing(
         });
 
         // 4. Prepare and issue each reserved chunk on the workers.
+        let tools = DeviceTools {
+            template: c.template,
+            ca: c.ca,
+            input: c.input,
+            password: c.password,
+            pkcs12: &c.options.pkcs12,
+            keypairs: c.options.keypairs.as_deref(),
+        };
         let produce = || -> Result<(), BatchError> {
             for (chunk, reserved, proof) in reserved_receiver {
                 let count = chunk.len() as u64;
@@ -1257,23 +1265,9 @@ fn run_issuing(
                         // 2 cores: 2-3% of an ECC batch's time; a device is 20-250 µs, a task
                         // under 1 µs).
                         .with_max_len(1)
-                        .map(|(job, reserved)| {
-                            // Validated in step 2; a value that fails now (the file edited
-                            // meanwhile) or a device the crypto refuses fails alone.
-                            issue_job(
-                                &DeviceTools {
-                                    template: c.template,
-                                    ca: c.ca,
-                                    input: c.input,
-                                    password: c.password,
-                                    pkcs12: &c.options.pkcs12,
-                                    keypairs: c.options.keypairs.as_deref(),
-                                },
-                                job,
-                                reserved,
-                                proof,
-                            )
-                        })
+                        // Validated in step 2; a value that fails now (the file edited
+                        // meanwhile) or a device the crypto refuses fails alone.
+                        .map(|(job, reserved)| issue_job(&tools, job, reserved, proof))
                         .collect()
                 });
                 if sender.send(outcomes).is_err() {

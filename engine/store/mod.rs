@@ -2699,10 +2699,10 @@ impl BatchState {
             if unrecorded {
                 run(
                     "UPDATE serial_intents SET state = ?2 WHERE batch_id = ?1 AND state = ?3
-                   AND NOT EXISTS (SELECT 1 FROM certificates c
-                                   WHERE c.batch_id = serial_intents.batch_id
-                                     AND c.row_index = serial_intents.row_index
-                                     AND c.serial = serial_intents.serial)",
+                       AND NOT EXISTS (SELECT 1 FROM certificates c
+                                       WHERE c.batch_id = serial_intents.batch_id
+                                         AND c.row_index = serial_intents.row_index
+                                         AND c.serial = serial_intents.serial)",
                     &[
                         &batch.0,
                         &IntentState::Wasted.as_str(),
