@@ -679,11 +679,7 @@ fn pack_device(
         cert_bag,
     } = signed;
     device.file = match key {
-        None => {
-            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &device.certificate)
-                .map_err(|_| BatchError::Unreachable("PEM encoding of a certificate"))?
-                .into_bytes()
-        }
+        None => crate::asn1::pem_certificate(&device.certificate),
         Some(key) => {
             let chain = ca.chain_der();
             let extra = match cert_bag {
