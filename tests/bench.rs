@@ -112,3 +112,71 @@ fn bench_with_a_warm_pool_reports_the_pool() {
     assert_eq!(pool["generated_inline"], 0, "{pool}");
     assert_eq!(report["runs"][0]["failed"], 0);
 }
+
+/// `--rounds`: every round runs each thread count and its own stage sample; the headline
+/// figures are the medians of the rounds' figures, and each round's thread scaling pairs its
+/// own runs.
+#[test]
+fn bench_rounds_report_each_round_and_their_medians() {
+    let f = fixture!();
+    let json = f.path("rounds.json");
+    let text = f.certmill_ok(&[
+        "bench",
+        "--devices",
+        "30",
+        "--threads",
+        "1,2",
+        "--rounds",
+        "3",
+        "--sample",
+        "5",
+        "--no-ceiling",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(text.contains("round 3 of 3:"), "{text}");
+    assert!(text.contains("over 3 rounds"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("rounds.json")).expect("JSON");
+    let runs = report["runs"].as_array().expect("runs");
+    let rounds = report["rounds"].as_array().expect("rounds");
+    assert_eq!((runs.len(), rounds.len()), (6, 3));
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    for (i, round) in rounds.iter().enumerate() {
+        assert_eq!(round["round"], i + 1);
+        let of_round: Vec<&serde_json::Value> =
+            runs.iter().filter(|r| r["round"] == i + 1).collect();
+        assert_eq!(of_round.len(), 2, "{round}");
+        let rate = |threads: u64| {
+            of_round
+                .iter()
+                .find(|r| r["threads"] == threads)
+                .and_then(|r| r["devices_per_second"].as_f64())
+                .unwrap()
+        };
+        assert_eq!(round["devices_per_second"].as_f64(), Some(rate(2)));
+        let scaling = round["thread_scaling"].as_f64().unwrap();
+        assert!((scaling - rate(2) / rate(1)).abs() < 1e-9, "{round}");
+        assert!(round["stage_sum_us"].as_f64().unwrap() > 0.0);
+        assert!(round["ratio_to_ceiling"].is_null(), "no ceiling measured");
+    }
+    let of_rounds =
+        |field: &str| median(rounds.iter().map(|r| r[field].as_f64().unwrap()).collect());
+    for field in [
+        "devices_per_second",
+        "thread_scaling",
+        "ratio_to_stage_limit",
+    ] {
+        let headline = report[field].as_f64().unwrap();
+        assert!((headline - of_rounds(field)).abs() < 1e-9, "{field}");
+    }
+    for bad in ["0", "21"] {
+        let out = f.certmill(&["bench", "--devices", "5", "--rounds", bad]);
+        assert_eq!(out.status.code(), Some(3), "--rounds {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--rounds"), "{stderr}");
+    }
+}

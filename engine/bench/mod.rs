@@ -185,6 +185,11 @@ pub struct BenchConfig {
     /// algorithm (idle-time work, timed apart), then issue from it (none: keys generated as
     /// the devices are issued).
     pub pool: Option<usize>,
+    /// Rounds (at least 1): each measures its own ceiling, runs every thread count's batch and
+    /// its own stage sample, so each round's ratios compare figures taken within seconds of
+    /// each other; the headline figures are the medians over the rounds, and the report gives
+    /// their range (the machine's noise).
+    pub rounds: usize,
 }
 
 /// The keypair pool of one run (`--pool`).
@@ -212,6 +217,8 @@ const POOL_FILL_TIMEOUT: Duration = Duration::from_secs(600);
 /// One batch run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Run {
+    /// The round it ran in (1-based, see [`BenchConfig::rounds`]).
+    pub round: usize,
     /// Worker threads.
     pub threads: usize,
     /// Devices issued.
@@ -226,7 +233,7 @@ pub struct Run {
     pub devices_per_second: f64,
     /// Devices ÷ issuing pass only.
     pub issuing_devices_per_second: f64,
-    /// `devices_per_second` ÷ the ceiling.
+    /// `devices_per_second` ÷ the ceiling of its round.
     pub ratio_to_ceiling: Option<f64>,
     /// The keypair pool the batch drew from (`--pool`); its figures are then the burst
     /// throughput with a warm pool.
@@ -248,6 +255,53 @@ pub struct CeilingReport {
     pub scaling: Option<ceiling::MachineScaling>,
 }
 
+/// One round's figures: its batches against the ceiling and the stage sample measured in the
+/// same round.
+#[derive(Clone, Debug, Serialize)]
+pub struct Round {
+    /// 1-based.
+    pub round: usize,
+    /// End-to-end devices a second of the round's run with the most threads.
+    pub devices_per_second: f64,
+    /// The round's ceiling, devices a second.
+    pub ceiling_devices_per_second: Option<f64>,
+    /// `devices_per_second` ÷ the round's ceiling.
+    pub ratio_to_ceiling: Option<f64>,
+    /// The round's primitives (`openssl speed`).
+    pub primitives: Primitives,
+    /// The round's stage sum, µs per device on one core.
+    pub stage_sum_us: f64,
+    /// C ÷ the round's stage sum.
+    pub stage_limit_devices_per_second: Option<f64>,
+    /// `devices_per_second` ÷ the round's stage limit.
+    pub ratio_to_stage_limit: Option<f64>,
+    /// The round's run with the most threads ÷ its 1-thread run, when both ran.
+    pub thread_scaling: Option<f64>,
+}
+
+/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
+pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+/// The smallest and the largest of `values`; `None` when empty.
+pub fn range(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    values.into_iter().fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+    })
+}
+
 /// Everything `certmill bench` reports (and writes as JSON).
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -259,28 +313,33 @@ pub struct BenchReport {
     pub devices: u64,
     /// Cores (`std::thread::available_parallelism`).
     pub cores: usize,
-    /// End-to-end devices a second of the run with the most threads.
+    /// End-to-end devices a second of the run with the most threads (the median over the
+    /// rounds).
     pub devices_per_second: f64,
-    /// Its ratio to the ceiling.
+    /// Its ratio to the ceiling (the median of the rounds' ratios).
     pub ratio_to_ceiling: Option<f64>,
     /// Seconds spent making the synthetic inputs (not part of any figure).
     pub input_preparation_seconds: f64,
     /// Each batch run.
     pub runs: Vec<Run>,
-    /// Time per stage, on a sample.
+    /// Time per stage, on a sample (the first round's).
     pub stages: StageTimes,
     /// Peak resident memory of the process (VmHWM), KiB.
     pub peak_rss_kib: Option<u64>,
-    /// The ceiling and the primitives behind it.
+    /// The ceiling and the primitives behind it (the first round's, with the machine scaling).
     pub ceiling: CeilingReport,
     /// C ÷ the sum of the stages: what C cores would reach if each spent on a device exactly
     /// the stages' one-core cost, without the pipeline's overlap or the cores slowing each
     /// other (none when the sum is zero).
     pub stage_limit_devices_per_second: Option<f64>,
-    /// `devices_per_second` ÷ `stage_limit_devices_per_second`.
+    /// `devices_per_second` ÷ `stage_limit_devices_per_second` (the median of the rounds'
+    /// ratios, like the two figures above).
     pub ratio_to_stage_limit: Option<f64>,
-    /// Devices/s of the run with the most threads ÷ that of the 1-thread run, when both ran.
+    /// Devices/s of the run with the most threads ÷ that of the 1-thread run of the same round,
+    /// when both ran (the median over the rounds).
     pub thread_scaling: Option<f64>,
+    /// Each round's figures (one entry without `--rounds`).
+    pub rounds: Vec<Round>,
 }
 
 /// The machine's cores, as the ceiling counts them.
@@ -325,7 +384,11 @@ fn job_of(profile: &Profile, kind: InputKind) -> Result<ceiling::Job, String> {
 }
 
 /// Measures the ceiling; a missing or failing openssl is reported, not an error.
-fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingReport {
+fn measure_ceiling(
+    job: Result<ceiling::Job, String>,
+    cores: usize,
+    with_scaling: bool,
+) -> CeilingReport {
     let mut report = CeilingReport {
         openssl: ceiling::openssl_version(),
         primitives: Primitives::default(),
@@ -385,9 +448,11 @@ fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingRe
         Err(e) => report.missing = Some(e.to_string()),
     }
     // A failed scaling measurement leaves the ceiling standing; the report says none.
-    report.scaling = ceiling::measure_scaling(job, cores, &report.primitives)
-        .ok()
-        .flatten();
+    if with_scaling {
+        report.scaling = ceiling::measure_scaling(job, cores, &report.primitives)
+            .ok()
+            .flatten();
+    }
     report
 }
 
@@ -401,25 +466,13 @@ fn ca_algorithm(profile: &Profile) -> KeyAlgorithm {
     }
 }
 
-/// Runs the benchmark: the ceiling first (on an idle machine), then one batch per thread
-/// count, then the stage sample.
+/// Runs the benchmark: the synthetic inputs, then each round: the ceiling (on an idle machine),
+/// one batch per thread count, the stage sample.
 pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, BenchError> {
     if config.threads.contains(&0) {
         return Err(BenchError::ZeroThreads);
     }
     let cores = cores();
-    let ceiling = if config.ceiling {
-        measure_ceiling(job_of(profile, config.kind), cores)
-    } else {
-        CeilingReport {
-            openssl: None,
-            primitives: Primitives::default(),
-            ceiling: None,
-            missing: Some("not measured (--no-ceiling)".into()),
-            scaling: None,
-        }
-    };
-
     let dir = tempfile::Builder::new()
         .prefix("certmill-bench-")
         .tempdir()
@@ -447,66 +500,6 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
         _ => return Err(BenchError::Unreachable("synthetic inputs of no kind")),
     };
     let password = bench_password()?;
-
-    let ceiling_rate = ceiling.ceiling.as_ref().map(|c| c.devices_per_second);
-    let mut runs = Vec::with_capacity(config.threads.len());
-    for (index, &threads) in config.threads.iter().enumerate() {
-        let out = dir.path().join(format!("batch-{index}-{threads}t.zip"));
-        let pool = match config.pool.filter(|&n| n > 0) {
-            Some(capacity) => Some(fill_pool(profile.key_algorithm(), capacity, cores)?),
-            None => None,
-        };
-        let options = BatchOptions {
-            parameters: synthetic.parameters.clone(),
-            password: if input.has_csr() {
-                None
-            } else {
-                Some(bench_password()?)
-            },
-            pkcs12: Pkcs12Options::default(),
-            out: out.clone(),
-            batch_name: format!("bench {threads} threads"),
-            threads: Some(threads),
-            progress: ProgressStyle::Quiet,
-            authority: None,
-            user: None,
-            issuer: None,
-            on_created: None,
-            keypairs: pool.as_ref().map(|(queue, _)| Arc::clone(queue)),
-            limits: Default::default(),
-        };
-        let report = batch::issue(&data, &ca, profile, &input, &options)
-            .map_err(|source| BenchError::Batch { threads, source })?;
-        drop(options);
-        let pool = pool.map(|(queue, mut run)| {
-            let stats = queue.stats();
-            run.served_from_pool = stats.served_from_pool();
-            run.generated_inline = stats.generated_inline();
-            // Dropping the queue stops its fillers before the next run.
-            drop(queue);
-            run
-        });
-        let validation = report.validation.as_secs_f64();
-        let issuing = report.elapsed.as_secs_f64();
-        let end_to_end = report.devices as f64 / (validation + issuing).max(1e-9);
-        runs.push(Run {
-            threads,
-            devices: report.devices,
-            failed: report.failed,
-            validation_seconds: validation,
-            issuing_seconds: issuing,
-            devices_per_second: end_to_end,
-            issuing_devices_per_second: report.devices_per_second(),
-            ratio_to_ceiling: ceiling_rate.map(|c| end_to_end / c),
-            pool,
-        });
-        // The ZIPs are not kept; removing each keeps the temporary directory small.
-        std::fs::remove_file(&out).map_err(|source| BenchError::Io {
-            path: out.display().to_string(),
-            source,
-        })?;
-    }
-
     let template = Template::new(profile, &ca, time::OffsetDateTime::now_utc())
         .map_err(|source| BenchError::Template { source })?;
     let keys = if profile.key_algorithm().is_ec() {
@@ -514,42 +507,156 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
     } else {
         RSA_SAMPLE_KEYS
     };
-    let stages = stages::measure(&stages::Sample {
-        template: &template,
-        ca: &ca,
-        parameters: &synthetic.parameters,
-        values: &synthetic.sample_values,
-        csrs: &synthetic.sample_csrs,
-        keys,
-        password: &password,
-        dir: dir.path(),
-    })?;
-
-    let headline = runs
+    let most_threads = config
+        .threads
         .iter()
-        .max_by_key(|r| r.threads)
+        .copied()
+        .max()
         .ok_or(BenchError::Unreachable("no thread count"))?;
-    let stage_limit = (stages.total_us() > 0.0).then(|| cores as f64 * 1e6 / stages.total_us());
-    let thread_scaling = runs
+
+    let mut runs = Vec::with_capacity(config.threads.len() * config.rounds.max(1));
+    let mut rounds = Vec::with_capacity(config.rounds.max(1));
+    let mut first: Option<(CeilingReport, StageTimes)> = None;
+    for round in 1..=config.rounds.max(1) {
+        let ceiling = if config.ceiling {
+            // The machine scaling once, in the first round.
+            measure_ceiling(job_of(profile, config.kind), cores, round == 1)
+        } else {
+            CeilingReport {
+                openssl: None,
+                primitives: Primitives::default(),
+                ceiling: None,
+                missing: Some("not measured (--no-ceiling)".into()),
+                scaling: None,
+            }
+        };
+        let ceiling_rate = ceiling.ceiling.as_ref().map(|c| c.devices_per_second);
+        let round_start = runs.len();
+        for (index, &threads) in config.threads.iter().enumerate() {
+            let out = dir
+                .path()
+                .join(format!("batch-{round}-{index}-{threads}t.zip"));
+            let pool = match config.pool.filter(|&n| n > 0) {
+                Some(capacity) => Some(fill_pool(profile.key_algorithm(), capacity, cores)?),
+                None => None,
+            };
+            let options = BatchOptions {
+                parameters: synthetic.parameters.clone(),
+                password: if input.has_csr() {
+                    None
+                } else {
+                    Some(bench_password()?)
+                },
+                pkcs12: Pkcs12Options::default(),
+                out: out.clone(),
+                batch_name: format!("bench round {round}, {threads} threads"),
+                threads: Some(threads),
+                progress: ProgressStyle::Quiet,
+                authority: None,
+                user: None,
+                issuer: None,
+                on_created: None,
+                keypairs: pool.as_ref().map(|(queue, _)| Arc::clone(queue)),
+                limits: Default::default(),
+            };
+            let report = batch::issue(&data, &ca, profile, &input, &options)
+                .map_err(|source| BenchError::Batch { threads, source })?;
+            drop(options);
+            let pool = pool.map(|(queue, mut run)| {
+                let stats = queue.stats();
+                run.served_from_pool = stats.served_from_pool();
+                run.generated_inline = stats.generated_inline();
+                // Dropping the queue stops its fillers before the next run.
+                drop(queue);
+                run
+            });
+            let validation = report.validation.as_secs_f64();
+            let issuing = report.elapsed.as_secs_f64();
+            let end_to_end = report.devices as f64 / (validation + issuing).max(1e-9);
+            runs.push(Run {
+                round,
+                threads,
+                devices: report.devices,
+                failed: report.failed,
+                validation_seconds: validation,
+                issuing_seconds: issuing,
+                devices_per_second: end_to_end,
+                issuing_devices_per_second: report.devices_per_second(),
+                ratio_to_ceiling: ceiling_rate.map(|c| end_to_end / c),
+                pool,
+            });
+            // The ZIPs are not kept; removing each keeps the temporary directory small.
+            std::fs::remove_file(&out).map_err(|source| BenchError::Io {
+                path: out.display().to_string(),
+                source,
+            })?;
+        }
+        // A scratch directory a round: each sample records its devices in a store of its own.
+        let scratch = dir.path().join(format!("stages-{round}"));
+        std::fs::create_dir_all(&scratch).map_err(|source| BenchError::Io {
+            path: scratch.display().to_string(),
+            source,
+        })?;
+        let stages = stages::measure(&stages::Sample {
+            template: &template,
+            ca: &ca,
+            parameters: &synthetic.parameters,
+            values: &synthetic.sample_values,
+            csrs: &synthetic.sample_csrs,
+            keys,
+            password: &password,
+            dir: &scratch,
+        })?;
+        let this_round = &runs[round_start..];
+        let headline = this_round
+            .iter()
+            .find(|r| r.threads == most_threads)
+            .ok_or(BenchError::Unreachable("no run with the most threads"))?;
+        let stage_limit = (stages.total_us() > 0.0).then(|| cores as f64 * 1e6 / stages.total_us());
+        rounds.push(Round {
+            round,
+            devices_per_second: headline.devices_per_second,
+            ceiling_devices_per_second: ceiling_rate,
+            ratio_to_ceiling: headline.ratio_to_ceiling,
+            primitives: ceiling.primitives.clone(),
+            stage_sum_us: stages.total_us(),
+            stage_limit_devices_per_second: stage_limit,
+            ratio_to_stage_limit: stage_limit.map(|limit| headline.devices_per_second / limit),
+            thread_scaling: this_round
+                .iter()
+                .find(|r| r.threads == 1)
+                .filter(|_| most_threads > 1)
+                .map(|one| headline.devices_per_second / one.devices_per_second),
+        });
+        if first.is_none() {
+            first = Some((ceiling, stages));
+        }
+    }
+    let (ceiling, stages) = first.ok_or(BenchError::Unreachable("no round"))?;
+    let devices = runs
         .iter()
-        .find(|r| r.threads == 1)
-        .filter(|_| headline.threads > 1)
-        .map(|one| headline.devices_per_second / one.devices_per_second);
+        .find(|r| r.threads == most_threads)
+        .map_or(0, |r| r.devices);
     Ok(BenchReport {
-        stage_limit_devices_per_second: stage_limit,
-        ratio_to_stage_limit: stage_limit.map(|limit| headline.devices_per_second / limit),
-        thread_scaling,
+        stage_limit_devices_per_second: median(
+            rounds
+                .iter()
+                .filter_map(|r| r.stage_limit_devices_per_second),
+        ),
+        ratio_to_stage_limit: median(rounds.iter().filter_map(|r| r.ratio_to_stage_limit)),
+        thread_scaling: median(rounds.iter().filter_map(|r| r.thread_scaling)),
         profile: profile.name().to_owned(),
         kind: config.kind,
-        devices: headline.devices,
+        devices,
         cores,
-        devices_per_second: headline.devices_per_second,
-        ratio_to_ceiling: headline.ratio_to_ceiling,
+        devices_per_second: median(rounds.iter().map(|r| r.devices_per_second)).unwrap_or(0.0),
+        ratio_to_ceiling: median(rounds.iter().filter_map(|r| r.ratio_to_ceiling)),
         input_preparation_seconds,
         stages,
         peak_rss_kib: peak_rss_kib(),
         ceiling,
         runs,
+        rounds,
     })
 }
 
@@ -592,6 +699,16 @@ const RSA_SAMPLE_KEYS: usize = 8;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn medians_and_ranges() {
+        assert_eq!(median([]), None);
+        assert_eq!(median([0.7]), Some(0.7));
+        assert_eq!(median([0.9, 0.5, 0.7]), Some(0.7));
+        assert_eq!(median([4.0, 1.0, 5.0, 2.0]), Some(3.0));
+        assert_eq!(range([]), None);
+        assert_eq!(range([0.7, 0.5, 0.9, 0.6]), Some((0.5, 0.9)));
+    }
 
     #[test]
     fn reads_vm_hwm_in_kib() {

@@ -37,7 +37,15 @@ pub struct BenchArgs {
     /// apart, as idle-time work), then issue from it: the burst throughput with a warm pool.
     #[arg(long, value_name = "N")]
     pub pool: Option<usize>,
+    /// Rounds: each measures its own ceiling, runs the batches and its own stage sample; the
+    /// figures are the medians over the rounds, given with their range (use 3 or more on a
+    /// machine whose speed drifts).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub rounds: usize,
 }
+
+/// Most `--rounds`.
+const MAX_ROUNDS: usize = 20;
 
 /// `--kind`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -78,6 +86,12 @@ pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
             crate::keys::MAX_POOL_CAPACITY
         )));
     }
+    if a.rounds == 0 || a.rounds > MAX_ROUNDS {
+        bail!(InvalidInput(format!(
+            "--rounds {}: expected 1 to {MAX_ROUNDS}",
+            a.rounds
+        )));
+    }
     let profile = load_profile(&a.profile, compile)?;
     let threads = if a.threads.is_empty() {
         vec![bench::cores()]
@@ -91,13 +105,15 @@ pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
         sample: a.sample.max(1),
         ceiling: !a.no_ceiling,
         pool: a.pool.filter(|&n| n > 0),
+        rounds: a.rounds,
     };
     eprintln!(
-        "bench: {} devices, profile {}, kind {}, threads {:?} (ceiling first, then the batches, then the stage sample)",
+        "bench: {} devices, profile {}, kind {}, threads {:?}, {} round(s) (each: ceiling first, then the batches, then the stage sample)",
         config.devices,
         profile.name(),
         config.kind.as_str(),
-        config.threads
+        config.threads,
+        config.rounds
     );
     let report = bench::run(&profile, &config).context("certmill bench")?;
     print!("{}", render(&report));
@@ -107,7 +123,11 @@ pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
             .with_context(|| format!("writing {}", json.display()))?;
         println!("json:      {}", json.display());
     }
-    if report.runs.len() > 1 {
+    if report
+        .runs
+        .iter()
+        .any(|r| r.threads != report.runs[0].threads)
+    {
         let path = svg_path(a.json.as_deref());
         let title = format!(
             "certmill bench: {}, {} {} devices, {} cores",
@@ -116,10 +136,22 @@ pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
             report.kind.as_str(),
             report.cores
         );
-        let points: Vec<(usize, f64)> = report
-            .runs
-            .iter()
-            .map(|r| (r.threads, r.devices_per_second))
+        // One point a thread count: the median over the rounds.
+        let mut threads: Vec<usize> = report.runs.iter().map(|r| r.threads).collect();
+        threads.sort_unstable();
+        threads.dedup();
+        let points: Vec<(usize, f64)> = threads
+            .into_iter()
+            .filter_map(|t| {
+                bench::median(
+                    report
+                        .runs
+                        .iter()
+                        .filter(|r| r.threads == t)
+                        .map(|r| r.devices_per_second),
+                )
+                .map(|rate| (t, rate))
+            })
             .collect();
         let plot = svg::Plot {
             title: &title,
@@ -167,7 +199,11 @@ fn render(r: &BenchReport) -> String {
         "inputs prepared in {:.2} s (not counted)",
         r.input_preparation_seconds
     );
+    let several = r.rounds.len() > 1;
     for run in &r.runs {
+        if several && r.runs.first().map(|f| f.threads) == Some(run.threads) {
+            let _ = writeln!(s, "round {} of {}:", run.round, r.rounds.len());
+        }
         if let Some(pool) = &run.pool {
             let _ = writeln!(
                 s,
@@ -206,8 +242,10 @@ fn render(r: &BenchReport) -> String {
     let st = &r.stages;
     let _ = writeln!(
         s,
-        "per stage, µs per device on one core ({} devices; {}):",
-        st.sample, st.method
+        "per stage, µs per device on one core ({} devices; {}){}:",
+        st.sample,
+        st.method,
+        if several { "; the first round's" } else { "" }
     );
     let _ = writeln!(
         s,
@@ -230,6 +268,14 @@ fn render(r: &BenchReport) -> String {
     let _ = writeln!(s, "  ZIP write        {:.1} µs", st.zip_write_us);
     let _ = writeln!(s, "  store            {:.1} µs", st.store_us);
     let _ = writeln!(s, "  sum              {:.1} µs", st.total_us());
+    if several {
+        let sums: Vec<String> = r
+            .rounds
+            .iter()
+            .map(|round| format!("{:.1}", round.stage_sum_us))
+            .collect();
+        let _ = writeln!(s, "  sum each round    {} µs", sums.join(" / "));
+    }
     if let (Some(limit), Some(ratio)) = (r.stage_limit_devices_per_second, r.ratio_to_stage_limit) {
         let _ = writeln!(
             s,
@@ -299,6 +345,50 @@ fn render(r: &BenchReport) -> String {
         }
         (None, None) => {
             let _ = writeln!(s, "achieved: {:.0} devices/s", r.devices_per_second);
+        }
+    }
+    if several {
+        let _ = writeln!(
+            s,
+            "over {} rounds (median, range; each round's ratio against its own ceiling and stage sample):",
+            r.rounds.len()
+        );
+        let figures: [(&str, Vec<f64>, &str); 4] = [
+            (
+                "devices/s",
+                r.rounds.iter().map(|x| x.devices_per_second).collect(),
+                "",
+            ),
+            (
+                "ratio to ceiling",
+                r.rounds.iter().filter_map(|x| x.ratio_to_ceiling).collect(),
+                "x",
+            ),
+            (
+                "ratio to stage limit",
+                r.rounds
+                    .iter()
+                    .filter_map(|x| x.ratio_to_stage_limit)
+                    .collect(),
+                "x",
+            ),
+            (
+                "thread scaling",
+                r.rounds.iter().filter_map(|x| x.thread_scaling).collect(),
+                "x",
+            ),
+        ];
+        for (name, values, unit) in figures {
+            let precision = if unit.is_empty() { 0 } else { 2 };
+            if let (Some(mid), Some((lo, hi))) = (
+                bench::median(values.iter().copied()),
+                bench::range(values.iter().copied()),
+            ) {
+                let _ = writeln!(
+                    s,
+                    "  {name:<21} {mid:.precision$}{unit} ({lo:.precision$}{unit} to {hi:.precision$}{unit})"
+                );
+            }
         }
     }
     s
