@@ -1213,7 +1213,8 @@ impl Store {
         self
     }
 
-    /// This connection for the batch pipeline's hot path: foreign keys are not probed per row.
+    /// This connection for the batch pipeline's hot path: foreign keys are not probed per row,
+    /// and statement journals stay in memory.
     ///
     /// `reserve_serials` and `insert_certificates` load the batch once per chunk and refuse a
     /// missing batch or another issuer's serials in code, so every row they write references
@@ -1221,10 +1222,18 @@ impl Store {
     /// check for each device. Every other connection enforces the foreign keys. On PostgreSQL
     /// the foreign keys stay checked (they cannot be turned off per connection without also
     /// turning off the append-only triggers).
+    ///
+    /// A chunk's rows go in as one multi-row statement inside a savepoint, and SQLite keeps
+    /// the statement journal of such a statement in a file once it passes 64 KiB: 160-380 KB
+    /// a chunk, written to a new file in /var/tmp and unlinked, about 800 bytes a device.
+    /// `temp_store = MEMORY` keeps it in memory (bounded by the pages one chunk's statement
+    /// touches); the other connections keep the default, so the large sorts of lifecycle
+    /// queries may still spill to files.
     pub fn for_pipeline(self) -> Result<Store, StoreError> {
         if let Some(connection) = self.connection.sqlite() {
             connection
                 .pragma_update(None, "foreign_keys", false)
+                .and_then(|()| connection.pragma_update(None, "temp_store", "MEMORY"))
                 .map_err(|source| StoreError::Database {
                     action: "configuring the pipeline connection",
                     source: source.into(),

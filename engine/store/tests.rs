@@ -228,6 +228,24 @@ fn connection_uses_wal_foreign_keys_and_normal_sync() {
     // 1 = NORMAL.
     assert_eq!(pragma("synchronous"), "1");
     assert_eq!(pragma("busy_timeout"), "5000");
+    // 0 = the default: sorts and temporary indexes of the lifecycle queries (a CRL of a
+    // million serials) may spill to files.
+    assert_eq!(pragma("temp_store"), "0");
+    // The pipeline's connections keep their statement journals in memory: a chunk's multi-row
+    // insert otherwise wrote 160-380 KB of them to files in /var/tmp (about 800 bytes a
+    // device) and created and unlinked a file a chunk.
+    let pipeline = Store::open(f.dir.path())
+        .expect("open")
+        .for_pipeline()
+        .expect("pipeline");
+    let connection = pipeline.connection.sqlite().expect("SQLite");
+    let read = |name: &str| -> i64 {
+        connection
+            .pragma_query_value(None, name, |row| row.get(0))
+            .expect("pragma")
+    };
+    assert_eq!(read("temp_store"), 2);
+    assert_eq!(read("foreign_keys"), 0);
 }
 
 #[test]
