@@ -570,7 +570,7 @@ pub fn issue_chunk(
                         .cloned()
                         .unwrap_or_else(|| default_entry_name(&device.file_stem, extension));
                     let entry = part
-                        .add(&name, &device.file)
+                        .add_file_entry(&name, &device.file)
                         .map_err(|e| BatchError::Zip(e.to_string()))?;
                     entries.push(part_entry(&device, &entry));
                     records.push(record_of(device, name));

@@ -41,6 +41,7 @@ use crate::store::{
 };
 use crate::template::{PreparedDevice, Template, TemplateError};
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -254,8 +255,55 @@ pub struct IssuedDevice {
     pub not_after: i64,
     /// Certificate DER.
     pub certificate: Vec<u8>,
-    /// The ZIP entry: PKCS#12 DER.
-    pub file: Vec<u8>,
+    /// The ZIP entry: PKCS#12 DER, or the PEM certificate of a CSR.
+    pub file: EntryFile,
+}
+
+/// A ZIP entry's content with its CRC-32 (for the ZIP headers) and SHA-256 (for the manifest),
+/// both computed when it is made, on the worker that packed it: the batch's one writer thread
+/// then only copies it. On the writer the two hashes were 3.4 µs of an ECC device's 17 µs and
+/// 1.6 µs of a CSR's 19 µs, work that bounds a batch as the cores grow (the writer caps it at
+/// one device per its own time) and that a 1-thread batch got for free on the second core.
+///
+/// The hashes can only be made from the bytes ([`EntryFile::new`]), so they cannot disagree.
+#[derive(Clone)]
+pub struct EntryFile {
+    bytes: Vec<u8>,
+    crc32: u32,
+    sha256: [u8; 32],
+}
+
+impl EntryFile {
+    /// `bytes` with their CRC-32 and SHA-256.
+    pub fn new(bytes: Vec<u8>) -> EntryFile {
+        let crc32 = crc32fast::hash(&bytes);
+        let sha256 = Sha256::digest(&bytes).into();
+        EntryFile {
+            bytes,
+            crc32,
+            sha256,
+        }
+    }
+
+    /// The content.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// CRC-32 (IEEE) of the content.
+    pub fn crc32(&self) -> u32 {
+        self.crc32
+    }
+
+    /// SHA-256 of the content.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// The content, without its hashes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// How progress is shown.
@@ -651,7 +699,8 @@ fn sign_device(
             not_before: template.not_before().unix_timestamp(),
             not_after: prepared.not_after().unix_timestamp(),
             certificate,
-            file: Vec::new(),
+            // Made by pack_device.
+            file: EntryFile::new(Vec::new()),
         },
         key: generated,
         cert_bag: prepared.cert_bag,
@@ -678,7 +727,7 @@ fn pack_device(
         key,
         cert_bag,
     } = signed;
-    device.file = match key {
+    device.file = EntryFile::new(match key {
         None => crate::asn1::pem_certificate(&device.certificate),
         Some(key) => {
             let chain = ca.chain_der();
@@ -705,7 +754,7 @@ fn pack_device(
             }
             .map_err(|source| BatchError::Pkcs12 { row, source })?
         }
-    };
+    });
     Ok(device)
 }
 

@@ -398,7 +398,7 @@ impl<'a> Station<'a> {
             serial_hex,
             file_name: name,
             certificate: device.certificate,
-            pkcs12: device.file,
+            pkcs12: device.file.into_bytes(),
         })
     }
 

@@ -5,7 +5,6 @@
 use super::zipstream::ZipStream;
 use super::{BatchError, Counts, IssuedDevice, Outcome};
 use crate::store::{BatchId, CertificateRecord, DeviceFailure, Store};
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
 
@@ -292,13 +291,12 @@ impl BatchWriter {
             .zip
             .as_mut()
             .ok_or(BatchError::Unreachable("zip writer used after finish"))?;
-        zip.add(name, &device.file)
+        zip.add_file_entry(name, &device.file)
             .map_err(|source| BatchError::Io {
                 path: self.out.display().to_string(),
                 source,
             })?;
-        self.unsent += device.file.len();
-        let digest = Sha256::digest(&device.file);
+        self.unsent += device.file.bytes().len();
         let mut id = uuid::Uuid::encode_buffer();
         let [not_before, not_after] = &mut self.dates;
         write_manifest_row(
@@ -314,7 +312,7 @@ impl BatchWriter {
                 not_before.text(device.not_before),
                 not_after.text(device.not_after),
                 name,
-                &hex(&digest),
+                &hex(device.file.sha256()),
                 "ISSUED",
                 "",
             ],

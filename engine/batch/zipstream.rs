@@ -498,10 +498,19 @@ impl<W: Write> ZipStream<W> {
     /// Writes one complete stored entry: local header with CRC-32 and sizes, data, and its
     /// central directory record to the spool.
     pub(crate) fn add(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.add_hashed(name, data, crc32fast::hash(data))
+    }
+
+    /// [`ZipStream::add`] of an entry whose CRC-32 was computed where it was made.
+    pub(crate) fn add_file_entry(&mut self, name: &str, file: &super::EntryFile) -> io::Result<()> {
+        self.add_hashed(name, file.bytes(), file.crc32())
+    }
+
+    fn add_hashed(&mut self, name: &str, data: &[u8], crc32: u32) -> io::Result<()> {
         self.check_usable()?;
         let name_len = check_name(name)?;
         let meta = EntryMeta {
-            crc32: crc32fast::hash(data),
+            crc32,
             size: data.len() as u64,
             local_header_offset: self.offset,
         };
@@ -768,6 +777,27 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             crc32fast::hash(data),
             sha256_hex(data)
         )
+    }
+
+    /// An entry whose hashes were made by [`EntryFile::new`] on a worker is written byte for
+    /// byte as [`ZipStream::add`] writes the bare bytes, and the hashes are the crates' own.
+    #[test]
+    fn hashed_entry_files_write_the_same_archive() {
+        let entries = sample_entries();
+        let spool = tempfile::tempdir().unwrap();
+        let mut zip = ZipStream::new(Vec::new(), spool.path(), MODIFIED).unwrap();
+        for (name, data) in &entries {
+            let file = super::super::EntryFile::new(data.clone());
+            assert_eq!(file.crc32(), crc32fast::hash(data), "{name}");
+            assert_eq!(sha256_hex(data), hex_of(file.sha256()), "{name}");
+            assert_eq!(file.bytes(), data.as_slice());
+            zip.add_file_entry(name, &file).unwrap();
+        }
+        assert_eq!(zip.finish().unwrap(), write_archive(&entries));
+    }
+
+    fn hex_of(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
     #[test]

@@ -205,12 +205,37 @@ impl<W: Write> PartWriter<W> {
     /// Writes one stored entry (local header with CRC-32 and sizes, then the data) and returns
     /// its metadata, SHA-256 included.
     pub fn add(&mut self, name: &str, data: &[u8]) -> Result<PartEntry, ZipPartsError> {
+        self.add_hashed(
+            name,
+            data,
+            crc32fast::hash(data),
+            Sha256::digest(data).into(),
+        )
+    }
+
+    /// [`PartWriter::add`] of an entry whose CRC-32 and SHA-256 were computed where it was
+    /// made (on a worker).
+    pub fn add_file_entry(
+        &mut self,
+        name: &str,
+        file: &crate::batch::EntryFile,
+    ) -> Result<PartEntry, ZipPartsError> {
+        self.add_hashed(name, file.bytes(), file.crc32(), *file.sha256())
+    }
+
+    fn add_hashed(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        crc32: u32,
+        sha256: [u8; 32],
+    ) -> Result<PartEntry, ZipPartsError> {
         if self.broken {
             return Err(ZipPartsError::Broken);
         }
         let name_len = check_name(name)?;
         let meta = EntryMeta {
-            crc32: crc32fast::hash(data),
+            crc32,
             size: data.len() as u64,
             local_header_offset: self.offset,
         };
@@ -230,7 +255,7 @@ impl<W: Write> PartWriter<W> {
             offset: self.offset,
             size: meta.size,
             crc32: meta.crc32,
-            sha256: Sha256::digest(data).into(),
+            sha256,
         };
         self.offset += entry.span();
         Ok(entry)

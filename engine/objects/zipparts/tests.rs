@@ -451,6 +451,30 @@ fn part_writer_refuses_bad_names_and_keeps_offsets() {
     assert_eq!(&bytes[..4], &0x0403_4b50u32.to_le_bytes());
 }
 
+/// A worker-hashed entry ([`crate::batch::EntryFile`]) makes the same part and metadata as the
+/// bare bytes, whose hashes the writer computes.
+#[test]
+fn part_writer_takes_worker_hashes_unchanged() {
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 + 3) as u8).collect();
+    let mut bare = PartWriter::new(Vec::new(), MODIFIED);
+    let mut hashed = PartWriter::new(Vec::new(), MODIFIED);
+    let expected = bare.add("d.p12", &data).unwrap();
+    let entry = hashed
+        .add_file_entry("d.p12", &crate::batch::EntryFile::new(data.clone()))
+        .unwrap();
+    assert_eq!(
+        (entry.offset, entry.size, entry.crc32, entry.sha256),
+        (
+            expected.offset,
+            expected.size,
+            expected.crc32,
+            expected.sha256
+        )
+    );
+    assert_eq!(entry.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+    assert_eq!(hashed.finish().unwrap().0, bare.finish().unwrap().0);
+}
+
 #[test]
 fn zip64_offsets_past_4_gib_in_a_sparse_archive() {
     const BLOCK: u64 = 64 << 20;
