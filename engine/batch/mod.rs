@@ -306,6 +306,22 @@ impl EntryFile {
     }
 }
 
+impl Default for EntryFile {
+    /// No content, with the hashes of no content as constants: a device between its signature
+    /// and its file holds this, so the hot path hashes nothing twice (tested against `new`).
+    fn default() -> EntryFile {
+        EntryFile {
+            bytes: Vec::new(),
+            crc32: 0,
+            sha256: [
+                0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f,
+                0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b,
+                0x78, 0x52, 0xb8, 0x55,
+            ],
+        }
+    }
+}
+
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgressStyle {
@@ -700,7 +716,7 @@ fn sign_device(
             not_after: prepared.not_after().unix_timestamp(),
             certificate,
             // Made by pack_device.
-            file: EntryFile::new(Vec::new()),
+            file: EntryFile::default(),
         },
         key: generated,
         cert_bag: prepared.cert_bag,
