@@ -11,6 +11,10 @@ fn bench_writes_a_json_report() {
         "50",
         "--sample",
         "20",
+        "--threads",
+        "1,2",
+        "--rounds",
+        "2",
         "--json",
         json.to_str().unwrap(),
     ]);
@@ -23,9 +27,13 @@ fn bench_writes_a_json_report() {
         .expect("devices_per_second");
     assert!(rate > 0.0, "{rate}");
     let runs = report["runs"].as_array().expect("runs");
-    assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0]["devices"], 50);
-    assert_eq!(runs[0]["failed"], 0);
+    assert_eq!(runs.len(), 4);
+    for run in runs {
+        assert_eq!(run["devices"], 50, "{run}");
+        assert_eq!(run["failed"], 0, "{run}");
+    }
+    let rounds = report["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2);
     let stages = &report["stages"];
     for stage in [
         "key_generation_us",
@@ -49,8 +57,10 @@ fn bench_writes_a_json_report() {
         }
         None => assert!(ceiling["missing"].as_str().is_some()),
     }
-    // The stage limit: C ÷ the sum of the stages, and the achieved rate's ratio to it.
-    let limit = report["stage_limit_devices_per_second"]
+    // The stage limit: C ÷ the sum of the stages, and the achieved rate's ratio to it (the
+    // first round's stage table is the report's).
+    let first = &rounds[0];
+    let limit = first["stage_limit_devices_per_second"]
         .as_f64()
         .expect("stage_limit_devices_per_second");
     let sum: f64 = stages
@@ -65,8 +75,9 @@ fn bench_writes_a_json_report() {
         (limit - cores * 1e6 / sum).abs() < 1e-6 * limit,
         "{limit} against {cores} cores and {sum} µs"
     );
-    let ratio = report["ratio_to_stage_limit"].as_f64().unwrap();
-    assert!((ratio - rate / limit).abs() < 1e-9, "{ratio}");
+    let ratio = first["ratio_to_stage_limit"].as_f64().unwrap();
+    let first_rate = first["devices_per_second"].as_f64().unwrap();
+    assert!((ratio - first_rate / limit).abs() < 1e-9, "{ratio}");
     // With openssl and several cores, the machine's own scaling is measured next to the
     // ceiling: C processes of `openssl speed -multi` against one.
     if ceiling["ceiling"].is_object() && cores > 1.0 {
@@ -79,6 +90,32 @@ fn bench_writes_a_json_report() {
         );
         assert!(one > 0.0 && all > 0.0, "{scaling}");
         assert!((scaling["ratio"].as_f64().unwrap() - all / one).abs() < 1e-9);
+        // Every round measures it again, and sets its own figures against it: the thread
+        // scaling against the machine's, and the stage limit with the cores counted as the
+        // machine scaled them.
+        let mut against = Vec::new();
+        for round in rounds {
+            let machine = round["machine_scaling"]["ratio"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("machine scaling in {round}"));
+            assert!(machine > 0.0, "{round}");
+            let threads = round["thread_scaling"].as_f64().unwrap();
+            let value = round["scaling_against_machine"].as_f64().unwrap();
+            assert!((value - threads / machine).abs() < 1e-9, "{round}");
+            against.push(value);
+            let stage_limit = round["stage_limit_devices_per_second"].as_f64().unwrap();
+            let on_machine = round["ratio_to_machine_stage_limit"].as_f64().unwrap();
+            let expected =
+                round["devices_per_second"].as_f64().unwrap() / (stage_limit * machine / cores);
+            assert!((on_machine - expected).abs() < 1e-9, "{round}");
+        }
+        let headline = report["scaling_against_machine"].as_f64().unwrap();
+        assert!(
+            (headline - (against[0] + against[1]) / 2.0).abs() < 1e-9,
+            "the median of two rounds is their mean: {headline}"
+        );
+    } else {
+        assert!(report["scaling_against_machine"].is_null(), "{report}");
     }
     // The benchmark works in a temporary directory of its own, not in --data.
     assert!(!f.data().join("ca").exists());

@@ -277,6 +277,16 @@ pub struct Round {
     pub ratio_to_stage_limit: Option<f64>,
     /// The round's run with the most threads ÷ its 1-thread run, when both ran.
     pub thread_scaling: Option<f64>,
+    /// The machine's own scaling measured in this round (`openssl speed -multi C` against one
+    /// process, just after the round's ceiling), when openssl ran and C > 1.
+    pub machine_scaling: Option<ceiling::MachineScaling>,
+    /// `thread_scaling` ÷ the machine's scaling: how much of what this round's cores gave
+    /// independent processes the batch's threads got (1.0 = all of it).
+    pub scaling_against_machine: Option<f64>,
+    /// `devices_per_second` ÷ (the machine's scaling × 1,000,000 ÷ the stage sum): the ratio to
+    /// the stage limit counting the cores as the machine scaled them in this round instead of
+    /// as C whole cores.
+    pub ratio_to_machine_stage_limit: Option<f64>,
 }
 
 /// The median of `values` (the mean of the middle two for an even count); `None` when empty.
@@ -338,6 +348,14 @@ pub struct BenchReport {
     /// Devices/s of the run with the most threads ÷ that of the 1-thread run of the same round,
     /// when both ran (the median over the rounds).
     pub thread_scaling: Option<f64>,
+    /// The machine's scaling (`openssl speed -multi C` ÷ one process), the median of the
+    /// rounds' measurements.
+    pub machine_scaling: Option<f64>,
+    /// `thread_scaling` ÷ the machine's scaling, the median of the rounds' ratios.
+    pub scaling_against_machine: Option<f64>,
+    /// The ratio to the stage limit with the cores counted as the machine scaled them, the
+    /// median of the rounds' ratios (see [`Round::ratio_to_machine_stage_limit`]).
+    pub ratio_to_machine_stage_limit: Option<f64>,
     /// Each round's figures (one entry without `--rounds`).
     pub rounds: Vec<Round>,
 }
@@ -384,11 +402,7 @@ fn job_of(profile: &Profile, kind: InputKind) -> Result<ceiling::Job, String> {
 }
 
 /// Measures the ceiling; a missing or failing openssl is reported, not an error.
-fn measure_ceiling(
-    job: Result<ceiling::Job, String>,
-    cores: usize,
-    with_scaling: bool,
-) -> CeilingReport {
+fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingReport {
     let mut report = CeilingReport {
         openssl: ceiling::openssl_version(),
         primitives: Primitives::default(),
@@ -448,11 +462,9 @@ fn measure_ceiling(
         Err(e) => report.missing = Some(e.to_string()),
     }
     // A failed scaling measurement leaves the ceiling standing; the report says none.
-    if with_scaling {
-        report.scaling = ceiling::measure_scaling(job, cores, &report.primitives)
-            .ok()
-            .flatten();
-    }
+    report.scaling = ceiling::measure_scaling(job, cores, &report.primitives)
+        .ok()
+        .flatten();
     report
 }
 
@@ -519,8 +531,9 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
     let mut first: Option<(CeilingReport, StageTimes)> = None;
     for round in 1..=config.rounds.max(1) {
         let ceiling = if config.ceiling {
-            // The machine scaling once, in the first round.
-            measure_ceiling(job_of(profile, config.kind), cores, round == 1)
+            // The machine's scaling in every round, beside the ceiling: the rounds' ratios
+            // against it pair figures taken seconds apart.
+            measure_ceiling(job_of(profile, config.kind), cores)
         } else {
             CeilingReport {
                 openssl: None,
@@ -613,6 +626,12 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             .find(|r| r.threads == most_threads)
             .ok_or(BenchError::Unreachable("no run with the most threads"))?;
         let stage_limit = (stages.total_us() > 0.0).then(|| cores as f64 * 1e6 / stages.total_us());
+        let thread_scaling = this_round
+            .iter()
+            .find(|r| r.threads == 1)
+            .filter(|_| most_threads > 1)
+            .map(|one| headline.devices_per_second / one.devices_per_second);
+        let machine = ceiling.scaling.as_ref().filter(|m| m.ratio > 0.0);
         rounds.push(Round {
             round,
             devices_per_second: headline.devices_per_second,
@@ -622,11 +641,14 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             stage_sum_us: stages.total_us(),
             stage_limit_devices_per_second: stage_limit,
             ratio_to_stage_limit: stage_limit.map(|limit| headline.devices_per_second / limit),
-            thread_scaling: this_round
-                .iter()
-                .find(|r| r.threads == 1)
-                .filter(|_| most_threads > 1)
-                .map(|one| headline.devices_per_second / one.devices_per_second),
+            thread_scaling,
+            scaling_against_machine: thread_scaling
+                .zip(machine)
+                .map(|(threads, m)| threads / m.ratio),
+            ratio_to_machine_stage_limit: stage_limit
+                .zip(machine)
+                .map(|(limit, m)| headline.devices_per_second / (limit * m.ratio / cores as f64)),
+            machine_scaling: machine.cloned(),
         });
         if first.is_none() {
             first = Some((ceiling, stages));
@@ -645,6 +667,15 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
         ),
         ratio_to_stage_limit: median(rounds.iter().filter_map(|r| r.ratio_to_stage_limit)),
         thread_scaling: median(rounds.iter().filter_map(|r| r.thread_scaling)),
+        machine_scaling: median(
+            rounds
+                .iter()
+                .filter_map(|r| r.machine_scaling.as_ref().map(|m| m.ratio)),
+        ),
+        scaling_against_machine: median(rounds.iter().filter_map(|r| r.scaling_against_machine)),
+        ratio_to_machine_stage_limit: median(
+            rounds.iter().filter_map(|r| r.ratio_to_machine_stage_limit),
+        ),
         profile: profile.name().to_owned(),
         kind: config.kind,
         devices,

@@ -321,6 +321,20 @@ fn render(r: &BenchReport) -> String {
             "machine scaling: {} openssl processes ({} -multi {}) = {:.2}x one",
             m.processes, m.primitive, m.processes, m.ratio
         );
+        if let (Some(against), false) = (r.scaling_against_machine, several) {
+            let _ = writeln!(
+                s,
+                "thread scaling against the machine's: {against:.2} (1.00 = the batch's threads scale as {} independent processes do)",
+                m.processes
+            );
+        }
+        if let (Some(ratio), false) = (r.ratio_to_machine_stage_limit, several) {
+            let _ = writeln!(
+                s,
+                "stage limit on this machine's cores: {:.2} x 1,000,000 ÷ sum of stages; achieved {ratio:.2}x",
+                m.ratio
+            );
+        }
     }
     match (&c.ceiling, &c.missing) {
         (Some(ceiling), _) => {
@@ -353,7 +367,7 @@ fn render(r: &BenchReport) -> String {
             "over {} rounds (median, range; each round's ratio against its own ceiling and stage sample):",
             r.rounds.len()
         );
-        let figures: [(&str, Vec<f64>, &str); 4] = [
+        let figures: [(&str, Vec<f64>, &str); 7] = [
             (
                 "devices/s",
                 r.rounds.iter().map(|x| x.devices_per_second).collect(),
@@ -377,16 +391,40 @@ fn render(r: &BenchReport) -> String {
                 r.rounds.iter().filter_map(|x| x.thread_scaling).collect(),
                 "x",
             ),
+            (
+                "machine scaling",
+                r.rounds
+                    .iter()
+                    .filter_map(|x| x.machine_scaling.as_ref().map(|m| m.ratio))
+                    .collect(),
+                "x",
+            ),
+            (
+                "scaling vs machine",
+                r.rounds
+                    .iter()
+                    .filter_map(|x| x.scaling_against_machine)
+                    .collect(),
+                "",
+            ),
+            (
+                "ratio to machine limit",
+                r.rounds
+                    .iter()
+                    .filter_map(|x| x.ratio_to_machine_stage_limit)
+                    .collect(),
+                "x",
+            ),
         ];
         for (name, values, unit) in figures {
-            let precision = if unit.is_empty() { 0 } else { 2 };
+            let precision = if name == "devices/s" { 0 } else { 2 };
             if let (Some(mid), Some((lo, hi))) = (
                 bench::median(values.iter().copied()),
                 bench::range(values.iter().copied()),
             ) {
                 let _ = writeln!(
                     s,
-                    "  {name:<21} {mid:.precision$}{unit} ({lo:.precision$}{unit} to {hi:.precision$}{unit})"
+                    "  {name:<22} {mid:.precision$}{unit} ({lo:.precision$}{unit} to {hi:.precision$}{unit})"
                 );
             }
         }
