@@ -34,6 +34,35 @@ fn bench_writes_a_json_report() {
     }
     let rounds = report["rounds"].as_array().expect("rounds");
     assert_eq!(rounds.len(), 2);
+    // The process's CPU over each issuing pass (Linux): per device, and as a share of the
+    // cores; each round's CPU efficiency is its stage sum over its 2-thread run's CPU.
+    if std::path::Path::new("/proc/self/stat").exists() {
+        for round in rounds {
+            let two = runs
+                .iter()
+                .find(|r| r["round"] == round["round"] && r["threads"] == 2)
+                .expect("the round's 2-thread run");
+            let cpu = two["cpu_us_per_device"]
+                .as_f64()
+                .expect("cpu_us_per_device");
+            let busy = two["core_utilization"].as_f64().expect("core_utilization");
+            let issuing = two["issuing_seconds"].as_f64().unwrap();
+            let cores = report["cores"].as_f64().unwrap();
+            assert!(
+                (busy - cpu * 50.0 / 1e6 / (cores * issuing)).abs() < 1e-9,
+                "{two}"
+            );
+            // The clock ticks every 10 ms: a fast machine may see no tick at all, and then no
+            // efficiency is claimed.
+            if cpu == 0.0 {
+                assert!(round["cpu_efficiency"].is_null(), "{round}");
+                continue;
+            }
+            let efficiency = round["cpu_efficiency"].as_f64().expect("cpu_efficiency");
+            let sum = round["stage_sum_us"].as_f64().unwrap();
+            assert!((efficiency - sum / cpu).abs() < 1e-9, "{round}");
+        }
+    }
     let stages = &report["stages"];
     for stage in [
         "key_generation_us",

@@ -235,6 +235,13 @@ pub struct Run {
     pub issuing_devices_per_second: f64,
     /// `devices_per_second` ÷ the ceiling of its round.
     pub ratio_to_ceiling: Option<f64>,
+    /// CPU time of the whole process over the issuing pass, all threads, µs per device (Linux;
+    /// `/proc/self/stat`, 10 ms ticks).
+    pub cpu_us_per_device: Option<f64>,
+    /// That CPU time ÷ (C × the issuing pass's wall time): the share of the machine's cores the
+    /// batch kept busy. With fewer threads than cores the writer and reserver still run on the
+    /// idle core.
+    pub core_utilization: Option<f64>,
     /// The keypair pool the batch drew from (`--pool`); its figures are then the burst
     /// throughput with a warm pool.
     pub pool: Option<PoolRun>,
@@ -283,6 +290,11 @@ pub struct Round {
     /// `thread_scaling` ÷ the machine's scaling: how much of what this round's cores gave
     /// independent processes the batch's threads got (1.0 = all of it).
     pub scaling_against_machine: Option<f64>,
+    /// The stage sum ÷ the CPU time the run with the most threads spent per device: how much
+    /// of the batch's CPU went to the stages (below 1: the pipeline's own work, and the cores
+    /// running slower when all are busy). The ratio to the stage limit is this × that run's
+    /// core utilization × its issuing pass's share of the end-to-end time.
+    pub cpu_efficiency: Option<f64>,
     /// `devices_per_second` ÷ (the machine's scaling × 1,000,000 ÷ the stage sum): the ratio to
     /// the stage limit counting the cores as the machine scaled them in this round instead of
     /// as C whole cores.
@@ -356,6 +368,9 @@ pub struct BenchReport {
     /// The ratio to the stage limit with the cores counted as the machine scaled them, the
     /// median of the rounds' ratios (see [`Round::ratio_to_machine_stage_limit`]).
     pub ratio_to_machine_stage_limit: Option<f64>,
+    /// The stage sum ÷ the CPU per device, the median of the rounds' (see
+    /// [`Round::cpu_efficiency`]).
+    pub cpu_efficiency: Option<f64>,
     /// Each round's figures (one entry without `--rounds`).
     pub rounds: Vec<Round>,
 }
@@ -596,6 +611,14 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 devices_per_second: end_to_end,
                 issuing_devices_per_second: report.devices_per_second(),
                 ratio_to_ceiling: ceiling_rate.map(|c| end_to_end / c),
+                cpu_us_per_device: report
+                    .cpu
+                    .filter(|_| report.devices > 0)
+                    .map(|cpu| cpu.as_secs_f64() * 1e6 / report.devices as f64),
+                core_utilization: report
+                    .cpu
+                    .filter(|_| issuing > 0.0)
+                    .map(|cpu| cpu.as_secs_f64() / (cores as f64 * issuing)),
                 pool,
             });
             // The ZIPs are not kept; removing each keeps the temporary directory small.
@@ -649,6 +672,10 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 .zip(machine)
                 .map(|(limit, m)| headline.devices_per_second / (limit * m.ratio / cores as f64)),
             machine_scaling: machine.cloned(),
+            cpu_efficiency: headline
+                .cpu_us_per_device
+                .filter(|&cpu| cpu > 0.0 && stages.total_us() > 0.0)
+                .map(|cpu| stages.total_us() / cpu),
         });
         if first.is_none() {
             first = Some((ceiling, stages));
@@ -676,6 +703,7 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
         ratio_to_machine_stage_limit: median(
             rounds.iter().filter_map(|r| r.ratio_to_machine_stage_limit),
         ),
+        cpu_efficiency: median(rounds.iter().filter_map(|r| r.cpu_efficiency)),
         profile: profile.name().to_owned(),
         kind: config.kind,
         devices,

@@ -216,7 +216,7 @@ fn render(r: &BenchReport) -> String {
         }
         let _ = writeln!(
             s,
-            "  {} thread(s): {:.0} devices/s end to end ({:.2} s validation + {:.2} s issuing; issuing pass {:.0}/s){}{}",
+            "  {} thread(s): {:.0} devices/s end to end ({:.2} s validation + {:.2} s issuing; issuing pass {:.0}/s){}{}{}",
             run.threads,
             run.devices_per_second,
             run.validation_seconds,
@@ -224,6 +224,13 @@ fn render(r: &BenchReport) -> String {
             run.issuing_devices_per_second,
             run.ratio_to_ceiling
                 .map(|x| format!(", {x:.2}x ceiling"))
+                .unwrap_or_default(),
+            run.cpu_us_per_device
+                .zip(run.core_utilization)
+                .map(|(cpu, busy)| format!(
+                    "; {cpu:.0} µs CPU a device, cores {:.0}% busy",
+                    busy * 100.0
+                ))
                 .unwrap_or_default(),
             if run.failed > 0 {
                 format!(", {} FAILED", run.failed)
@@ -281,6 +288,13 @@ fn render(r: &BenchReport) -> String {
             s,
             "stage limit: {limit:.0} devices/s = C ÷ sum of stages (C = {}); achieved {:.0} devices/s = {ratio:.2}x",
             r.cores, r.devices_per_second
+        );
+    }
+    if let Some(efficiency) = r.cpu_efficiency {
+        let _ = writeln!(
+            s,
+            "CPU efficiency: sum of stages ÷ CPU a device of the run with the most threads = {efficiency:.2}{}",
+            if several { " (median of the rounds)" } else { "" }
         );
     }
     if let Some(threads) = r.thread_scaling {
@@ -367,7 +381,7 @@ fn render(r: &BenchReport) -> String {
             "over {} rounds (median, range; each round's ratio against its own ceiling and stage sample):",
             r.rounds.len()
         );
-        let figures: [(&str, Vec<f64>, &str); 7] = [
+        let figures: [(&str, Vec<f64>, &str); 8] = [
             (
                 "devices/s",
                 r.rounds.iter().map(|x| x.devices_per_second).collect(),
@@ -385,6 +399,11 @@ fn render(r: &BenchReport) -> String {
                     .filter_map(|x| x.ratio_to_stage_limit)
                     .collect(),
                 "x",
+            ),
+            (
+                "CPU efficiency",
+                r.rounds.iter().filter_map(|x| x.cpu_efficiency).collect(),
+                "",
             ),
             (
                 "thread scaling",
