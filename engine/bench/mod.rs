@@ -235,12 +235,12 @@ pub struct Run {
     pub issuing_devices_per_second: f64,
     /// `devices_per_second` ÷ the ceiling of its round.
     pub ratio_to_ceiling: Option<f64>,
-    /// CPU time of the whole process over the issuing pass, all threads, µs per device (Linux;
-    /// `/proc/self/stat`, 10 ms ticks).
+    /// CPU time of the whole process over the batch (validation and issuing passes), all
+    /// threads, µs per device (Linux; `/proc/self/stat`, 10 ms ticks).
     pub cpu_us_per_device: Option<f64>,
-    /// That CPU time ÷ (C × the issuing pass's wall time): the share of the machine's cores the
-    /// batch kept busy. With fewer threads than cores the writer and reserver still run on the
-    /// idle core.
+    /// That CPU time ÷ (C × the batch's end-to-end wall time): the share of the machine's cores
+    /// the batch kept busy. With fewer threads than cores the writer and reserver still run on
+    /// the idle core.
     pub core_utilization: Option<f64>,
     /// The keypair pool the batch drew from (`--pool`); its figures are then the burst
     /// throughput with a warm pool.
@@ -293,7 +293,7 @@ pub struct Round {
     /// The stage sum ÷ the CPU time the run with the most threads spent per device: how much
     /// of the batch's CPU went to the stages (below 1: the pipeline's own work, and the cores
     /// running slower when all are busy). The ratio to the stage limit is this × that run's
-    /// core utilization × its issuing pass's share of the end-to-end time.
+    /// core utilization.
     pub cpu_efficiency: Option<f64>,
     /// `devices_per_second` ÷ (the machine's scaling × 1,000,000 ÷ the stage sum): the ratio to
     /// the stage limit counting the cores as the machine scaled them in this round instead of
@@ -587,8 +587,13 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 keypairs: pool.as_ref().map(|(queue, _)| Arc::clone(queue)),
                 limits: Default::default(),
             };
+            let cpu_before = batch::cputime::process();
             let report = batch::issue(&data, &ca, profile, &input, &options)
                 .map_err(|source| BenchError::Batch { threads, source })?;
+            // Both passes: a CSR batch verifies its requests in the validation pass.
+            let cpu = batch::cputime::process()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
             drop(options);
             let pool = pool.map(|(queue, mut run)| {
                 let stats = queue.stats();
@@ -611,14 +616,12 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 devices_per_second: end_to_end,
                 issuing_devices_per_second: report.devices_per_second(),
                 ratio_to_ceiling: ceiling_rate.map(|c| end_to_end / c),
-                cpu_us_per_device: report
-                    .cpu
+                cpu_us_per_device: cpu
                     .filter(|_| report.devices > 0)
-                    .map(|cpu| cpu.as_secs_f64() * 1e6 / report.devices as f64),
-                core_utilization: report
-                    .cpu
-                    .filter(|_| issuing > 0.0)
-                    .map(|cpu| cpu.as_secs_f64() / (cores as f64 * issuing)),
+                    .map(|cpu| cpu * 1e6 / report.devices as f64),
+                core_utilization: cpu
+                    .filter(|_| validation + issuing > 0.0)
+                    .map(|cpu| cpu / (cores as f64 * (validation + issuing))),
                 pool,
             });
             // The ZIPs are not kept; removing each keeps the temporary directory small.

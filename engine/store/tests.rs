@@ -227,7 +227,9 @@ fn connection_uses_wal_foreign_keys_and_normal_sync() {
     assert_eq!(pragma("foreign_keys"), "1");
     // 1 = NORMAL.
     assert_eq!(pragma("synchronous"), "1");
-    assert_eq!(pragma("busy_timeout"), "5000");
+    // The busy handler is certmill's own (`wait_for_write_lock`), so SQLite reports no
+    // built-in timeout.
+    assert_eq!(pragma("busy_timeout"), "0");
     // 0 = the default: sorts and temporary indexes of the lifecycle queries (a CRL of a
     // million serials) may spill to files.
     assert_eq!(pragma("temp_store"), "0");
@@ -865,4 +867,57 @@ fn insert_rate() {
         100_000.0 / elapsed.as_secs_f64()
     );
     assert_eq!(store.verify_audit_chain().expect("chain"), 100_001);
+}
+
+/// The busy handler polls often at first, then every millisecond, and gives up after the
+/// timeout.
+#[test]
+fn busy_pauses_are_short_first_and_end_at_the_timeout() {
+    assert_eq!(busy_pause(Duration::ZERO), Some(BUSY_SHORT_PAUSE));
+    assert_eq!(
+        busy_pause(BUSY_POLL_FOR - Duration::from_micros(1)),
+        Some(BUSY_SHORT_PAUSE)
+    );
+    assert_eq!(busy_pause(BUSY_POLL_FOR), Some(BUSY_LONG_PAUSE));
+    assert_eq!(
+        busy_pause(BUSY_TIMEOUT - Duration::from_millis(1)),
+        Some(BUSY_LONG_PAUSE)
+    );
+    assert_eq!(busy_pause(BUSY_TIMEOUT), None);
+    assert!(BUSY_SHORT_PAUSE < BUSY_LONG_PAUSE && BUSY_POLL_FOR < BUSY_TIMEOUT);
+}
+
+/// A connection that finds the write lock taken waits for it and then writes: a second
+/// store's write transaction succeeds once the first commits, 30 ms later.
+#[test]
+fn a_writer_waits_for_another_connections_write_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Store::open(dir.path()).expect("open");
+    let second = Store::open(dir.path()).expect("open");
+    let holder = first.connection.sqlite().expect("SQLite");
+    holder.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(move || {
+            let connection = second.connection.sqlite().expect("SQLite");
+            connection
+                .execute_batch("BEGIN IMMEDIATE; CREATE TABLE waited (x); COMMIT")
+                .map(|()| ())
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        // Still waiting: the lock is held.
+        assert!(!waiter.is_finished());
+        holder.execute_batch("COMMIT").expect("release");
+        waiter
+            .join()
+            .expect("waiter")
+            .expect("the waiter got the lock");
+    });
+    let count: i64 = holder
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'waited'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(count, 1);
 }
