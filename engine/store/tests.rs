@@ -899,9 +899,7 @@ fn a_writer_waits_for_another_connections_write_lock() {
     std::thread::scope(|scope| {
         let waiter = scope.spawn(move || {
             let connection = second.connection.sqlite().expect("SQLite");
-            connection
-                .execute_batch("BEGIN IMMEDIATE; CREATE TABLE waited (x); COMMIT")
-                .map(|()| ())
+            connection.execute_batch("BEGIN IMMEDIATE; CREATE TABLE waited (x); COMMIT")
         });
         std::thread::sleep(Duration::from_millis(30));
         // Still waiting: the lock is held.
