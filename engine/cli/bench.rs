@@ -381,61 +381,28 @@ fn render(r: &BenchReport) -> String {
             "over {} rounds (median, range; each round's ratio against its own ceiling and stage sample):",
             r.rounds.len()
         );
-        let figures: [(&str, Vec<f64>, &str); 8] = [
-            (
-                "devices/s",
-                r.rounds.iter().map(|x| x.devices_per_second).collect(),
-                "",
-            ),
-            (
-                "ratio to ceiling",
-                r.rounds.iter().filter_map(|x| x.ratio_to_ceiling).collect(),
-                "x",
-            ),
-            (
-                "ratio to stage limit",
-                r.rounds
-                    .iter()
-                    .filter_map(|x| x.ratio_to_stage_limit)
-                    .collect(),
-                "x",
-            ),
-            (
-                "CPU efficiency",
-                r.rounds.iter().filter_map(|x| x.cpu_efficiency).collect(),
-                "",
-            ),
-            (
-                "thread scaling",
-                r.rounds.iter().filter_map(|x| x.thread_scaling).collect(),
-                "x",
-            ),
+        // Each figure read from every round (a round without it, e.g. no ceiling, is skipped).
+        type Figure = (&'static str, fn(&bench::Round) -> Option<f64>, &'static str);
+        let figures: [Figure; 8] = [
+            ("devices/s", |x| Some(x.devices_per_second), ""),
+            ("ratio to ceiling", |x| x.ratio_to_ceiling, "x"),
+            ("ratio to stage limit", |x| x.ratio_to_stage_limit, "x"),
+            ("CPU efficiency", |x| x.cpu_efficiency, ""),
+            ("thread scaling", |x| x.thread_scaling, "x"),
             (
                 "machine scaling",
-                r.rounds
-                    .iter()
-                    .filter_map(|x| x.machine_scaling.as_ref().map(|m| m.ratio))
-                    .collect(),
+                |x| x.machine_scaling.as_ref().map(|m| m.ratio),
                 "x",
             ),
-            (
-                "scaling vs machine",
-                r.rounds
-                    .iter()
-                    .filter_map(|x| x.scaling_against_machine)
-                    .collect(),
-                "",
-            ),
+            ("scaling vs machine", |x| x.scaling_against_machine, ""),
             (
                 "ratio to machine limit",
-                r.rounds
-                    .iter()
-                    .filter_map(|x| x.ratio_to_machine_stage_limit)
-                    .collect(),
+                |x| x.ratio_to_machine_stage_limit,
                 "x",
             ),
         ];
-        for (name, values, unit) in figures {
+        for (name, figure, unit) in figures {
+            let values: Vec<f64> = r.rounds.iter().filter_map(figure).collect();
             let precision = if name == "devices/s" { 0 } else { 2 };
             if let (Some(mid), Some((lo, hi))) = (
                 bench::median(values.iter().copied()),
