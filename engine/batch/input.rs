@@ -50,6 +50,13 @@ impl BatchInput<'_> {
     pub fn has_csr(&self) -> bool {
         matches!(self, BatchInput::Csr(_))
     }
+
+    /// Whether the batch verifies each request as it signs it, in one pass, instead of
+    /// verifying the whole input first: a PEM CSR bundle, whose entries
+    /// [`CsrBundle::entries_checked_at_open`] (see `batch::issue` and docs/ISSUANCE.md).
+    pub fn verified_as_signed(&self) -> bool {
+        matches!(self, BatchInput::Csr(bundle) if bundle.entries_checked_at_open())
+    }
 }
 
 /// One device's raw input.

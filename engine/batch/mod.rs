@@ -45,6 +45,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most row errors listed before giving up on listing.
@@ -411,6 +412,9 @@ pub struct BatchReport {
     pub elapsed: Duration,
     /// Wall time of the validation pass.
     pub validation: Duration,
+    /// Whether each request was verified as it was signed, in one pass
+    /// ([`BatchInput::verified_as_signed`]): `validation` is then only opening the input.
+    pub one_pass: bool,
     /// The ZIP.
     pub out: PathBuf,
     /// CPU time the store took (reserving serials, recording devices), all threads.
@@ -515,6 +519,154 @@ mod validation_tests {
             }
             other => panic!("expected the three bad rows, got {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+    use crate::csr::{CsrBundle, CsrLimits};
+    use crate::store::IntentState;
+
+    /// A PEM bundle of `n` P-256 requests; those at the 1-based positions in `broken` have a
+    /// flipped signature bit.
+    fn bundle(dir: &Path, n: usize, broken: &[usize]) -> CsrBundle {
+        let ders: Vec<Vec<u8>> = (1..=n)
+            .into_par_iter()
+            .map(|i| {
+                let mac = format!("02:00:00:00:{:02X}:{:02X}", i >> 8, i & 0xff);
+                let mut der = crate::bench::inputs::p256_csr_der(&mac).unwrap();
+                if broken.contains(&i) {
+                    let at = der.len() - 3;
+                    der[at] ^= 1;
+                }
+                der
+            })
+            .collect();
+        let mut text = String::new();
+        for der in &ders {
+            text.push_str(
+                &der::pem::encode_string("CERTIFICATE REQUEST", der::pem::LineEnding::LF, der)
+                    .unwrap(),
+            );
+        }
+        let path = dir.join(format!("bundle-{n}-{broken:?}.pem"));
+        std::fs::write(&path, text).unwrap();
+        let bundle = CsrBundle::open(&path, &CsrLimits::default()).unwrap();
+        assert!(BatchInput::Csr(&bundle).verified_as_signed());
+        bundle
+    }
+
+    fn options(out: PathBuf, on_created: crossbeam_channel::Sender<BatchId>) -> BatchOptions {
+        BatchOptions {
+            parameters: BTreeMap::from([("deviceClass".to_owned(), "Aircraft".to_owned())]),
+            password: None,
+            pkcs12: Default::default(),
+            out,
+            batch_name: "pipelined".into(),
+            threads: Some(2),
+            progress: ProgressStyle::Quiet,
+            authority: None,
+            user: None,
+            issuer: None,
+            on_created: Some(on_created),
+            keypairs: None,
+            limits: Default::default(),
+        }
+    }
+
+    /// A bundle verified as it is signed: every certificate recorded and in the ZIP, every
+    /// serial used, and the batch announced.
+    #[test]
+    fn a_valid_pem_bundle_is_verified_and_signed_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = IssuingCa::init(dir.path(), &Default::default()).unwrap();
+        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
+        let n = 2 * CHUNK + 10;
+        let bundle = bundle(dir.path(), n, &[]);
+        let out = dir.path().join("ok.zip");
+        let (sender, created) = crossbeam_channel::bounded(1);
+        let report = issue(
+            dir.path(),
+            &ca,
+            &profile,
+            &BatchInput::Csr(&bundle),
+            &options(out.clone(), sender),
+        )
+        .unwrap();
+        assert_eq!((report.devices, report.failed), (n as u64, 0));
+        assert_eq!(created.try_recv().unwrap(), report.batch_id);
+        assert!(out.exists());
+        let store = Store::open(dir.path()).unwrap();
+        let batch = store.batch(report.batch_id).unwrap().unwrap();
+        assert_eq!(batch.status, BatchStatus::ReadyForDownload);
+        assert_eq!(batch.issued, n as u64);
+        // Every reserved serial is used by its certificate: none is left over.
+        assert!(store.serial_intents(report.batch_id).unwrap().is_empty());
+    }
+
+    /// Requests that do not verify, in the third chunk, after two chunks were signed and
+    /// recorded: the batch fails whole naming both, with no ZIP, no certificate left, every
+    /// serial it reserved WASTED, and it is never announced.
+    #[test]
+    fn a_refused_request_fails_the_batch_and_voids_what_it_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = IssuingCa::init(dir.path(), &Default::default()).unwrap();
+        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
+        let n = 4 * CHUNK;
+        let broken = [2 * CHUNK + 7, 3 * CHUNK + 100];
+        let bundle = bundle(dir.path(), n, &broken);
+        let out = dir.path().join("refused.zip");
+        let (sender, created) = crossbeam_channel::bounded(1);
+        let result = issue(
+            dir.path(),
+            &ca,
+            &profile,
+            &BatchInput::Csr(&bundle),
+            &options(out.clone(), sender),
+        );
+        match result {
+            Err(BatchError::InvalidRows { errors, total }) => {
+                assert_eq!(total, 2);
+                let rows: Vec<u64> = errors.iter().map(|e| e.row).collect();
+                assert_eq!(rows, broken.map(|row| row as u64).to_vec());
+                assert!(
+                    errors[0].error.to_string().contains("signature"),
+                    "{errors:?}"
+                );
+            }
+            other => panic!("expected the broken requests, got {other:?}"),
+        }
+        assert!(
+            created.try_recv().is_err(),
+            "a refused batch is not announced"
+        );
+        assert!(!out.exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let store = Store::open(dir.path()).unwrap();
+        let batch = store.batches().unwrap().into_iter().next().unwrap();
+        assert_eq!(batch.status, BatchStatus::Broken);
+        assert_eq!(batch.issued, 0);
+        assert!(store
+            .find_certificates(Some("02:00:00:00:00:01"), None)
+            .unwrap()
+            .is_empty());
+        // The first two chunks were signed and recorded, then voided; the third was reserved
+        // and signed, then dropped: all their serials are in the registry, WASTED.
+        let intents = store.serial_intents(batch.id).unwrap();
+        assert!(intents.len() >= 3 * CHUNK, "{} intents", intents.len());
+        assert!(intents.iter().all(|i| i.state == IntentState::Wasted));
+        let voided = store.audit_log(batch.id).unwrap();
+        assert!(voided
+            .iter()
+            .any(|e| e.kind == crate::store::AuditKind::Voided
+                && e.message
+                    .starts_with(&format!("{} certificates", 2 * CHUNK))));
     }
 }
 
@@ -632,6 +784,73 @@ fn issue_job(tools: &DeviceTools<'_>, job: Job, reserved: Reserved, proof: Proof
             reason,
         }),
     }
+}
+
+/// [`issue_job`] for a request not verified before ([`Issuing::pipelined`]): a request its
+/// check refuses is the whole batch's [`RowError`], as in the validation pass; a device the
+/// crypto then refuses fails alone.
+fn pipelined_job(
+    tools: &DeviceTools<'_>,
+    job: Job,
+    reserved: Reserved,
+) -> Result<Outcome, Box<RowError>> {
+    let (prepared, csr) = match tools.input.prepare(tools.template, &job, Proof::Verify) {
+        Ok(checked) => checked,
+        Err(error) => {
+            return Err(Box::new(RowError {
+                row: job.row,
+                location: job.location,
+                error,
+            }))
+        }
+    };
+    let device_id = reserved.device_id;
+    let issued = issue_device(
+        tools.template,
+        tools.ca,
+        job.row,
+        &job.name_hint(),
+        reserved,
+        prepared,
+        csr.as_deref(),
+        tools.password,
+        tools.pkcs12,
+        tools.keypairs,
+    );
+    Ok(match issued {
+        Ok(device) => Outcome::Issued(device),
+        Err(error) => Outcome::Failed(FailedDevice {
+            row: job.row,
+            device_id,
+            location: job.location,
+            reason: error.to_string(),
+        }),
+    })
+}
+
+/// The requests of `chunk` that `input`'s checks refuse (step 2's checks, nothing signed).
+fn check_chunk(
+    template: &Template,
+    input: &OpenInput<'_>,
+    chunk: &[Job],
+    pool: &rayon::ThreadPool,
+) -> Vec<RowError> {
+    pool.install(|| {
+        chunk
+            .par_iter()
+            .with_max_len(1)
+            .filter_map(|job| {
+                input
+                    .prepare(template, job, Proof::Verify)
+                    .err()
+                    .map(|error| RowError {
+                        row: job.row,
+                        location: job.location.clone(),
+                        error,
+                    })
+            })
+            .collect()
+    })
 }
 
 /// Step 4 for one device: key (generated, or the CSR's), serial, TBS, signature, and the file
@@ -989,16 +1208,7 @@ fn validate_and_name(
                         }
                     }
                 } else {
-                    refused = chunk
-                        .par_iter()
-                        .with_max_len(1)
-                        .filter_map(|job| {
-                            input
-                                .prepare(template, job, Proof::Verify)
-                                .err()
-                                .map(|error| row_error(job, error))
-                        })
-                        .collect();
+                    refused = check_chunk(template, input, &chunk, pool);
                 }
             });
             (next_chunk(&mut jobs), ChunkProofs::digest(&chunk))
@@ -1071,10 +1281,27 @@ pub fn issue(
     let template = Template::new(profile, ca, time::OffsetDateTime::now_utc())?;
     let pool = worker_pool(options.threads)?;
 
-    // 2. Validate every device before any key is generated or anything signed.
+    // 2. Validate every device before any key is generated or anything signed; a PEM CSR
+    // bundle is verified as it is signed instead, all or nothing still (see run_issuing).
     let started = Instant::now();
     let open = OpenInput::open(input, profile, &options.parameters, &options.limits)?;
-    let (total, proofs) = validate_with_proofs(&template, &open, &pool)?;
+    let pipelined = input.verified_as_signed();
+    let (total, proofs) = if pipelined {
+        // The bundle's open decoded every entry: what is left to check is each request
+        // (signature, key, values), which step 4 does before signing it.
+        let total = input.known_len().unwrap_or_default();
+        if total > open.limits().max_devices {
+            return Err(BatchError::TooManyDevices {
+                limit: open.limits().max_devices,
+            });
+        }
+        if total == 0 {
+            return Err(BatchError::Empty);
+        }
+        (total, ChunkProofs::default())
+    } else {
+        validate_with_proofs(&template, &open, &pool)?
+    };
     let validation = started.elapsed();
 
     // 3. Record the batch (and reserve its size from the authority's balance).
@@ -1082,9 +1309,8 @@ pub fn issue(
     let (issuer, batch) = record_batch(&store, ca, profile, input, options, total)?;
     // Held while the batch runs: recovery never touches a batch whose lock is taken.
     let lock = recovery::lock_batch(data_dir, batch)?;
-    if let Some(created) = &options.on_created {
-        // The receiver may have gone (a client that disconnected): the batch runs on.
-        let _ = created.send(batch);
+    if !pipelined {
+        announce(options, batch);
     }
 
     let extension = if input.has_csr() { "crt" } else { "p12" };
@@ -1101,6 +1327,7 @@ pub fn issue(
         proofs: &proofs,
         extension,
         zip_comment: lock.zip_comment(),
+        pipelined,
     };
     let cpu_before = cputime::process();
     let checkpointer = Checkpointer::start(data_dir, CHECKPOINT_INTERVAL)?;
@@ -1128,15 +1355,29 @@ pub fn issue(
                 status,
                 elapsed: started.elapsed() - validation,
                 validation,
+                one_pass: pipelined,
                 out: options.out.clone(),
                 store_cpu: counts.store_cpu,
                 cpu,
             })
         }
+        Err(e) if pipelined => {
+            // All or nothing: what the batch signed was never delivered and never counts.
+            store.void_batch(batch, &e.to_string())?;
+            Err(e)
+        }
         Err(e) => {
             store.abandon_batch(batch, &e.to_string())?;
             Err(e)
         }
+    }
+}
+
+/// Tells the options' `on_created` the batch's id: the batch is recorded and its input valid.
+fn announce(options: &BatchOptions, batch: BatchId) {
+    if let Some(created) = &options.on_created {
+        // The receiver may have gone (a client that disconnected): the batch runs on.
+        let _ = created.send(batch);
     }
 }
 
@@ -1231,6 +1472,9 @@ struct Issuing<'a> {
     extension: &'static str,
     /// Ends the ZIP, so recovery can recognise it (see [`recovery`]).
     zip_comment: String,
+    /// Each request is verified as it is signed ([`BatchInput::verified_as_signed`]): one
+    /// refused request fails the batch, and the batch is announced only once all verified.
+    pipelined: bool,
 }
 
 /// How many devices were issued and how many failed.
@@ -1272,6 +1516,10 @@ fn run_issuing(
         crossbeam_channel::bounded::<(Vec<Job>, Vec<Reserved>, Proof)>(1);
     let progress = Progress::new(c.options.progress, c.total);
     let serial_length = c.template.profile().serial_length;
+    // A pipelined batch with a refused request: nothing more is reserved or signed, and the
+    // writer is dropped unfinished (its temporary ZIP removed; issue voids what it recorded).
+    let refusing = AtomicBool::new(false);
+    let refusing = &refusing;
 
     std::thread::scope(|scope| {
         // 5. The writer: one thread owns the ZIP and the store's records.
@@ -1279,6 +1527,9 @@ fn run_issuing(
             let mut writer = writer;
             for chunk in receiver {
                 writer.write_chunk(chunk)?;
+            }
+            if refusing.load(Ordering::SeqCst) {
+                return Ok(Counts::default());
             }
             // Every record is committed: the store's last checkpoint overlaps closing the ZIP.
             checkpointer.finish_soon();
@@ -1295,9 +1546,13 @@ fn run_issuing(
                     break;
                 }
                 let proof = c.proofs.proof(index, &chunk);
-                let reserved = cputime::measure(&mut store_cpu, || {
-                    reserve_chunk(&intents, c.batch, c.issuer, &chunk, serial_length)
-                })?;
+                let reserved = if refusing.load(Ordering::SeqCst) {
+                    Vec::new() // only checked from now on: no serial is reserved for it
+                } else {
+                    cputime::measure(&mut store_cpu, || {
+                        reserve_chunk(&intents, c.batch, c.issuer, &chunk, serial_length)
+                    })?
+                };
                 if reserved_sender.send((chunk, reserved, proof)).is_err() {
                     return Ok(store_cpu); // the issuing loop stopped: its error is reported below
                 }
@@ -1314,23 +1569,64 @@ fn run_issuing(
             pkcs12: &c.options.pkcs12,
             keypairs: c.options.keypairs.as_deref(),
         };
+        // Refused requests of a pipelined batch (up to MAX_LISTED_ERRORS) and their count.
+        let mut refused: Vec<RowError> = Vec::new();
+        let mut refused_total = 0u64;
         let produce = || -> Result<(), BatchError> {
             for (chunk, reserved, proof) in reserved_receiver {
                 let count = chunk.len() as u64;
-                let outcomes: Vec<Outcome> = c.pool.install(|| {
-                    chunk
-                        .into_par_iter()
-                        .zip(reserved)
-                        // One device a task: a worker that runs out steals single devices, so
-                        // a chunk never ends with one worker finishing a long run alone (on
-                        // 2 cores: 2-3% of an ECC batch's time; a device is 20-250 µs, a task
-                        // under 1 µs).
-                        .with_max_len(1)
-                        // Validated in step 2; a value that fails now (the file edited
-                        // meanwhile) or a device the crypto refuses fails alone.
-                        .map(|(job, reserved)| issue_job(&tools, job, reserved, proof))
-                        .collect()
-                });
+                if refused_total > 0 {
+                    // The batch fails: the rest is only checked, to name every refused
+                    // request as a validation pass would.
+                    let more = check_chunk(c.template, c.input, &chunk, c.pool);
+                    refused_total += more.len() as u64;
+                    let room = MAX_LISTED_ERRORS.saturating_sub(refused.len());
+                    refused.extend(more.into_iter().take(room));
+                    continue;
+                }
+                let outcomes: Vec<Outcome> = if c.pipelined {
+                    let results: Vec<Result<Outcome, Box<RowError>>> = c.pool.install(|| {
+                        chunk
+                            .into_par_iter()
+                            .zip(reserved)
+                            .with_max_len(1)
+                            .map(|(job, reserved)| pipelined_job(&tools, job, reserved))
+                            .collect()
+                    });
+                    let mut outcomes = Vec::with_capacity(results.len());
+                    for result in results {
+                        match result {
+                            Ok(outcome) => outcomes.push(outcome),
+                            Err(error) => {
+                                refused_total += 1;
+                                if refused.len() < MAX_LISTED_ERRORS {
+                                    refused.push(*error);
+                                }
+                            }
+                        }
+                    }
+                    if refused_total > 0 {
+                        // This chunk's certificates are dropped here, never recorded.
+                        refusing.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    outcomes
+                } else {
+                    c.pool.install(|| {
+                        chunk
+                            .into_par_iter()
+                            .zip(reserved)
+                            // One device a task: a worker that runs out steals single devices,
+                            // so a chunk never ends with one worker finishing a long run alone
+                            // (on 2 cores: 2-3% of an ECC batch's time; a device is 20-250 µs,
+                            // a task under 1 µs).
+                            .with_max_len(1)
+                            // Validated in step 2; a value that fails now (the file edited
+                            // meanwhile) or a device the crypto refuses fails alone.
+                            .map(|(job, reserved)| issue_job(&tools, job, reserved, proof))
+                            .collect()
+                    })
+                };
                 if sender.send(outcomes).is_err() {
                     // The writer stopped: its error is reported below.
                     return Ok(());
@@ -1343,6 +1639,10 @@ fn run_issuing(
         let reserved = reserver_thread
             .join()
             .map_err(|_| BatchError::Unreachable("the reserving thread panicked"))?;
+        if c.pipelined && refused_total == 0 && produced.is_ok() && reserved.is_ok() {
+            // Every request read and verified: the batch stands (its last records follow).
+            announce(c.options, c.batch);
+        }
         drop(sender);
         let written = writer_thread
             .join()
@@ -1350,6 +1650,12 @@ fn run_issuing(
         progress.finish();
         let reserving_cpu = reserved?;
         produced?;
+        if refused_total > 0 {
+            return Err(BatchError::InvalidRows {
+                errors: refused,
+                total: refused_total,
+            });
+        }
         let mut counts = written?;
         counts.store_cpu += reserving_cpu;
         Ok(counts)

@@ -238,7 +238,7 @@ pub(super) fn ocsp(data: &Path, command: OcspCommand) -> Result<()> {
             reason.code()
         ),
         SerialStatus::Pending => {
-            println!("{serial}: unknown (reserved for a batch still issuing; {by})");
+            println!("{serial}: unknown (a batch still issuing holds it; {by})");
         }
         SerialStatus::Voided => println!(
             "{serial}: revoked (never issued: reserved by a batch that ended without it; \

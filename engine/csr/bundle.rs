@@ -122,6 +122,14 @@ impl CsrBundle {
         self.count
     }
 
+    /// Whether [`CsrBundle::open`] already read and decoded every entry, so reading them
+    /// again refuses nothing new unless the file changes: true for a PEM bundle (its blocks
+    /// are counted by decoding them), false for a ZIP (entries are decompressed and checked
+    /// only when read).
+    pub fn entries_checked_at_open(&self) -> bool {
+        matches!(self.format, Format::Pem { .. })
+    }
+
     /// Whether the bundle holds no CSR (never true: [`CsrBundle::open`] refuses empty
     /// bundles).
     pub fn is_empty(&self) -> bool {

@@ -781,6 +781,9 @@ mod tests {
     fn answers_are_cached_until_a_revocation_and_the_store_is_the_truth() {
         let mut s = setup();
         let batch = issue(&mut s, 3);
+        s.store
+            .finish_batch(batch, BatchStatus::BatchIssuedPartly)
+            .expect("finish");
         let service =
             OcspService::start(&s.store, &s.ca, s.issuer, CrlSchedule::default()).expect("service");
         let good = request(&s, &[serial(0)], None);
@@ -793,9 +796,6 @@ mod tests {
         assert_eq!(*hit.der, *der_of(&first));
 
         // A revocation in the store: the epoch moves and the cache goes.
-        s.store
-            .finish_batch(batch, BatchStatus::BatchIssuedPartly)
-            .expect("finish");
         s.store
             .revoke_serial(
                 s.issuer,
@@ -846,6 +846,11 @@ mod tests {
             }
         ));
         assert!(service.cached(&pending, now_unix()).is_none());
+        // Recorded, but its batch has not finished (nor been voided): unknown, uncached.
+        let recorded = request(&s, &[serial(0)], None);
+        let answer = service.answer(&s.store, &recorded).expect("answer");
+        assert_eq!(status_of(&answer), "Unknown");
+        assert!(service.cached(&recorded, now_unix()).is_none());
         // The batch ends without it: never issued, "revoked" since 1970 (RFC 6960 2.2).
         s.store
             .finish_batch(batch, BatchStatus::BatchIssuedPartly)

@@ -576,17 +576,21 @@ pub enum AuditKind {
     Revoked,
     /// "STATUS": the batch changed status.
     Status,
+    /// "VOIDED": a failed batch's certificates were deleted undelivered and its serials
+    /// wasted ([`Store::void_batch`]).
+    Voided,
 }
 
 impl AuditKind {
     /// Every kind, in alphabetical order.
-    pub const ALL: [AuditKind; 6] = [
+    pub const ALL: [AuditKind; 7] = [
         AuditKind::Created,
         AuditKind::Downloaded,
         AuditKind::Failed,
         AuditKind::Issued,
         AuditKind::Revoked,
         AuditKind::Status,
+        AuditKind::Voided,
     ];
 
     /// The stored and shown string.
@@ -598,6 +602,7 @@ impl AuditKind {
             AuditKind::Issued => "ISSUED",
             AuditKind::Revoked => "REVOKED",
             AuditKind::Status => "STATUS",
+            AuditKind::Voided => "VOIDED",
         }
     }
 
@@ -1728,6 +1733,79 @@ impl Store {
             now,
         )?;
         tx.commit().map_err(db(ACTION))
+    }
+
+    /// Fails a pending batch whose certificates must never count as issued, for `reason`: a
+    /// CSR bundle verified as it was signed, in which a request was refused after earlier
+    /// requests were signed (docs/ISSUANCE.md). In one transaction: the batch's certificate
+    /// rows are deleted (they were never delivered: the ZIP is only written whole), the units
+    /// they used go back to the authority's available balance with the rest of the
+    /// reservation, every serial intent of the batch becomes WASTED (never reused; OCSP
+    /// answers it revoked, RFC 6960 section 2.2), one VOIDED audit entry counts them, and the
+    /// batch ends Broken. Returns how many certificates were voided.
+    ///
+    /// A batch that is not pending is [`StoreError::InvalidTransition`] and nothing changes.
+    pub fn void_batch(&self, batch: BatchId, reason: &str) -> Result<u64, StoreError> {
+        const ACTION: &str = "voiding a batch";
+        let tx = self.write_transaction(ACTION)?;
+        let mut state = BatchState::load(&tx, batch)?;
+        if !state.status.is_pending() {
+            return Err(StoreError::InvalidTransition {
+                batch,
+                from: state.status,
+                to: BatchStatus::Broken,
+            });
+        }
+        let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
+            tx.prepare_cached(sql)
+                .and_then(|mut statement| statement.execute(values))
+                .map_err(db(ACTION))
+        };
+        let voided = run("DELETE FROM certificates WHERE batch_id = ?1", &[&batch.0])? as u64;
+        // While pending, `used` is what the deleted certificates moved out of the reservation.
+        let used = to_sql_integer("used", state.used)?;
+        run(
+            "UPDATE batches SET issued = 0, used = 0, reserved = reserved + ?2 WHERE id = ?1",
+            &[&batch.0, &used],
+        )?;
+        if let Some(authority) = state.authority {
+            run(
+                "UPDATE authorities SET balance_used = balance_used - ?2,
+                                        balance_reserved = balance_reserved + ?2
+                 WHERE id = ?1",
+                &[&authority, &used],
+            )?;
+        }
+        state.reserved += state.used;
+        state.used = 0;
+        state.issued = 0;
+        let mut chain = AuditChain::load(&tx)?;
+        let now = (self.clock)();
+        chain.append(
+            &tx,
+            &NewAuditEntry {
+                batch: batch.0,
+                device_id: None,
+                time: now,
+                actor: SYSTEM_ACTOR,
+                kind: AuditKind::Voided,
+                message: &format!(
+                    "{voided} certificates signed before the batch failed were voided, never \
+                     delivered; every serial of the batch is WASTED"
+                ),
+            },
+        )?;
+        state.transition(
+            &tx,
+            &mut chain,
+            batch,
+            BatchStatus::Broken,
+            Some(reason),
+            SYSTEM_ACTOR,
+            now,
+        )?;
+        tx.commit().map_err(db(ACTION))?;
+        Ok(voided)
     }
 
     /// Batches still Pending Creation or Pending Issue, oldest first: after a crash, the ones

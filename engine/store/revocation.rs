@@ -85,7 +85,8 @@ pub enum SerialStatus {
         /// Its notAfter, unix seconds.
         not_after: i64,
     },
-    /// Reserved for a device of a batch still issuing: no certificate yet.
+    /// Reserved for a device of a batch still issuing: no certificate yet, or one not yet
+    /// delivered (its batch has not finished).
     Pending,
     /// A certificate with this serial was issued and is revoked.
     Revoked {
@@ -591,12 +592,13 @@ impl Store {
         if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
             return Ok(SerialStatus::Unknown);
         }
-        type Raw = (String, Option<i64>, Option<i64>, Option<i64>);
+        type Raw = (String, Option<i64>, Option<i64>, Option<i64>, String);
         let raw: Option<Raw> = self
             .connection
             .prepare_cached(
-                "SELECT i.state, c.not_after, r.reason, r.revoked_at
+                "SELECT i.state, c.not_after, r.reason, r.revoked_at, b.status
                  FROM serial_intents i
+                 JOIN batches b ON b.id = i.batch_id
                  LEFT JOIN certificates c ON c.batch_id = i.batch_id AND c.row_index = i.row_index
                                          AND c.serial = i.serial
                  LEFT JOIN revocations r ON r.issuer_id = i.issuer_id AND r.serial = i.serial
@@ -605,20 +607,30 @@ impl Store {
             .and_then(|mut select| {
                 select
                     .query_row(params![issuer.0, serial], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
                     })
                     .optional()
             })
             .map_err(db("reading the status of a serial"))?;
-        let Some((state, not_after, reason, revoked_at)) = raw else {
+        let Some((state, not_after, reason, revoked_at, batch_status)) = raw else {
             return Ok(SerialStatus::Unknown);
         };
+        // A certificate is good once its batch finished: until then it was delivered to no one,
+        // and a batch verified as it is signed may still void it (Store::void_batch).
+        let batch_pending = BatchStatus::parse(&batch_status).is_some_and(BatchStatus::is_pending);
         Ok(match (not_after, reason, revoked_at) {
             (Some(not_after), Some(code), Some(revoked_at)) => SerialStatus::Revoked {
                 revoked_at,
                 reason: stored_reason(code, serial)?,
                 not_after,
             },
+            (Some(_), _, _) if batch_pending => SerialStatus::Pending,
             (Some(not_after), _, _) => SerialStatus::Good { not_after },
             (None, _, _) if state == super::IntentState::Reserved.as_str() => SerialStatus::Pending,
             (None, _, _) => SerialStatus::Voided,

@@ -409,3 +409,119 @@ fn an_ocsp_responder_serial_and_a_device_serial_never_meet() {
         Err(StoreError::DuplicateSerial { .. })
     ));
 }
+
+#[test]
+fn a_certificate_is_pending_for_ocsp_until_its_batch_finishes() {
+    let mut f = fixture();
+    let batch = f
+        .store
+        .create_batch(&new_batch(f.issuer, 2))
+        .expect("create");
+    f.store
+        .insert_certificates(batch, &records(4, 0..2))
+        .expect("issue");
+    // Recorded but not delivered: a batch verified as it is signed may still void it.
+    assert_eq!(
+        f.store
+            .serial_status(f.issuer, &serial(4, 0))
+            .expect("status"),
+        SerialStatus::Pending
+    );
+    f.store
+        .finish_batch(batch, BatchStatus::ReadyForDownload)
+        .expect("finish");
+    assert!(matches!(
+        f.store
+            .serial_status(f.issuer, &serial(4, 0))
+            .expect("status"),
+        SerialStatus::Good { .. }
+    ));
+}
+
+#[test]
+fn voiding_a_batch_deletes_its_certificates_wastes_its_serials_and_restores_the_balance() {
+    let mut f = fixture();
+    let organization = f.store.create_organization("Acme").expect("org");
+    let authority = f
+        .store
+        .create_authority(organization, "iot-ecc", f.issuer, 10)
+        .expect("authority");
+    let batch = f
+        .store
+        .create_batch_for(authority, &new_batch(f.issuer, 6), Some(7))
+        .expect("create");
+    let serials: Vec<Vec<u8>> = (0..6).map(|row| serial(5, row)).collect();
+    let reserved: Vec<(u64, &[u8])> = serials
+        .iter()
+        .enumerate()
+        .map(|(row, s)| (row as u64, s.as_slice()))
+        .collect();
+    f.store
+        .reserve_serials(batch, f.issuer, &reserved)
+        .expect("reserve");
+    f.store
+        .insert_certificates(batch, &records(5, 0..4))
+        .expect("issue");
+    let before = f.store.authority(authority).expect("authority");
+    assert_eq!(
+        (
+            before.balance_available,
+            before.balance_reserved,
+            before.balance_used
+        ),
+        (4, 2, 4)
+    );
+
+    let voided = f
+        .store
+        .void_batch(batch, "entry `#5`: the CSR signature does not verify")
+        .expect("void");
+    assert_eq!(voided, 4);
+    let row = f.store.batch(batch).expect("read").expect("batch");
+    assert_eq!(row.status, BatchStatus::Broken);
+    assert_eq!((row.issued, row.reserved, row.used), (0, 0, 0));
+    assert!(row.reason.as_deref().unwrap_or("").contains("#5"));
+    let after = f.store.authority(authority).expect("authority");
+    assert_eq!(
+        (
+            after.balance_available,
+            after.balance_reserved,
+            after.balance_used
+        ),
+        (10, 0, 0)
+    );
+    assert!(f
+        .store
+        .find_certificates(Some("device-5-0"), None)
+        .expect("find")
+        .is_empty());
+    let intents = f.store.serial_intents(batch).expect("intents");
+    assert_eq!(intents.len(), 6);
+    assert!(intents.iter().all(|i| i.state == IntentState::Wasted));
+    for s in &serials {
+        assert_eq!(
+            f.store.serial_status(f.issuer, s).expect("status"),
+            SerialStatus::Voided
+        );
+    }
+    let log = f.store.audit_log(batch).expect("audit");
+    assert!(log
+        .iter()
+        .any(|e| e.kind == AuditKind::Voided && e.message.starts_with("4 certificates")));
+    assert!(f.store.verify_audit_chain().expect("chain") > 0);
+    // A serial of a voided batch is never reused.
+    let again = f
+        .store
+        .create_batch_for(authority, &new_batch(f.issuer, 1), Some(7))
+        .expect("create");
+    assert!(matches!(
+        f.store
+            .reserve_serials(again, f.issuer, &[(0, &serials[0])]),
+        Err(StoreError::DuplicateSerial { .. })
+    ));
+    // Only a pending batch can be voided.
+    assert!(matches!(
+        f.store.void_batch(batch, "again"),
+        Err(StoreError::InvalidTransition { .. })
+    ));
+}
