@@ -34,6 +34,33 @@ fn bench_writes_a_json_report() {
     }
     let rounds = report["rounds"].as_array().expect("rounds");
     assert_eq!(rounds.len(), 2);
+    // Each round's stage sum and ceiling come from measurements on both sides of its
+    // batches: the mean of the sums, the harmonic mean of the ceilings' rates.
+    for round in rounds {
+        let sum = |field: &str| round[field].as_f64().unwrap_or_else(|| panic!("{field}"));
+        let (before, after) = (sum("stage_sum_before_us"), sum("stage_sum_after_us"));
+        assert!(before > 0.0 && after > 0.0, "{round}");
+        assert!(
+            (sum("stage_sum_us") - (before + after) / 2.0).abs() < 1e-9,
+            "{round}"
+        );
+        let rates = (
+            round["ceiling_before_devices_per_second"].as_f64(),
+            round["ceiling_after_devices_per_second"].as_f64(),
+        );
+        if let (Some(before), Some(after)) = rates {
+            let ceiling = sum("ceiling_devices_per_second");
+            assert!(
+                (ceiling - 2.0 / (1.0 / before + 1.0 / after)).abs() < 1e-6 * ceiling,
+                "{round}"
+            );
+            let ratio = sum("ratio_to_ceiling");
+            assert!(
+                (ratio - sum("devices_per_second") / ceiling).abs() < 1e-9,
+                "{round}"
+            );
+        }
+    }
     // The process's CPU over each batch, both passes (Linux): per device, and as a share of
     // the cores; each round's CPU efficiency is its stage sum over its 2-thread run's CPU.
     if std::path::Path::new("/proc/self/stat").exists() {

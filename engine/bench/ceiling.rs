@@ -82,6 +82,18 @@ pub struct Ceiling {
     pub devices_per_second: f64,
 }
 
+impl Ceiling {
+    /// The ceiling from the mean of this measurement's and `after`'s per-device cost (the
+    /// same job measured later): a harmonic mean of the two rates.
+    pub fn bracketed(&self, after: &Ceiling) -> Ceiling {
+        ceiling(
+            self.job,
+            self.cores,
+            (self.seconds_per_device_per_core + after.seconds_per_device_per_core) / 2.0,
+        )
+    }
+}
+
 /// Parses `openssl speed ecdsap256` (OpenSSL 1.1 and 3 table): (sign/s, verify/s).
 pub fn parse_ecdsa(output: &str, curve: &str) -> Option<(f64, f64)> {
     // ` 256 bits ecdsa (nistp256)   0.0000s   0.0001s  39352.8  13714.1`
@@ -386,6 +398,18 @@ mod tests {
         assert!((c.seconds_per_device_per_core - 484.6e-6).abs() < 1e-12);
         assert!((c.devices_per_second - 2.0 / 484.6e-6).abs() < 1e-6);
         assert_eq!(c.job, Job::EccDeviceP256);
+    }
+
+    #[test]
+    fn a_bracketed_ceiling_averages_the_cost_per_device() {
+        // 100 µs before and 150 µs after: 125 µs, 2 cores → 16,000/s (the rates' harmonic
+        // mean, not their 16,666/s arithmetic mean).
+        let before = csr(2, 10_000.0, 1e12);
+        let after = csr(2, 1e6 / 150.0, 1e12);
+        let both = before.bracketed(&after);
+        assert!((both.seconds_per_device_per_core - 125e-6).abs() < 1e-9);
+        assert!((both.devices_per_second - 16_000.0).abs() < 1e-3);
+        assert_eq!((both.job, both.cores), (Job::CsrP256, 2));
     }
 
     #[test]

@@ -273,14 +273,25 @@ pub struct Round {
     pub round: usize,
     /// End-to-end devices a second of the round's run with the most threads.
     pub devices_per_second: f64,
-    /// The round's ceiling, devices a second.
+    /// The round's ceiling, devices a second: from the mean of the per-device costs measured
+    /// just before and just after the round's batches, so a machine whose speed drifts
+    /// during the round weighs on both sides of the ratio alike.
     pub ceiling_devices_per_second: Option<f64>,
+    /// The ceiling measured just before the batches, devices a second.
+    pub ceiling_before_devices_per_second: Option<f64>,
+    /// The ceiling measured just after the batches, devices a second.
+    pub ceiling_after_devices_per_second: Option<f64>,
     /// `devices_per_second` ÷ the round's ceiling.
     pub ratio_to_ceiling: Option<f64>,
-    /// The round's primitives (`openssl speed`).
+    /// The round's primitives (`openssl speed`, the measurement before the batches).
     pub primitives: Primitives,
-    /// The round's stage sum, µs per device on one core.
+    /// The round's stage sum, µs per device on one core: the mean of the samples taken just
+    /// before and just after the round's batches.
     pub stage_sum_us: f64,
+    /// The stage sample's sum before the batches, µs.
+    pub stage_sum_before_us: f64,
+    /// The stage sample's sum after the batches, µs.
+    pub stage_sum_after_us: f64,
     /// C ÷ the round's stage sum.
     pub stage_limit_devices_per_second: Option<f64>,
     /// `devices_per_second` ÷ the round's stage limit.
@@ -419,8 +430,13 @@ fn job_of(profile: &Profile, kind: InputKind) -> Result<ceiling::Job, String> {
     }
 }
 
-/// Measures the ceiling; a missing or failing openssl is reported, not an error.
-fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingReport {
+/// Measures the ceiling, and the machine's scaling with it when `with_scaling`; a missing or
+/// failing openssl is reported, not an error.
+fn measure_ceiling(
+    job: Result<ceiling::Job, String>,
+    cores: usize,
+    with_scaling: bool,
+) -> CeilingReport {
     let mut report = CeilingReport {
         openssl: ceiling::openssl_version(),
         primitives: Primitives::default(),
@@ -479,10 +495,12 @@ fn measure_ceiling(job: Result<ceiling::Job, String>, cores: usize) -> CeilingRe
         Ok(c) => report.ceiling = Some(c),
         Err(e) => report.missing = Some(e.to_string()),
     }
-    // A failed scaling measurement leaves the ceiling standing; the report says none.
-    report.scaling = ceiling::measure_scaling(job, cores, &report.primitives)
-        .ok()
-        .flatten();
+    if with_scaling {
+        // A failed scaling measurement leaves the ceiling standing; the report says none.
+        report.scaling = ceiling::measure_scaling(job, cores, &report.primitives)
+            .ok()
+            .flatten();
+    }
     report
 }
 
@@ -548,20 +566,43 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
     let mut rounds = Vec::with_capacity(config.rounds.max(1));
     let mut first: Option<(CeilingReport, StageTimes)> = None;
     for round in 1..=config.rounds.max(1) {
-        let ceiling = if config.ceiling {
+        let unmeasured = || CeilingReport {
+            openssl: None,
+            primitives: Primitives::default(),
+            ceiling: None,
+            missing: Some("not measured (--no-ceiling)".into()),
+            scaling: None,
+        };
+        let mut ceiling = if config.ceiling {
             // The machine's scaling in every round, beside the ceiling: the rounds' ratios
             // against it pair figures taken seconds apart.
-            measure_ceiling(job_of(profile, config.kind), cores)
+            measure_ceiling(job_of(profile, config.kind), cores, true)
         } else {
-            CeilingReport {
-                openssl: None,
-                primitives: Primitives::default(),
-                ceiling: None,
-                missing: Some("not measured (--no-ceiling)".into()),
-                scaling: None,
-            }
+            unmeasured()
         };
-        let ceiling_rate = ceiling.ceiling.as_ref().map(|c| c.devices_per_second);
+        // A scratch directory a round: each sample records its devices in a store of its own.
+        let scratch = dir.path().join(format!("stages-{round}"));
+        let sample = |side: &str| -> Result<StageTimes, BenchError> {
+            let scratch = scratch.join(side);
+            std::fs::create_dir_all(&scratch).map_err(|source| BenchError::Io {
+                path: scratch.display().to_string(),
+                source,
+            })?;
+            stages::measure(&stages::Sample {
+                template: &template,
+                ca: &ca,
+                parameters: &synthetic.parameters,
+                values: &synthetic.sample_values,
+                csrs: &synthetic.sample_csrs,
+                keys,
+                password: &password,
+                dir: &scratch,
+            })
+        };
+        // The ceiling and the stage sample are taken on both sides of the batches: the VM's
+        // speed drifts by 10-30% within a minute, and one side alone put that drift into
+        // every ratio.
+        let stages_before = sample("before")?;
         let round_start = runs.len();
         for (index, &threads) in config.threads.iter().enumerate() {
             let out = dir
@@ -619,7 +660,8 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 issuing_seconds: issuing,
                 devices_per_second: end_to_end,
                 issuing_devices_per_second: report.devices_per_second(),
-                ratio_to_ceiling: ceiling_rate.map(|c| end_to_end / c),
+                // Set once the ceiling after the batches is measured too.
+                ratio_to_ceiling: None,
                 cpu_us_per_device: cpu
                     .filter(|_| report.devices > 0)
                     .map(|cpu| cpu * 1e6 / report.devices as f64),
@@ -634,22 +676,23 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 source,
             })?;
         }
-        // A scratch directory a round: each sample records its devices in a store of its own.
-        let scratch = dir.path().join(format!("stages-{round}"));
-        std::fs::create_dir_all(&scratch).map_err(|source| BenchError::Io {
-            path: scratch.display().to_string(),
-            source,
-        })?;
-        let stages = stages::measure(&stages::Sample {
-            template: &template,
-            ca: &ca,
-            parameters: &synthetic.parameters,
-            values: &synthetic.sample_values,
-            csrs: &synthetic.sample_csrs,
-            keys,
-            password: &password,
-            dir: &scratch,
-        })?;
+        let stages_after = sample("after")?;
+        let stages = stages_before.mean(&stages_after);
+        let ceiling_before = ceiling.ceiling.clone();
+        let ceiling_after = if config.ceiling && ceiling_before.is_some() {
+            measure_ceiling(job_of(profile, config.kind), cores, false).ceiling
+        } else {
+            None
+        };
+        // An "after" measurement that failed leaves the "before" one as the round's ceiling.
+        ceiling.ceiling = match (&ceiling_before, &ceiling_after) {
+            (Some(before), Some(after)) => Some(before.bracketed(after)),
+            _ => ceiling_before.clone(),
+        };
+        let ceiling_rate = ceiling.ceiling.as_ref().map(|c| c.devices_per_second);
+        for run in &mut runs[round_start..] {
+            run.ratio_to_ceiling = ceiling_rate.map(|c| run.devices_per_second / c);
+        }
         let this_round = &runs[round_start..];
         let headline = this_round
             .iter()
@@ -666,9 +709,13 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             round,
             devices_per_second: headline.devices_per_second,
             ceiling_devices_per_second: ceiling_rate,
+            ceiling_before_devices_per_second: ceiling_before.map(|c| c.devices_per_second),
+            ceiling_after_devices_per_second: ceiling_after.map(|c| c.devices_per_second),
             ratio_to_ceiling: headline.ratio_to_ceiling,
             primitives: ceiling.primitives.clone(),
             stage_sum_us: stages.total_us(),
+            stage_sum_before_us: stages_before.total_us(),
+            stage_sum_after_us: stages_after.total_us(),
             stage_limit_devices_per_second: stage_limit,
             ratio_to_stage_limit: stage_limit.map(|limit| headline.devices_per_second / limit),
             thread_scaling,

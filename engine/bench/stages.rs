@@ -52,6 +52,28 @@ pub struct StageTimes {
 }
 
 impl StageTimes {
+    /// Each stage's mean over this sample and `other` (a sample of the same kind and size,
+    /// taken at another moment).
+    pub fn mean(&self, other: &StageTimes) -> StageTimes {
+        let mean = |a: f64, b: f64| (a + b) / 2.0;
+        let mean_of = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(mean(a, b)),
+            (a, b) => a.or(b),
+        };
+        StageTimes {
+            method: self.method,
+            sample: self.sample,
+            keys_generated: self.keys_generated,
+            key_generation_us: mean_of(self.key_generation_us, other.key_generation_us),
+            csr_parse_verify_us: mean_of(self.csr_parse_verify_us, other.csr_parse_verify_us),
+            template_fill_us: mean(self.template_fill_us, other.template_fill_us),
+            sign_us: mean(self.sign_us, other.sign_us),
+            pkcs12_us: mean_of(self.pkcs12_us, other.pkcs12_us),
+            zip_write_us: mean(self.zip_write_us, other.zip_write_us),
+            store_us: mean(self.store_us, other.store_us),
+        }
+    }
+
     /// Sum of the stages: one device on one core, without the pipeline's overlap.
     pub fn total_us(&self) -> f64 {
         self.key_generation_us.unwrap_or(0.0)

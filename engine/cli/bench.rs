@@ -108,7 +108,7 @@ pub fn bench(compile: &CompileOptions, a: BenchArgs) -> Result<()> {
         rounds: a.rounds,
     };
     eprintln!(
-        "bench: {} devices, profile {}, kind {}, threads {:?}, {} round(s) (each: ceiling first, then the batches, then the stage sample)",
+        "bench: {} devices, profile {}, kind {}, threads {:?}, {} round(s) (each: ceiling and stage sample, the batches, stage sample and ceiling again)",
         config.devices,
         profile.name(),
         config.kind.as_str(),
@@ -291,6 +291,13 @@ fn render(r: &BenchReport) -> String {
             .collect();
         let _ = writeln!(s, "  sum each round    {} µs", sums.join(" / "));
     }
+    if let Some(first) = r.rounds.first() {
+        let _ = writeln!(
+            s,
+            "  (each round's sum is the mean of a sample before its batches and one after: {:.1} and {:.1} µs in the first)",
+            first.stage_sum_before_us, first.stage_sum_after_us
+        );
+    }
     if let (Some(limit), Some(ratio)) = (r.stage_limit_devices_per_second, r.ratio_to_stage_limit) {
         let _ = writeln!(
             s,
@@ -362,17 +369,31 @@ fn render(r: &BenchReport) -> String {
         (Some(ceiling), _) => {
             let _ = writeln!(
                 s,
-                "ceiling: {:.0} devices/s = {} (C = {}, {:.1} µs per device per core)",
+                "ceiling: {:.0} devices/s = {} (C = {}, {:.1} µs per device per core){}",
                 ceiling.devices_per_second,
                 ceiling.formula,
                 ceiling.cores,
-                ceiling.seconds_per_device_per_core * 1e6
+                ceiling.seconds_per_device_per_core * 1e6,
+                r.rounds
+                    .first()
+                    .and_then(|first| first
+                        .ceiling_before_devices_per_second
+                        .zip(first.ceiling_after_devices_per_second))
+                    .map(|(before, after)| format!(
+                        "; the first round's, from {before:.0} measured before its batches and {after:.0} after"
+                    ))
+                    .unwrap_or_default()
             );
             let _ = writeln!(
                 s,
-                "achieved: {:.0} devices/s = {:.2}x the ceiling",
+                "achieved: {:.0} devices/s = {:.2}x the ceiling{}",
                 r.devices_per_second,
-                r.ratio_to_ceiling.unwrap_or(0.0)
+                r.ratio_to_ceiling.unwrap_or(0.0),
+                if several {
+                    " (medians of the rounds, each against its own ceiling)"
+                } else {
+                    ""
+                }
             );
         }
         (None, Some(why)) => {
