@@ -755,33 +755,13 @@ struct DeviceTools<'a> {
 /// Steps 4.3 to 4.6 for one device with its reserved serial: its values, key, certificate and
 /// file. A device that fails (its values, or the crypto refusing it) fails alone.
 fn issue_job(tools: &DeviceTools<'_>, job: Job, reserved: Reserved, proof: Proof) -> Outcome {
-    let device_id = reserved.device_id;
-    let result = tools
-        .input
-        .prepare(tools.template, &job, proof)
-        .map_err(|error| error.to_string())
-        .and_then(|(prepared, csr)| {
-            issue_device(
-                tools.template,
-                tools.ca,
-                job.row,
-                &job.name_hint(),
-                reserved,
-                prepared,
-                csr.as_deref(),
-                tools.password,
-                tools.pkcs12,
-                tools.keypairs,
-            )
-            .map_err(|e| e.to_string())
-        });
-    match result {
-        Ok(device) => Outcome::Issued(device),
-        Err(reason) => Outcome::Failed(FailedDevice {
+    match tools.input.prepare(tools.template, &job, proof) {
+        Ok((prepared, csr)) => issue_prepared(tools, job, reserved, prepared, csr.as_deref()),
+        Err(error) => Outcome::Failed(FailedDevice {
             row: job.row,
-            device_id,
+            device_id: reserved.device_id,
             location: job.location,
-            reason,
+            reason: error.to_string(),
         }),
     }
 }
@@ -794,16 +774,31 @@ fn pipelined_job(
     job: Job,
     reserved: Reserved,
 ) -> Result<Outcome, Box<RowError>> {
-    let (prepared, csr) = match tools.input.prepare(tools.template, &job, Proof::Verify) {
-        Ok(checked) => checked,
-        Err(error) => {
-            return Err(Box::new(RowError {
-                row: job.row,
-                location: job.location,
-                error,
-            }))
-        }
-    };
+    match tools.input.prepare(tools.template, &job, Proof::Verify) {
+        Ok((prepared, csr)) => Ok(issue_prepared(
+            tools,
+            job,
+            reserved,
+            prepared,
+            csr.as_deref(),
+        )),
+        Err(error) => Err(Box::new(RowError {
+            row: job.row,
+            location: job.location,
+            error,
+        })),
+    }
+}
+
+/// Issues a device whose values are prepared (key, certificate and file); a device the crypto
+/// refuses fails alone.
+fn issue_prepared(
+    tools: &DeviceTools<'_>,
+    job: Job,
+    reserved: Reserved,
+    prepared: PreparedDevice,
+    csr: Option<&ParsedCsr>,
+) -> Outcome {
     let device_id = reserved.device_id;
     let issued = issue_device(
         tools.template,
@@ -812,12 +807,12 @@ fn pipelined_job(
         &job.name_hint(),
         reserved,
         prepared,
-        csr.as_deref(),
+        csr,
         tools.password,
         tools.pkcs12,
         tools.keypairs,
     );
-    Ok(match issued {
+    match issued {
         Ok(device) => Outcome::Issued(device),
         Err(error) => Outcome::Failed(FailedDevice {
             row: job.row,
@@ -825,7 +820,7 @@ fn pipelined_job(
             location: job.location,
             reason: error.to_string(),
         }),
-    })
+    }
 }
 
 /// The requests of `chunk` that `input`'s checks refuse (step 2's checks, nothing signed).

@@ -1723,15 +1723,7 @@ impl Store {
         }
         let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
-        state.transition(
-            &tx,
-            &mut chain,
-            batch,
-            BatchStatus::Broken,
-            Some(reason),
-            SYSTEM_ACTOR,
-            now,
-        )?;
+        state.break_off(&tx, &mut chain, batch, reason, now)?;
         tx.commit().map_err(db(ACTION))
     }
 
@@ -1795,15 +1787,7 @@ impl Store {
                 ),
             },
         )?;
-        state.transition(
-            &tx,
-            &mut chain,
-            batch,
-            BatchStatus::Broken,
-            Some(reason),
-            SYSTEM_ACTOR,
-            now,
-        )?;
+        state.break_off(&tx, &mut chain, batch, reason, now)?;
         tx.commit().map_err(db(ACTION))?;
         Ok(voided)
     }
@@ -2770,6 +2754,26 @@ impl BatchState {
     /// Applies one status change and its effects (see [`Store::set_batch_status`]) inside the
     /// caller's transaction, and updates `self` to match.
     #[allow(clippy::too_many_arguments)]
+    /// The system ends a pending batch Broken for `reason` ([`BatchState::transition`]).
+    fn break_off(
+        &mut self,
+        tx: &Transaction<'_>,
+        chain: &mut AuditChain,
+        batch: BatchId,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.transition(
+            tx,
+            chain,
+            batch,
+            BatchStatus::Broken,
+            Some(reason),
+            SYSTEM_ACTOR,
+            now,
+        )
+    }
+
     fn transition(
         &mut self,
         tx: &Transaction<'_>,
