@@ -2751,9 +2751,6 @@ impl BatchState {
         to_sql_integer("chunk length", adding)
     }
 
-    /// Applies one status change and its effects (see [`Store::set_batch_status`]) inside the
-    /// caller's transaction, and updates `self` to match.
-    #[allow(clippy::too_many_arguments)]
     /// The system ends a pending batch Broken for `reason` ([`BatchState::transition`]).
     fn break_off(
         &mut self,
@@ -2774,6 +2771,9 @@ impl BatchState {
         )
     }
 
+    /// Applies one status change and its effects (see [`Store::set_batch_status`]) inside the
+    /// caller's transaction, and updates `self` to match.
+    #[allow(clippy::too_many_arguments)]
     fn transition(
         &mut self,
         tx: &Transaction<'_>,
