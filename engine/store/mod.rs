@@ -1713,14 +1713,7 @@ impl Store {
     pub fn abandon_batch(&self, batch: BatchId, reason: &str) -> Result<(), StoreError> {
         const ACTION: &str = "abandoning a batch";
         let tx = self.write_transaction(ACTION)?;
-        let mut state = BatchState::load(&tx, batch)?;
-        if !state.status.is_pending() {
-            return Err(StoreError::InvalidTransition {
-                batch,
-                from: state.status,
-                to: BatchStatus::Broken,
-            });
-        }
+        let mut state = BatchState::load_pending(&tx, batch)?;
         let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
         state.break_off(&tx, &mut chain, batch, reason, now)?;
@@ -1740,14 +1733,7 @@ impl Store {
     pub fn void_batch(&self, batch: BatchId, reason: &str) -> Result<u64, StoreError> {
         const ACTION: &str = "voiding a batch";
         let tx = self.write_transaction(ACTION)?;
-        let mut state = BatchState::load(&tx, batch)?;
-        if !state.status.is_pending() {
-            return Err(StoreError::InvalidTransition {
-                batch,
-                from: state.status,
-                to: BatchStatus::Broken,
-            });
-        }
+        let mut state = BatchState::load_pending(&tx, batch)?;
         let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
             tx.prepare_cached(sql)
                 .and_then(|mut statement| statement.execute(values))
@@ -2749,6 +2735,20 @@ impl BatchState {
             });
         }
         to_sql_integer("chunk length", adding)
+    }
+
+    /// [`BatchState::load`] for a batch the system is about to break off: one that is not
+    /// pending is [`StoreError::InvalidTransition`] (to Broken).
+    fn load_pending(tx: &Transaction<'_>, batch: BatchId) -> Result<BatchState, StoreError> {
+        let state = BatchState::load(tx, batch)?;
+        if !state.status.is_pending() {
+            return Err(StoreError::InvalidTransition {
+                batch,
+                from: state.status,
+                to: BatchStatus::Broken,
+            });
+        }
+        Ok(state)
     }
 
     /// The system ends a pending batch Broken for `reason` ([`BatchState::transition`]).
