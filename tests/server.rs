@@ -1138,6 +1138,81 @@ fn csr_bundle_and_csr_zip_uploads_are_signed() {
     }
 }
 
+/// A PEM bundle is verified as it is signed: a request that does not verify still answers
+/// 400 naming it, charges nothing, and leaves the attempt as a Broken batch whose serials
+/// OCSP never calls good.
+#[test]
+fn a_refused_csr_bundle_upload_is_400_and_charges_nothing() {
+    let f = fixture!();
+    let server = Server::start(&f, &[]);
+    let token = server.admin();
+    let authority = server.authority(&token, 1);
+    let dir = f.path("csrs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bundle = String::new();
+    for (i, cn) in [
+        "00:1A:2B:3C:4D:21",
+        "00:1A:2B:3C:4D:22",
+        "00:1A:2B:3C:4D:23",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pem = std::fs::read_to_string(make_csr(&dir, &format!("r{i}"), cn)).unwrap();
+        if i != 1 {
+            bundle.push_str(&pem);
+            continue;
+        }
+        // The second request's signature, one bit flipped.
+        let (label, mut der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
+        let at = der.len() - 5;
+        der[at] ^= 0x01;
+        bundle.push_str(&der::pem::encode_string(label, der::pem::LineEnding::LF, &der).unwrap());
+    }
+    let path = f.write("refused.pem", &bundle);
+    let e = server
+        .upload(
+            "upload",
+            &token,
+            &path,
+            "application/x-pem-file",
+            json!({"deviceClass": "Aircraft"}),
+        )
+        .expect_error(400, "a request that does not verify");
+    let description = e["error_description"].as_str().unwrap();
+    assert!(description.contains("#2"), "{description}");
+    assert!(description.contains("signature"), "{description}");
+    assert!(
+        !description.contains("#1") && !description.contains("#3"),
+        "{description}"
+    );
+    assert_eq!(server.balance_available(&token, authority), DEFAULT_BALANCE);
+    let list = server
+        .json(
+            "POST",
+            "/api/v1/batches?profileId=1",
+            &token,
+            json!({"filter": {"pagingSettings": {"pageIndex": 0, "pageSize": 10}}, "sortColumns": null}),
+        )
+        .expect(200, "batch list")
+        .json();
+    assert_eq!(list["totalCount"], 1, "{list}");
+    let batch = &list["batches"][0];
+    assert_eq!(batch["status"], "Broken", "{batch}");
+    assert!(
+        batch["rejectReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("#2")),
+        "{batch}"
+    );
+    let id = batch["batchId"].as_i64().unwrap();
+    let info = server
+        .get(&format!("/api/v1/batches/{id}/processing_info"), &token)
+        .expect(200, "processing_info")
+        .json();
+    assert_eq!(info["success"], 0, "{info}");
+}
+
 #[test]
 fn generator_batch_preview_reject_and_balance() {
     let f = fixture!();
