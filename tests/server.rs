@@ -334,6 +334,18 @@ impl Server {
             .unwrap_or_else(|| panic!("no authority for profile {profile_id}: {list}"))
     }
 
+    /// The first page (10 rows) of the batch grid of profile 1.
+    pub(crate) fn batch_list(&self, token: &str) -> Value {
+        self.json(
+            "POST",
+            "/api/v1/batches?profileId=1",
+            token,
+            json!({"filter": {"pagingSettings": {"pageIndex": 0, "pageSize": 10}}, "sortColumns": null}),
+        )
+        .expect(200, "batch list")
+        .json()
+    }
+
     pub(crate) fn balance_available(&self, token: &str, authority: i64) -> u64 {
         self.get(
             &format!("/api/v1/authorities/{authority}/balanceavailable"),
@@ -1047,15 +1059,7 @@ fn certificate_lifecycle_over_http() {
     }
 
     // The batch grid.
-    let list = server
-        .json(
-            "POST",
-            "/api/v1/batches?profileId=1",
-            &token,
-            json!({"filter": {"pagingSettings": {"pageIndex": 0, "pageSize": 10}}, "sortColumns": null}),
-        )
-        .expect(200, "batch list")
-        .json();
+    let list = server.batch_list(&token);
     assert_eq!(list["totalCount"], 1, "{list}");
     assert_eq!(list["batches"][0]["batchId"], id, "{list}");
 }
@@ -1187,15 +1191,7 @@ fn a_refused_csr_bundle_upload_is_400_and_charges_nothing() {
         "{description}"
     );
     assert_eq!(server.balance_available(&token, authority), DEFAULT_BALANCE);
-    let list = server
-        .json(
-            "POST",
-            "/api/v1/batches?profileId=1",
-            &token,
-            json!({"filter": {"pagingSettings": {"pageIndex": 0, "pageSize": 10}}, "sortColumns": null}),
-        )
-        .expect(200, "batch list")
-        .json();
+    let list = server.batch_list(&token);
     assert_eq!(list["totalCount"], 1, "{list}");
     let batch = &list["batches"][0];
     assert_eq!(batch["status"], "Broken", "{batch}");
@@ -1375,15 +1371,7 @@ fn generator_batch_preview_reject_and_balance() {
         String::from_utf8_lossy(&opened.stderr)
     );
 
-    let list = server
-        .json(
-            "POST",
-            "/api/v1/batches?profileId=1",
-            &token,
-            json!({"filter": {"pagingSettings": {"pageIndex": 0, "pageSize": 10}}, "sortColumns": null}),
-        )
-        .expect(200, "batch list")
-        .json();
+    let list = server.batch_list(&token);
     assert_eq!(list["totalCount"], 3, "{list}");
     let listed: Vec<i64> = list["batches"]
         .as_array()
@@ -1591,15 +1579,7 @@ fn other_organizations_cannot_see_a_batch() {
             &[],
         )
         .expect_error(404, "bob rejects admin's batch");
-    let list = server
-        .json(
-            "POST",
-            "/api/v1/batches?profileId=1",
-            &bob,
-            json!({"filter": {"pagingSettings": {"pageIndex": 0, "pageSize": 10}}, "sortColumns": null}),
-        )
-        .expect(200, "bob's list")
-        .json();
+    let list = server.batch_list(&bob);
     assert_eq!(list["totalCount"], 0, "{list}");
     assert_eq!(list["batches"], json!([]), "{list}");
     let found = server
