@@ -575,25 +575,40 @@ mod pipeline_tests {
         }
     }
 
+    /// Issues a bundle of `n` requests (those at `broken` not verifying) into `dir`/out.zip
+    /// with a fresh CA; returns the result, the `on_created` receiver and the ZIP's path.
+    fn issue_bundle(
+        dir: &Path,
+        n: usize,
+        broken: &[usize],
+    ) -> (
+        Result<BatchReport, BatchError>,
+        crossbeam_channel::Receiver<BatchId>,
+        PathBuf,
+    ) {
+        let ca = IssuingCa::init(dir, &Default::default()).unwrap();
+        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
+        let bundle = bundle(dir, n, broken);
+        let out = dir.join("out.zip");
+        let (sender, created) = crossbeam_channel::bounded(1);
+        let result = issue(
+            dir,
+            &ca,
+            &profile,
+            &BatchInput::Csr(&bundle),
+            &options(out.clone(), sender),
+        );
+        (result, created, out)
+    }
+
     /// A bundle verified as it is signed: every certificate recorded and in the ZIP, every
     /// serial used, and the batch announced.
     #[test]
     fn a_valid_pem_bundle_is_verified_and_signed_in_one_pass() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = IssuingCa::init(dir.path(), &Default::default()).unwrap();
-        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
         let n = 2 * CHUNK + 10;
-        let bundle = bundle(dir.path(), n, &[]);
-        let out = dir.path().join("ok.zip");
-        let (sender, created) = crossbeam_channel::bounded(1);
-        let report = issue(
-            dir.path(),
-            &ca,
-            &profile,
-            &BatchInput::Csr(&bundle),
-            &options(out.clone(), sender),
-        )
-        .unwrap();
+        let (result, created, out) = issue_bundle(dir.path(), n, &[]);
+        let report = result.unwrap();
         assert_eq!((report.devices, report.failed), (n as u64, 0));
         assert_eq!(created.try_recv().unwrap(), report.batch_id);
         assert!(out.exists());
@@ -611,20 +626,8 @@ mod pipeline_tests {
     #[test]
     fn a_refused_request_fails_the_batch_and_voids_what_it_signed() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = IssuingCa::init(dir.path(), &Default::default()).unwrap();
-        let profile = Profile::load("ecc-device", &Default::default()).unwrap();
-        let n = 4 * CHUNK;
         let broken = [2 * CHUNK + 7, 3 * CHUNK + 100];
-        let bundle = bundle(dir.path(), n, &broken);
-        let out = dir.path().join("refused.zip");
-        let (sender, created) = crossbeam_channel::bounded(1);
-        let result = issue(
-            dir.path(),
-            &ca,
-            &profile,
-            &BatchInput::Csr(&bundle),
-            &options(out.clone(), sender),
-        );
+        let (result, created, out) = issue_bundle(dir.path(), 4 * CHUNK, &broken);
         match result {
             Err(BatchError::InvalidRows { errors, total }) => {
                 assert_eq!(total, 2);
