@@ -232,6 +232,67 @@ fn csr_zip_with_der_and_pem_entries() {
     );
 }
 
+/// A CSR batch that a crash interrupted: recovery voids what it signed, so OCSP never answers
+/// good for a certificate no one received, and the batch's serials are never reused.
+#[test]
+fn recovery_voids_the_certificates_of_an_interrupted_csr_batch() {
+    let f = fixture!();
+    let mut bundle = String::new();
+    for i in 0..2 {
+        bundle.push_str(&make_csr(
+            &f,
+            &format!("crash{i}"),
+            "P-256",
+            &format!("/CN=00:1A:2B:3C:4D:8{i}"),
+        ));
+    }
+    let bundle_path = f.write("bundle.pem", &bundle);
+    let out = f.path("certs.zip");
+    issue_ok(
+        &f,
+        "ecc-device",
+        &["--csr", bundle_path.to_str().unwrap()],
+        &["deviceClass=Aircraft"],
+        &out,
+    );
+    unzip(&out, &f.path("out"));
+    let manifest = std::fs::read_to_string(f.path("out/manifest.csv")).unwrap();
+    let serials: Vec<String> = manifest
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(3).unwrap().to_owned())
+        .collect();
+    assert_eq!(serials.len(), 2, "{manifest}");
+    let good = f.certmill_ok(&["ocsp", "status", "--serial", &serials[0]]);
+    assert!(good.contains(": good"), "{good}");
+    // Rewind to a crash before the ZIP was renamed into place: the batch still Pending Issue,
+    // its certificates recorded, its lock released, no ZIP.
+    let db = rusqlite::Connection::open(f.data().join("certmill.db")).unwrap();
+    db.execute(
+        "UPDATE batches SET status = 'Pending Issue' WHERE id = 1",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    std::fs::remove_file(&out).unwrap();
+    std::fs::write(f.data().join("locks/batch-1.lock"), "0".repeat(32)).unwrap();
+    // The next command runs recovery first, like every command.
+    let show: serde_json::Value =
+        serde_json::from_str(&f.certmill_ok(&["batches", "show", "1"])).unwrap();
+    assert_eq!(show["status"], "Broken", "{show}");
+    let reason = show["rejectReason"].as_str().unwrap();
+    assert!(
+        reason.contains("interrupted") && reason.contains("voided"),
+        "{reason}"
+    );
+    for serial in &serials {
+        let status = f.certmill_ok(&["ocsp", "status", "--serial", serial]);
+        assert!(status.contains(": revoked (never issued"), "{status}");
+    }
+    assert_eq!(show["processingInfo"]["success"], 0, "{show}");
+    f.certmill_ok(&["audit", "verify"]);
+}
+
 #[test]
 fn bad_csr_inputs_get_their_own_errors_and_no_zip() {
     let f = fixture!();

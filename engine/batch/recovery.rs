@@ -17,8 +17,12 @@
 //! Batches are not resumed: a batch with server-generated keys cannot be, because its PKCS#12
 //! password is never stored (a resumed batch would need the same password for the rest of its
 //! devices), and a CSR batch's input file is not kept by certmill, so it may have changed or be
-//! gone. The certificates already recorded stay recorded (they were signed); the devices are
-//! issued again in a new batch.
+//! gone. The devices are issued again in a new batch. The certificates a device batch already
+//! recorded stay recorded (they were signed; their keys went with the partial ZIP). A CSR
+//! batch's are voided ([`Store::abandon_batch`]): a CSR batch delivers nothing before it
+//! finishes, and one verified as it is signed may have signed requests of a bundle that is not
+//! valid as a whole, so its serials end WASTED, OCSP answers them revoked, and their units
+//! return to the authority.
 
 use super::BatchError;
 use crate::store::{BatchId, Store};
@@ -165,12 +169,15 @@ pub fn recover(data_dir: &Path) -> Result<Vec<Recovered>, BatchError> {
             let _ = std::fs::remove_file(output);
         }
         let removed = remove_partial_files(batch.id, output);
-        let why = match batch.kind.as_str() {
-            "CSR" => "certmill does not keep a CSR batch's input, which may have changed or be gone",
-            _ => "the PKCS#12 password of its server-generated keys is never stored, so the rest of its devices cannot be packed under the same password",
+        let (why, voided) = match batch.kind.as_str() {
+            "CSR" => (
+                "certmill does not keep a CSR batch's input, which may have changed or be gone",
+                "; the certificates it signed were voided, never delivered",
+            ),
+            _ => ("the PKCS#12 password of its server-generated keys is never stored, so the rest of its devices cannot be packed under the same password", ""),
         };
         let reason = format!(
-            "interrupted: the process stopped after {} of {} devices; not resumed because {why}; issue the devices again in a new batch",
+            "interrupted: the process stopped after {} of {} devices; not resumed because {why}{voided}; issue the devices again in a new batch",
             batch.issued, batch.size
         );
         store.abandon_batch(batch.id, &reason)?;

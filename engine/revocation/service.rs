@@ -676,12 +676,17 @@ mod tests {
     /// A finished batch of `n` recorded certificates (rows 0..n) plus one serial reserved for
     /// row `n` and never used; returns the batch.
     fn issue(s: &mut Setup, n: u64) -> crate::store::BatchId {
+        issue_kind(s, n, "GENERATOR")
+    }
+
+    /// [`issue`] with a batch of `kind`.
+    fn issue_kind(s: &mut Setup, n: u64, kind: &'static str) -> crate::store::BatchId {
         let batch = s
             .store
             .create_batch(&NewBatch {
                 batch_name: "t",
                 profile_name: "ecc-device",
-                kind: "GENERATOR",
+                kind,
                 size: n + 1,
                 issuer: s.issuer,
                 parameters_json: "{}",
@@ -831,7 +836,7 @@ mod tests {
     #[test]
     fn unknown_pending_voided_and_foreign_serials() {
         let mut s = setup();
-        let batch = issue(&mut s, 1);
+        let batch = issue_kind(&mut s, 1, "CSR");
         let service =
             OcspService::start(&s.store, &s.ca, s.issuer, CrlSchedule::default()).expect("service");
         // Reserved for a batch still issuing: unknown, and nobody may cache it.
@@ -846,7 +851,7 @@ mod tests {
             }
         ));
         assert!(service.cached(&pending, now_unix()).is_none());
-        // Recorded, but its batch has not finished (nor been voided): unknown, uncached.
+        // Recorded, but its CSR batch has not finished (nor been voided): unknown, uncached.
         let recorded = request(&s, &[serial(0)], None);
         let answer = service.answer(&s.store, &recorded).expect("answer");
         assert_eq!(status_of(&answer), "Unknown");

@@ -618,8 +618,9 @@ impl Store {
         tx.commit().map_err(db(ACTION))
     }
 
-    /// Ends a chunked batch Broken for `reason` inside `tx`: its open chunks are closed and its
-    /// sealed password deleted.
+    /// Ends a chunked batch Broken for `reason` inside `tx` (a CSR batch's certificates voided,
+    /// as by [`Store::abandon_batch`]): its open chunks are closed and its sealed password
+    /// deleted.
     fn break_chunked_batch(
         &self,
         tx: &Transaction<'_>,
@@ -629,16 +630,9 @@ impl Store {
         const ACTION: &str = "breaking a chunked batch";
         let mut state = BatchState::load(tx, batch)?;
         if state.status.is_pending() {
+            // A CSR batch's recorded certificates are voided (Store::abandon_batch).
             let mut chain = super::AuditChain::load(tx)?;
-            state.transition(
-                tx,
-                &mut chain,
-                batch,
-                BatchStatus::Broken,
-                Some(reason),
-                super::SYSTEM_ACTOR,
-                (self.clock)(),
-            )?;
+            state.break_off(tx, &mut chain, batch, reason, (self.clock)(), false)?;
         }
         tx.execute(
             "UPDATE chunks SET state = 'DONE', lease_until = NULL

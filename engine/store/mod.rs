@@ -1706,18 +1706,17 @@ impl Store {
         tx.commit().map_err(db(ACTION))
     }
 
-    /// Crash recovery: marks a pending batch Broken for `reason`, returns its reservation to
-    /// available, and keeps its unrecorded serial intents as WASTED (never reused).
+    /// Marks a pending batch Broken for `reason` (crash recovery, or a batch that failed): its
+    /// reservation goes back to the authority's available balance, and its unrecorded serial
+    /// intents end WASTED (never reused). A CSR batch's recorded certificates are voided as by
+    /// [`Store::void_batch`]: a CSR batch delivers nothing before it finishes, and one verified
+    /// as it is signed may have signed requests of a bundle that is not valid as a whole
+    /// (docs/ISSUANCE.md). Other batches keep their recorded certificates. Returns how many
+    /// certificates were voided.
     ///
     /// A batch that is not pending is [`StoreError::InvalidTransition`].
-    pub fn abandon_batch(&self, batch: BatchId, reason: &str) -> Result<(), StoreError> {
-        const ACTION: &str = "abandoning a batch";
-        let tx = self.write_transaction(ACTION)?;
-        let mut state = BatchState::load_pending(&tx, batch)?;
-        let mut chain = AuditChain::load(&tx)?;
-        let now = (self.clock)();
-        state.break_off(&tx, &mut chain, batch, reason, now)?;
-        tx.commit().map_err(db(ACTION))
+    pub fn abandon_batch(&self, batch: BatchId, reason: &str) -> Result<u64, StoreError> {
+        self.break_off_batch(batch, reason, false, "abandoning a batch")
     }
 
     /// Fails a pending batch whose certificates must never count as issued, for `reason`: a
@@ -1731,50 +1730,23 @@ impl Store {
     ///
     /// A batch that is not pending is [`StoreError::InvalidTransition`] and nothing changes.
     pub fn void_batch(&self, batch: BatchId, reason: &str) -> Result<u64, StoreError> {
-        const ACTION: &str = "voiding a batch";
-        let tx = self.write_transaction(ACTION)?;
+        self.break_off_batch(batch, reason, true, "voiding a batch")
+    }
+
+    /// [`Store::abandon_batch`], or [`Store::void_batch`] when `void`, in one transaction.
+    fn break_off_batch(
+        &self,
+        batch: BatchId,
+        reason: &str,
+        void: bool,
+        action: &'static str,
+    ) -> Result<u64, StoreError> {
+        let tx = self.write_transaction(action)?;
         let mut state = BatchState::load_pending(&tx, batch)?;
-        let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
-            tx.prepare_cached(sql)
-                .and_then(|mut statement| statement.execute(values))
-                .map_err(db(ACTION))
-        };
-        let voided = run("DELETE FROM certificates WHERE batch_id = ?1", &[&batch.0])? as u64;
-        // While pending, `used` is what the deleted certificates moved out of the reservation.
-        let used = to_sql_integer("used", state.used)?;
-        run(
-            "UPDATE batches SET issued = 0, used = 0, reserved = reserved + ?2 WHERE id = ?1",
-            &[&batch.0, &used],
-        )?;
-        if let Some(authority) = state.authority {
-            run(
-                "UPDATE authorities SET balance_used = balance_used - ?2,
-                                        balance_reserved = balance_reserved + ?2
-                 WHERE id = ?1",
-                &[&authority, &used],
-            )?;
-        }
-        state.reserved += state.used;
-        state.used = 0;
-        state.issued = 0;
         let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
-        chain.append(
-            &tx,
-            &NewAuditEntry {
-                batch: batch.0,
-                device_id: None,
-                time: now,
-                actor: SYSTEM_ACTOR,
-                kind: AuditKind::Voided,
-                message: &format!(
-                    "{voided} certificates signed before the batch failed were voided, never \
-                     delivered; every serial of the batch is WASTED"
-                ),
-            },
-        )?;
-        state.break_off(&tx, &mut chain, batch, reason, now)?;
-        tx.commit().map_err(db(ACTION))?;
+        let voided = state.break_off(&tx, &mut chain, batch, reason, now, void)?;
+        tx.commit().map_err(db(action))?;
         Ok(voided)
     }
 
@@ -2629,6 +2601,8 @@ struct BatchState {
     reserved: u64,
     used: u64,
     user_id: Option<i64>,
+    /// Whether the batch is a CSR batch: its certificates count only once it finishes.
+    csr: bool,
 }
 
 impl BatchState {
@@ -2645,11 +2619,12 @@ impl BatchState {
             i64,
             i64,
             Option<i64>,
+            String,
         );
         let raw: Raw = tx
             .prepare_cached(
                 "SELECT status, downloaded_at, issuer_id, size, issued, failed, authority_id,
-                        reserved, used, user_id
+                        reserved, used, user_id, kind
                  FROM batches WHERE id = ?1",
             )
             .and_then(|mut select| {
@@ -2666,6 +2641,7 @@ impl BatchState {
                             row.get(7)?,
                             row.get(8)?,
                             row.get(9)?,
+                            row.get(10)?,
                         ))
                     })
                     .optional()
@@ -2683,6 +2659,7 @@ impl BatchState {
             reserved,
             used,
             user_id,
+            kind,
         ) = raw;
         let status = BatchStatus::parse(&status).ok_or_else(|| StoreError::CorruptRow {
             table: "batches",
@@ -2702,6 +2679,7 @@ impl BatchState {
             reserved: count("reserved", reserved)?,
             used: count("used", used)?,
             user_id,
+            csr: kind == "CSR",
         })
     }
 
@@ -2751,7 +2729,9 @@ impl BatchState {
         Ok(state)
     }
 
-    /// The system ends a pending batch Broken for `reason` ([`BatchState::transition`]).
+    /// The system ends a pending batch Broken for `reason` ([`BatchState::transition`]). A CSR
+    /// batch's certificates, or any batch's when `void`, are voided first
+    /// ([`BatchState::void_certificates`]); returns how many.
     fn break_off(
         &mut self,
         tx: &Transaction<'_>,
@@ -2759,7 +2739,13 @@ impl BatchState {
         batch: BatchId,
         reason: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
+        void: bool,
+    ) -> Result<u64, StoreError> {
+        let voided = if void || self.csr {
+            self.void_certificates(tx, chain, batch, now)?
+        } else {
+            0
+        };
         self.transition(
             tx,
             chain,
@@ -2768,7 +2754,61 @@ impl BatchState {
             Some(reason),
             SYSTEM_ACTOR,
             now,
-        )
+        )?;
+        Ok(voided)
+    }
+
+    /// Deletes the certificate rows of a pending batch that never delivered them, gives the
+    /// units they used back to its reservation (the break-off that follows returns the
+    /// reservation to the authority), and appends one VOIDED audit entry with the count. Every
+    /// serial intent of the batch then ends WASTED with the batch: never reused, and OCSP
+    /// answers it revoked. Returns how many certificates were voided.
+    fn void_certificates(
+        &mut self,
+        tx: &Transaction<'_>,
+        chain: &mut AuditChain,
+        batch: BatchId,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        const ACTION: &str = "voiding a batch's certificates";
+        let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
+            tx.prepare_cached(sql)
+                .and_then(|mut statement| statement.execute(values))
+                .map_err(db(ACTION))
+        };
+        let voided = run("DELETE FROM certificates WHERE batch_id = ?1", &[&batch.0])? as u64;
+        // While pending, `used` is what the deleted certificates moved out of the reservation.
+        let used = to_sql_integer("used", self.used)?;
+        run(
+            "UPDATE batches SET issued = 0, used = 0, reserved = reserved + ?2 WHERE id = ?1",
+            &[&batch.0, &used],
+        )?;
+        if let Some(authority) = self.authority {
+            run(
+                "UPDATE authorities SET balance_used = balance_used - ?2,
+                                        balance_reserved = balance_reserved + ?2
+                 WHERE id = ?1",
+                &[&authority, &used],
+            )?;
+        }
+        self.reserved += self.used;
+        self.used = 0;
+        self.issued = 0;
+        chain.append(
+            tx,
+            &NewAuditEntry {
+                batch: batch.0,
+                device_id: None,
+                time: now,
+                actor: SYSTEM_ACTOR,
+                kind: AuditKind::Voided,
+                message: &format!(
+                    "{voided} certificates signed before the batch failed were voided, never \
+                     delivered; every serial of the batch is WASTED"
+                ),
+            },
+        )?;
+        Ok(voided)
     }
 
     /// Applies one status change and its effects (see [`Store::set_batch_status`]) inside the

@@ -85,8 +85,8 @@ pub enum SerialStatus {
         /// Its notAfter, unix seconds.
         not_after: i64,
     },
-    /// Reserved for a device of a batch still issuing: no certificate yet, or one not yet
-    /// delivered (its batch has not finished).
+    /// Reserved for a device of a batch still issuing: no certificate yet, or a CSR batch's
+    /// certificate not yet delivered (its batch has not finished).
     Pending,
     /// A certificate with this serial was issued and is revoked.
     Revoked {
@@ -592,11 +592,18 @@ impl Store {
         if serial.is_empty() || serial.len() > MAX_SERIAL_OCTETS {
             return Ok(SerialStatus::Unknown);
         }
-        type Raw = (String, Option<i64>, Option<i64>, Option<i64>, String);
+        type Raw = (
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            String,
+            String,
+        );
         let raw: Option<Raw> = self
             .connection
             .prepare_cached(
-                "SELECT i.state, c.not_after, r.reason, r.revoked_at, b.status
+                "SELECT i.state, c.not_after, r.reason, r.revoked_at, b.status, b.kind
                  FROM serial_intents i
                  JOIN batches b ON b.id = i.batch_id
                  LEFT JOIN certificates c ON c.batch_id = i.batch_id AND c.row_index = i.row_index
@@ -613,17 +620,21 @@ impl Store {
                             row.get(2)?,
                             row.get(3)?,
                             row.get(4)?,
+                            row.get(5)?,
                         ))
                     })
                     .optional()
             })
             .map_err(db("reading the status of a serial"))?;
-        let Some((state, not_after, reason, revoked_at, batch_status)) = raw else {
+        let Some((state, not_after, reason, revoked_at, batch_status, kind)) = raw else {
             return Ok(SerialStatus::Unknown);
         };
-        // A certificate is good once its batch finished: until then it was delivered to no one,
-        // and a batch verified as it is signed may still void it (Store::void_batch).
-        let batch_pending = BatchStatus::parse(&batch_status).is_some_and(BatchStatus::is_pending);
+        // A CSR batch's certificate is good once its batch finished: until then it was
+        // delivered to no one, and a batch verified as it is signed may still void it
+        // (Store::void_batch; a CSR batch that breaks off voids its certificates). Other
+        // batches' certificates are good once recorded: a station hands each device out at once.
+        let batch_pending =
+            kind == "CSR" && BatchStatus::parse(&batch_status).is_some_and(BatchStatus::is_pending);
         Ok(match (not_after, reason, revoked_at) {
             (Some(not_after), Some(code), Some(revoked_at)) => SerialStatus::Revoked {
                 revoked_at,

@@ -301,6 +301,58 @@ fn a_chunk_that_keeps_failing_breaks_its_batch() {
 }
 
 #[test]
+fn a_broken_chunked_csr_batch_voids_the_certificates_of_its_done_chunks() {
+    let f = fixture();
+    let batch = f
+        .store
+        .create_batch(&NewBatch {
+            kind: "CSR",
+            ..new_batch(f.issuer, 4)
+        })
+        .expect("batch");
+    f.store
+        .plan_chunks(batch, r#"{"kind":"CSR"}"#, None, &plans(4, 2))
+        .expect("plan");
+    let first = f
+        .store
+        .claim_chunk("node-a", 60)
+        .expect("claim")
+        .expect("chunk");
+    assert_eq!(finish_part(&f.store, &first, 9), Finished::Done);
+    assert_eq!(
+        f.store
+            .find_certificates(Some("device-9-1"), None)
+            .expect("find")
+            .len(),
+        1
+    );
+    for _ in 1..=MAX_CHUNK_ATTEMPTS {
+        let claimed = f
+            .store
+            .claim_chunk("node-a", 60)
+            .expect("claim")
+            .expect("chunk");
+        assert_eq!(claimed.lease.idx, 1);
+        f.store
+            .release_chunk(&claimed.lease, "object store unreachable")
+            .expect("release");
+    }
+    let row = f.store.batch(batch).expect("read").expect("batch");
+    assert_eq!(row.status, BatchStatus::Broken);
+    assert_eq!(row.issued, 0);
+    // The first chunk's certificates were never delivered (no ZIP was assembled).
+    assert!(f
+        .store
+        .find_certificates(Some("device-9-1"), None)
+        .expect("find")
+        .is_empty());
+    let log = f.store.audit_log(batch).expect("audit");
+    assert!(log
+        .iter()
+        .any(|e| e.kind == AuditKind::Voided && e.message.starts_with("2 certificates")));
+}
+
+#[test]
 fn a_chunk_of_many_groups_records_every_row_in_order() {
     // 300 rows: two full multi-row statements and a remainder, for each of the tables.
     let f = fixture();

@@ -411,11 +411,14 @@ fn an_ocsp_responder_serial_and_a_device_serial_never_meet() {
 }
 
 #[test]
-fn a_certificate_is_pending_for_ocsp_until_its_batch_finishes() {
+fn a_csr_certificate_is_pending_for_ocsp_until_its_batch_finishes() {
     let mut f = fixture();
     let batch = f
         .store
-        .create_batch(&new_batch(f.issuer, 2))
+        .create_batch(&NewBatch {
+            kind: "CSR",
+            ..new_batch(f.issuer, 2)
+        })
         .expect("create");
     f.store
         .insert_certificates(batch, &records(4, 0..2))
@@ -436,6 +439,114 @@ fn a_certificate_is_pending_for_ocsp_until_its_batch_finishes() {
             .expect("status"),
         SerialStatus::Good { .. }
     ));
+}
+
+#[test]
+fn a_station_device_is_good_for_ocsp_while_its_batch_is_open() {
+    let mut f = fixture();
+    // A station's batch (SINGLE) stays Pending Issue for a shift and hands every device out
+    // as soon as it is recorded.
+    let batch = f
+        .store
+        .create_batch(&NewBatch {
+            kind: "SINGLE",
+            ..new_batch(f.issuer, 2)
+        })
+        .expect("create");
+    f.store
+        .insert_certificates(batch, &records(6, 0..1))
+        .expect("issue");
+    assert!(matches!(
+        f.store
+            .serial_status(f.issuer, &serial(6, 0))
+            .expect("status"),
+        SerialStatus::Good { .. }
+    ));
+    // Abandoned (a crash), its delivered devices stay issued and good.
+    assert_eq!(
+        f.store
+            .abandon_batch(batch, "interrupted")
+            .expect("abandon"),
+        0
+    );
+    assert_eq!(
+        f.store
+            .find_certificates(Some("device-6-0"), None)
+            .expect("find")
+            .len(),
+        1
+    );
+    assert!(matches!(
+        f.store
+            .serial_status(f.issuer, &serial(6, 0))
+            .expect("status"),
+        SerialStatus::Good { .. }
+    ));
+}
+
+#[test]
+fn abandoning_a_csr_batch_voids_what_it_recorded() {
+    let mut f = fixture();
+    let organization = f.store.create_organization("Acme").expect("org");
+    let authority = f
+        .store
+        .create_authority(organization, "iot-ecc", f.issuer, 10)
+        .expect("authority");
+    let batch = f
+        .store
+        .create_batch_for(
+            authority,
+            &NewBatch {
+                kind: "CSR",
+                ..new_batch(f.issuer, 4)
+            },
+            Some(7),
+        )
+        .expect("create");
+    let serials: Vec<Vec<u8>> = (0..3).map(|row| serial(8, row)).collect();
+    let reserved: Vec<(u64, &[u8])> = serials
+        .iter()
+        .enumerate()
+        .map(|(row, s)| (row as u64, s.as_slice()))
+        .collect();
+    f.store
+        .reserve_serials(batch, f.issuer, &reserved)
+        .expect("reserve");
+    f.store
+        .insert_certificates(batch, &records(8, 0..2))
+        .expect("issue");
+    // Crash recovery, or a failure such as a full disk: nothing was delivered.
+    let voided = f
+        .store
+        .abandon_batch(
+            batch,
+            "interrupted: the process stopped after 2 of 4 devices",
+        )
+        .expect("abandon");
+    assert_eq!(voided, 2);
+    let row = f.store.batch(batch).expect("read").expect("batch");
+    assert_eq!(row.status, BatchStatus::Broken);
+    assert_eq!((row.issued, row.reserved, row.used), (0, 0, 0));
+    let balance = f.store.authority(authority).expect("authority");
+    assert_eq!(
+        (
+            balance.balance_available,
+            balance.balance_reserved,
+            balance.balance_used
+        ),
+        (10, 0, 0)
+    );
+    for s in &serials {
+        assert_eq!(
+            f.store.serial_status(f.issuer, s).expect("status"),
+            SerialStatus::Voided
+        );
+    }
+    let log = f.store.audit_log(batch).expect("audit");
+    let kinds: Vec<AuditKind> = log.iter().map(|e| e.kind).collect();
+    let voided_at = kinds.iter().position(|k| *k == AuditKind::Voided);
+    assert!(voided_at.is_some(), "{kinds:?}");
+    assert!(f.store.verify_audit_chain().expect("chain") > 0);
 }
 
 #[test]
