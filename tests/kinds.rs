@@ -82,6 +82,20 @@ fn issue_ok(f: &Fixture, profile: &str, source: &[&str], params: &[&str], out: &
     );
 }
 
+/// Issues the PEM CSR `bundle` on the ECC device profile into `certs.zip`; returns its path.
+fn issue_bundle(f: &Fixture, bundle: &str) -> PathBuf {
+    let bundle_path = f.write("bundle.pem", bundle);
+    let out = f.path("certs.zip");
+    issue_ok(
+        f,
+        "ecc-device",
+        &["--csr", bundle_path.to_str().unwrap()],
+        &["deviceClass=Aircraft"],
+        &out,
+    );
+    out
+}
+
 fn run(f: &Fixture, args: &[String]) -> std::process::Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     f.certmill(&args)
@@ -119,15 +133,7 @@ fn csr_bundle_is_signed_with_the_requesters_keys() {
         bundle.push_str(&pem);
         csrs.push(f.path(&format!("dev{i}.csr")));
     }
-    let bundle_path = f.write("bundle.pem", &bundle);
-    let out = f.path("certs.zip");
-    issue_ok(
-        &f,
-        "ecc-device",
-        &["--csr", bundle_path.to_str().unwrap()],
-        &["deviceClass=Aircraft"],
-        &out,
-    );
+    let out = issue_bundle(&f, &bundle);
     let names = unzip(&out, &f.path("out"));
     assert_eq!(
         names,
@@ -246,15 +252,7 @@ fn recovery_voids_the_certificates_of_an_interrupted_csr_batch() {
             &format!("/CN=00:1A:2B:3C:4D:8{i}"),
         ));
     }
-    let bundle_path = f.write("bundle.pem", &bundle);
-    let out = f.path("certs.zip");
-    issue_ok(
-        &f,
-        "ecc-device",
-        &["--csr", bundle_path.to_str().unwrap()],
-        &["deviceClass=Aircraft"],
-        &out,
-    );
+    let out = issue_bundle(&f, &bundle);
     unzip(&out, &f.path("out"));
     let manifest = std::fs::read_to_string(f.path("out/manifest.csv")).unwrap();
     let serials: Vec<String> = manifest

@@ -2589,6 +2589,19 @@ impl RawBatch {
     }
 }
 
+/// Runs one cached statement inside `tx` and returns the rows it changed; an error is named
+/// by `action`.
+fn statement_runner<'t>(
+    tx: &'t Transaction<'_>,
+    action: &'static str,
+) -> impl Fn(&str, &[&dyn db::Param]) -> Result<usize, StoreError> + 't {
+    move |sql, values| {
+        tx.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(values))
+            .map_err(db(action))
+    }
+}
+
 /// What the lifecycle methods read of a batch inside their write transaction.
 struct BatchState {
     status: BatchStatus,
@@ -2771,11 +2784,7 @@ impl BatchState {
         now: i64,
     ) -> Result<u64, StoreError> {
         const ACTION: &str = "voiding a batch's certificates";
-        let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
-            tx.prepare_cached(sql)
-                .and_then(|mut statement| statement.execute(values))
-                .map_err(db(ACTION))
-        };
+        let run = statement_runner(tx, ACTION);
         let voided = run("DELETE FROM certificates WHERE batch_id = ?1", &[&batch.0])? as u64;
         // While pending, `used` is what the deleted certificates moved out of the reservation.
         let used = to_sql_integer("used", self.used)?;
@@ -2829,11 +2838,7 @@ impl BatchState {
         if !from.can_become(to, self.downloaded) {
             return Err(StoreError::InvalidTransition { batch, from, to });
         }
-        let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
-            tx.prepare_cached(sql)
-                .and_then(|mut statement| statement.execute(values))
-                .map_err(db(ACTION))
-        };
+        let run = statement_runner(tx, ACTION);
         // `status = from` re-checks what was read: the write lock makes it hold, and a change
         // of zero rows would mean a logic error rather than a silent overwrite.
         let changed = run(

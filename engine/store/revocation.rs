@@ -244,11 +244,7 @@ fn apply(
 ) -> Result<RevokedCertificate, StoreError> {
     const ACTION: &str = "recording a revocation";
     let change = decide(target.current.map(|(r, _)| r), requested, &target.serial)?;
-    let run = |sql: &str, values: &[&dyn db::Param]| -> Result<usize, StoreError> {
-        tx.prepare_cached(sql)
-            .and_then(|mut statement| statement.execute(values))
-            .map_err(db(ACTION))
-    };
+    let run = super::statement_runner(tx, ACTION);
     let code = i64::from(requested.code());
     let (reason, revoked_at, outcome) = match (change, target.current) {
         (Change::Insert, _) => {
