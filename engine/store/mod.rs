@@ -1574,7 +1574,9 @@ impl Store {
     /// remaining reservation to available and marks unrecorded serial intents WASTED; entering
     /// Rejected returns the batch's used units to available and marks its certificates
     /// REJECTED; entering Revoked marks them REVOKED; Rejected, Revoked and Broken clear
-    /// `active`; one STATUS audit entry records the change.
+    /// `active`; one STATUS audit entry records the change. A pending CSR batch moved to
+    /// Broken voids the certificates it recorded first, as [`Store::abandon_batch`] does: none
+    /// of them was delivered, so none may turn good for OCSP.
     pub fn set_batch_status(
         &self,
         batch: BatchId,
@@ -1586,6 +1588,9 @@ impl Store {
         let mut state = BatchState::load(&tx, batch)?;
         let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
+        if status == BatchStatus::Broken && state.status.is_pending() && state.csr {
+            state.void_certificates(&tx, &mut chain, batch, now)?;
+        }
         state.transition(&tx, &mut chain, batch, status, reason, SYSTEM_ACTOR, now)?;
         tx.commit().map_err(db(ACTION))
     }

@@ -546,6 +546,38 @@ fn abandoning_a_csr_batch_voids_what_it_recorded() {
 }
 
 #[test]
+fn setting_a_pending_csr_batch_broken_voids_what_it_recorded() {
+    let mut f = fixture();
+    let (batch, authority, serials) = charged_batch(&mut f, "CSR", 4, 9, 3, 2);
+    f.store
+        .set_batch_status(batch, BatchStatus::Broken, Some("stopped by an operator"))
+        .expect("broken");
+    let row = f.store.batch(batch).expect("read").expect("batch");
+    assert_eq!(row.status, BatchStatus::Broken);
+    assert_eq!((row.issued, row.reserved, row.used), (0, 0, 0));
+    assert_eq!(balance(&f, authority), (10, 0, 0));
+    assert!(serials.iter().all(|s| !is_good(&f, s)));
+    assert_eq!(
+        f.store
+            .serial_status(f.issuer, &serials[0])
+            .expect("status"),
+        SerialStatus::Voided
+    );
+    let log = f.store.audit_log(batch).expect("audit");
+    assert!(log
+        .iter()
+        .any(|e| e.kind == AuditKind::Voided && e.message.starts_with("2 certificates")));
+
+    // A device batch keeps what it recorded: its keys went out with the partial ZIP.
+    let (devices, _, kept) = charged_batch(&mut f, "CSV", 4, 10, 3, 2);
+    f.store
+        .set_batch_status(devices, BatchStatus::Broken, Some("disk full"))
+        .expect("broken");
+    assert!(is_good(&f, &kept[0]) && is_good(&f, &kept[1]));
+    assert!(f.store.verify_audit_chain().expect("chain") > 0);
+}
+
+#[test]
 fn voiding_a_batch_deletes_its_certificates_wastes_its_serials_and_restores_the_balance() {
     let mut f = fixture();
     let (batch, authority, serials) = charged_batch(&mut f, "GENERATOR", 6, 5, 6, 4);
