@@ -89,6 +89,26 @@ fn bench_writes_a_json_report() {
             let efficiency = round["cpu_efficiency"].as_f64().expect("cpu_efficiency");
             let sum = round["stage_sum_us"].as_f64().unwrap();
             assert!((efficiency - sum / cpu).abs() < 1e-9, "{round}");
+            // And the same against the round's 1-thread run, which has a core to itself.
+            let one = runs
+                .iter()
+                .find(|r| r["round"] == round["round"] && r["threads"] == 1)
+                .expect("the round's 1-thread run");
+            match one["cpu_us_per_device"].as_f64() {
+                Some(cpu) if cpu > 0.0 => {
+                    let alone = round["one_thread_cpu_efficiency"]
+                        .as_f64()
+                        .expect("one_thread_cpu_efficiency");
+                    assert!((alone - sum / cpu).abs() < 1e-9, "{round}");
+                }
+                _ => assert!(round["one_thread_cpu_efficiency"].is_null(), "{round}"),
+            }
+        }
+        if rounds
+            .iter()
+            .all(|r| r["one_thread_cpu_efficiency"].is_f64())
+        {
+            assert!(report["one_thread_cpu_efficiency"].as_f64().unwrap() > 0.0);
         }
     }
     let stages = &report["stages"];

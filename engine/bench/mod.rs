@@ -309,6 +309,12 @@ pub struct Round {
     /// running slower when all are busy). The ratio to the stage limit is this × that run's
     /// core utilization.
     pub cpu_efficiency: Option<f64>,
+    /// The stage sum ÷ the CPU time the round's 1-thread run spent per device, when the round
+    /// also ran more threads. That run's pipeline threads are counted too, but its worker has
+    /// a core to itself: set against [`Round::cpu_efficiency`], it tells the pipeline's own
+    /// work (both figures) from the cores slowing each other when all are busy (only the
+    /// C-thread figure).
+    pub one_thread_cpu_efficiency: Option<f64>,
     /// `devices_per_second` ÷ (the machine's scaling × 1,000,000 ÷ the stage sum): the ratio to
     /// the stage limit counting the cores as the machine scaled them in this round instead of
     /// as C whole cores.
@@ -385,6 +391,9 @@ pub struct BenchReport {
     /// The stage sum ÷ the CPU per device, the median of the rounds' (see
     /// [`Round::cpu_efficiency`]).
     pub cpu_efficiency: Option<f64>,
+    /// The same for the 1-thread runs, the median of the rounds' (see
+    /// [`Round::one_thread_cpu_efficiency`]).
+    pub one_thread_cpu_efficiency: Option<f64>,
     /// Each round's figures (one entry without `--rounds`).
     pub rounds: Vec<Round>,
 }
@@ -699,11 +708,17 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             .find(|r| r.threads == most_threads)
             .ok_or(BenchError::Unreachable("no run with the most threads"))?;
         let stage_limit = (stages.total_us() > 0.0).then(|| cores as f64 * 1e6 / stages.total_us());
-        let thread_scaling = this_round
+        let one_thread = this_round
             .iter()
             .find(|r| r.threads == 1)
-            .filter(|_| most_threads > 1)
-            .map(|one| headline.devices_per_second / one.devices_per_second);
+            .filter(|_| most_threads > 1);
+        let thread_scaling =
+            one_thread.map(|one| headline.devices_per_second / one.devices_per_second);
+        let efficiency = |run: &Run| {
+            run.cpu_us_per_device
+                .filter(|&cpu| cpu > 0.0 && stages.total_us() > 0.0)
+                .map(|cpu| stages.total_us() / cpu)
+        };
         let machine = ceiling.scaling.as_ref().filter(|m| m.ratio > 0.0);
         rounds.push(Round {
             round,
@@ -726,10 +741,8 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 .zip(machine)
                 .map(|(limit, m)| headline.devices_per_second / (limit * m.ratio / cores as f64)),
             machine_scaling: machine.cloned(),
-            cpu_efficiency: headline
-                .cpu_us_per_device
-                .filter(|&cpu| cpu > 0.0 && stages.total_us() > 0.0)
-                .map(|cpu| stages.total_us() / cpu),
+            cpu_efficiency: efficiency(headline),
+            one_thread_cpu_efficiency: one_thread.and_then(efficiency),
         });
         if first.is_none() {
             first = Some((ceiling, stages));
@@ -758,6 +771,9 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             rounds.iter().filter_map(|r| r.ratio_to_machine_stage_limit),
         ),
         cpu_efficiency: median(rounds.iter().filter_map(|r| r.cpu_efficiency)),
+        one_thread_cpu_efficiency: median(
+            rounds.iter().filter_map(|r| r.one_thread_cpu_efficiency),
+        ),
         profile: profile.name().to_owned(),
         kind: config.kind,
         devices,

@@ -312,6 +312,13 @@ fn render(r: &BenchReport) -> String {
             if several { " (median of the rounds)" } else { "" }
         );
     }
+    if let Some(efficiency) = r.one_thread_cpu_efficiency {
+        let _ = writeln!(
+            s,
+            "  and of the 1-thread run = {efficiency:.2}{} (its pipeline threads counted, its worker alone on a core: what is lost only with more threads is the cores slowing each other)",
+            if several { " (median of the rounds)" } else { "" }
+        );
+    }
     if let Some(threads) = r.thread_scaling {
         let most = r.runs.iter().map(|run| run.threads).max().unwrap_or(1);
         let _ = writeln!(s, "thread scaling: {most} threads = {threads:.2}x 1 thread");
@@ -412,11 +419,12 @@ fn render(r: &BenchReport) -> String {
         );
         // Each figure read from every round (a round without it, e.g. no ceiling, is skipped).
         type Figure = (&'static str, fn(&bench::Round) -> Option<f64>, &'static str);
-        let figures: [Figure; 8] = [
+        let figures: [Figure; 9] = [
             ("devices/s", |x| Some(x.devices_per_second), ""),
             ("ratio to ceiling", |x| x.ratio_to_ceiling, "x"),
             ("ratio to stage limit", |x| x.ratio_to_stage_limit, "x"),
             ("CPU efficiency", |x| x.cpu_efficiency, ""),
+            ("  at 1 thread", |x| x.one_thread_cpu_efficiency, ""),
             ("thread scaling", |x| x.thread_scaling, "x"),
             (
                 "machine scaling",
