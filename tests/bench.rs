@@ -73,6 +73,18 @@ fn bench_writes_a_json_report() {
                 .as_f64()
                 .expect("cpu_us_per_device");
             let busy = two["core_utilization"].as_f64().expect("core_utilization");
+            // Where the rest of the machine's CPU time went: shares that fit in what the
+            // batch left.
+            let machine = &two["machine"];
+            let share = |field: &str| machine[field].as_f64().unwrap_or_else(|| panic!("{two}"));
+            let rest = share("idle") + share("other_processes") + share("steal");
+            assert!(
+                ["idle", "other_processes", "steal"]
+                    .iter()
+                    .all(|f| (0.0..=1.0).contains(&share(f))),
+                "{two}"
+            );
+            assert!(rest <= 1.0 + 1e-9, "{two}");
             let wall = two["issuing_seconds"].as_f64().unwrap()
                 + two["validation_seconds"].as_f64().unwrap();
             let cores = report["cores"].as_f64().unwrap();

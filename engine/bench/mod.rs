@@ -245,9 +245,41 @@ pub struct Run {
     /// the batch kept busy. With fewer threads than cores the writer and reserver still run on
     /// the idle core.
     pub core_utilization: Option<f64>,
+    /// Where the rest of the machine's cores went over the batch, as shares of all its CPU
+    /// time (Linux `/proc/stat`): idle (nothing to run), other processes (the machine busy
+    /// beyond `core_utilization`), and steal (the hypervisor ran another guest while this one
+    /// had work). A run that misses its ratio with its cores idle lost time in its own serial
+    /// parts; with steal, the machine took the cores away.
+    pub machine: Option<MachineShares>,
     /// The keypair pool the batch drew from (`--pool`); its figures are then the burst
     /// throughput with a warm pool.
     pub pool: Option<PoolRun>,
+}
+
+/// Shares of the machine's CPU time over one batch ([`Run::machine`]).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct MachineShares {
+    /// Idle, waiting for I/O included.
+    pub idle: f64,
+    /// Busy with other processes (the machine's busy share less the batch's own, at least 0).
+    pub other_processes: f64,
+    /// Taken by the hypervisor.
+    pub steal: f64,
+}
+
+impl MachineShares {
+    /// The shares of `ticks` (one batch's), given the batch's own share of the cores.
+    fn of(ticks: batch::cputime::MachineTicks, own: f64) -> Option<MachineShares> {
+        let total = ticks.total();
+        (total > 0).then(|| {
+            let share = |t: u64| t as f64 / total as f64;
+            MachineShares {
+                idle: share(ticks.idle),
+                other_processes: (share(ticks.busy) - own).max(0.0),
+                steal: share(ticks.steal),
+            }
+        })
+    }
 }
 
 /// The ceiling section of the report.
@@ -640,6 +672,7 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 keypairs: pool.as_ref().map(|(queue, _)| Arc::clone(queue)),
                 limits: Default::default(),
             };
+            let machine_before = batch::cputime::machine();
             let cpu_before = batch::cputime::process();
             let report = batch::issue(&data, &ca, profile, &input, &options)
                 .map_err(|source| BenchError::Batch { threads, source })?;
@@ -647,6 +680,9 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             let cpu = batch::cputime::process()
                 .zip(cpu_before)
                 .map(|(after, before)| after.saturating_sub(before).as_secs_f64());
+            let machine_ticks = batch::cputime::machine()
+                .zip(machine_before)
+                .map(|(after, before)| after.since(before));
             drop(options);
             let pool = pool.map(|(queue, mut run)| {
                 let stats = queue.stats();
@@ -659,6 +695,9 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
             let validation = report.validation.as_secs_f64();
             let issuing = report.elapsed.as_secs_f64();
             let end_to_end = report.devices as f64 / (validation + issuing).max(1e-9);
+            let core_utilization = cpu
+                .filter(|_| validation + issuing > 0.0)
+                .map(|cpu| cpu / (cores as f64 * (validation + issuing)));
             runs.push(Run {
                 round,
                 threads,
@@ -674,9 +713,10 @@ pub fn run(profile: &Profile, config: &BenchConfig) -> Result<BenchReport, Bench
                 cpu_us_per_device: cpu
                     .filter(|_| report.devices > 0)
                     .map(|cpu| cpu * 1e6 / report.devices as f64),
-                core_utilization: cpu
-                    .filter(|_| validation + issuing > 0.0)
-                    .map(|cpu| cpu / (cores as f64 * (validation + issuing))),
+                core_utilization,
+                machine: machine_ticks
+                    .zip(core_utilization)
+                    .and_then(|(ticks, own)| MachineShares::of(ticks, own)),
                 pool,
             });
             // The ZIPs are not kept; removing each keeps the temporary directory small.
@@ -837,6 +877,24 @@ mod tests {
         assert_eq!(median([4.0, 1.0, 5.0, 2.0]), Some(3.0));
         assert_eq!(range([]), None);
         assert_eq!(range([0.7, 0.5, 0.9, 0.6]), Some((0.5, 0.9)));
+    }
+
+    #[test]
+    fn machine_shares_split_what_the_batch_left() {
+        use batch::cputime::MachineTicks;
+        let ticks = MachineTicks {
+            busy: 900,
+            idle: 60,
+            steal: 40,
+        };
+        // The batch itself kept 85% of the cores busy: 5% went to other processes.
+        let m = MachineShares::of(ticks, 0.85).expect("shares");
+        assert!((m.idle - 0.06).abs() < 1e-12, "{m:?}");
+        assert!((m.steal - 0.04).abs() < 1e-12, "{m:?}");
+        assert!((m.other_processes - 0.05).abs() < 1e-12, "{m:?}");
+        // Tick granularity can put the batch above the machine's busy share: never negative.
+        assert_eq!(MachineShares::of(ticks, 0.95).unwrap().other_processes, 0.0);
+        assert!(MachineShares::of(MachineTicks::default(), 0.5).is_none());
     }
 
     #[test]

@@ -216,7 +216,7 @@ fn render(r: &BenchReport) -> String {
         }
         let _ = writeln!(
             s,
-            "  {} thread(s): {:.0} devices/s end to end ({}){}{}{}",
+            "  {} thread(s): {:.0} devices/s end to end ({}){}{}{}{}",
             run.threads,
             run.devices_per_second,
             if run.one_pass {
@@ -238,6 +238,14 @@ fn render(r: &BenchReport) -> String {
                 .map(|(cpu, busy)| format!(
                     "; {cpu:.0} µs CPU a device, cores {:.0}% busy",
                     busy * 100.0
+                ))
+                .unwrap_or_default(),
+            run.machine
+                .map(|m| format!(
+                    " (machine: idle {:.1}%, other processes {:.1}%, steal {:.1}%)",
+                    m.idle * 100.0,
+                    m.other_processes * 100.0,
+                    m.steal * 100.0
                 ))
                 .unwrap_or_default(),
             if run.failed > 0 {
