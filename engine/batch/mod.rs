@@ -42,7 +42,7 @@ use crate::store::{
 use crate::template::{PreparedDevice, Template, TemplateError};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +52,20 @@ use std::time::{Duration, Instant};
 pub const MAX_LISTED_ERRORS: usize = 100;
 /// Devices per chunk between workers and the writer.
 const CHUNK: usize = 512;
+/// Chunks queued on the workers at once (see `run_issuing`).
+const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// Chunks queued on the workers, oldest first: each one's device count and where its
+/// [`Issued`] arrives.
+type InFlight = VecDeque<(u64, crossbeam_channel::Receiver<Issued>)>;
+
+/// One chunk's devices issued, in the chunk's order.
+enum Issued {
+    /// Each device's outcome (requests checked before).
+    Outcomes(Vec<Outcome>),
+    /// Each request's check, then its outcome (a pipelined batch: [`pipelined_job`]).
+    Checked(Vec<Result<Outcome, Box<RowError>>>),
+}
 
 /// Errors of a batch.
 #[derive(Debug, thiserror::Error)]
@@ -1570,68 +1584,120 @@ fn run_issuing(
         // Refused requests of a pipelined batch (up to MAX_LISTED_ERRORS) and their count.
         let mut refused: Vec<RowError> = Vec::new();
         let mut refused_total = 0u64;
-        let produce = || -> Result<(), BatchError> {
-            for (chunk, reserved, proof) in reserved_receiver {
-                let count = chunk.len() as u64;
-                if refused_total > 0 {
-                    // The batch fails: the rest is only checked, to name every refused
-                    // request as a validation pass would.
-                    let more = check_chunk(c.template, c.input, &chunk, c.pool);
-                    refused_total += more.len() as u64;
-                    let room = MAX_LISTED_ERRORS.saturating_sub(refused.len());
-                    refused.extend(more.into_iter().take(room));
-                    continue;
-                }
-                let outcomes: Vec<Outcome> = if c.pipelined {
-                    let results: Vec<Result<Outcome, Box<RowError>>> = c.pool.install(|| {
-                        chunk
-                            .into_par_iter()
-                            .zip(reserved)
-                            .with_max_len(1)
-                            .map(|(job, reserved)| pipelined_job(&tools, job, reserved))
-                            .collect()
-                    });
+        // One chunk's devices on the workers, in the chunk's order.
+        let issue_chunk = |chunk: Vec<Job>, reserved: Vec<Reserved>, proof: Proof| -> Issued {
+            if c.pipelined {
+                Issued::Checked(
+                    chunk
+                        .into_par_iter()
+                        .zip(reserved)
+                        .with_max_len(1)
+                        .map(|(job, reserved)| pipelined_job(&tools, job, reserved))
+                        .collect(),
+                )
+            } else {
+                Issued::Outcomes(
+                    chunk
+                        .into_par_iter()
+                        .zip(reserved)
+                        // One device a task: a worker that runs out steals single devices,
+                        // so a chunk never ends with one worker finishing a long run alone
+                        // (on 2 cores: 2-3% of an ECC batch's time; a device is 20-250 µs,
+                        // a task under 1 µs).
+                        .with_max_len(1)
+                        // Validated in step 2; a value that fails now (the file edited
+                        // meanwhile) or a device the crypto refuses fails alone.
+                        .map(|(job, reserved)| issue_job(&tools, job, reserved, proof))
+                        .collect(),
+                )
+            }
+        };
+        // A chunk done, in order: its outcomes go to the writer, unless a request of a
+        // pipelined batch was refused (in it or before), and then its certificates are dropped
+        // here, never recorded. False when the writer stopped (its error is reported below).
+        let deliver = |issued: Issued,
+                       count: u64,
+                       refused: &mut Vec<RowError>,
+                       refused_total: &mut u64|
+         -> bool {
+            let outcomes = match issued {
+                Issued::Outcomes(outcomes) => outcomes,
+                Issued::Checked(results) => {
                     let mut outcomes = Vec::with_capacity(results.len());
                     for result in results {
                         match result {
                             Ok(outcome) => outcomes.push(outcome),
                             Err(error) => {
-                                refused_total += 1;
+                                *refused_total += 1;
                                 if refused.len() < MAX_LISTED_ERRORS {
                                     refused.push(*error);
                                 }
                             }
                         }
                     }
+                    outcomes
+                }
+            };
+            if *refused_total > 0 {
+                refusing.store(true, Ordering::SeqCst);
+                return true;
+            }
+            if sender.send(outcomes).is_err() {
+                return false;
+            }
+            progress.advance(count);
+            true
+        };
+        let produce = || -> Result<(), BatchError> {
+            let reserved_chunks = reserved_receiver;
+            // Up to CHUNKS_IN_FLIGHT chunks are queued on the pool at once: a worker that runs
+            // out of one chunk's devices takes the next chunk's, instead of sleeping at every
+            // chunk's end until this thread has handed the chunk over and queued the next.
+            c.pool.in_place_scope(|scope| -> Result<(), BatchError> {
+                let mut in_flight: InFlight = VecDeque::with_capacity(CHUNKS_IN_FLIGHT);
+                let next_done = |in_flight: &mut InFlight,
+                                 refused: &mut Vec<RowError>,
+                                 refused_total: &mut u64|
+                 -> Result<bool, BatchError> {
+                    let Some((count, done)) = in_flight.pop_front() else {
+                        return Ok(true);
+                    };
+                    let issued = done
+                        .recv()
+                        .map_err(|_| BatchError::Unreachable("a chunk's workers stopped"))?;
+                    Ok(deliver(issued, count, refused, refused_total))
+                };
+                for (chunk, reserved, proof) in reserved_chunks.iter() {
                     if refused_total > 0 {
-                        // This chunk's certificates are dropped here, never recorded.
-                        refusing.store(true, Ordering::SeqCst);
+                        // The batch fails: the rest is only checked, to name every refused
+                        // request as a validation pass would.
+                        let more = check_chunk(c.template, c.input, &chunk, c.pool);
+                        refused_total += more.len() as u64;
+                        let room = MAX_LISTED_ERRORS.saturating_sub(refused.len());
+                        refused.extend(more.into_iter().take(room));
                         continue;
                     }
-                    outcomes
-                } else {
-                    c.pool.install(|| {
-                        chunk
-                            .into_par_iter()
-                            .zip(reserved)
-                            // One device a task: a worker that runs out steals single devices,
-                            // so a chunk never ends with one worker finishing a long run alone
-                            // (on 2 cores: 2-3% of an ECC batch's time; a device is 20-250 µs,
-                            // a task under 1 µs).
-                            .with_max_len(1)
-                            // Validated in step 2; a value that fails now (the file edited
-                            // meanwhile) or a device the crypto refuses fails alone.
-                            .map(|(job, reserved)| issue_job(&tools, job, reserved, proof))
-                            .collect()
-                    })
-                };
-                if sender.send(outcomes).is_err() {
-                    // The writer stopped: its error is reported below.
-                    return Ok(());
+                    let count = chunk.len() as u64;
+                    let (done_sender, done) = crossbeam_channel::bounded::<Issued>(1);
+                    let issue_chunk = &issue_chunk;
+                    scope.spawn(move |_| {
+                        // The receiver is gone only when the batch already stopped.
+                        let _ = done_sender.send(issue_chunk(chunk, reserved, proof));
+                    });
+                    in_flight.push_back((count, done));
+                    if in_flight.len() == CHUNKS_IN_FLIGHT
+                        && !next_done(&mut in_flight, &mut refused, &mut refused_total)?
+                    {
+                        return Ok(());
+                    }
                 }
-                progress.advance(count);
-            }
-            Ok(())
+                while !in_flight.is_empty() {
+                    if !next_done(&mut in_flight, &mut refused, &mut refused_total)? {
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            })
         };
         let produced = produce();
         let reserved = reserver_thread
