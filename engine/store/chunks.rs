@@ -632,7 +632,7 @@ impl Store {
         if state.status.is_pending() {
             // A CSR batch's recorded certificates are voided (Store::abandon_batch).
             let mut chain = super::AuditChain::load(tx)?;
-            state.break_off(tx, &mut chain, batch, reason, (self.clock)(), false)?;
+            state.break_off(tx, &mut chain, batch, Some(reason), (self.clock)(), false)?;
         }
         tx.execute(
             "UPDATE chunks SET state = 'DONE', lease_until = NULL

@@ -1588,10 +1588,11 @@ impl Store {
         let mut state = BatchState::load(&tx, batch)?;
         let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
-        if status == BatchStatus::Broken && state.status.is_pending() && state.csr {
-            state.void_certificates(&tx, &mut chain, batch, now)?;
+        if status == BatchStatus::Broken && state.status.is_pending() {
+            state.break_off(&tx, &mut chain, batch, reason, now, false)?;
+        } else {
+            state.transition(&tx, &mut chain, batch, status, reason, SYSTEM_ACTOR, now)?;
         }
-        state.transition(&tx, &mut chain, batch, status, reason, SYSTEM_ACTOR, now)?;
         tx.commit().map_err(db(ACTION))
     }
 
@@ -1750,7 +1751,7 @@ impl Store {
         let mut state = BatchState::load_pending(&tx, batch)?;
         let mut chain = AuditChain::load(&tx)?;
         let now = (self.clock)();
-        let voided = state.break_off(&tx, &mut chain, batch, reason, now, void)?;
+        let voided = state.break_off(&tx, &mut chain, batch, Some(reason), now, void)?;
         tx.commit().map_err(db(action))?;
         Ok(voided)
     }
@@ -2747,15 +2748,15 @@ impl BatchState {
         Ok(state)
     }
 
-    /// The system ends a pending batch Broken for `reason` ([`BatchState::transition`]). A CSR
-    /// batch's certificates, or any batch's when `void`, are voided first
-    /// ([`BatchState::void_certificates`]); returns how many.
+    /// The system ends a pending batch Broken for `reason` (None keeps the stored one;
+    /// [`BatchState::transition`]). A CSR batch's certificates, or any batch's when `void`,
+    /// are voided first ([`BatchState::void_certificates`]); returns how many.
     fn break_off(
         &mut self,
         tx: &Transaction<'_>,
         chain: &mut AuditChain,
         batch: BatchId,
-        reason: &str,
+        reason: Option<&str>,
         now: i64,
         void: bool,
     ) -> Result<u64, StoreError> {
@@ -2769,7 +2770,7 @@ impl BatchState {
             chain,
             batch,
             BatchStatus::Broken,
-            Some(reason),
+            reason,
             SYSTEM_ACTOR,
             now,
         )?;
